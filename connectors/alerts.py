@@ -1,0 +1,79 @@
+"""Read the alerts topic: the console sink behind ``wijkhub alerts tail|list``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+from wijkhub.schemas.registry import ALERT, Catalog
+from wijkhub.streams.topics import ALERTS, full_name
+
+from wijkhub.settings import Settings
+
+
+def _consumer(settings: Settings) -> tuple[KafkaConsumer, list[TopicPartition]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.require_bootstrap(),
+        enable_auto_commit=False,
+        client_id=f"{settings.app_id}-alerts-reader",
+    )
+    topic = full_name(ALERTS, settings.topic_prefix)
+    partitions = consumer.partitions_for_topic(topic) or set()
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    return consumer, tps
+
+
+def iter_alerts(settings: Settings, follow: bool, idle_timeout: float = 2.0,
+                until: float | None = None,
+                catalog: Catalog | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
+    """Alerts from the start of the topic; with ``follow`` keep waiting for new ones
+    (until the ``time.monotonic()`` deadline ``until``, if given)."""
+    catalog = catalog or Catalog()
+    consumer, tps = _consumer(settings)
+    try:
+        end = consumer.end_offsets(tps)
+        last_seen = time.monotonic()
+        while True:
+            batches = consumer.poll(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    last_seen = time.monotonic()
+                    yield catalog.decode(record.value, ALERT)
+            if follow:
+                if until is not None and time.monotonic() > until:
+                    return
+                continue
+            caught_up = all(consumer.position(tp) >= end[tp] for tp in tps)
+            if caught_up or time.monotonic() - last_seen > idle_timeout:
+                return
+    finally:
+        consumer.close()
+
+
+def latest_alerts(settings: Settings) -> list[dict[str, Any]]:
+    """The latest state of every alert (the topic is compacted by alert_id)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for alert in iter_alerts(settings, follow=False):
+        latest[alert["alert_id"]] = alert
+    return sorted(latest.values(), key=lambda a: (a["raised_at"], a["alert_id"]))
+
+
+def as_json_ready(alert: dict[str, Any]) -> dict[str, Any]:
+    def plain(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [plain(x) for x in v]
+        return v.isoformat() if hasattr(v, "isoformat") else v
+
+    return plain(alert)
+
+
+def one_line(alert: dict[str, Any]) -> str:
+    return (f"[{alert['family']}/{alert['severity']}] {alert['rule_id']} → {alert['team']} "
+            f"household {alert['household_ref']} ({len(alert['facts'])} facts): "
+            f"{alert['summary']}")  # fmt: skip

@@ -1,0 +1,97 @@
+"""Every topic of the hub, defined once: name, key, cleanup, retention.
+
+``wijkhub topics create``, the Faust app, the connectors and the docs all read
+this table; no other module spells a topic name. Retention follows the data
+class: raw personal data is kept only as long as the longest rule window plus
+a margin for replay (to be confirmed per municipality, see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+class Domain(StrEnum):
+    """The source domains; each has one raw topic (raw.<domain>)."""
+
+    POPULATION = "population"
+    CARE = "care"
+    YOUTH = "youth"
+    INCOME = "income"
+    DEBT = "debt"
+    TEAMS = "teams"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    key: str
+    cleanup_policy: str
+    retention_ms: int
+    doc: str
+    partitions: int | None = None  # None: the configured default, so co-partitioned topics agree
+
+    def config(self) -> dict[str, str]:
+        cfg = {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
+        if "compact" in self.cleanup_policy:
+            cfg["min.compaction.lag.ms"] = str(60_000)
+        return cfg
+
+
+def raw(domain: Domain) -> str:
+    return f"raw.{domain.value}"
+
+
+RAW_RETENTION_DAYS = {
+    Domain.POPULATION: 730,
+    Domain.CARE: 730,
+    Domain.YOUTH: 730,
+    Domain.INCOME: 400,
+    Domain.DEBT: 400,
+    Domain.TEAMS: 730,
+}
+
+LINKED = "linked"
+ALERTS = "alerts"
+HOUSEHOLD_VIEW = "household-view"
+DLQ_INGEST = "dlq.ingest"
+DLQ_STREAMS = "dlq.streams"
+AUDIT = "audit"
+
+TOPICS: tuple[TopicSpec, ...] = (
+    *(
+        TopicSpec(
+            raw(d), "person_ref, else address_ref", "delete", days * DAY_MS,
+            f"validated, pseudonymised {d.value} events from the connectors",
+        )
+        for d, days in RAW_RETENTION_DAYS.items()
+    ),
+    TopicSpec(LINKED, "household_ref", "delete", 7 * DAY_MS,
+              "raw events linked to a household; repartition to household_ref"),
+    TopicSpec(ALERTS, "alert_id", "compact", -1,
+              "alerts and their state; compacted so the latest state per alert is kept"),
+    TopicSpec(HOUSEHOLD_VIEW, "household_ref", "compact", -1,
+              "the one household view (latest per household)"),
+    TopicSpec(DLQ_INGEST, "source", "delete", 30 * DAY_MS,
+              "input the connectors could not accept: sealed original bytes + reason"),
+    TopicSpec(DLQ_STREAMS, "original key", "delete", 30 * DAY_MS,
+              "records the stream processors could not process: original bytes + reason"),
+    TopicSpec(AUDIT, "none", "delete", 730 * DAY_MS, "every view of personal data"),
+)  # fmt: skip
+
+RAW_TOPICS: tuple[str, ...] = tuple(raw(d) for d in Domain)
+
+
+def spec(name: str) -> TopicSpec:
+    for t in TOPICS:
+        if t.name == name:
+            return t
+    raise KeyError(name)
+
+
+def full_name(name: str, prefix: str = "") -> str:
+    """The topic's name on the cluster: an optional prefix isolates test runs and tenants."""
+    return f"{prefix}{name}"

@@ -1,0 +1,3 @@
+from wijkhub.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Cluster administration from the one topic definition (streams/topics.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from wijkhub.settings import Settings
+from wijkhub.streams.topics import TOPICS, full_name
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    name: str
+    created: bool
+    partitions: int
+
+
+def admin_client(settings: Settings, timeout: float = 30.0) -> KafkaAdminClient:
+    """An admin client, retried until the cluster answers or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return KafkaAdminClient(
+                bootstrap_servers=settings.require_bootstrap(),
+                client_id=f"{settings.app_id}-admin",
+                request_timeout_ms=15000,
+            )
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def create_topics(settings: Settings) -> list[TopicResult]:
+    """Create every topic of the hub that does not exist yet (idempotent)."""
+    admin = admin_client(settings)
+    try:
+        existing = set(admin.list_topics())
+        results = []
+        new = []
+        for t in TOPICS:
+            name = full_name(t.name, settings.topic_prefix)
+            partitions = t.partitions or settings.topic_partitions
+            if name in existing:
+                results.append(TopicResult(name, False, partitions))
+                continue
+            new.append(NewTopic(name, partitions, settings.replication_factor,
+                                topic_configs=t.config()))  # fmt: skip
+            results.append(TopicResult(name, True, partitions))
+        if new:
+            try:
+                admin.create_topics(new, timeout_ms=30000)
+            except TopicAlreadyExistsError:
+                pass  # another process created them between list and create
+        return results
+    finally:
+        admin.close()

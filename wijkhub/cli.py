@@ -1,0 +1,190 @@
+"""The ``wijkhub`` command: what an operator runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from wijkhub.settings import Settings, SettingsError
+
+app = typer.Typer(help="wijkhub: integration hub for the social domain.", no_args_is_help=True)
+broker_app = typer.Typer(help="The local single-node Kafka broker (development, demo, tests).")
+topics_app = typer.Typer(help="Topics, created from the one definition in streams/topics.py.")
+alerts_app = typer.Typer(help="Read alerts from the alerts topic.")
+schemas_app = typer.Typer(help="The Avro schema catalog in schemas/.")
+app.add_typer(broker_app, name="broker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(schemas_app, name="schemas")
+
+
+def _local_broker(settings: Settings):
+    from wijkhub.broker import LocalBroker
+
+    return LocalBroker(settings.data_dir.resolve() / "broker")
+
+
+def settings() -> Settings:
+    """Settings from the environment; without KAFKA_BOOTSTRAP_SERVERS, the local broker."""
+    s = Settings.from_env()
+    if s.bootstrap_servers is None:
+        bootstrap = _local_broker(s).bootstrap
+        if bootstrap:
+            s = s.with_(bootstrap_servers=bootstrap)
+    return s
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+@broker_app.command("start")
+def broker_start() -> None:
+    """Start the local broker (fetching the jars once), print its bootstrap address."""
+    s = Settings.from_env()
+    if s.bootstrap_servers:
+        typer.echo(f"KAFKA_BOOTSTRAP_SERVERS is set ({s.bootstrap_servers}); nothing started")
+        return
+    broker = _local_broker(s)
+    typer.echo(broker.start(port=s.kafka_port))
+
+
+@broker_app.command("stop")
+def broker_stop() -> None:
+    """Stop the local broker by its PID."""
+    stopped = _local_broker(Settings.from_env()).stop()
+    typer.echo("stopped" if stopped else "not running")
+
+
+@broker_app.command("status")
+def broker_status() -> None:
+    """Is the local broker up, where, and how much memory does it use."""
+    broker = _local_broker(Settings.from_env())
+    state = broker.running()
+    if not state:
+        typer.echo("not running")
+        raise typer.Exit(1)
+    rss = broker.memory_rss_bytes() or 0
+    typer.echo(json.dumps({"bootstrap": f"127.0.0.1:{state['port']}", "pid": state["pid"],
+                           "rss_mib": round(rss / 2**20), **state}))  # fmt: skip
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic that does not exist yet (partitions, cleanup, retention)."""
+    from wijkhub.admin import create_topics
+
+    for result in create_topics(settings()):
+        verb = "created" if result.created else "exists "
+        typer.echo(f"{verb} {result.name} ({result.partitions} partitions)")
+
+
+@app.command()
+def worker() -> None:
+    """Run a stream-processing worker (Faust) until stopped."""
+    from wijkhub import worker as worker_mod
+
+    worker_mod.run(settings())
+
+
+@app.command()
+def ingest(
+    source: str = typer.Argument(..., help="Source name, e.g. vroegsignalering"),
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines file"),
+) -> None:
+    """Ingest a file of JSON source records; bad lines become dead letters."""
+    from wijkhub.connectors.intake import Intake
+
+    intake = Intake(settings(), source)
+    try:
+        with path.open("rb") as fh:
+            report = intake.ingest_lines(fh, path.name)
+    finally:
+        intake.close()
+    typer.echo(json.dumps(report.as_dict()))
+
+
+@alerts_app.command("tail")
+def alerts_tail() -> None:
+    """Print every alert from the start of the topic, then follow new ones."""
+    from wijkhub.connectors.alerts import iter_alerts, one_line
+
+    for alert in iter_alerts(settings(), follow=True):
+        typer.echo(one_line(alert))
+
+
+@alerts_app.command("list")
+def alerts_list(as_json: bool = typer.Option(False, "--json", help="JSON array")) -> None:
+    """The latest state of every alert."""
+    from wijkhub.connectors.alerts import as_json_ready, latest_alerts, one_line
+
+    alerts = latest_alerts(settings())
+    if as_json:
+        typer.echo(json.dumps([as_json_ready(a) for a in alerts], indent=2))
+    else:
+        for alert in alerts:
+            typer.echo(one_line(alert))
+
+
+@schemas_app.command("check")
+def schemas_check() -> None:
+    """Verify the catalog and that no schema changed without registration."""
+    from wijkhub.schemas.registry import Catalog, SchemaError
+
+    try:
+        Catalog()
+    except SchemaError as exc:
+        _fail(str(exc))
+    typer.echo("schemas ok")
+
+
+@schemas_app.command("register")
+def schemas_register() -> None:
+    """Register changed schemas as new versions, after the backward-compatibility check."""
+    from wijkhub.schemas.registry import SchemaError, register_changes
+
+    try:
+        done = register_changes()
+    except SchemaError as exc:
+        _fail(str(exc))
+    typer.echo("\n".join(done) or "nothing changed")
+
+
+@app.command()
+def demo(
+    households: int = typer.Option(300, help="Households in the synthetic municipality"),
+    keep_running: bool = typer.Option(False, "--keep-running", help="Leave worker and broker up"),
+    timeout: float = typer.Option(180.0, help="Give up waiting for alerts after this many s"),
+) -> None:
+    """Broker, topics, a worker and a synthetic municipality: watch the alerts arrive."""
+    from wijkhub.demo import run_demo
+
+    ok = run_demo(Settings.from_env(), households, keep_running, timeout)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def bench(
+    events: int = typer.Option(100_000, help="Events through each path"),
+    as_json: bool = typer.Option(False, "--json", help="Print only the JSON result"),
+) -> None:
+    """Pipeline throughput and latency against a raw Kafka pass-through, same broker, same run."""
+    from wijkhub.broker import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "benchmarks"))
+    from bench_pipeline import run_bench  # type: ignore[import-not-found]
+
+    result = run_bench(Settings.from_env(), events, quiet=as_json)
+    typer.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+def main() -> None:
+    try:
+        app()
+    except SettingsError as exc:
+        typer.secho(f"configuration error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

@@ -1,0 +1,92 @@
+"""``wijkhub demo``: the whole hub on one machine, with a synthetic municipality.
+
+Real broker (started here unless KAFKA_BOOTSTRAP_SERVERS is set), real topics,
+a real Faust worker in its own process, the intake connector, and the alerts
+read back from Kafka as they arrive. Ends with a one-line summary.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+
+import typer
+
+from wijkhub.admin import create_topics
+from wijkhub.broker import LocalBroker, free_port
+from wijkhub.connectors.alerts import iter_alerts, one_line
+from wijkhub.connectors.intake import Intake
+from wijkhub.settings import Settings
+from wijkhub.supervise import WorkerProcess
+from wijkhub.synthetic import SOURCE_ORDER, generate
+
+
+def _with_demo_secrets(settings: Settings) -> Settings:
+    """A throw-away key per demo run when none is configured (never do this in production)."""
+    changes = {}
+    if len(settings.pseudonym_key) < 32:
+        changes["pseudonym_key"] = secrets.token_urlsafe(32).encode()
+    if len(settings.dead_letter_key) < 32:
+        changes["dead_letter_key"] = secrets.token_urlsafe(32).encode()
+    return settings.with_(**changes) if changes else settings
+
+
+def run_demo(settings: Settings, households: int, keep_running: bool, timeout: float) -> bool:
+    began = time.monotonic()
+    say = typer.echo
+    broker = None
+    if settings.bootstrap_servers is None:
+        broker = LocalBroker(settings.data_dir.resolve() / "broker")
+        say("starting the local Kafka broker (first run fetches the jars from Maven Central)…")
+        settings = settings.with_(bootstrap_servers=broker.start(port=settings.kafka_port))
+    run_id = time.strftime("%Y%m%d%H%M%S")
+    settings = _with_demo_secrets(settings).with_(
+        topic_prefix=f"{settings.topic_prefix}demo-{run_id}.",
+        app_id=f"{settings.app_id}-demo-{run_id}",
+        web_port=free_port() if settings.web_port == 6066 else settings.web_port,
+    )
+    say(f"broker {settings.bootstrap_servers}; topics prefixed {settings.topic_prefix!r}")
+    created = create_topics(settings)
+    say(f"{sum(r.created for r in created)} topics created")
+    log_path = settings.data_dir.resolve() / "logs" / f"worker-demo-{run_id}.log"
+    worker = WorkerProcess(settings, log_path).start()
+    say(f"worker up; metrics at {worker.base_url}/metrics ; JSON log in {log_path}")
+
+    town = generate(households)
+    intake_counts = Counter()
+    for source in SOURCE_ORDER:
+        intake = Intake(settings, source)
+        try:
+            report = intake.ingest_lines(town.lines(source), f"synthetic-{source}")
+        finally:
+            intake.close()
+        intake_counts["accepted"] += report.accepted
+        intake_counts["dead_lettered"] += report.dead_lettered
+        say(f"  {source:17} {report.accepted:5} events, {report.dead_lettered} dead letters "
+            f"{dict(report.reasons) or ''}")  # fmt: skip
+    expected = sum(town.expected.values())
+    say(f"{households} households ingested; {expected} planted patterns should raise alerts:")
+
+    by_family: Counter = Counter()
+    deadline = time.monotonic() + timeout
+    for alert in iter_alerts(settings, follow=True, until=deadline):
+        by_family[alert["family"]] += 1
+        say("  ALERT " + one_line(alert))
+        if sum(by_family.values()) >= expected:
+            break
+    seconds = time.monotonic() - began
+    ok = dict(by_family) == {k: v for k, v in town.expected.items() if v}
+    say(f"summary: {sum(by_family.values())} alerts ({', '.join(f'{k} {v}' for k, v in sorted(by_family.items()))}); "
+        f"expected {dict(town.expected)}; {intake_counts['accepted']} events, "
+        f"{intake_counts['dead_lettered']} dead letters; {seconds:.1f} s; "
+        f"{'OK' if ok else 'MISMATCH'}")  # fmt: skip
+    if keep_running:
+        say(f"--keep-running: worker pid {worker.proc.pid if worker.proc else '?'} and broker stay up;"
+            " stop with `wijkhub broker stop` and kill the worker")  # fmt: skip
+        return ok
+    worker.stop()
+    if broker is not None:
+        broker.stop()
+    return ok
+

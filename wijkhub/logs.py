@@ -1,0 +1,84 @@
+"""Structured JSON logs, one event per line on stdout, for every library in the process.
+
+structlog renders our own events; the standard-library loggers of Faust,
+aiokafka and kafka-python are routed through the same JSON renderer, so an
+operator's log shipper sees one format. Log calls carry references
+(event_id, correlation_id, topic/partition/offset), never personal data: the
+``redact_bsn`` processor is a last line of defence that masks any 9-digit
+number, should one ever reach a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
+
+
+def redact_bsn(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    for key, value in event_dict.items():
+        if isinstance(value, str) and _NINE_DIGITS.search(value):
+            event_dict[key] = _NINE_DIGITS.sub("*********", value)
+    return event_dict
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.processors.format_exc_info,
+        redact_bsn,
+    ]
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` that renders every stdlib record as JSON."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.EventRenamer("message"),
+                    structlog.processors.JSONRenderer(),
+                ],
+                "foreign_pre_chain": _shared_processors(),
+            }
+        },
+        "handlers": {
+            "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": sys.stdout}
+        },
+        "root": {"handlers": ["stdout"], "level": level},
+        "loggers": {
+            # Per-request chatter of the Kafka clients is noise at INFO.
+            "aiokafka": {"level": "WARNING"},
+            "kafka": {"level": "WARNING"},
+        },
+    }
+
+
+def configure(level: str = "INFO") -> None:
+    logging.config.dictConfig(logging_config(level))
+    structlog.configure(
+        processors=[
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get(name: str) -> Any:
+    return structlog.stdlib.get_logger(name)

@@ -1,0 +1,75 @@
+"""Start and stop hub processes (a worker) from the demo, the tests and the benchmark."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+from wijkhub.settings import Settings
+
+
+class WorkerProcess:
+    """``wijkhub worker`` as a child process; its JSON log goes to ``log_path``."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.web_host}:{self.settings.web_port}"
+
+    def start(self, timeout: float = 90.0) -> WorkerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        env = {**os.environ, **self.settings.to_env()}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wijkhub", "worker"],
+            env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"worker exited with {self.proc.returncode}; see {self.log_path}:\n"
+                    + self.log_path.read_text(errors="replace")[-3000:]
+                )
+            if self.ready():
+                return self
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"worker not ready within {timeout:.0f}s; see {self.log_path}")
+
+    def ready(self) -> bool:
+        """Web server up and the worker past its first rebalance and recovery."""
+        try:
+            with urllib.request.urlopen(self.base_url + "/health", timeout=1) as r:
+                return r.status == 200 and b"ok" in r.read()
+        except OSError:
+            return False
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.base_url + "/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+        return self.proc.returncode
