@@ -54,6 +54,10 @@ def producer(settings: Settings, **overrides: object) -> KafkaProducer:
     return KafkaProducer(**options)
 
 
+class IntakeError(RuntimeError):
+    """Kafka did not acknowledge some records: the caller must retry the input."""
+
+
 class Intake:
     """Turns source records into raw events on Kafka, for one named source."""
 
@@ -68,6 +72,7 @@ class Intake:
         self.pseudonymiser = Pseudonymiser(settings.pseudonym_key)
         self.kafka = kafka or producer(settings)
         self._owns_kafka = kafka is None
+        self._pending: list = []  # send futures of the current ingest, checked after flush
 
     def _topic(self, name: str) -> str:
         return full_name(name, self.settings.topic_prefix)
@@ -78,8 +83,8 @@ class Intake:
             stage="ingest", reason_code=code, reason=reason, source=self.source,
             original=seal(self.settings.dead_letter_key, original), sealed=True, origin=origin,
         )  # fmt: skip
-        self.kafka.send(self._topic(DLQ_INGEST), key=self.source.encode(),
-                        value=letter.original, headers=letter.headers())  # fmt: skip
+        self._pending.append(self.kafka.send(self._topic(DLQ_INGEST), key=self.source.encode(),
+                                             value=letter.original, headers=letter.headers()))  # fmt: skip
         report.dead_lettered += 1
         report.reasons[code] += 1
         log.warning("input dead-lettered", source=self.source, reason_code=code, reason=reason,
@@ -88,6 +93,7 @@ class Intake:
     def ingest_records(self, items: Iterable[tuple[bytes, str]]) -> IntakeReport:
         """Ingest (original bytes, origin) pairs; each bytes value is one JSON source record."""
         report = IntakeReport(self.source)
+        self._pending = []
         for original, origin in items:
             report.received += 1
             try:
@@ -109,10 +115,15 @@ class Intake:
                 self.dead_letter(report, original, "schema",
                                  f"does not fit the RawEvent schema ({type(exc).__name__})", origin)  # fmt: skip
                 continue
-            self.kafka.send(self._topic(raw(domain)), key=key.encode(), value=value,
-                            headers=cloudevent_headers(event))  # fmt: skip
+            self._pending.append(self.kafka.send(self._topic(raw(domain)), key=key.encode(),
+                                                 value=value, headers=cloudevent_headers(event)))  # fmt: skip
             report.accepted += 1
         self.kafka.flush()
+        failed = sum(1 for f in self._pending if f.failed())
+        self._pending = []
+        if failed:
+            # Nothing is lost silently: the whole input is reported as not taken.
+            raise IntakeError(f"{failed} of {report.received} records were not acknowledged by Kafka")
         log.info("intake finished", **report.as_dict())
         return report
 

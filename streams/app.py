@@ -42,6 +42,9 @@ from wijkhub.metrics import CONTENT_TYPE_LATEST, Metrics
 from wijkhub.settings import Settings
 
 log = get_logger("wijkhub.streams")
+METRICS_CONTENT_TYPE = "; ".join(
+    p.strip() for p in CONTENT_TYPE_LATEST.split(";") if "charset" not in p
+)
 
 
 @contextmanager
@@ -220,8 +223,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         # aiohttp refuses a charset inside content_type; the exposition format is UTF-8.
-        return web.bytes(metrics.render(), content_type=CONTENT_TYPE_LATEST.split(";")[0],
-                         headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.bytes(metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     @app.page("/health")
     async def health_page(web: Any, request: Any) -> Any:

@@ -183,6 +183,9 @@ def bench(
 
 
 def main() -> None:
+    from wijkhub import logs
+
+    logs.configure(Settings.from_env().log_level, stream="stderr")
     try:
         app()
     except SettingsError as exc:

@@ -39,8 +39,12 @@ def _shared_processors() -> list[Any]:
     ]
 
 
-def logging_config(level: str = "INFO") -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` that renders every stdlib record as JSON."""
+def logging_config(level: str = "INFO", stream: str = "stdout") -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` that renders every stdlib record as JSON.
+
+    Workers log to stdout; command-line tools pass ``stream="stderr"`` so that
+    their stdout stays the command's output.
+    """
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -56,7 +60,7 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
             }
         },
         "handlers": {
-            "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": sys.stdout}
+            "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": getattr(sys, stream)}
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {
@@ -67,8 +71,8 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     }
 
 
-def configure(level: str = "INFO") -> None:
-    logging.config.dictConfig(logging_config(level))
+def configure(level: str = "INFO", stream: str = "stdout") -> None:
+    logging.config.dictConfig(logging_config(level, stream))
     structlog.configure(
         processors=[
             *_shared_processors(),

@@ -1,0 +1,203 @@
+"""End to end on the real broker: intake → worker → alerts, counted and checked for BSNs.
+
+Tests share one worker (starting Faust costs seconds) but never a household:
+each test plants its own addresses and people. The last tests check
+properties of everything that went through: conservation and privacy.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+
+from wijkhub.connectors.deadletter import unseal
+from wijkhub.connectors.identity import address_ref
+from wijkhub.streams.linking import household_for_address
+from wijkhub.streams.topics import DLQ_INGEST, DLQ_STREAMS, LINKED, RAW_TOPICS
+from wijkhub.synthetic import make_bsn
+
+RNG = random.Random(7)
+BSNS_USED: set[str] = set()
+_messages = iter(range(1, 10**9))
+
+
+def person(postcode: str, number: str) -> dict:
+    bsn = make_bsn(RNG)
+    BSNS_USED.add(bsn)
+    return {"kind": "person_registered", "message_id": f"brp-{next(_messages)}",
+            "occurred_at": "2025-01-01", "bsn": bsn, "postcode": postcode, "huisnummer": number}
+
+
+def arrears(postcode: str, number: str, creditor: str, day: str) -> dict:
+    return {"kind": "arrears_signal", "message_id": f"vs-{next(_messages)}",
+            "signal_id": f"S-{next(_messages)}", "creditor_type": creditor,
+            "amount_cents": 45_000, "arrears_months": 2, "occurred_at": day,
+            "postcode": postcode, "huisnummer": number}
+
+
+def case(bsn: str, team: str) -> dict:
+    return {"kind": "case_opened", "message_id": f"case-{next(_messages)}",
+            "case_id": f"C-{next(_messages)}", "team": team, "case_type": "schuldhulp",
+            "occurred_at": "2026-04-01", "bsn": bsn, "contact": "06-00000000"}
+
+
+def household(postcode: str, number: str) -> str:
+    return household_for_address(address_ref(postcode, number))
+
+
+def wait_for_alerts(hub, refs: set[str], count: int, timeout: float = 60.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = hub.alerts(refs)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+SCENARIO: dict[str, list] = {}
+
+
+def test_rent_and_energy_arrears_raise_one_early_detection_alert(hub):
+    p = person("1011AB", "1")
+    records = [arrears("1011AB", "1", "Huur", "2026-03-01"),
+               arrears("1011AB", "1", "Energie", "2026-04-15")]
+    assert hub.ingest("population", [p]).accepted == 1
+    assert hub.ingest("vroegsignalering", records).accepted == 2
+    SCENARIO["early"] = [("population", [p]), ("vroegsignalering", records)]
+    ref = household("1011AB", "1")
+    [alert] = wait_for_alerts(hub, {ref}, 1)
+    assert alert["family"] == "early_detection"
+    assert alert["rule_id"] == "VS-ARREARS-2-CREDITORS-90D"
+    assert alert["team"] == "wijkteam-centrum"
+    assert sorted(f["description"] for f in alert["facts"]) == [
+        "Betalingsachterstand gemeld, schuldeiser: Energie",
+        "Betalingsachterstand gemeld, schuldeiser: Huur",
+    ]
+    assert "45000" not in json.dumps(alert, default=str)  # no amounts in alerts
+
+
+def test_two_debt_help_cases_at_different_teams_raise_one_duplicate_help_alert(hub):
+    p = person("1055CD", "12")
+    cases = [case(p["bsn"], "Schuldhulp Noord"), case(p["bsn"], "Stadsbank")]
+    hub.ingest("population", [p])
+    hub.ingest("teams", cases)
+    SCENARIO["duplicate"] = [("population", [p]), ("teams", cases)]
+    [alert] = wait_for_alerts(hub, {household("1055CD", "12")}, 1)
+    assert alert["family"] == "duplicate_help"
+    assert alert["team"] == "wijkteam-noord"
+    assert {f["description"] for f in alert["facts"]} == {
+        "Actief schuldhulp-traject bij Schuldhulp Noord (contact: 06-00000000)",
+        "Actief schuldhulp-traject bij Stadsbank (contact: 06-00000000)",
+    }
+
+
+def test_cases_before_the_registration_wait_and_then_link(hub):
+    p = person("1110EF", "3")
+    hub.ingest("teams", [case(p["bsn"], "Humanitas"), case(p["bsn"], "Stadsbank")])
+    hub.wait_drained()
+    assert hub.alerts({household("1110EF", "3")}) == []  # parked, not guessed
+    hub.ingest("population", [p])
+    [alert] = wait_for_alerts(hub, {household("1110EF", "3")}, 1)
+    assert alert["family"] == "duplicate_help"
+
+
+def test_control_household_raises_nothing(hub):
+    p = person("1012GH", "7")
+    hub.ingest("population", [p])
+    hub.ingest("vroegsignalering", [arrears("1012GH", "7", "Huur", "2026-01-01"),
+                                    arrears("1012GH", "7", "Huur", "2026-02-01"),
+                                    arrears("1012GH", "7", "Water", "2026-06-01")])
+    hub.ingest("teams", [case(p["bsn"], "Stadsbank")])
+    hub.wait_drained()
+    assert hub.alerts({household("1012GH", "7")}) == []
+
+
+def test_replaying_the_same_input_raises_no_new_alert(hub):
+    refs = {household("1011AB", "1"), household("1055CD", "12")}
+    before = [a["alert_id"] for a in hub.alerts(refs)]
+    assert len(before) == 2, "the first two scenarios must have run"
+    for scenario in ("early", "duplicate"):
+        for source, records in SCENARIO[scenario]:
+            hub.ingest(source, records)
+    hub.wait_drained()
+    assert [a["alert_id"] for a in hub.alerts(refs)] == before
+
+
+def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub):
+    bad_bsn = {**person("1013JK", "1"), "bsn": "123456780"}
+    lines = [b"{not json", json.dumps(bad_bsn).encode(),
+             json.dumps(arrears("1013JK", "1", "Huur", "2027-06-31")).encode(),
+             json.dumps(person("1013JK", "1")).encode()]
+    before = len(hub.records(DLQ_INGEST))
+    report = hub.ingest("population", lines)
+    assert (report.received, report.accepted, report.dead_lettered) == (4, 1, 3)
+    letters = hub.records(DLQ_INGEST)[before:]
+    assert len(letters) == 3
+    reasons = [dict(r.headers)["dl_reason"].decode() for r in letters]
+    assert reasons == ["input is not valid JSON", "BSN fails the elfproef or is not 8-9 digits",
+                       "field occurred_at is not an ISO date or date-time"]
+    originals = [unseal(hub.settings.dead_letter_key, r.value) for r in letters]
+    assert originals == lines[:3]
+    assert all(b"123456780" not in r.value for r in letters)
+
+
+def test_undecodable_record_on_a_raw_topic_goes_to_the_stream_dead_letters(hub):
+    producer = KafkaProducer(bootstrap_servers=hub.settings.bootstrap_servers)
+    garbage = b"\x00\x00\x00\x00\x01\xff\xfe not avro"
+    producer.send(hub.topic("raw.debt"), key=b"1013JK-9", value=garbage).get(timeout=10)
+    producer.close()
+    hub.wait_drained()
+    [letter] = [r for r in hub.records(DLQ_STREAMS) if r.value == garbage]
+    headers = dict(letter.headers)
+    assert headers["dl_reason_code"] == b"undecodable"
+    assert headers["dl_origin"].startswith(hub.topic("raw.debt").encode())
+
+
+def test_every_raw_record_was_linked_or_dead_lettered(hub):
+    hub.wait_drained()
+    raw = sum(len(hub.records(t)) for t in RAW_TOPICS)
+    linked = len(hub.records(LINKED))
+    dead = len(hub.records(DLQ_STREAMS))
+    assert raw > 0
+    assert raw == linked + dead
+
+
+def test_metrics_are_served_with_real_counts(hub):
+    text = hub.worker.metrics_text()
+    raised = sum(float(v) for v in re.findall(r'^wijkhub_alerts_raised_total\{[^}]*\} (\S+)$',
+                                               text, re.M))  # fmt: skip
+    assert raised == len({a["alert_id"] for a in hub.alerts()})
+    assert 'wijkhub_dead_letters_total{reason="undecodable",stage="link"} 1.0' in text
+    assert "wijkhub_processing_latency_seconds_bucket" in text
+
+
+def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log):
+    assert BSNS_USED
+    hub.wait_drained()
+    admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
+    names = [t for t in admin.list_topics()
+             if t.startswith((hub.settings.topic_prefix, hub.settings.app_id))]  # fmt: skip
+    admin.close()
+    assert any("changelog" in t for t in names), names  # the tables' topics are checked too
+    needles = [b.encode() for b in BSNS_USED]
+    scanned = 0
+    for name in names:
+        for record in hub.records_of(name):
+            blob = (record.key or b"") + (record.value or b"")
+            blob += b"".join(v for _, v in record.headers)
+            assert not any(n in blob for n in needles), f"clear BSN on topic {name}"
+            scanned += 1
+    assert scanned > 50
+    log = worker_log.read_bytes()
+    assert not any(n in log for n in needles)
+    for line in log.decode().splitlines():
+        entry = json.loads(line)  # every line is one JSON object
+        assert {"timestamp", "level", "message"} <= entry.keys()
+
+
+pytestmark = pytest.mark.timeout(600)

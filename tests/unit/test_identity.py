@@ -1,0 +1,66 @@
+import pytest
+
+from wijkhub.connectors.identity import InvalidInput, Pseudonymiser, address_ref, bsn_is_valid
+
+KEY = b"k" * 32
+
+
+@pytest.mark.parametrize("bsn", ["111222333", "123456782", "12345672"])
+def test_valid_bsns_pass_the_elfproef(bsn):
+    assert bsn_is_valid(bsn)
+
+
+@pytest.mark.parametrize("bsn", ["123456780", "12345678X", "1234567", "1234567890", "", "000000000"])
+def test_invalid_bsns_fail(bsn):
+    assert not bsn_is_valid(bsn)
+
+
+def test_pseudonym_is_stable_keyed_and_hides_the_bsn():
+    p = Pseudonymiser(KEY)
+    ref = p.person_ref("111222333")
+    assert ref == p.person_ref(" 111222333 ")
+    assert ref != Pseudonymiser(b"x" * 32).person_ref("111222333")
+    assert "111222333" not in ref
+    assert ref.startswith("P-") and len(ref) == 34
+
+
+def test_eight_digit_bsn_is_the_same_person_as_its_zero_padded_form():
+    p = Pseudonymiser(KEY)
+    assert p.person_ref("12345672") == p.person_ref("012345672")
+
+
+def test_invalid_bsn_error_does_not_quote_it():
+    with pytest.raises(InvalidInput) as exc:
+        Pseudonymiser(KEY).person_ref("123456780")
+    assert "123456780" not in str(exc.value)
+
+
+def test_short_key_is_refused():
+    with pytest.raises(ValueError):
+        Pseudonymiser(b"short")
+
+
+@pytest.mark.parametrize(
+    ("postcode", "house", "expected"),
+    [
+        ("1234ab", "12", "1234AB-12"),
+        ("1234 AB", "12 a", "1234AB-12-A"),
+        ("1234AB", "12-a", "1234AB-12-A"),
+        ("1234AB", "12A-2", "1234AB-12-A-2"),
+        ("1234AB", "012", "1234AB-12"),
+    ],
+)
+def test_address_normalisation(postcode, house, expected):
+    assert address_ref(postcode, house) == expected
+
+
+def test_bag_id_wins_and_is_checked():
+    assert address_ref("1234AB", "1", "0363200000123456") == "BAG-0363200000123456"
+    with pytest.raises(InvalidInput):
+        address_ref(bag_id="12345")
+
+
+@pytest.mark.parametrize(("postcode", "house"), [("0123AB", "1"), ("1234", "1"), ("1234AB", ""), (None, "1")])
+def test_bad_addresses_are_refused(postcode, house):
+    with pytest.raises(InvalidInput):
+        address_ref(postcode, house)
