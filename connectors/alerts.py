@@ -27,9 +27,13 @@ def _consumer(settings: Settings) -> tuple[KafkaConsumer, list[TopicPartition]]:
     return consumer, tps
 
 
-def iter_alerts(settings: Settings, follow: bool, idle_timeout: float = 2.0,
-                until: float | None = None,
-                catalog: Catalog | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
+def iter_alerts(
+    settings: Settings,
+    follow: bool,
+    idle_timeout: float = 2.0,
+    until: float | None = None,
+    catalog: Catalog | None = None,
+) -> Iterator[dict[str, Any]]:
     """Alerts from the start of the topic; with ``follow`` keep waiting for new ones
     (until the ``time.monotonic()`` deadline ``until``, if given)."""
     catalog = catalog or Catalog()
@@ -74,6 +78,8 @@ def as_json_ready(alert: dict[str, Any]) -> dict[str, Any]:
 
 
 def one_line(alert: dict[str, Any]) -> str:
-    return (f"[{alert['family']}/{alert['severity']}] {alert['rule_id']} → {alert['team']} "
-            f"household {alert['household_ref']} ({len(alert['facts'])} facts): "
-            f"{alert['summary']}")  # fmt: skip
+    return (
+        f"[{alert['family']}/{alert['severity']}] {alert['rule_id']} → {alert['team']} "
+        f"household {alert['household_ref']} ({len(alert['facts'])} facts): "
+        f"{alert['summary']}"
+    )

@@ -107,15 +107,18 @@ def _case_opened(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 # kind -> (domain, CloudEvents type, is a BSN required, payload builder)
 KINDS: dict[str, tuple[Domain | None, str, bool, Callable]] = {
-    "person_registered": (Domain.POPULATION, "nl.wijkhub.population.person-registered", True,
-                          _person_registered),
+    "person_registered": (
+        Domain.POPULATION,
+        "nl.wijkhub.population.person-registered",
+        True,
+        _person_registered,
+    ),
     "arrears_signal": (Domain.DEBT, "nl.wijkhub.debt.arrears-signal", False, _arrears_signal),
     # care or youth: the record's own "domain" field decides (iWmo vs iJw)
-    "provision_started": (None, "nl.wijkhub.{domain}.provision-started", True,
-                          _provision_started),
+    "provision_started": (None, "nl.wijkhub.{domain}.provision-started", True, _provision_started),
     "benefit_ended": (Domain.INCOME, "nl.wijkhub.income.benefit-ended", True, _benefit_ended),
     "case_opened": (Domain.TEAMS, "nl.wijkhub.teams.case-opened", True, _case_opened),
-}  # fmt: skip
+}
 
 
 def event_id(source: str, message_id: str) -> str:

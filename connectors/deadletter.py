@@ -64,7 +64,11 @@ class DeadLetter:
     def from_headers(cls, headers: list[tuple[str, bytes]], value: bytes) -> DeadLetter:
         h = {k: v.decode() for k, v in headers}
         return cls(
-            stage=h.get("dl_stage", ""), reason_code=h.get("dl_reason_code", ""),
-            reason=h.get("dl_reason", ""), source=h.get("dl_source", ""),
-            original=value, sealed=h.get("dl_sealed") == "1", origin=h.get("dl_origin", ""),
-        )  # fmt: skip
+            stage=h.get("dl_stage", ""),
+            reason_code=h.get("dl_reason_code", ""),
+            reason=h.get("dl_reason", ""),
+            source=h.get("dl_source", ""),
+            original=value,
+            sealed=h.get("dl_sealed") == "1",
+            origin=h.get("dl_origin", ""),
+        )

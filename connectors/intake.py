@@ -35,8 +35,13 @@ class IntakeReport:
     reasons: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
-        return {"source": self.source, "received": self.received, "accepted": self.accepted,
-                "dead_lettered": self.dead_lettered, "reasons": dict(self.reasons)}  # fmt: skip
+        return {
+            "source": self.source,
+            "received": self.received,
+            "accepted": self.accepted,
+            "dead_lettered": self.dead_lettered,
+            "reasons": dict(self.reasons),
+        }
 
 
 def producer(settings: Settings, **overrides: object) -> KafkaProducer:
@@ -62,9 +67,12 @@ class Intake:
     """Turns source records into raw events on Kafka, for one named source."""
 
     def __init__(
-        self, settings: Settings, source: str, kafka: KafkaProducer | None = None,
+        self,
+        settings: Settings,
+        source: str,
+        kafka: KafkaProducer | None = None,
         catalog: Catalog | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         settings.require_secrets()
         self.settings = settings
         self.source = source
@@ -77,18 +85,35 @@ class Intake:
     def _topic(self, name: str) -> str:
         return full_name(name, self.settings.topic_prefix)
 
-    def dead_letter(self, report: IntakeReport, original: bytes, code: str, reason: str,
-                    origin: str) -> None:  # fmt: skip
+    def dead_letter(
+        self, report: IntakeReport, original: bytes, code: str, reason: str, origin: str
+    ) -> None:
         letter = DeadLetter(
-            stage="ingest", reason_code=code, reason=reason, source=self.source,
-            original=seal(self.settings.dead_letter_key, original), sealed=True, origin=origin,
-        )  # fmt: skip
-        self._pending.append(self.kafka.send(self._topic(DLQ_INGEST), key=self.source.encode(),
-                                             value=letter.original, headers=letter.headers()))  # fmt: skip
+            stage="ingest",
+            reason_code=code,
+            reason=reason,
+            source=self.source,
+            original=seal(self.settings.dead_letter_key, original),
+            sealed=True,
+            origin=origin,
+        )
+        self._pending.append(
+            self.kafka.send(
+                self._topic(DLQ_INGEST),
+                key=self.source.encode(),
+                value=letter.original,
+                headers=letter.headers(),
+            )
+        )
         report.dead_lettered += 1
         report.reasons[code] += 1
-        log.warning("input dead-lettered", source=self.source, reason_code=code, reason=reason,
-                    origin=origin)  # fmt: skip
+        log.warning(
+            "input dead-lettered",
+            source=self.source,
+            reason_code=code,
+            reason=reason,
+            origin=origin,
+        )
 
     def ingest_records(self, items: Iterable[tuple[bytes, str]]) -> IntakeReport:
         """Ingest (original bytes, origin) pairs; each bytes value is one JSON source record."""
@@ -112,18 +137,31 @@ class Intake:
                 self.dead_letter(report, original, "invalid", str(exc), origin)
                 continue
             except (ValueError, TypeError) as exc:  # Avro rejected a value
-                self.dead_letter(report, original, "schema",
-                                 f"does not fit the RawEvent schema ({type(exc).__name__})", origin)  # fmt: skip
+                self.dead_letter(
+                    report,
+                    original,
+                    "schema",
+                    f"does not fit the RawEvent schema ({type(exc).__name__})",
+                    origin,
+                )
                 continue
-            self._pending.append(self.kafka.send(self._topic(raw(domain)), key=key.encode(),
-                                                 value=value, headers=cloudevent_headers(event)))  # fmt: skip
+            self._pending.append(
+                self.kafka.send(
+                    self._topic(raw(domain)),
+                    key=key.encode(),
+                    value=value,
+                    headers=cloudevent_headers(event),
+                )
+            )
             report.accepted += 1
         self.kafka.flush()
         failed = sum(1 for f in self._pending if f.failed())
         self._pending = []
         if failed:
             # Nothing is lost silently: the whole input is reported as not taken.
-            raise IntakeError(f"{failed} of {report.received} records were not acknowledged by Kafka")
+            raise IntakeError(
+                f"{failed} of {report.received} records were not acknowledged by Kafka"
+            )
         log.info("intake finished", **report.as_dict())
         return report
 

@@ -137,7 +137,9 @@ class Catalog:
         problems: list[str] = []
         for v in self._by_id.values():
             if v.subject == subject:
-                problems += [f"v{v.version}: {p}" for p in backward_incompatibilities(current, v.schema)]
+                problems += [
+                    f"v{v.version}: {p}" for p in backward_incompatibilities(current, v.schema)
+                ]
         return problems
 
     def latest(self, subject: str) -> Version:

@@ -10,6 +10,7 @@ alert ids, view keyed by household), so at-least-once delivery is safe.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event  # see _as_current_event
+from wijkhub.connectors.deadletter import DeadLetter
 from wijkhub.schemas.registry import (
     ALERT,
     HOUSEHOLD_VIEW,
@@ -65,6 +67,35 @@ def _as_current_event(event: faust.EventT) -> Iterator[None]:
         _current_event.reset(token)
 
 
+class Outbox:
+    """Sends of one batch, straight to the Kafka producer, awaited together.
+
+    Faust's ``Topic.send`` adds per-message machinery we do not need; the
+    producer's own ``send`` only appends to its batch. ``delivered`` waits
+    until the broker acknowledged every record of the batch, so a failed
+    send stops the agent (and the worker restarts from the last committed
+    offset) instead of being lost.
+    """
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.pending: list[Any] = []
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        self.pending.append(await self.producer.send(topic, key, value, None, None, headers))
+
+    async def delivered(self) -> None:
+        if self.pending:
+            await asyncio.gather(*self.pending)
+            self.pending.clear()
+
+
 def _origin(event: faust.EventT) -> str:
     m = event.message
     return f"{m.topic}/{m.partition}/{m.offset}"
@@ -90,7 +121,11 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=0.005,
-        broker_commit_every=settings.batch_size,
+        # Commit by time, not per N messages: a commit first flushes the
+        # producer, and doing that every batch stalls the pipeline.
+        broker_commit_every=100_000,
+        broker_commit_interval=2.0,
+        producer_max_batch_size=512 * 1024,
         stream_buffer_maxsize=4 * settings.batch_size,
         # Bind only where configured; never serve table contents over HTTP.
         web_host=settings.web_host,
@@ -114,111 +149,156 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     def topic(name: str) -> faust.TopicT:
         return app.topic(topic_name(name), key_serializer="raw", value_serializer="raw")
 
-    raw_in = app.topic(*(topic_name(t) for t in RAW_TOPICS), key_serializer="raw",
-                       value_serializer="raw")  # fmt: skip
+    raw_in = app.topic(
+        *(topic_name(t) for t in RAW_TOPICS), key_serializer="raw", value_serializer="raw"
+    )
     linked_topic = topic(LINKED)
-    alerts_topic = topic(ALERTS)
-    view_topic = topic(HOUSEHOLD_VIEW_TOPIC)
-    dlq_topic = topic(DLQ_STREAMS)
 
-    persons = app.Table("persons", schema=table_schema, options=dict(table_options))  # fmt: skip
-    parked = app.Table("parked-by-person", schema=table_schema, options=dict(table_options))  # fmt: skip
-    views = app.Table("household-views", schema=table_schema, options=dict(table_options))  # fmt: skip
+    persons = app.Table("persons", schema=table_schema, options=dict(table_options))
+    parked = app.Table("parked-by-person", schema=table_schema, options=dict(table_options))
+    views = app.Table("household-views", schema=table_schema, options=dict(table_options))
 
-    async def dead_letter(event: faust.EventT, stage: str, code: str, reason: str) -> None:
-        from wijkhub.connectors.deadletter import DeadLetter
-
-        letter = DeadLetter(stage=stage, reason_code=code, reason=reason, source=stage,
-                            original=event.message.value or b"", origin=_origin(event))  # fmt: skip
-        await dlq_topic.send(key=event.message.key, value=letter.original,
-                             headers=letter.headers())  # fmt: skip
+    async def dead_letter(
+        out: Outbox, event: faust.EventT, stage: str, code: str, reason: str
+    ) -> None:
+        letter = DeadLetter(
+            stage=stage,
+            reason_code=code,
+            reason=reason,
+            source=stage,
+            original=event.message.value or b"",
+            origin=_origin(event),
+        )
+        await out.send(dlq_name, event.message.key, letter.original, letter.headers())
         metrics.dead_letters.labels(stage, code).inc()
-        log.warning("record dead-lettered", stage=stage, reason_code=code, reason=reason,
-                    origin=letter.origin)  # fmt: skip
+        log.warning(
+            "record dead-lettered",
+            stage=stage,
+            reason_code=code,
+            reason=reason,
+            origin=letter.origin,
+        )
 
-    linked_produced = metrics.events_produced.labels(topic_name(LINKED), "link")
+    linked_name, alerts_name = topic_name(LINKED), topic_name(ALERTS)
+    view_name, dlq_name = topic_name(HOUSEHOLD_VIEW_TOPIC), topic_name(DLQ_STREAMS)
+    linked_out = metrics.events_produced.labels(linked_name, "link")
+    link_outcome = {m: metrics.link_outcomes.labels(m) for m in ("person", "address", "parked")}
 
-    async def send_linked(raw: dict[str, Any], link: linking.Link) -> None:
-        value = catalog.encode(LINKED_EVENT, {"household_ref": link.household_ref,
-                                              "linked_by": link.linked_by, "event": raw})  # fmt: skip
-        await linked_topic.send(key=link.household_ref.encode(), value=value)
-        metrics.link_outcomes.labels(link.linked_by).inc()
-        linked_produced.inc()
+    async def send_linked(out: Outbox, raw_bytes: bytes, link: linking.Link) -> None:
+        value = catalog.encode(
+            LINKED_EVENT,
+            {
+                "household_ref": link.household_ref,
+                "linked_by": link.linked_by,
+                "raw_event": raw_bytes,
+            },
+        )
+        await out.send(linked_name, link.household_ref.encode(), value)
+        link_outcome[link.linked_by].inc()
+        linked_out.inc()
 
     @app.agent(raw_in, name="link")
     async def link(stream: faust.StreamT) -> None:
         """raw.<domain> (keyed by person/address) → linked (keyed by household)."""
-        consumed = metrics.events_consumed
+        batch_size = metrics.batch_size.labels("link")
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
-            metrics.batch_size.labels("link").observe(len(batch))
+            batch_size.observe(len(batch))
+            out = Outbox(app.producer)
             for event in batch:
-                consumed.labels(event.message.topic, "link").inc()
                 with _as_current_event(event):
-                    await _link_one(event)
+                    await _link_one(out, event)
+            count_consumed(batch, "link")
+            await out.delivered()  # outputs acknowledged before these offsets can be committed
 
-    async def _link_one(event: faust.EventT) -> None:
-        key = event.message.key
+    async def _link_one(out: Outbox, event: faust.EventT) -> None:
+        key, value = event.message.key, event.message.value
         try:
-            raw = catalog.decode(event.message.value, RAW_EVENT)
+            raw = catalog.decode(value, RAW_EVENT)
         except DecodeError as exc:
-            await dead_letter(event, "link", "undecodable", str(exc))
+            await dead_letter(out, event, "link", "undecodable", str(exc))
             return
         registration = linking.person_record(raw)
         if registration is not None:
             persons[key] = registration
-            await send_linked(raw, linking.Link(registration["household_ref"], "person"))
+            household_link = linking.Link(registration["household_ref"], "person")
+            await send_linked(out, value, household_link)
             for waiting in parked.pop(key, None) or []:
-                held = catalog.decode(bytes.fromhex(waiting), RAW_EVENT)
-                await send_linked(held, linking.Link(registration["household_ref"], "person"))
+                await send_linked(out, bytes.fromhex(waiting), household_link)
             return
         decision = linking.decide(raw, persons.get(key) if raw["subject"]["person_ref"] else None)
         if isinstance(decision, linking.Park):
-            parked[key] = [*(parked.get(key) or []), event.message.value.hex()]
-            metrics.link_outcomes.labels("parked").inc()
+            parked[key] = [*(parked.get(key) or []), value.hex()]
+            link_outcome["parked"].inc()
             return
-        await send_linked(raw, decision)
+        await send_linked(out, value, decision)
+
+    def count_consumed(batch: list[faust.EventT], stage: str) -> None:
+        per_topic: dict[str, int] = {}
+        for event in batch:
+            per_topic[event.message.topic] = per_topic.get(event.message.topic, 0) + 1
+        for name, n in per_topic.items():
+            metrics.events_consumed.labels(name, stage).inc(n)
+
+    latency = metrics.processing_latency.labels("household")
+    views_out = metrics.events_produced.labels(view_name, "household")
 
     @app.agent(linked_topic, name="households")
     async def households(stream: faust.StreamT) -> None:
         """linked (keyed by household) → household view, rules → alerts, household-view."""
+        batch_size = metrics.batch_size.labels("household")
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
-            metrics.batch_size.labels("household").observe(len(batch))
-            changed: dict[str, household.View] = {}
+            batch_size.observe(len(batch))
+            out = Outbox(app.producer)
+            # A household seen several times in a batch is read and written once.
+            changed: dict[str, tuple[household.View, faust.EventT]] = {}
             for event in batch:
-                metrics.events_consumed.labels(event.message.topic, "household").inc()
-                with _as_current_event(event):
-                    view = await _household_one(event)
-                if view is not None:
-                    changed[view["household_ref"]] = view
-            for ref, view in changed.items():
-                await view_topic.send(key=ref.encode(),
-                                      value=catalog.encode(HOUSEHOLD_VIEW, household.to_record(view)))  # fmt: skip
-            metrics.events_produced.labels(view_topic.get_topic_name(), "household").inc(len(changed))
+                await _household_one(out, event, changed)
+            for ref, (view, last_event) in changed.items():
+                with _as_current_event(last_event):  # same partition: keyed by household
+                    views[ref.encode()] = view
+                await out.send(
+                    view_name,
+                    ref.encode(),
+                    catalog.encode(HOUSEHOLD_VIEW, household.to_record(view)),
+                )
+            views_out.inc(len(changed))
+            count_consumed(batch, "household")
+            await out.delivered()
 
-    async def _household_one(event: faust.EventT) -> household.View | None:
+    async def _household_one(
+        out: Outbox, event: faust.EventT, changed: dict[str, tuple[household.View, faust.EventT]]
+    ) -> None:
         try:
             linked = catalog.decode(event.message.value, LINKED_EVENT)
+            raw = catalog.decode(linked["raw_event"], RAW_EVENT)
         except DecodeError as exc:
-            await dead_letter(event, "household", "undecodable", str(exc))
-            return None
+            await dead_letter(out, event, "household", "undecodable", str(exc))
+            return
         ref = linked["household_ref"]
-        view = views.get(ref.encode()) or household.new_view(ref)
-        env = linked["event"]["envelope"]
-        metrics.processing_latency.labels("household").observe(
-            max(0.0, time.time() - env["received_at"].timestamp())
-        )
-        if not household.apply(view, linked):
-            return None  # already applied: a replay or a redelivery
+        if ref in changed:
+            view = changed[ref][0]
+        else:
+            with _as_current_event(event):
+                view = views.get(ref.encode()) or household.new_view(ref)
+        env = raw["envelope"]
+        latency.observe(max(0.0, time.time() - env["received_at"].timestamp()))
+        if not household.apply(view, {**linked, "event": raw}):
+            return  # already applied: a replay or a redelivery
+        changed[ref] = (view, event)
         for draft in rules.evaluate(view):
             team = router.team_for(view["address_ref"])
             record = rules.alert_record(draft, team, env["municipality"], env["correlation_id"])
-            await alerts_topic.send(key=draft.alert_id.encode(), value=catalog.encode(ALERT, record))
+            await out.send(alerts_name, draft.alert_id.encode(), catalog.encode(ALERT, record))
             view["open_alerts"][draft.alert_id] = draft.rule.id
             metrics.alerts_raised.labels(draft.rule.id, draft.rule.family, team).inc()
-            log.info("alert raised", alert_id=draft.alert_id, rule_id=draft.rule.id, team=team,
-                     event_id=env["event_id"], correlation_id=env["correlation_id"])  # fmt: skip
-        views[ref.encode()] = view
-        return view
+            log.info(
+                "alert raised",
+                alert_id=draft.alert_id,
+                rule_id=draft.rule.id,
+                team=team,
+                event_id=env["event_id"],
+                correlation_id=env["correlation_id"],
+            )
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -229,8 +309,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     async def health_page(web: Any, request: Any) -> Any:
         """200 once partitions are assigned and tables recovered; 503 before."""
         ready = app.tables.recovery.completed.is_set() and not app.rebalancing
-        return web.json({"status": "ok" if ready else "starting", "app": settings.app_id},
-                        status=200 if ready else 503)  # fmt: skip
+        return web.json(
+            {"status": "ok" if ready else "starting", "app": settings.app_id},
+            status=200 if ready else 503,
+        )
 
     app.wijkhub_metrics = metrics  # type: ignore[attr-defined]
     return app

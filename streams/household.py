@@ -14,8 +14,13 @@ from typing import Any
 View = dict[str, Any]
 
 # Involvement kinds, by the payload that starts them.
-CASE_KIND = {"schuldhulp": "schuldhulp", "wmo": "zorg", "jeugd": "jeugd",
-             "participatie": "participatie", "breed": "breed"}  # fmt: skip
+CASE_KIND = {
+    "schuldhulp": "schuldhulp",
+    "wmo": "zorg",
+    "jeugd": "jeugd",
+    "participatie": "participatie",
+    "breed": "breed",
+}
 PROVISION_KIND = {"care": "zorg", "youth": "jeugd"}
 MAX_SIGNALS = 200  # keep the view bounded; rule windows are at most 180 days
 
@@ -53,18 +58,33 @@ def apply(view: View, linked: dict[str, Any]) -> bool:
         view["members"].append(person)
         changed = True
     if kind == "ArrearsSignal":
-        changed |= _add_signal(view, event_id, "arrears", payload["creditor_type"],
-                               payload["signal_date"])  # fmt: skip
+        changed |= _add_signal(
+            view, event_id, "arrears", payload["creditor_type"], payload["signal_date"]
+        )
     elif kind == "BenefitEnded":
-        changed |= _add_signal(view, event_id, "benefit-ended", payload["benefit_type"],
-                               payload["ended_on"])  # fmt: skip
+        changed |= _add_signal(
+            view, event_id, "benefit-ended", payload["benefit_type"], payload["ended_on"]
+        )
     elif kind == "ProvisionStarted":
-        changed |= _add_involvement(view, PROVISION_KIND[env["domain"]], payload["provider"],
-                                    payload["provision_id"], payload["started_on"], "", event_id)  # fmt: skip
+        changed |= _add_involvement(
+            view,
+            PROVISION_KIND[env["domain"]],
+            payload["provider"],
+            payload["provision_id"],
+            payload["started_on"],
+            "",
+            event_id,
+        )
     elif kind == "CaseOpened":
-        changed |= _add_involvement(view, CASE_KIND[payload["case_type"]], payload["team"],
-                                    payload["case_id"], payload["opened_on"], payload["contact"],
-                                    event_id)  # fmt: skip
+        changed |= _add_involvement(
+            view,
+            CASE_KIND[payload["case_type"]],
+            payload["team"],
+            payload["case_id"],
+            payload["opened_on"],
+            payload["contact"],
+            event_id,
+        )
     if changed:
         view["updated_at"] = max(view["updated_at"], millis)
     return changed
@@ -73,19 +93,29 @@ def apply(view: View, linked: dict[str, Any]) -> bool:
 def _add_signal(view: View, event_id: str, type_: str, category: str, on: dt.date) -> bool:
     if any(s["event_id"] == event_id for s in view["signals"]):
         return False
-    view["signals"].append({"event_id": event_id, "type": type_, "category": category,
-                            "on": _iso(on)})  # fmt: skip
+    view["signals"].append(
+        {"event_id": event_id, "type": type_, "category": category, "on": _iso(on)}
+    )
     view["signals"].sort(key=lambda s: s["on"])
     del view["signals"][:-MAX_SIGNALS]
     return True
 
 
-def _add_involvement(view: View, kind: str, holder: str, ref: str, since: dt.date,
-                     contact: str, event_id: str) -> bool:  # fmt: skip
+def _add_involvement(
+    view: View, kind: str, holder: str, ref: str, since: dt.date, contact: str, event_id: str
+) -> bool:
     if any(i["ref"] == ref and i["kind"] == kind for i in view["involvements"]):
         return False
-    view["involvements"].append({"kind": kind, "holder": holder, "ref": ref, "since": _iso(since),
-                                 "contact": contact, "event_id": event_id})  # fmt: skip
+    view["involvements"].append(
+        {
+            "kind": kind,
+            "holder": holder,
+            "ref": ref,
+            "since": _iso(since),
+            "contact": contact,
+            "event_id": event_id,
+        }
+    )
     return True
 
 
@@ -96,13 +126,14 @@ def to_record(view: View) -> dict[str, Any]:
         "address_ref": view["address_ref"],
         "members": list(view["members"]),
         "involvements": [
-            {k: (dt.date.fromisoformat(v) if k == "since" else v) for k, v in i.items()
-             if k != "event_id"}
+            {
+                k: (dt.date.fromisoformat(v) if k == "since" else v)
+                for k, v in i.items()
+                if k != "event_id"
+            }
             for i in view["involvements"]
         ],
-        "signals": [
-            {**s, "on": dt.date.fromisoformat(s["on"])} for s in view["signals"]
-        ],
+        "signals": [{**s, "on": dt.date.fromisoformat(s["on"])} for s in view["signals"]],
         "open_alerts": sorted(view["open_alerts"]),
         "updated_at": dt.datetime.fromtimestamp(view["updated_at"] / 1000, dt.UTC),
     }

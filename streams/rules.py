@@ -58,10 +58,14 @@ def _arrears_in_window(view: View, days: int = 90) -> Iterator[tuple[str, list[d
         gap = abs(dt.date.fromisoformat(a["on"]) - dt.date.fromisoformat(b["on"]))
         if gap <= dt.timedelta(days=days):
             facts = [
-                {"event_id": s["event_id"], "on": s["on"], "type": "debt.arrears-signal",
-                 "description": f"Betalingsachterstand gemeld, schuldeiser: {s['category']}"}
+                {
+                    "event_id": s["event_id"],
+                    "on": s["on"],
+                    "type": "debt.arrears-signal",
+                    "description": f"Betalingsachterstand gemeld, schuldeiser: {s['category']}",
+                }
                 for s in (a, b)
-            ]  # fmt: skip
+            ]
             yield view["household_ref"], facts
             return
 
@@ -71,30 +75,40 @@ def _duplicate_cases(view: View) -> Iterator[tuple[str, list[dict]]]:
         active = [i for i in view["involvements"] if i["kind"] == kind]
         if len({i["holder"] for i in active}) >= 2:
             facts = [
-                {"event_id": i["event_id"], "on": i["since"], "type": f"involvement.{kind}",
-                 "description": f"Actief {kind}-traject bij {i['holder']}"
-                 + (f" (contact: {i['contact']})" if i["contact"] else "")}
+                {
+                    "event_id": i["event_id"],
+                    "on": i["since"],
+                    "type": f"involvement.{kind}",
+                    "description": f"Actief {kind}-traject bij {i['holder']}"
+                    + (f" (contact: {i['contact']})" if i["contact"] else ""),
+                }
                 for i in active
-            ]  # fmt: skip
+            ]
             yield f"{view['household_ref']}|{kind}", facts
 
 
 RULES: tuple[Rule, ...] = (
     Rule(
-        id="VS-ARREARS-2-CREDITORS-90D", version=1, family=EARLY_DETECTION, severity="high",
+        id="VS-ARREARS-2-CREDITORS-90D",
+        version=1,
+        family=EARLY_DETECTION,
+        severity="high",
         legal_basis="Wgs art. 3 lid 2 (vroegsignalering van schulden)",
         summary="Twee of meer betalingsachterstanden bij verschillende soorten schuldeisers "
-                "binnen 90 dagen",
+        "binnen 90 dagen",
         evaluate=_arrears_in_window,
     ),
     Rule(
-        id="DH-TWO-HOLDERS-SAME-HELP", version=1, family=DUPLICATE_HELP, severity="medium",
+        id="DH-TWO-HOLDERS-SAME-HELP",
+        version=1,
+        family=DUPLICATE_HELP,
+        severity="medium",
         legal_basis="Jeugdwet hfst. 7.1 (verwijsindex-patroon); Wmo 2015 art. 5.1.1",
         summary="Twee of meer organisaties bieden dezelfde soort hulp aan dit huishouden; "
-                "stem af wie de regie heeft",
+        "stem af wie de regie heeft",
         evaluate=_duplicate_cases,
     ),
-)  # fmt: skip
+)
 
 
 def evaluate(view: View, rules: tuple[Rule, ...] = RULES) -> list[AlertDraft]:
@@ -130,9 +144,13 @@ def alert_record(
         "summary": f"{rule.summary}. Grondslag: {rule.legal_basis}.",
         "raised_at": at(draft.raised_on),
         "facts": [
-            {"event_id": f["event_id"], "type": f["type"], "occurred_at": at(f["on"]),
-             "description": f["description"]}
+            {
+                "event_id": f["event_id"],
+                "type": f["type"],
+                "occurred_at": at(f["on"]),
+                "description": f["description"],
+            }
             for f in draft.facts
-        ],  # fmt: skip
+        ],
         "correlation_id": correlation_id,
     }

@@ -64,23 +64,51 @@ AUDIT = "audit"
 TOPICS: tuple[TopicSpec, ...] = (
     *(
         TopicSpec(
-            raw(d), "person_ref, else address_ref", "delete", days * DAY_MS,
+            raw(d),
+            "person_ref, else address_ref",
+            "delete",
+            days * DAY_MS,
             f"validated, pseudonymised {d.value} events from the connectors",
         )
         for d, days in RAW_RETENTION_DAYS.items()
     ),
-    TopicSpec(LINKED, "household_ref", "delete", 7 * DAY_MS,
-              "raw events linked to a household; repartition to household_ref"),
-    TopicSpec(ALERTS, "alert_id", "compact", -1,
-              "alerts and their state; compacted so the latest state per alert is kept"),
-    TopicSpec(HOUSEHOLD_VIEW, "household_ref", "compact", -1,
-              "the one household view (latest per household)"),
-    TopicSpec(DLQ_INGEST, "source", "delete", 30 * DAY_MS,
-              "input the connectors could not accept: sealed original bytes + reason"),
-    TopicSpec(DLQ_STREAMS, "original key", "delete", 30 * DAY_MS,
-              "records the stream processors could not process: original bytes + reason"),
+    TopicSpec(
+        LINKED,
+        "household_ref",
+        "delete",
+        7 * DAY_MS,
+        "raw events linked to a household; repartition to household_ref",
+    ),
+    TopicSpec(
+        ALERTS,
+        "alert_id",
+        "compact",
+        -1,
+        "alerts and their state; compacted so the latest state per alert is kept",
+    ),
+    TopicSpec(
+        HOUSEHOLD_VIEW,
+        "household_ref",
+        "compact",
+        -1,
+        "the one household view (latest per household)",
+    ),
+    TopicSpec(
+        DLQ_INGEST,
+        "source",
+        "delete",
+        30 * DAY_MS,
+        "input the connectors could not accept: sealed original bytes + reason",
+    ),
+    TopicSpec(
+        DLQ_STREAMS,
+        "original key",
+        "delete",
+        30 * DAY_MS,
+        "records the stream processors could not process: original bytes + reason",
+    ),
     TopicSpec(AUDIT, "none", "delete", 730 * DAY_MS, "every view of personal data"),
-)  # fmt: skip
+)
 
 RAW_TOPICS: tuple[str, ...] = tuple(raw(d) for d in Domain)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -49,14 +50,14 @@ def create_topics(settings: Settings) -> list[TopicResult]:
             if name in existing:
                 results.append(TopicResult(name, False, partitions))
                 continue
-            new.append(NewTopic(name, partitions, settings.replication_factor,
-                                topic_configs=t.config()))  # fmt: skip
+            new.append(
+                NewTopic(name, partitions, settings.replication_factor, topic_configs=t.config())
+            )
             results.append(TopicResult(name, True, partitions))
         if new:
-            try:
+            # Another process may create them between list and create.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new, timeout_ms=30000)
-            except TopicAlreadyExistsError:
-                pass  # another process created them between list and create
         return results
     finally:
         admin.close()

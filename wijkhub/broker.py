@@ -67,12 +67,20 @@ def jar_dir() -> Path:
     tmp = libs.with_name("libs.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     cmd = [
-        "mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={tmp}",
-    ]  # fmt: skip
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={tmp}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise BrokerError(f"fetching Kafka jars failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        raise BrokerError(
+            f"fetching Kafka jars failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+        )
     shutil.rmtree(libs, ignore_errors=True)
     tmp.rename(libs)
     (libs / ".complete").write_text(digest)
@@ -141,10 +149,20 @@ class LocalBroker:
         )
         classpath = f"{libs}/*"
         fmt = subprocess.run(
-            [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
-             "-t", _cluster_id(), "-c", str(props)],
-            capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                java,
+                "-cp",
+                classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(props),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if fmt.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed: {fmt.stdout}{fmt.stderr}")
         tmpdir = self.home / "tmp"  # snappy/zstd unpack native code here; must allow exec
@@ -152,12 +170,22 @@ class LocalBroker:
         began = time.monotonic()
         with open(logs / "server.out", "ab") as out:
             proc = subprocess.Popen(
-                [java, *JVM_OPTS, f"-Djava.io.tmpdir={tmpdir}", f"-Dkafka.logs.dir={logs}",
-                 f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", classpath,
-                 "kafka.Kafka", str(props)],
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [
+                    java,
+                    *JVM_OPTS,
+                    f"-Djava.io.tmpdir={tmpdir}",
+                    f"-Dkafka.logs.dir={logs}",
+                    f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+                    "-cp",
+                    classpath,
+                    "kafka.Kafka",
+                    str(props),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
         while time.monotonic() - began < timeout:
             if proc.poll() is not None:

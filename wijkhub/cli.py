@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -69,8 +70,16 @@ def broker_status() -> None:
         typer.echo("not running")
         raise typer.Exit(1)
     rss = broker.memory_rss_bytes() or 0
-    typer.echo(json.dumps({"bootstrap": f"127.0.0.1:{state['port']}", "pid": state["pid"],
-                           "rss_mib": round(rss / 2**20), **state}))  # fmt: skip
+    typer.echo(
+        json.dumps(
+            {
+                "bootstrap": f"127.0.0.1:{state['port']}",
+                "pid": state["pid"],
+                "rss_mib": round(rss / 2**20),
+                **state,
+            }
+        )
+    )
 
 
 @topics_app.command("create")
@@ -93,8 +102,8 @@ def worker() -> None:
 
 @app.command()
 def ingest(
-    source: str = typer.Argument(..., help="Source name, e.g. vroegsignalering"),
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSON-lines file"),
+    source: Annotated[str, typer.Argument(help="Source name, e.g. vroegsignalering")],
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON-lines file")],
 ) -> None:
     """Ingest a file of JSON source records; bad lines become dead letters."""
     from wijkhub.connectors.intake import Intake

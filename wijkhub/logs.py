@@ -60,7 +60,11 @@ def logging_config(level: str = "INFO", stream: str = "stdout") -> dict[str, Any
             }
         },
         "handlers": {
-            "stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": getattr(sys, stream)}
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": getattr(sys, stream),
+            }
         },
         "root": {"handlers": ["stdout"], "level": level},
         "loggers": {

@@ -20,39 +20,56 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 
 @dataclass
 class Metrics:
-    registry: CollectorRegistry = field(default_factory=lambda: CollectorRegistry(auto_describe=True))
+    registry: CollectorRegistry = field(
+        default_factory=lambda: CollectorRegistry(auto_describe=True)
+    )
 
     def __post_init__(self) -> None:
         r = self.registry
         self.events_consumed = Counter(
-            "wijkhub_events_consumed_total", "Records read by a stream processor.",
-            ["topic", "stage"], registry=r,
-        )  # fmt: skip
+            "wijkhub_events_consumed_total",
+            "Records read by a stream processor.",
+            ["topic", "stage"],
+            registry=r,
+        )
         self.events_produced = Counter(
-            "wijkhub_events_produced_total", "Records written by a stream processor or connector.",
-            ["topic", "stage"], registry=r,
-        )  # fmt: skip
+            "wijkhub_events_produced_total",
+            "Records written by a stream processor or connector.",
+            ["topic", "stage"],
+            registry=r,
+        )
         self.dead_letters = Counter(
-            "wijkhub_dead_letters_total", "Inputs dead-lettered, by stage and reason code.",
-            ["stage", "reason"], registry=r,
-        )  # fmt: skip
+            "wijkhub_dead_letters_total",
+            "Inputs dead-lettered, by stage and reason code.",
+            ["stage", "reason"],
+            registry=r,
+        )
         self.link_outcomes = Counter(
-            "wijkhub_link_outcomes_total", "How events were linked to a household.",
-            ["outcome"], registry=r,
-        )  # fmt: skip
+            "wijkhub_link_outcomes_total",
+            "How events were linked to a household.",
+            ["outcome"],
+            registry=r,
+        )
         self.alerts_raised = Counter(
-            "wijkhub_alerts_raised_total", "Alerts raised, by rule, family and team.",
-            ["rule", "family", "team"], registry=r,
-        )  # fmt: skip
+            "wijkhub_alerts_raised_total",
+            "Alerts raised, by rule, family and team.",
+            ["rule", "family", "team"],
+            registry=r,
+        )
         self.processing_latency = Histogram(
             "wijkhub_processing_latency_seconds",
             "From the connector accepting an event to the household stage having applied it.",
-            ["stage"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            ["stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.batch_size = Histogram(
-            "wijkhub_batch_size", "Events per batch taken by a stream processor.",
-            ["stage"], buckets=(1, 10, 50, 100, 250, 500, 1000, 2000), registry=r,
-        )  # fmt: skip
+            "wijkhub_batch_size",
+            "Events per batch taken by a stream processor.",
+            ["stage"],
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2000),
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

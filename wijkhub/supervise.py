@@ -33,8 +33,11 @@ class WorkerProcess:
         env = {**os.environ, **self.settings.to_env()}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wijkhub", "worker"],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,9 @@ class Municipality:
 
     records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     bad_lines: dict[str, list[bytes]] = field(default_factory=dict)
-    expected: dict[str, int] = field(default_factory=lambda: {EARLY_DETECTION: 0, DUPLICATE_HELP: 0})
+    expected: dict[str, int] = field(
+        default_factory=lambda: {EARLY_DETECTION: 0, DUPLICATE_HELP: 0}
+    )
 
     def add(self, source: str, record: dict[str, Any]) -> None:
         self.records.setdefault(source, []).append(record)
@@ -55,12 +58,48 @@ class Municipality:
 def _address(n: int) -> dict[str, str]:
     pc4 = 1000 + n % 200
     letters = "ABCDEFGHJKLMNPRSTVWXZ"
-    return {"postcode": f"{pc4}{letters[n % 21]}{letters[(n // 21) % 21]}",
-            "huisnummer": str(1 + n % 150)}  # fmt: skip
+    return {
+        "postcode": f"{pc4}{letters[n % 21]}{letters[(n // 21) % 21]}",
+        "huisnummer": str(1 + n % 150),
+    }
 
 
 def _day(offset: int) -> str:
     return (BASE_DAY + dt.timedelta(days=offset)).isoformat()
+
+
+@dataclass
+class _Household:
+    """Writes one household's source records into the town."""
+
+    town: Municipality
+    number: int
+    rng: random.Random
+    messages: Iterator[int]
+
+    def __post_init__(self) -> None:
+        self.address = _address(self.number)
+        self.people = [make_bsn(self.rng) for _ in range(self.rng.randint(1, 4))]
+        for bsn in self.people:
+            self.add("population", "person_registered", "brp", _day(-400), bsn=bsn)
+
+    def add(self, source: str, kind: str, prefix: str, day: str, **fields: Any) -> None:
+        record = {"kind": kind, "message_id": f"{prefix}-{next(self.messages)}", "occurred_at": day}
+        self.town.add(source, {**record, **fields, **self.address})
+
+    def arrears(self, creditor: str, day: int) -> None:
+        self.add(
+            "vroegsignalering", "arrears_signal", "vs", _day(day),
+            signal_id=f"S{self.number}-{day}-{creditor}", creditor_type=creditor,
+            amount_cents=self.rng.randint(5_000, 250_000), arrears_months=self.rng.randint(1, 4),
+        )  # fmt: skip
+
+    def case(self, team: str, bsn: str, case_type: str = "schuldhulp") -> None:
+        self.add(
+            "teams", "case_opened", "case", _day(self.rng.randint(0, 60)),
+            case_id=f"C{self.number}-{team[:3]}", team=team, case_type=case_type, bsn=bsn,
+            contact=f"{team.lower().replace(' ', '.')}@gemeente.example",
+        )  # fmt: skip
 
 
 def generate(households: int = 300, seed: int = 2026, with_bad_input: bool = True) -> Municipality:
@@ -68,31 +107,11 @@ def generate(households: int = 300, seed: int = 2026, with_bad_input: bool = Tru
     1 near miss of each kind (must raise nothing), the rest plain background."""
     rng = random.Random(seed)
     town = Municipality()
-    msg = iter(range(1, 10**9))
+    messages = iter(range(1, 10**9))
     for h in range(households):
-        addr = _address(h)
-        people = [make_bsn(rng) for _ in range(rng.randint(1, 4))]
-        for bsn in people:
-            town.add("population", {"kind": "person_registered", "message_id": f"brp-{next(msg)}",
-                                    "occurred_at": _day(-400), "bsn": bsn, **addr})  # fmt: skip
+        home = _Household(town, h, rng, messages)
+        people, arrears, case = home.people, home.arrears, home.case
         pattern = h % 10
-
-        def arrears(creditor: str, day: int) -> None:
-            town.add("vroegsignalering", {
-                "kind": "arrears_signal", "message_id": f"vs-{next(msg)}",
-                "signal_id": f"S{h}-{day}-{creditor}", "creditor_type": creditor,
-                "amount_cents": rng.randint(5_000, 250_000), "arrears_months": rng.randint(1, 4),
-                "occurred_at": _day(day), **addr,
-            })  # fmt: skip
-
-        def case(team: str, bsn: str, case_type: str = "schuldhulp") -> None:
-            town.add("teams", {
-                "kind": "case_opened", "message_id": f"case-{next(msg)}",
-                "case_id": f"C{h}-{team[:3]}", "team": team, "case_type": case_type,
-                "occurred_at": _day(rng.randint(0, 60)), "bsn": bsn,
-                "contact": f"{team.lower().replace(' ', '.')}@gemeente.example",
-            })  # fmt: skip
-
         if pattern == 0:  # early detection: rent + energy arrears within 90 days
             arrears("Huur", 10)
             arrears("Energie", 10 + rng.randint(1, 80))
@@ -107,28 +126,44 @@ def generate(households: int = 300, seed: int = 2026, with_bad_input: bool = Tru
             arrears("Water", 150)
         elif pattern == 3:  # near miss: one debt-help case and one care provider
             case(TEAMS[0], people[0])
-            town.add("care", {"kind": "provision_started", "domain": "care",
-                              "message_id": f"wmo-{next(msg)}", "provision_id": f"T{h}",
-                              "provider": PROVIDERS[0], "product_category": "02",
-                              "occurred_at": _day(20), "bsn": people[0]})  # fmt: skip
+            home.add(
+                "care", "provision_started", "wmo", _day(20), domain="care",
+                provision_id=f"T{h}", provider=PROVIDERS[0], product_category="02", bsn=people[0],
+            )  # fmt: skip
         elif pattern == 4:  # background: a benefit ended
-            town.add("income", {"kind": "benefit_ended", "message_id": f"inc-{next(msg)}",
-                                "benefit_id": f"B{h}", "benefit_type": "bijstand",
-                                "reason": "werk gevonden", "occurred_at": _day(30),
-                                "bsn": people[0]})  # fmt: skip
+            home.add(
+                "income", "benefit_ended", "inc", _day(30), benefit_id=f"B{h}",
+                benefit_type="bijstand", reason="werk gevonden", bsn=people[0],
+            )  # fmt: skip
     if with_bad_input:
         town.bad_lines["vroegsignalering"] = [
             b"this is not json",
-            json.dumps({"kind": "arrears_signal", "message_id": "vs-bad-1",
-                        "signal_id": "X", "creditor_type": "Huur", "amount_cents": 100,
-                        "arrears_months": 1, "occurred_at": "2027-06-31",
-                        "postcode": "1000AA", "huisnummer": "1"}).encode(),
-        ]  # fmt: skip
+            json.dumps(
+                {
+                    "kind": "arrears_signal",
+                    "message_id": "vs-bad-1",
+                    "signal_id": "X",
+                    "creditor_type": "Huur",
+                    "amount_cents": 100,
+                    "arrears_months": 1,
+                    "occurred_at": "2027-06-31",
+                    "postcode": "1000AA",
+                    "huisnummer": "1",
+                }
+            ).encode(),
+        ]
         town.bad_lines["population"] = [
-            json.dumps({"kind": "person_registered", "message_id": "brp-bad-1",
-                        "occurred_at": "2025-01-01", "bsn": "123456780",
-                        "postcode": "1000AA", "huisnummer": "1"}).encode(),
-        ]  # fmt: skip
+            json.dumps(
+                {
+                    "kind": "person_registered",
+                    "message_id": "brp-bad-1",
+                    "occurred_at": "2025-01-01",
+                    "bsn": "123456780",
+                    "postcode": "1000AA",
+                    "huisnummer": "1",
+                }
+            ).encode(),
+        ]
     return town
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from wijkhub.connectors.alerts import iter_alerts
+from wijkhub.connectors.intake import Intake, IntakeReport
+from wijkhub.streams.topics import TOPICS, full_name
 
 from wijkhub.admin import create_topics
 from wijkhub.broker import LocalBroker, free_port
-from wijkhub.connectors.alerts import iter_alerts
-from wijkhub.connectors.intake import Intake, IntakeReport
 from wijkhub.settings import Settings
-from wijkhub.streams.topics import TOPICS, full_name
 from wijkhub.supervise import WorkerProcess
 
 
@@ -95,8 +95,9 @@ class Hub:
 
     def records_of(self, topic: str) -> list:
         """Every record on a topic, from the beginning to the current end."""
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers,
-                                 enable_auto_commit=False)  # fmt: skip
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False
+        )
         try:
             tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
             consumer.assign(tps)
@@ -116,8 +117,11 @@ class Hub:
         consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
         try:
             deadline = time.monotonic() + timeout
-            inputs = [self.topic(t.name) for t in TOPICS
-                      if t.name.startswith("raw.") or t.name == "linked"]  # fmt: skip
+            inputs = [
+                self.topic(t.name)
+                for t in TOPICS
+                if t.name.startswith("raw.") or t.name == "linked"
+            ]
             tps = [TopicPartition(t, p) for t in inputs for p in consumer.partitions_for_topic(t)]
             while time.monotonic() < deadline:
                 end = consumer.end_offsets(tps)
@@ -133,8 +137,11 @@ class Hub:
             consumer.close()
 
     def alerts(self, household_refs: set[str] | None = None) -> list[dict]:
-        found = [a for a in iter_alerts(self.settings, follow=False)
-                 if household_refs is None or a["household_ref"] in household_refs]  # fmt: skip
+        found = [
+            a
+            for a in iter_alerts(self.settings, follow=False)
+            if household_refs is None or a["household_ref"] in household_refs
+        ]
         return found
 
 

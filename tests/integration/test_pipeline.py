@@ -14,11 +14,11 @@ import time
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
-
 from wijkhub.connectors.deadletter import unseal
 from wijkhub.connectors.identity import address_ref
 from wijkhub.streams.linking import household_for_address
 from wijkhub.streams.topics import DLQ_INGEST, DLQ_STREAMS, LINKED, RAW_TOPICS
+
 from wijkhub.synthetic import make_bsn
 
 RNG = random.Random(7)
@@ -29,21 +29,41 @@ _messages = iter(range(1, 10**9))
 def person(postcode: str, number: str) -> dict:
     bsn = make_bsn(RNG)
     BSNS_USED.add(bsn)
-    return {"kind": "person_registered", "message_id": f"brp-{next(_messages)}",
-            "occurred_at": "2025-01-01", "bsn": bsn, "postcode": postcode, "huisnummer": number}
+    return {
+        "kind": "person_registered",
+        "message_id": f"brp-{next(_messages)}",
+        "occurred_at": "2025-01-01",
+        "bsn": bsn,
+        "postcode": postcode,
+        "huisnummer": number,
+    }
 
 
 def arrears(postcode: str, number: str, creditor: str, day: str) -> dict:
-    return {"kind": "arrears_signal", "message_id": f"vs-{next(_messages)}",
-            "signal_id": f"S-{next(_messages)}", "creditor_type": creditor,
-            "amount_cents": 45_000, "arrears_months": 2, "occurred_at": day,
-            "postcode": postcode, "huisnummer": number}
+    return {
+        "kind": "arrears_signal",
+        "message_id": f"vs-{next(_messages)}",
+        "signal_id": f"S-{next(_messages)}",
+        "creditor_type": creditor,
+        "amount_cents": 45_000,
+        "arrears_months": 2,
+        "occurred_at": day,
+        "postcode": postcode,
+        "huisnummer": number,
+    }
 
 
 def case(bsn: str, team: str) -> dict:
-    return {"kind": "case_opened", "message_id": f"case-{next(_messages)}",
-            "case_id": f"C-{next(_messages)}", "team": team, "case_type": "schuldhulp",
-            "occurred_at": "2026-04-01", "bsn": bsn, "contact": "06-00000000"}
+    return {
+        "kind": "case_opened",
+        "message_id": f"case-{next(_messages)}",
+        "case_id": f"C-{next(_messages)}",
+        "team": team,
+        "case_type": "schuldhulp",
+        "occurred_at": "2026-04-01",
+        "bsn": bsn,
+        "contact": "06-00000000",
+    }
 
 
 def household(postcode: str, number: str) -> str:
@@ -64,8 +84,10 @@ SCENARIO: dict[str, list] = {}
 
 def test_rent_and_energy_arrears_raise_one_early_detection_alert(hub):
     p = person("1011AB", "1")
-    records = [arrears("1011AB", "1", "Huur", "2026-03-01"),
-               arrears("1011AB", "1", "Energie", "2026-04-15")]
+    records = [
+        arrears("1011AB", "1", "Huur", "2026-03-01"),
+        arrears("1011AB", "1", "Energie", "2026-04-15"),
+    ]
     assert hub.ingest("population", [p]).accepted == 1
     assert hub.ingest("vroegsignalering", records).accepted == 2
     SCENARIO["early"] = [("population", [p]), ("vroegsignalering", records)]
@@ -109,9 +131,14 @@ def test_cases_before_the_registration_wait_and_then_link(hub):
 def test_control_household_raises_nothing(hub):
     p = person("1012GH", "7")
     hub.ingest("population", [p])
-    hub.ingest("vroegsignalering", [arrears("1012GH", "7", "Huur", "2026-01-01"),
-                                    arrears("1012GH", "7", "Huur", "2026-02-01"),
-                                    arrears("1012GH", "7", "Water", "2026-06-01")])
+    hub.ingest(
+        "vroegsignalering",
+        [
+            arrears("1012GH", "7", "Huur", "2026-01-01"),
+            arrears("1012GH", "7", "Huur", "2026-02-01"),
+            arrears("1012GH", "7", "Water", "2026-06-01"),
+        ],
+    )
     hub.ingest("teams", [case(p["bsn"], "Stadsbank")])
     hub.wait_drained()
     assert hub.alerts({household("1012GH", "7")}) == []
@@ -130,17 +157,23 @@ def test_replaying_the_same_input_raises_no_new_alert(hub):
 
 def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub):
     bad_bsn = {**person("1013JK", "1"), "bsn": "123456780"}
-    lines = [b"{not json", json.dumps(bad_bsn).encode(),
-             json.dumps(arrears("1013JK", "1", "Huur", "2027-06-31")).encode(),
-             json.dumps(person("1013JK", "1")).encode()]
+    lines = [
+        b"{not json",
+        json.dumps(bad_bsn).encode(),
+        json.dumps(arrears("1013JK", "1", "Huur", "2027-06-31")).encode(),
+        json.dumps(person("1013JK", "1")).encode(),
+    ]
     before = len(hub.records(DLQ_INGEST))
     report = hub.ingest("population", lines)
     assert (report.received, report.accepted, report.dead_lettered) == (4, 1, 3)
     letters = hub.records(DLQ_INGEST)[before:]
     assert len(letters) == 3
     reasons = [dict(r.headers)["dl_reason"].decode() for r in letters]
-    assert reasons == ["input is not valid JSON", "BSN fails the elfproef or is not 8-9 digits",
-                       "field occurred_at is not an ISO date or date-time"]
+    assert reasons == [
+        "input is not valid JSON",
+        "BSN fails the elfproef or is not 8-9 digits",
+        "field occurred_at is not an ISO date or date-time",
+    ]
     originals = [unseal(hub.settings.dead_letter_key, r.value) for r in letters]
     assert originals == lines[:3]
     assert all(b"123456780" not in r.value for r in letters)
@@ -169,8 +202,9 @@ def test_every_raw_record_was_linked_or_dead_lettered(hub):
 
 def test_metrics_are_served_with_real_counts(hub):
     text = hub.worker.metrics_text()
-    raised = sum(float(v) for v in re.findall(r'^wijkhub_alerts_raised_total\{[^}]*\} (\S+)$',
-                                               text, re.M))  # fmt: skip
+    raised = sum(
+        float(v) for v in re.findall(r"^wijkhub_alerts_raised_total\{[^}]*\} (\S+)$", text, re.M)
+    )
     assert raised == len({a["alert_id"] for a in hub.alerts()})
     assert 'wijkhub_dead_letters_total{reason="undecodable",stage="link"} 1.0' in text
     assert "wijkhub_processing_latency_seconds_bucket" in text
@@ -180,8 +214,11 @@ def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log):
     assert BSNS_USED
     hub.wait_drained()
     admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
-    names = [t for t in admin.list_topics()
-             if t.startswith((hub.settings.topic_prefix, hub.settings.app_id))]  # fmt: skip
+    names = [
+        t
+        for t in admin.list_topics()
+        if t.startswith((hub.settings.topic_prefix, hub.settings.app_id))
+    ]
     admin.close()
     assert any("changelog" in t for t in names), names  # the tables' topics are checked too
     needles = [b.encode() for b in BSNS_USED]

@@ -6,17 +6,32 @@ import itertools
 _ids = itertools.count(1)
 
 
-def linked(payload_name, payload, household="H-1", person=None, address="1011AB-5",
-           domain="debt", event_id=None):
+def linked(
+    payload_name,
+    payload,
+    household="H-1",
+    person=None,
+    address="1011AB-5",
+    domain="debt",
+    event_id=None,
+):
     when = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     return {
         "household_ref": household,
         "linked_by": "person" if person else "address",
         "event": {
-            "envelope": {"event_id": event_id or f"e{next(_ids)}", "source": "urn:test",
-                         "source_message_id": "m", "domain": domain, "type": "t",
-                         "occurred_at": when, "received_at": when, "municipality": "0363",
-                         "schema_version": 1, "correlation_id": "c"},
+            "envelope": {
+                "event_id": event_id or f"e{next(_ids)}",
+                "source": "urn:test",
+                "source_message_id": "m",
+                "domain": domain,
+                "type": "t",
+                "occurred_at": when,
+                "received_at": when,
+                "municipality": "0363",
+                "schema_version": 1,
+                "correlation_id": "c",
+            },
             "subject": {"person_ref": person, "address_ref": address},
             "payload": (payload_name, payload),
         },
@@ -24,22 +39,46 @@ def linked(payload_name, payload, household="H-1", person=None, address="1011AB-
 
 
 def arrears(creditor, day, **kw):
-    return linked("nl.wijkhub.debt.ArrearsSignal",
-                  {"signal_id": f"s-{creditor}-{day}", "creditor_type": creditor,
-                   "amount_cents": 100, "arrears_months": 1,
-                   "signal_date": dt.date(2026, 1, 1) + dt.timedelta(days=day), "crisis": False},
-                  **kw)
+    return linked(
+        "nl.wijkhub.debt.ArrearsSignal",
+        {
+            "signal_id": f"s-{creditor}-{day}",
+            "creditor_type": creditor,
+            "amount_cents": 100,
+            "arrears_months": 1,
+            "signal_date": dt.date(2026, 1, 1) + dt.timedelta(days=day),
+            "crisis": False,
+        },
+        **kw,
+    )
 
 
 def case(team, case_id, case_type="schuldhulp", **kw):
-    return linked("nl.wijkhub.teams.CaseOpened",
-                  {"case_id": case_id, "team": team, "case_type": case_type,
-                   "opened_on": dt.date(2026, 2, 1), "contact": "team@example"},
-                  person="P-1", domain="teams", **kw)
+    return linked(
+        "nl.wijkhub.teams.CaseOpened",
+        {
+            "case_id": case_id,
+            "team": team,
+            "case_type": case_type,
+            "opened_on": dt.date(2026, 2, 1),
+            "contact": "team@example",
+        },
+        person="P-1",
+        domain="teams",
+        **kw,
+    )
 
 
 def provision(provider, provision_id, domain="care", **kw):
-    return linked("nl.wijkhub.care.ProvisionStarted",
-                  {"provision_id": provision_id, "provider": provider, "product_category": "02",
-                   "started_on": dt.date(2026, 2, 1)},
-                  person="P-1", domain=domain, **kw)
+    return linked(
+        "nl.wijkhub.care.ProvisionStarted",
+        {
+            "provision_id": provision_id,
+            "provider": provider,
+            "product_category": "02",
+            "started_on": dt.date(2026, 2, 1),
+        },
+        person="P-1",
+        domain=domain,
+        **kw,
+    )

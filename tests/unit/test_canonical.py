@@ -1,7 +1,6 @@
 import datetime as dt
 
 import pytest
-
 from wijkhub.connectors.canonical import cloudevent_headers, event_id, to_raw_event
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
@@ -12,9 +11,17 @@ NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 def arrears(**over):
-    r = {"kind": "arrears_signal", "message_id": "m1", "signal_id": "s1", "creditor_type": "Huur",
-         "amount_cents": "12000", "arrears_months": "2", "occurred_at": "2026-05-01",
-         "postcode": "1011AB", "huisnummer": "5"}
+    r = {
+        "kind": "arrears_signal",
+        "message_id": "m1",
+        "signal_id": "s1",
+        "creditor_type": "Huur",
+        "amount_cents": "12000",
+        "arrears_months": "2",
+        "occurred_at": "2026-05-01",
+        "postcode": "1011AB",
+        "huisnummer": "5",
+    }
     r.update(over)
     return r
 
@@ -31,8 +38,15 @@ def test_arrears_without_bsn_is_keyed_by_address_and_encodes():
 
 
 def test_person_event_carries_only_the_pseudonym():
-    record = {"kind": "case_opened", "message_id": "c1", "case_id": "C1", "team": "T",
-              "case_type": "schuldhulp", "occurred_at": "2026-05-01", "bsn": "111222333"}
+    record = {
+        "kind": "case_opened",
+        "message_id": "c1",
+        "case_id": "C1",
+        "team": "T",
+        "case_type": "schuldhulp",
+        "occurred_at": "2026-05-01",
+        "bsn": "111222333",
+    }
     _, key, event = to_raw_event(record, "teams", P, "0363", NOW)
     assert key == P.person_ref("111222333")
     assert "111222333" not in repr(event)
@@ -56,7 +70,13 @@ def test_bad_records_get_a_clear_reason(change, message):
 
 
 def test_bsn_required_where_the_source_must_have_one():
-    record = {"kind": "benefit_ended", "message_id": "b1", "benefit_id": "B", "benefit_type": "x",
-              "reason": "r", "occurred_at": "2026-01-01"}
+    record = {
+        "kind": "benefit_ended",
+        "message_id": "b1",
+        "benefit_id": "B",
+        "benefit_type": "x",
+        "reason": "r",
+        "occurred_at": "2026-01-01",
+    }
     with pytest.raises(InvalidInput, match="BSN is missing"):
         to_raw_event(record, "income", P, "0363", NOW)

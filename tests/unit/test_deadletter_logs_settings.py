@@ -2,9 +2,10 @@ import json
 import logging
 
 import pytest
+from cryptography.exceptions import InvalidTag
+from wijkhub.connectors.deadletter import DeadLetter, seal, unseal
 
 from wijkhub import logs
-from wijkhub.connectors.deadletter import DeadLetter, seal, unseal
 from wijkhub.settings import Settings, SettingsError
 
 
@@ -13,7 +14,7 @@ def test_sealed_dead_letter_round_trips_and_hides_the_bytes():
     sealed = seal(b"k" * 32, original)
     assert b"111222333" not in sealed
     assert unseal(b"k" * 32, sealed) == original
-    with pytest.raises(Exception):
+    with pytest.raises(InvalidTag):
         unseal(b"x" * 32, sealed)
 
 

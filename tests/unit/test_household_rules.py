@@ -1,5 +1,4 @@
 from helpers import arrears, case, provision
-
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, Catalog
 from wijkhub.streams import household, rules
 

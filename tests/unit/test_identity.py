@@ -1,5 +1,4 @@
 import pytest
-
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser, address_ref, bsn_is_valid
 
 KEY = b"k" * 32
@@ -10,7 +9,9 @@ def test_valid_bsns_pass_the_elfproef(bsn):
     assert bsn_is_valid(bsn)
 
 
-@pytest.mark.parametrize("bsn", ["123456780", "12345678X", "1234567", "1234567890", "", "000000000"])
+@pytest.mark.parametrize(
+    "bsn", ["123456780", "12345678X", "1234567", "1234567890", "", "000000000"]
+)
 def test_invalid_bsns_fail(bsn):
     assert not bsn_is_valid(bsn)
 
@@ -60,7 +61,9 @@ def test_bag_id_wins_and_is_checked():
         address_ref(bag_id="12345")
 
 
-@pytest.mark.parametrize(("postcode", "house"), [("0123AB", "1"), ("1234", "1"), ("1234AB", ""), (None, "1")])
+@pytest.mark.parametrize(
+    ("postcode", "house"), [("0123AB", "1"), ("1234", "1"), ("1234AB", ""), (None, "1")]
+)
 def test_bad_addresses_are_refused(postcode, house):
     with pytest.raises(InvalidInput):
         address_ref(postcode, house)

@@ -1,5 +1,4 @@
 import pytest
-
 from wijkhub.streams import linking
 from wijkhub.streams.routing import UNROUTED, Router
 
@@ -10,8 +9,10 @@ def raw(person=None, address=None, name="nl.wijkhub.debt.ArrearsSignal"):
 
 def test_registration_gives_the_household_at_the_address():
     rec = linking.person_record(raw("P-1", "1011AB-5", linking.PERSON_REGISTERED))
-    assert rec == {"address_ref": "1011AB-5",
-                   "household_ref": linking.household_for_address("1011AB-5")}
+    assert rec == {
+        "address_ref": "1011AB-5",
+        "household_ref": linking.household_for_address("1011AB-5"),
+    }
     assert linking.person_record(raw("P-1", "1011AB-5")) is None
 
 

@@ -5,7 +5,6 @@ import json
 import shutil
 
 import pytest
-
 from wijkhub.schemas.registry import (
     ALERT,
     SCHEMA_DIR,
@@ -33,10 +32,21 @@ def edit_alert(directory, change):
 
 def alert(**over):
     when = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
-    record = {"alert_id": "A-1", "rule_id": "R", "rule_version": 1, "family": "early_detection",
-              "severity": "high", "state": "open", "household_ref": "H-1", "team": "t",
-              "municipality": "0363", "summary": "s", "raised_at": when, "facts": [],
-              "correlation_id": "c"}
+    record = {
+        "alert_id": "A-1",
+        "rule_id": "R",
+        "rule_version": 1,
+        "family": "early_detection",
+        "severity": "high",
+        "state": "open",
+        "household_ref": "H-1",
+        "team": "t",
+        "municipality": "0363",
+        "summary": "s",
+        "raised_at": when,
+        "facts": [],
+        "correlation_id": "c",
+    }
     record.update(over)
     return record
 
@@ -49,8 +59,9 @@ def test_the_repository_catalog_is_registered_and_consistent():
 def test_a_compatible_change_must_be_registered_and_then_reads_old_data(schemas):
     old = Catalog(schemas)
     written_with_v1 = old.encode(ALERT, alert())
-    edit_alert(schemas, lambda s: s["fields"].append(
-        {"name": "escalations", "type": "int", "default": 0}))
+    edit_alert(
+        schemas, lambda s: s["fields"].append({"name": "escalations", "type": "int", "default": 0})
+    )
     with pytest.raises(SchemaError, match="backward compatible but not registered"):
         Catalog(schemas)
     assert register_changes(schemas) == [f"{ALERT} v2 (id 5)"]
@@ -82,9 +93,13 @@ def test_removing_an_enum_symbol_is_incompatible(schemas):
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [(b"", "empty"), (b"\x01\x00\x00\x00\x03xx", "magic"), (b"\x00\x00\x00\x03\xe7x", "unknown schema id"),
-     (b"\x00\x00\x00\x00\x01\xff\xff", "expected nl.wijkhub.Alert"),
-     (b"\x00\x00\x00\x00\x03\xff\xff\xff", "corrupt")],
+    [
+        (b"", "empty"),
+        (b"\x01\x00\x00\x00\x03xx", "magic"),
+        (b"\x00\x00\x00\x03\xe7x", "unknown schema id"),
+        (b"\x00\x00\x00\x00\x01\xff\xff", "expected nl.wijkhub.Alert"),
+        (b"\x00\x00\x00\x00\x03\xff\xff\xff", "corrupt"),
+    ],
 )
 def test_undecodable_bytes_give_a_clear_error(data, message):
     with pytest.raises(DecodeError, match=message):

@@ -1,0 +1,38 @@
+# wijkhub — every target works alone on a fresh machine: it installs first.
+# Needs python3.11, Java 17+ and Maven on PATH (the Kafka jars come from Maven Central).
+
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml deploy/kafka/pom.xml | sha256sum | cut -c1-12)
+EVENTS ?= 100000
+
+.PHONY: install demo test lint bench broker-stop clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml deploy/kafka/pom.xml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -c "from wijkhub.broker import jar_dir; print('kafka jars:', jar_dir())"
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: install
+	$(BIN)/wijkhub demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/wijkhub schemas check
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/wijkhub bench --events $(EVENTS) --json
+
+broker-stop:
+	-$(BIN)/wijkhub broker stop
+
+clean: broker-stop
+	rm -rf $(VENV) .wijkhub
