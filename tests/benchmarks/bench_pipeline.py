@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import random
 import re
 import secrets
 import sys
@@ -45,22 +46,30 @@ from wijkhub.synthetic import SOURCE_ORDER, generate
 EVENTS_PER_HOUSEHOLD = 3.2  # what generate() yields on average
 
 
-def _encoded_events(settings: Settings, n: int) -> list[tuple[str, bytes, bytes]]:
-    """(raw topic, key, value) for n events of a synthetic municipality."""
-    town = generate(households=int(n / EVENTS_PER_HOUSEHOLD) + 10, seed=11, with_bad_input=False)
-    pseudo = Pseudonymiser(settings.pseudonym_key)
-    catalog = Catalog()
-    now = dt.datetime.now(dt.UTC)
-    out = []
-    for source in SOURCE_ORDER:
-        for record in town.records.get(source, []):
-            domain, key, event = to_raw_event(record, source, pseudo, settings.municipality, now)
-            out.append((raw(domain), key.encode(), catalog.encode(RAW_EVENT, event)))
+def _source_records(n: int, seed: int) -> list[tuple[str, dict]]:
+    """n (source, record) pairs of a synthetic municipality, sources interleaved."""
+    town = generate(households=int(n / EVENTS_PER_HOUSEHOLD) + 10, seed=seed, with_bad_input=False)
+    out = [(source, r) for source in SOURCE_ORDER for r in town.records.get(source, [])]
     if len(out) < n:
         raise RuntimeError(f"generated {len(out)} events, fewer than {n}")
-    # Interleave sources (the slice keeps every kind of event), then cut to n.
-    out.sort(key=lambda e: hash(e[1]))
+    random.Random(seed).shuffle(out)
     return out[:n]
+
+
+class _Encoder:
+    """What the intake connector does per record: validate, pseudonymise, Avro-encode."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pseudo = Pseudonymiser(settings.pseudonym_key)
+        self.catalog = Catalog()
+
+    def __call__(self, source: str, record: dict, now: dt.datetime) -> tuple[str, bytes, bytes]:
+        domain, key, event = to_raw_event(
+            record, source, self.pseudo, self.settings.municipality, now
+        )
+        topic = full_name(raw(domain), self.settings.topic_prefix)
+        return topic, key.encode(), self.catalog.encode(RAW_EVENT, event)
 
 
 def _produce(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> float:
@@ -224,16 +233,17 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
 
     say(f"encoding {n} synthetic events…")
     began = time.perf_counter()
-    items = _encoded_events(settings, n)
+    encode = _Encoder(settings)
+    now = dt.datetime.now(dt.UTC)
+    items = [encode(source, record, now) for source, record in _source_records(n, seed=11)]
     encode_s = time.perf_counter() - began
-    prefixed = [(full_name(t, settings.topic_prefix), k, v) for t, k, v in items]
 
     say("backlog: raw pass-through…")
     _produce(settings, [(pt_in, k, v) for _, k, v in items])
     pt_seconds = asyncio.run(_passthrough(bootstrap, pt_in, pt_out, n))
 
     say("backlog: wijkhub pipeline…")
-    load_s = _produce(settings, prefixed)
+    load_s = _produce(settings, items)
     worker = WorkerProcess(settings, settings.data_dir / "worker.log")
     worker.start()
     try:
@@ -255,11 +265,12 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
             _live_passthrough(bootstrap, live_in, live_out, items[:live_n], live_rate)
         )
         hist_before = _buckets(metrics_after_backlog, "wijkhub_processing_latency_seconds")
-        live_items = _encoded_events(settings.with_(municipality="9999"), live_n)
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
         target = consumed("household") + live_n
-        for i, (topic, key, value) in enumerate(live_items):
-            producer.send(full_name(topic, settings.topic_prefix), key=key, value=value)
+        for i, (source, record) in enumerate(_source_records(live_n, seed=12)):
+            # Stamped as the connector would: accepted now, so latency starts here.
+            topic, key, value = encode(source, record, dt.datetime.now(dt.UTC))
+            producer.send(topic, key=key, value=value)
             if (i + 1) % 50 == 0:
                 producer.flush()
                 time.sleep(50 / live_rate)
