@@ -55,7 +55,11 @@ def _choice(record: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
-CREDITOR_TYPES = ("Energie", "Huur", "Water", "Zorgverzekering", "Overig")
+# DDAS signaalpartner.type (exchange model v0.9).
+CREDITOR_TYPES = (
+    "Energie", "Huur", "Hypotheek", "CAK Zorgverzekeringen", "Zorg", "Water", "DUO",
+    "Belastingdienst", "CAK Eigen bijdrage", "Dienst Toeslagen", "Overige",
+)  # fmt: skip
 CASE_TYPES = ("schuldhulp", "wmo", "jeugd", "participatie", "breed")
 
 

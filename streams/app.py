@@ -219,7 +219,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             return
         registration = linking.person_record(raw)
         if registration is not None:
-            persons[key] = registration
+            if persons.get(key) != registration:  # a replay writes nothing
+                persons[key] = registration
             household_link = linking.Link(registration["household_ref"], "person")
             await send_linked(out, value, household_link)
             for waiting in parked.pop(key, None) or []:

@@ -17,7 +17,6 @@ from typing import Any
 from wijkhub.streams.rules import DUPLICATE_HELP, EARLY_DETECTION
 
 BASE_DAY = dt.date(2026, 3, 1)
-CREDITORS = ("Energie", "Huur", "Water", "Zorgverzekering")
 TEAMS = ("Wijkteam Centrum", "Schuldhulp Noord", "Stadsbank", "Humanitas")
 PROVIDERS = ("01234567", "02345678", "03456789")
 

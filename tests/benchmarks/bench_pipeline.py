@@ -152,11 +152,12 @@ def _quantile(q: float, buckets: dict[float, float]) -> float | None:
 
 
 def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll (4/s: often enough for the figures, rarely enough not to load the worker)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(0.25)
 
 
 async def _live_passthrough(bootstrap: str, src: str, dst: str, items, rate: int) -> list[float]:
