@@ -1,13 +1,15 @@
-"""From a source record (a flat dict, as any parser yields it) to a RawEvent.
+"""From a source record (a flat dict, as every parser yields it) to a RawEvent.
 
 This is the single validation-and-pseudonymisation step behind every intake
-path: parsers of iJw/iWmo XML, CSV and JSON exports only turn bytes into these
-flat records. The clear BSN goes in, a ``person_ref`` comes out.
+path and format: the iJw/iWmo XML, CSV and JSON parsers only turn bytes into
+these flat records. The clear BSN goes in, a ``person_ref`` comes out.
 
-Source record fields (strings unless stated):
-``kind`` (one of :data:`KINDS`), ``message_id``, ``occurred_at`` (ISO date or
-datetime), optional ``bsn``, ``postcode`` + ``huisnummer`` or ``bag_id``,
-and the fields each kind needs (see :data:`KINDS`).
+Common fields (strings): ``kind`` (a key of :data:`KINDS`), ``message_id``
+(unique per source message: the event id is derived from it, so a re-delivered
+message is the same event), ``occurred_at`` (ISO date or date-time), ``bsn``,
+``postcode`` + ``huisnummer`` or ``bag_id``, and for signals without a usable
+BSN the match attributes ``family_name``, ``prefix``, ``initials``,
+``birth_date``. Each kind's own fields are read by its builder below.
 """
 
 from __future__ import annotations
@@ -15,16 +17,27 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
-from wijkhub.connectors.identity import InvalidInput, Pseudonymiser, address_ref
+from wijkhub.connectors.identity import InvalidInput, Pseudonymiser, address_ref, bsn_is_valid
 from wijkhub.streams.topics import Domain
 
 EVENT_NAMESPACE = uuid.UUID("6d1f4a52-53c1-4b57-9c7e-1f6f1a0b7a11")
 SCHEMA_VERSION = 1
+Record = dict[str, Any]
+
+# DDAS signaalpartner.type (exchange model v0.9).
+CREDITOR_TYPES = (
+    "Energie", "Huur", "Hypotheek", "CAK Zorgverzekeringen", "Zorg", "Water", "DUO",
+    "Belastingdienst", "CAK Eigen bijdrage", "Dienst Toeslagen", "Overige",
+)  # fmt: skip
+CASE_TYPES = ("schuldhulp", "wmo", "jeugd", "participatie", "breed")
+TEMPORARY_STOP = "20"  # RedenBeeindiging 20: temporary; every other code is definitive
 
 
-def _date(record: dict[str, Any], name: str) -> dt.date:
+def _date(record: Record, name: str) -> dt.date:
     raw = record.get(name)
     if not raw:
         raise InvalidInput(f"field {name} is missing")
@@ -34,95 +47,247 @@ def _date(record: dict[str, Any], name: str) -> dt.date:
         raise InvalidInput(f"field {name} is not a valid date (YYYY-MM-DD)") from None
 
 
-def _text(record: dict[str, Any], name: str) -> str:
+def _optional_date(record: Record, name: str) -> dt.date | None:
+    return _date(record, name) if record.get(name) else None
+
+
+def _text(record: Record, name: str) -> str:
     value = record.get(name)
     if value is None or str(value).strip() == "":
         raise InvalidInput(f"field {name} is missing")
     return str(value).strip()
 
 
-def _int(record: dict[str, Any], name: str) -> int:
+def _int(record: Record, name: str, default: int | None = None) -> int:
+    value = record.get(name)
+    if (value is None or str(value).strip() == "") and default is not None:
+        return default
     try:
-        return int(str(record.get(name)).strip())
+        return int(str(value).strip())
     except ValueError:
         raise InvalidInput(f"field {name} is not a whole number") from None
 
 
-def _choice(record: dict[str, Any], name: str, allowed: tuple[str, ...]) -> str:
+def _cents(record: Record, name: str) -> int:
+    """Euros with an optional decimal comma or point, or whole cents in ``<name>_cents``."""
+    if record.get(f"{name}_cents") not in (None, ""):
+        return _int(record, f"{name}_cents")
+    raw = str(record.get(name, "")).strip().replace(",", ".")
+    try:
+        return round(float(raw) * 100)
+    except ValueError:
+        raise InvalidInput(f"field {name} is not an amount in euros") from None
+
+
+def _choice(record: Record, name: str, allowed: tuple[str, ...]) -> str:
     value = _text(record, name)
     if value not in allowed:
         raise InvalidInput(f"field {name} must be one of {', '.join(allowed)}")
     return value
 
 
-# DDAS signaalpartner.type (exchange model v0.9).
-CREDITOR_TYPES = (
-    "Energie", "Huur", "Hypotheek", "CAK Zorgverzekeringen", "Zorg", "Water", "DUO",
-    "Belastingdienst", "CAK Eigen bijdrage", "Dienst Toeslagen", "Overige",
-)  # fmt: skip
-CASE_TYPES = ("schuldhulp", "wmo", "jeugd", "participatie", "breed")
+def _flag(record: Record, name: str) -> bool:
+    return str(record.get(name, "")).strip().lower() in ("1", "true", "ja", "j", "yes")
 
 
-def _person_registered(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _text_or(record: Record, name: str, default: str = "") -> str:
+    return str(record.get(name) or default).strip()
+
+
+class Bsn(Enum):
+    """What a source must do with a BSN."""
+
+    REQUIRED = "required"  # mandatory and verified at the source: invalid → dead letter
+    OPTIONAL = "optional"  # may be absent; if present it must be valid
+    BEST_EFFORT = "best-effort"  # creditors: invalid → dropped with a data-quality flag
+
+
+@dataclass(frozen=True)
+class Kind:
+    domain: Domain | None  # None: the record's "domain" field says care or youth
+    ce_type: str
+    bsn: Bsn
+    build: Callable[[Record, Pseudonymiser], tuple[str, Record]]
+
+
+def _person_registered(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
     return "nl.wijkhub.population.PersonRegistered", {
         "registered_on": _date(r, "occurred_at"),
-        "address_kind": r.get("address_kind") or "woonadres",
+        "address_kind": _choice(r, "address_kind", ("woonadres", "briefadres", "instelling"))
+        if r.get("address_kind")
+        else "woonadres",
+        "change": "moved" if r.get("kind") == "person_moved" else "registered",
     }
 
 
-def _arrears_signal(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return "nl.wijkhub.debt.ArrearsSignal", {
-        "signal_id": _text(r, "signal_id"),
-        "creditor_type": _choice(r, "creditor_type", CREDITOR_TYPES),
-        "amount_cents": _int(r, "amount_cents"),
-        "arrears_months": _int(r, "arrears_months"),
-        "signal_date": _date(r, "occurred_at"),
-        "crisis": str(r.get("crisis", "")).lower() in ("1", "true", "ja"),
+def _person_deceased(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.population.PersonDeceased", {"died_on": _date(r, "occurred_at")}
+
+
+def _relation_changed(r: Record, p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.population.RelationChanged", {
+        "related_person_ref": p.person_ref(_text(r, "related_bsn")),
+        "relation": _choice(r, "relation", ("ouder", "kind", "partner")),
+        "change": _choice(r, "change", ("started", "ended")),
+        "on": _date(r, "occurred_at"),
     }
 
 
-def _provision_started(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return "nl.wijkhub.care.ProvisionStarted", {
+def _toewijzing_snapshot(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    assignments = r.get("assignments")
+    if not isinstance(assignments, list):
+        raise InvalidInput("field assignments must be a list")
+    return "nl.wijkhub.care.ToewijzingSnapshot", {
+        "provider": _text(r, "provider"),
+        "snapshot_on": _date(r, "occurred_at"),
+        "assignments": [
+            {
+                "number": _text(a, "number"),
+                "product_category": _text(a, "product_category"),
+                "product_code": _text_or(a, "product_code"),
+                "assigned_on": _date(a, "assigned_on"),
+                "start_on": _date(a, "start_on"),
+                "end_on": _optional_date(a, "end_on"),
+            }
+            for a in assignments
+        ],
+    }
+
+
+def _provision(r: Record) -> Record:
+    return {
         "provision_id": _text(r, "provision_id"),
         "provider": _text(r, "provider"),
         "product_category": _text(r, "product_category"),
+        "product_code": _text_or(r, "product_code"),
+    }
+
+
+def _provision_started(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.care.ProvisionStarted", {
+        **_provision(r),
         "started_on": _date(r, "occurred_at"),
     }
 
 
-def _benefit_ended(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    return "nl.wijkhub.income.BenefitEnded", {
-        "benefit_id": _text(r, "benefit_id"),
-        "benefit_type": _text(r, "benefit_type"),
-        "ended_on": _date(r, "occurred_at"),
-        "reason": _text(r, "reason"),
+def _provision_stopped(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    reason = _text(r, "reason_code")
+    return "nl.wijkhub.care.ProvisionStopped", {
+        **_provision(r),
+        "stopped_on": _date(r, "occurred_at"),
+        "reason_code": reason,
+        "definitive": reason != TEMPORARY_STOP,
     }
 
 
-def _case_opened(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _provision_requested(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.care.ProvisionRequested", {
+        "provider": _text(r, "provider"),
+        "product_category": _text(r, "product_category"),
+        "product_code": _text_or(r, "product_code"),
+        "requested_start": _date(r, "requested_start"),
+        "requested_end": _optional_date(r, "requested_end"),
+    }
+
+
+def _benefit_changed(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.income.BenefitChanged", {
+        "benefit_id": _text(r, "benefit_id"),
+        "benefit_type": _text(r, "benefit_type"),
+        "change": _choice(r, "change", ("granted", "suspended", "ended", "sanction")),
+        "on": _date(r, "occurred_at"),
+        "reason": _text_or(r, "reason"),
+    }
+
+
+def _arrears_signal(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.debt.ArrearsSignal", {
+        "signal_id": _text(r, "signal_id"),
+        "creditor_type": _choice(r, "creditor_type", CREDITOR_TYPES),
+        "amount_cents": _cents(r, "amount"),
+        "arrears_months": _int(r, "arrears_months", default=0),
+        "arrears_since": _optional_date(r, "arrears_since"),
+        "signal_date": _date(r, "occurred_at"),
+        "crisis": _flag(r, "crisis"),
+        "warm_handover": _flag(r, "warm_handover"),
+    }
+
+
+def _debt_help_changed(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.debt.DebtHelpChanged", {
+        "trajectory_id": _text(r, "trajectory_id"),
+        "organisation": _text(r, "organisation"),
+        "change": _choice(r, "change", ("intake", "started", "ended")),
+        "on": _date(r, "occurred_at"),
+        "contact": _text_or(r, "contact"),
+    }
+
+
+def _case_opened(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
     return "nl.wijkhub.teams.CaseOpened", {
         "case_id": _text(r, "case_id"),
         "team": _text(r, "team"),
         "case_type": _choice(r, "case_type", CASE_TYPES),
         "opened_on": _date(r, "occurred_at"),
-        "contact": str(r.get("contact") or ""),
+        "contact": _text_or(r, "contact"),
     }
 
 
-# kind -> (domain, CloudEvents type, is a BSN required, payload builder)
-KINDS: dict[str, tuple[Domain | None, str, bool, Callable]] = {
-    "person_registered": (
-        Domain.POPULATION,
-        "nl.wijkhub.population.person-registered",
-        True,
-        _person_registered,
-    ),
-    "arrears_signal": (Domain.DEBT, "nl.wijkhub.debt.arrears-signal", False, _arrears_signal),
-    # care or youth: the record's own "domain" field decides (iWmo vs iJw)
-    "provision_started": (None, "nl.wijkhub.{domain}.provision-started", True, _provision_started),
-    "benefit_ended": (Domain.INCOME, "nl.wijkhub.income.benefit-ended", True, _benefit_ended),
-    "case_opened": (Domain.TEAMS, "nl.wijkhub.teams.case-opened", True, _case_opened),
-}
+def _case_closed(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.teams.CaseClosed", {
+        "case_id": _text(r, "case_id"),
+        "team": _text(r, "team"),
+        "closed_on": _date(r, "occurred_at"),
+        "outcome": _text_or(r, "outcome"),
+    }
+
+
+def _coordinator_assigned(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.teams.CoordinatorAssigned", {
+        "team": _text(r, "team"),
+        "on": _date(r, "occurred_at"),
+        "contact": _text_or(r, "contact"),
+    }
+
+
+def _consent_changed(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.teams.ConsentChanged", {
+        "purpose": _text(r, "purpose"),
+        "domain": _choice(r, "consent_domain", tuple(d.value for d in Domain)),
+        "given": _choice(r, "consent", ("given", "withdrawn")) == "given",
+        "on": _date(r, "occurred_at"),
+    }
+
+
+P, D = Domain.POPULATION, Domain.DEBT
+KINDS: dict[str, Kind] = {
+    "person_registered": Kind(P, "nl.wijkhub.population.person-registered", Bsn.REQUIRED,
+                              _person_registered),
+    "person_moved": Kind(P, "nl.wijkhub.population.person-moved", Bsn.REQUIRED, _person_registered),
+    "person_deceased": Kind(P, "nl.wijkhub.population.person-deceased", Bsn.REQUIRED,
+                            _person_deceased),
+    "relation_changed": Kind(P, "nl.wijkhub.population.relation-changed", Bsn.REQUIRED,
+                             _relation_changed),
+    "toewijzing_snapshot": Kind(None, "nl.wijkhub.{domain}.toewijzing-snapshot", Bsn.REQUIRED,
+                                _toewijzing_snapshot),
+    "provision_started": Kind(None, "nl.wijkhub.{domain}.provision-started", Bsn.REQUIRED,
+                              _provision_started),
+    "provision_stopped": Kind(None, "nl.wijkhub.{domain}.provision-stopped", Bsn.REQUIRED,
+                              _provision_stopped),
+    "provision_requested": Kind(None, "nl.wijkhub.{domain}.provision-requested", Bsn.REQUIRED,
+                                _provision_requested),
+    "benefit_changed": Kind(Domain.INCOME, "nl.wijkhub.income.benefit-changed", Bsn.REQUIRED,
+                            _benefit_changed),
+    "arrears_signal": Kind(D, "nl.wijkhub.debt.arrears-signal", Bsn.BEST_EFFORT, _arrears_signal),
+    "debt_help_changed": Kind(D, "nl.wijkhub.debt.debt-help-changed", Bsn.REQUIRED,
+                              _debt_help_changed),
+    "case_opened": Kind(Domain.TEAMS, "nl.wijkhub.teams.case-opened", Bsn.REQUIRED, _case_opened),
+    "case_closed": Kind(Domain.TEAMS, "nl.wijkhub.teams.case-closed", Bsn.REQUIRED, _case_closed),
+    "coordinator_assigned": Kind(Domain.TEAMS, "nl.wijkhub.teams.coordinator-assigned",
+                                 Bsn.REQUIRED, _coordinator_assigned),
+    "consent_changed": Kind(Domain.TEAMS, "nl.wijkhub.teams.consent-changed", Bsn.REQUIRED,
+                            _consent_changed),
+}  # fmt: skip
 
 
 def event_id(source: str, message_id: str) -> str:
@@ -130,7 +295,7 @@ def event_id(source: str, message_id: str) -> str:
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}\x1f{message_id}"))
 
 
-def _occurred_at(record: dict[str, Any]) -> dt.datetime:
+def _occurred_at(record: Record) -> dt.datetime:
     raw = _text(record, "occurred_at")
     try:
         value = dt.datetime.fromisoformat(raw)
@@ -139,39 +304,59 @@ def _occurred_at(record: dict[str, Any]) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def _person(record: Record, policy: Bsn, pseudonymiser: Pseudonymiser) -> tuple[str | None, list]:
+    """(person_ref, data-quality codes) under the source's BSN policy."""
+    bsn = str(record.get("bsn") or "").strip()
+    if not bsn:
+        if policy is Bsn.REQUIRED:
+            raise InvalidInput("BSN is missing; this source must provide one")
+        return None, []
+    if policy is Bsn.BEST_EFFORT and not bsn_is_valid(bsn):
+        # A creditor's typo must not lose the signal: drop the BSN, link on name and address.
+        return None, ["bsn-failed-elfproef"]
+    return pseudonymiser.person_ref(bsn), []
+
+
+def _match(record: Record) -> Record | None:
+    if not record.get("family_name"):
+        return None
+    return {
+        "family_name": _text(record, "family_name"),
+        "prefix": _text_or(record, "prefix"),
+        "initials": _text_or(record, "initials"),
+        "birth_date": _optional_date(record, "birth_date"),
+    }
+
+
 def to_raw_event(
-    record: dict[str, Any],
+    record: Record,
     source: str,
     pseudonymiser: Pseudonymiser,
     municipality: str,
     received_at: dt.datetime,
-) -> tuple[Domain, str, dict[str, Any]]:
+) -> tuple[Domain, str, Record]:
     """Validate and pseudonymise one source record: (domain, partition key, RawEvent)."""
-    kind = record.get("kind")
-    if kind not in KINDS:
+    kind = KINDS.get(str(record.get("kind")))
+    if kind is None:
         raise InvalidInput(f"unknown kind; expected one of {', '.join(KINDS)}")
-    domain, ce_type, bsn_required, build = KINDS[kind]
+    domain, ce_type = kind.domain, kind.ce_type
     if domain is None:
         domain = Domain(_choice(record, "domain", (Domain.CARE.value, Domain.YOUTH.value)))
         ce_type = ce_type.format(domain=domain.value)
     message_id = _text(record, "message_id")
     occurred = _occurred_at(record)
-    bsn = str(record.get("bsn") or "").strip()
-    if bsn_required and not bsn:
-        raise InvalidInput("BSN is missing; this source must provide one")
-    person_ref = pseudonymiser.person_ref(bsn) if bsn else None
+    person_ref, quality = _person(record, kind.bsn, pseudonymiser)
     if record.get("bag_id") or record.get("postcode"):
         addr = address_ref(record.get("postcode"), record.get("huisnummer"), record.get("bag_id"))
     else:
         addr = None
     if person_ref is None and addr is None:
-        raise InvalidInput("neither a BSN nor an address: the event cannot be linked")
-    payload_name, payload = build(record)
+        raise InvalidInput("neither a valid BSN nor an address: the event cannot be linked")
+    payload_name, payload = kind.build(record, pseudonymiser)
     correlation = str(record.get("correlation_id") or message_id)
-    eid = event_id(source, message_id)
     raw_event = {
         "envelope": {
-            "event_id": eid,
+            "event_id": event_id(source, message_id),
             "source": f"urn:nld:gemeente:{municipality}:{source}",
             "source_message_id": message_id,
             "domain": domain.value,
@@ -182,13 +367,18 @@ def to_raw_event(
             "schema_version": SCHEMA_VERSION,
             "correlation_id": correlation,
         },
-        "subject": {"person_ref": person_ref, "address_ref": addr},
+        "subject": {
+            "person_ref": person_ref,
+            "address_ref": addr,
+            "match": _match(record) if person_ref is None else None,
+            "data_quality": quality,
+        },
         "payload": (payload_name, payload),
     }
     return domain, person_ref or addr or "", raw_event
 
 
-def cloudevent_headers(raw_event: dict[str, Any]) -> list[tuple[str, bytes]]:
+def cloudevent_headers(raw_event: Record) -> list[tuple[str, bytes]]:
     """CloudEvents 1.0 Kafka binding (binary mode): attributes as ce_ headers."""
     env, subject = raw_event["envelope"], raw_event["subject"]
     return [

@@ -226,6 +226,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             for waiting in parked.pop(key, None) or []:
                 await send_linked(out, bytes.fromhex(waiting), household_link)
             return
+        if raw["subject"]["match"] is not None:
+            # Name and date of birth serve linking only: they stop here.
+            raw["subject"]["match"] = None
+            value = catalog.encode(RAW_EVENT, raw)
         decision = linking.decide(raw, persons.get(key) if raw["subject"]["person_ref"] else None)
         if isinstance(decision, linking.Park):
             parked[key] = [*(parked.get(key) or []), value.hex()]

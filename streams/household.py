@@ -9,11 +9,14 @@ which is what makes at-least-once delivery and replays safe.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 View = dict[str, Any]
+Payload = dict[str, Any]
 
-# Involvement kinds, by the payload that starts them.
+# Involvement kinds, by where they come from.
 CASE_KIND = {
     "schuldhulp": "schuldhulp",
     "wmo": "zorg",
@@ -23,6 +26,7 @@ CASE_KIND = {
 }
 PROVISION_KIND = {"care": "zorg", "youth": "jeugd"}
 MAX_SIGNALS = 200  # keep the view bounded; rule windows are at most 180 days
+MAX_SEEN = 500  # event ids remembered for idempotency of non-signal events
 
 
 def new_view(household_ref: str) -> View:
@@ -32,7 +36,10 @@ def new_view(household_ref: str) -> View:
         "members": [],
         "involvements": [],
         "signals": [],
+        "coordinator": None,
+        "consent": {},
         "open_alerts": {},
+        "seen": [],
         "updated_at": 0,
     }
 
@@ -41,82 +48,206 @@ def _iso(d: dt.date | dt.datetime) -> str:
     return d.isoformat()[:10]
 
 
+@dataclass(frozen=True)
+class Fact:
+    """What :func:`apply` needs of one event, decoded once."""
+
+    event_id: str
+    domain: str
+    person: str | None
+    payload: Payload
+
+
 def apply(view: View, linked: dict[str, Any]) -> bool:
     """Fold one linked event into the view; return False if it was already there."""
     event = linked["event"]
     env, subject = event["envelope"], event["subject"]
     name, payload = event["payload"]
-    kind = name.rsplit(".", 1)[-1]
-    event_id = env["event_id"]
-    millis = int(env["occurred_at"].timestamp() * 1000)
+    fact = Fact(env["event_id"], env["domain"], subject.get("person_ref"), payload)
+    if fact.event_id in view["seen"]:
+        return False
     changed = False
     if subject.get("address_ref") and view["address_ref"] is None:
         view["address_ref"] = subject["address_ref"]
         changed = True
-    person = subject.get("person_ref")
-    if person and person not in view["members"] and kind == "PersonRegistered":
-        view["members"].append(person)
-        changed = True
-    if kind == "ArrearsSignal":
-        changed |= _add_signal(
-            view, event_id, "arrears", payload["creditor_type"], payload["signal_date"]
-        )
-    elif kind == "BenefitEnded":
-        changed |= _add_signal(
-            view, event_id, "benefit-ended", payload["benefit_type"], payload["ended_on"]
-        )
-    elif kind == "ProvisionStarted":
-        changed |= _add_involvement(
-            view,
-            PROVISION_KIND[env["domain"]],
-            payload["provider"],
-            payload["provision_id"],
-            payload["started_on"],
-            "",
-            event_id,
-        )
-    elif kind == "CaseOpened":
-        changed |= _add_involvement(
-            view,
-            CASE_KIND[payload["case_type"]],
-            payload["team"],
-            payload["case_id"],
-            payload["opened_on"],
-            payload["contact"],
-            event_id,
-        )
+    handler = HANDLERS.get(name.rsplit(".", 1)[-1])
+    if handler is not None:
+        changed |= handler(view, fact)
     if changed:
+        view["seen"].append(fact.event_id)
+        del view["seen"][:-MAX_SEEN]
+        millis = int(env["occurred_at"].timestamp() * 1000)
         view["updated_at"] = max(view["updated_at"], millis)
     return changed
 
 
-def _add_signal(view: View, event_id: str, type_: str, category: str, on: dt.date) -> bool:
-    if any(s["event_id"] == event_id for s in view["signals"]):
+def _member_joined(view: View, f: Fact) -> bool:
+    if f.person and f.person not in view["members"]:
+        view["members"].append(f.person)
+        return True
+    return False
+
+
+def _member_died(view: View, f: Fact) -> bool:
+    if f.person in view["members"]:
+        view["members"].remove(f.person)
+        return True
+    return False
+
+
+def _add_signal(view: View, f: Fact, type_: str, category: str, on: dt.date, **extra: Any) -> bool:
+    if any(s["event_id"] == f.event_id for s in view["signals"]):
         return False
-    view["signals"].append(
-        {"event_id": event_id, "type": type_, "category": category, "on": _iso(on)}
-    )
+    signal = {"event_id": f.event_id, "type": type_, "category": category, "on": _iso(on), **extra}
+    view["signals"].append(signal)
     view["signals"].sort(key=lambda s: s["on"])
     del view["signals"][:-MAX_SIGNALS]
     return True
 
 
-def _add_involvement(
-    view: View, kind: str, holder: str, ref: str, since: dt.date, contact: str, event_id: str
-) -> bool:
+def _arrears(view: View, f: Fact) -> bool:
+    """A repeated signal (same partner, same arrears, amount not higher) is marked, not new."""
+    p = f.payload
+    since = _iso(p["arrears_since"]) if p.get("arrears_since") else None
+    repeated = since is not None and any(
+        s["type"] == "arrears"
+        and s["category"] == p["creditor_type"]
+        and s.get("since") == since
+        and s.get("amount", 0) >= p["amount_cents"]
+        for s in view["signals"]
+    )
+    return _add_signal(
+        view, f, "arrears", p["creditor_type"], p["signal_date"],
+        since=since, amount=p["amount_cents"], crisis=p.get("crisis", False), repeated=repeated,
+    )  # fmt: skip
+
+
+def _benefit(view: View, f: Fact) -> bool:
+    p = f.payload
+    return _add_signal(view, f, f"benefit-{p['change']}", p["benefit_type"], p["on"])
+
+
+def _provision_requested(view: View, f: Fact) -> bool:
+    p = f.payload
+    return _add_signal(view, f, "provision-requested", p["product_category"], p["requested_start"])
+
+
+def _add_involvement(view: View, f: Fact, kind: str, holder: str, ref: str, since: dt.date,
+                     contact: str = "") -> bool:  # fmt: skip
     if any(i["ref"] == ref and i["kind"] == kind for i in view["involvements"]):
         return False
-    view["involvements"].append(
-        {
-            "kind": kind,
-            "holder": holder,
-            "ref": ref,
-            "since": _iso(since),
-            "contact": contact,
-            "event_id": event_id,
-        }
-    )
+    view["involvements"].append({
+        "kind": kind, "holder": holder, "ref": ref, "since": _iso(since), "contact": contact,
+        "event_id": f.event_id, "person": f.person,
+    })  # fmt: skip
     return True
+
+
+def _end_involvement(view: View, kind: str, holder: str, ref: str) -> bool:
+    before = len(view["involvements"])
+    view["involvements"] = [
+        i for i in view["involvements"]
+        if not (i["kind"] == kind and i["holder"] == holder and i["ref"] == ref)
+    ]  # fmt: skip
+    return len(view["involvements"]) != before
+
+
+def _provision_started(view: View, f: Fact) -> bool:
+    p = f.payload
+    kind = PROVISION_KIND[f.domain]
+    return _add_involvement(view, f, kind, p["provider"], p["provision_id"], p["started_on"])
+
+
+def _provision_stopped(view: View, f: Fact) -> bool:
+    p = f.payload
+    if not p["definitive"]:
+        return False  # a temporary stop (reason 20) keeps the involvement
+    return _end_involvement(view, PROVISION_KIND[f.domain], p["provider"], p["provision_id"])
+
+
+def _toewijzing_snapshot(view: View, f: Fact) -> bool:
+    """A 301 is the full set of one client's assignments at one provider: diff it.
+
+    Assignments missing from the new snapshot, or ended before its date, are
+    withdrawn; new ones are added. Both are changes to the view (and events).
+    """
+    p = f.payload
+    kind = PROVISION_KIND[f.domain]
+    snapshot_on = p["snapshot_on"]
+    current = {
+        a["number"]: a
+        for a in p["assignments"]
+        if a["end_on"] is None or a["end_on"] >= snapshot_on
+    }
+    changed = False
+    for i in list(view["involvements"]):
+        same_source = i["kind"] == kind and i["holder"] == p["provider"]
+        if same_source and i.get("person") == f.person and i["ref"] not in current:
+            changed |= _end_involvement(view, kind, p["provider"], i["ref"])
+    for number, a in current.items():
+        changed |= _add_involvement(view, f, kind, p["provider"], number, a["start_on"])
+    return changed
+
+
+def _debt_help(view: View, f: Fact) -> bool:
+    p = f.payload
+    if p["change"] == "ended":
+        return _end_involvement(view, "schuldhulp", p["organisation"], p["trajectory_id"])
+    return _add_involvement(view, f, "schuldhulp", p["organisation"], p["trajectory_id"], p["on"],
+                            p.get("contact", ""))  # fmt: skip
+
+
+def _case_opened(view: View, f: Fact) -> bool:
+    p = f.payload
+    return _add_involvement(view, f, CASE_KIND[p["case_type"]], p["team"], p["case_id"],
+                            p["opened_on"], p["contact"])  # fmt: skip
+
+
+def _case_closed(view: View, f: Fact) -> bool:
+    p = f.payload
+    return any(
+        [_end_involvement(view, kind, p["team"], p["case_id"]) for kind in set(CASE_KIND.values())]
+    )
+
+
+def _coordinator(view: View, f: Fact) -> bool:
+    p = f.payload
+    coordinator = {"team": p["team"], "contact": p["contact"], "since": _iso(p["on"])}
+    if view["coordinator"] == coordinator:
+        return False
+    view["coordinator"] = coordinator
+    return True
+
+
+def _consent(view: View, f: Fact) -> bool:
+    """Consent is per person, purpose and domain; the latest statement counts."""
+    if not f.person:
+        return False
+    p = f.payload
+    key = f"{p['purpose']}|{p['domain']}"
+    entry = {"given": p["given"], "on": _iso(p["on"])}
+    per_person = view["consent"].setdefault(f.person, {})
+    if key in per_person and per_person[key]["on"] > entry["on"]:
+        return False  # an older statement arriving late does not override a newer one
+    per_person[key] = entry
+    return True
+
+
+HANDLERS: dict[str, Callable[[View, Fact], bool]] = {
+    "PersonRegistered": _member_joined,
+    "PersonDeceased": _member_died,
+    "ArrearsSignal": _arrears,
+    "BenefitChanged": _benefit,
+    "ProvisionRequested": _provision_requested,
+    "ProvisionStarted": _provision_started,
+    "ProvisionStopped": _provision_stopped,
+    "ToewijzingSnapshot": _toewijzing_snapshot,
+    "DebtHelpChanged": _debt_help,
+    "CaseOpened": _case_opened,
+    "CaseClosed": _case_closed,
+    "CoordinatorAssigned": _coordinator,
+    "ConsentChanged": _consent,
+}
 
 
 def to_record(view: View) -> dict[str, Any]:
@@ -127,13 +258,23 @@ def to_record(view: View) -> dict[str, Any]:
         "members": list(view["members"]),
         "involvements": [
             {
-                k: (dt.date.fromisoformat(v) if k == "since" else v)
-                for k, v in i.items()
-                if k != "event_id"
+                "kind": i["kind"],
+                "holder": i["holder"],
+                "ref": i["ref"],
+                "since": dt.date.fromisoformat(i["since"]),
+                "contact": i["contact"],
             }
             for i in view["involvements"]
         ],
-        "signals": [{**s, "on": dt.date.fromisoformat(s["on"])} for s in view["signals"]],
+        "signals": [
+            {
+                "event_id": s["event_id"],
+                "type": s["type"],
+                "category": s["category"],
+                "on": dt.date.fromisoformat(s["on"]),
+            }
+            for s in view["signals"]
+        ],
         "open_alerts": sorted(view["open_alerts"]),
         "updated_at": dt.datetime.fromtimestamp(view["updated_at"] / 1000, dt.UTC),
     }

@@ -51,7 +51,7 @@ def alert_id(rule_id: str, dedup_key: str) -> str:
 
 
 def _arrears_in_window(view: View, days: int = 90) -> Iterator[tuple[str, list[dict]]]:
-    arrears = [s for s in view["signals"] if s["type"] == "arrears"]
+    arrears = [s for s in view["signals"] if s["type"] == "arrears" and not s.get("repeated")]
     for a, b in combinations(arrears, 2):
         if a["category"] == b["category"]:
             continue

@@ -131,7 +131,7 @@ def generate(households: int = 300, seed: int = 2026, with_bad_input: bool = Tru
             )  # fmt: skip
         elif pattern == 4:  # background: a benefit ended
             home.add(
-                "income", "benefit_ended", "inc", _day(30), benefit_id=f"B{h}",
+                "income", "benefit_changed", "inc", _day(30), benefit_id=f"B{h}", change="ended",
                 benefit_type="bijstand", reason="werk gevonden", bsn=people[0],
             )  # fmt: skip
     if with_bad_input:

@@ -32,7 +32,12 @@ def linked(
                 "schema_version": 1,
                 "correlation_id": "c",
             },
-            "subject": {"person_ref": person, "address_ref": address},
+            "subject": {
+                "person_ref": person,
+                "address_ref": address,
+                "match": None,
+                "data_quality": [],
+            },
             "payload": (payload_name, payload),
         },
     }

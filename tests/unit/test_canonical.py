@@ -30,7 +30,12 @@ def test_arrears_without_bsn_is_keyed_by_address_and_encodes():
     domain, key, event = to_raw_event(arrears(), "vroegsignalering", P, "0363", NOW)
     assert domain is Domain.DEBT
     assert key == "1011AB-5"
-    assert event["subject"] == {"person_ref": None, "address_ref": "1011AB-5"}
+    assert event["subject"] == {
+        "person_ref": None,
+        "address_ref": "1011AB-5",
+        "match": None,
+        "data_quality": [],
+    }
     assert event["envelope"]["event_id"] == event_id("vroegsignalering", "m1")
     decoded = Catalog().decode(Catalog().encode(RAW_EVENT, event), RAW_EVENT)
     assert decoded["payload"][0] == "nl.wijkhub.debt.ArrearsSignal"
@@ -60,7 +65,7 @@ def test_person_event_carries_only_the_pseudonym():
         ({"creditor_type": "Bank"}, "creditor_type"),
         ({"amount_cents": "veel"}, "amount_cents"),
         ({"kind": "unknown"}, "unknown kind"),
-        ({"postcode": None, "huisnummer": None}, "neither a BSN nor an address"),
+        ({"postcode": None, "huisnummer": None}, "neither a valid BSN nor an address"),
         ({"message_id": ""}, "message_id"),
     ],
 )
@@ -71,12 +76,135 @@ def test_bad_records_get_a_clear_reason(change, message):
 
 def test_bsn_required_where_the_source_must_have_one():
     record = {
-        "kind": "benefit_ended",
+        "kind": "benefit_changed",
         "message_id": "b1",
         "benefit_id": "B",
         "benefit_type": "x",
-        "reason": "r",
+        "change": "ended",
         "occurred_at": "2026-01-01",
     }
     with pytest.raises(InvalidInput, match="BSN is missing"):
         to_raw_event(record, "income", P, "0363", NOW)
+
+
+def test_creditor_signal_with_a_bad_bsn_is_kept_without_it_and_flagged():
+    record = arrears(
+        bsn="123456789", family_name="Dijk", prefix="van", initials="A.", birth_date="1985-06-15"
+    )
+    _, key, event = to_raw_event(record, "vroegsignalering", P, "0363", NOW)
+    assert event["subject"]["person_ref"] is None
+    assert event["subject"]["data_quality"] == ["bsn-failed-elfproef"]
+    assert event["subject"]["match"]["family_name"] == "Dijk"
+    assert key == "1011AB-5"
+    assert "123456789" not in repr(event)
+
+
+def test_a_valid_creditor_bsn_is_used_and_no_name_is_carried():
+    record = arrears(bsn="111222333", family_name="Dijk", birth_date="1985-06-15")
+    _, _, event = to_raw_event(record, "vroegsignalering", P, "0363", NOW)
+    assert event["subject"]["person_ref"] == P.person_ref("111222333")
+    assert event["subject"]["match"] is None
+
+
+def test_an_invalid_bsn_where_it_is_mandatory_is_refused():
+    record = {
+        "kind": "case_opened",
+        "message_id": "c1",
+        "case_id": "C1",
+        "team": "T",
+        "case_type": "schuldhulp",
+        "occurred_at": "2026-05-01",
+        "bsn": "123456789",
+    }
+    with pytest.raises(InvalidInput, match="elfproef"):
+        to_raw_event(record, "teams", P, "0363", NOW)
+
+
+BSN = {"bsn": "111222333"}
+EVERY_KIND = [
+    {"kind": "person_registered", "postcode": "1011AB", "huisnummer": "1", **BSN},
+    {"kind": "person_moved", "postcode": "1011AB", "huisnummer": "2", **BSN},
+    {"kind": "person_deceased", **BSN},
+    {
+        "kind": "relation_changed",
+        "related_bsn": "123456782",
+        "relation": "kind",
+        "change": "started",
+        **BSN,
+    },
+    {
+        "kind": "toewijzing_snapshot",
+        "domain": "youth",
+        "provider": "42420001",
+        **BSN,
+        "assignments": [
+            {
+                "number": "1",
+                "product_category": "55",
+                "product_code": "55A11",
+                "assigned_on": "2026-04-01",
+                "start_on": "2026-04-01",
+            }
+        ],
+    },
+    {
+        "kind": "provision_started",
+        "domain": "care",
+        "provision_id": "1",
+        "provider": "1",
+        "product_category": "02",
+        **BSN,
+    },
+    {
+        "kind": "provision_stopped",
+        "domain": "youth",
+        "provision_id": "1",
+        "provider": "1",
+        "product_category": "55",
+        "reason_code": "20",
+        **BSN,
+    },
+    {
+        "kind": "provision_requested",
+        "domain": "care",
+        "provider": "1",
+        "product_category": "02",
+        "requested_start": "2026-05-01",
+        **BSN,
+    },
+    {
+        "kind": "benefit_changed",
+        "benefit_id": "B",
+        "benefit_type": "bijstand",
+        "change": "sanction",
+        **BSN,
+    },
+    {
+        "kind": "debt_help_changed",
+        "trajectory_id": "T",
+        "organisation": "Stadsbank",
+        "change": "started",
+        **BSN,
+    },
+    {"kind": "case_opened", "case_id": "C", "team": "T", "case_type": "jeugd", **BSN},
+    {"kind": "case_closed", "case_id": "C", "team": "T", **BSN},
+    {"kind": "coordinator_assigned", "team": "T", **BSN},
+    {
+        "kind": "consent_changed",
+        "purpose": "wmo-regie",
+        "consent_domain": "youth",
+        "consent": "given",
+        **BSN,
+    },
+]
+
+
+@pytest.mark.parametrize("record", EVERY_KIND, ids=lambda r: r["kind"])
+def test_every_kind_becomes_an_avro_event(record):
+    catalog = Catalog()
+    full = {"message_id": "m", "occurred_at": "2026-05-01", **record}
+    _, _, event = to_raw_event(full, "src", P, "0363", NOW)
+    decoded = catalog.decode(catalog.encode(RAW_EVENT, event), RAW_EVENT)
+    assert decoded["envelope"]["type"].startswith("nl.wijkhub.")
+    assert decoded["payload"] == (event["payload"][0], event["payload"][1])
+    assert "111222333" not in repr(decoded)
