@@ -30,9 +30,18 @@ Record = dict[str, Any]
 
 # DDAS signaalpartner.type (exchange model v0.9).
 CREDITOR_TYPES = (
-    "Energie", "Huur", "Hypotheek", "CAK Zorgverzekeringen", "Zorg", "Water", "DUO",
-    "Belastingdienst", "CAK Eigen bijdrage", "Dienst Toeslagen", "Overige",
-)  # fmt: skip
+    "Energie",
+    "Huur",
+    "Hypotheek",
+    "CAK Zorgverzekeringen",
+    "Zorg",
+    "Water",
+    "DUO",
+    "Belastingdienst",
+    "CAK Eigen bijdrage",
+    "Dienst Toeslagen",
+    "Overige",
+)
 CASE_TYPES = ("schuldhulp", "wmo", "jeugd", "participatie", "breed")
 TEMPORARY_STOP = "20"  # RedenBeeindiging 20: temporary; every other code is definitive
 
@@ -261,33 +270,44 @@ def _consent_changed(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
 
 P, D = Domain.POPULATION, Domain.DEBT
 KINDS: dict[str, Kind] = {
-    "person_registered": Kind(P, "nl.wijkhub.population.person-registered", Bsn.REQUIRED,
-                              _person_registered),
+    "person_registered": Kind(
+        P, "nl.wijkhub.population.person-registered", Bsn.REQUIRED, _person_registered
+    ),
     "person_moved": Kind(P, "nl.wijkhub.population.person-moved", Bsn.REQUIRED, _person_registered),
-    "person_deceased": Kind(P, "nl.wijkhub.population.person-deceased", Bsn.REQUIRED,
-                            _person_deceased),
-    "relation_changed": Kind(P, "nl.wijkhub.population.relation-changed", Bsn.REQUIRED,
-                             _relation_changed),
-    "toewijzing_snapshot": Kind(None, "nl.wijkhub.{domain}.toewijzing-snapshot", Bsn.REQUIRED,
-                                _toewijzing_snapshot),
-    "provision_started": Kind(None, "nl.wijkhub.{domain}.provision-started", Bsn.REQUIRED,
-                              _provision_started),
-    "provision_stopped": Kind(None, "nl.wijkhub.{domain}.provision-stopped", Bsn.REQUIRED,
-                              _provision_stopped),
-    "provision_requested": Kind(None, "nl.wijkhub.{domain}.provision-requested", Bsn.REQUIRED,
-                                _provision_requested),
-    "benefit_changed": Kind(Domain.INCOME, "nl.wijkhub.income.benefit-changed", Bsn.REQUIRED,
-                            _benefit_changed),
+    "person_deceased": Kind(
+        P, "nl.wijkhub.population.person-deceased", Bsn.REQUIRED, _person_deceased
+    ),
+    "relation_changed": Kind(
+        P, "nl.wijkhub.population.relation-changed", Bsn.REQUIRED, _relation_changed
+    ),
+    "toewijzing_snapshot": Kind(
+        None, "nl.wijkhub.{domain}.toewijzing-snapshot", Bsn.REQUIRED, _toewijzing_snapshot
+    ),
+    "provision_started": Kind(
+        None, "nl.wijkhub.{domain}.provision-started", Bsn.REQUIRED, _provision_started
+    ),
+    "provision_stopped": Kind(
+        None, "nl.wijkhub.{domain}.provision-stopped", Bsn.REQUIRED, _provision_stopped
+    ),
+    "provision_requested": Kind(
+        None, "nl.wijkhub.{domain}.provision-requested", Bsn.REQUIRED, _provision_requested
+    ),
+    "benefit_changed": Kind(
+        Domain.INCOME, "nl.wijkhub.income.benefit-changed", Bsn.REQUIRED, _benefit_changed
+    ),
     "arrears_signal": Kind(D, "nl.wijkhub.debt.arrears-signal", Bsn.BEST_EFFORT, _arrears_signal),
-    "debt_help_changed": Kind(D, "nl.wijkhub.debt.debt-help-changed", Bsn.REQUIRED,
-                              _debt_help_changed),
+    "debt_help_changed": Kind(
+        D, "nl.wijkhub.debt.debt-help-changed", Bsn.REQUIRED, _debt_help_changed
+    ),
     "case_opened": Kind(Domain.TEAMS, "nl.wijkhub.teams.case-opened", Bsn.REQUIRED, _case_opened),
     "case_closed": Kind(Domain.TEAMS, "nl.wijkhub.teams.case-closed", Bsn.REQUIRED, _case_closed),
-    "coordinator_assigned": Kind(Domain.TEAMS, "nl.wijkhub.teams.coordinator-assigned",
-                                 Bsn.REQUIRED, _coordinator_assigned),
-    "consent_changed": Kind(Domain.TEAMS, "nl.wijkhub.teams.consent-changed", Bsn.REQUIRED,
-                            _consent_changed),
-}  # fmt: skip
+    "coordinator_assigned": Kind(
+        Domain.TEAMS, "nl.wijkhub.teams.coordinator-assigned", Bsn.REQUIRED, _coordinator_assigned
+    ),
+    "consent_changed": Kind(
+        Domain.TEAMS, "nl.wijkhub.teams.consent-changed", Bsn.REQUIRED, _consent_changed
+    ),
+}
 
 
 def event_id(source: str, message_id: str) -> str:

@@ -1,14 +1,16 @@
 """Intake: source bytes in, raw events or dead letters out, counted.
 
-Every input line ends up as exactly one record: a RawEvent on raw.<domain>
-or a dead letter on dlq.ingest (original bytes sealed, reason in headers).
-The report's ``received == accepted + dead_lettered`` is what tests assert.
+Every record read ends up as exactly one Kafka record: a RawEvent on
+raw.<domain>, or a dead letter on dlq.ingest (original bytes sealed, source,
+position and reason in headers). ``read == events + dead_lettered`` is what
+the tests assert and what every intake path reports. All intake paths (CLI,
+file drop, HTTP, Kafka relay) call :meth:`Intake.ingest`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,11 +18,14 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from wijkhub.connectors.canonical import cloudevent_headers, to_raw_event
 from wijkhub.connectors.deadletter import DeadLetter, seal
+from wijkhub.connectors.formats import Item, parse
+from wijkhub.connectors.formats.base import safe_reason
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.streams.topics import DLQ_INGEST, full_name, raw
 
 from wijkhub.logs import get as get_logger
+from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 
 log = get_logger("wijkhub.intake")
@@ -29,16 +34,18 @@ log = get_logger("wijkhub.intake")
 @dataclass
 class IntakeReport:
     source: str
-    received: int = 0
-    accepted: int = 0
+    read: int = 0
+    events: int = 0
     dead_lettered: int = 0
     reasons: Counter = field(default_factory=Counter)
+    event_ids: list[str] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)  # position + reason
 
     def as_dict(self) -> dict:
         return {
             "source": self.source,
-            "received": self.received,
-            "accepted": self.accepted,
+            "read": self.read,
+            "events": self.events,
             "dead_lettered": self.dead_lettered,
             "reasons": dict(self.reasons),
         }
@@ -64,7 +71,7 @@ class IntakeError(RuntimeError):
 
 
 class Intake:
-    """Turns source records into raw events on Kafka, for one named source."""
+    """Turns the input of one named source into raw events on Kafka."""
 
     def __init__(
         self,
@@ -72,12 +79,14 @@ class Intake:
         source: str,
         kafka: KafkaProducer | None = None,
         catalog: Catalog | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         settings.require_secrets()
         self.settings = settings
         self.source = source
         self.catalog = catalog or Catalog()
         self.pseudonymiser = Pseudonymiser(settings.pseudonym_key)
+        self.metrics = metrics or Metrics()
         self.kafka = kafka or producer(settings)
         self._owns_kafka = kafka is None
         self._pending: list = []  # send futures of the current ingest, checked after flush
@@ -85,17 +94,16 @@ class Intake:
     def _topic(self, name: str) -> str:
         return full_name(name, self.settings.topic_prefix)
 
-    def dead_letter(
-        self, report: IntakeReport, original: bytes, code: str, reason: str, origin: str
-    ) -> None:
+    def _dead_letter(self, report: IntakeReport, item: Item, code: str, reason: str) -> None:
+        reason = safe_reason(reason)
         letter = DeadLetter(
             stage="ingest",
             reason_code=code,
             reason=reason,
             source=self.source,
-            original=seal(self.settings.dead_letter_key, original),
+            original=seal(self.settings.dead_letter_key, item.original),
             sealed=True,
-            origin=origin,
+            origin=item.position,
         )
         self._pending.append(
             self.kafka.send(
@@ -107,70 +115,69 @@ class Intake:
         )
         report.dead_lettered += 1
         report.reasons[code] += 1
+        report.rejected.append({"position": item.position, "reason": reason})
+        self.metrics.dead_letters.labels("ingest", code).inc()
         log.warning(
             "input dead-lettered",
             source=self.source,
             reason_code=code,
             reason=reason,
-            origin=origin,
+            origin=item.position,
         )
 
-    def ingest_records(self, items: Iterable[tuple[bytes, str]]) -> IntakeReport:
-        """Ingest (original bytes, origin) pairs; each bytes value is one JSON source record."""
+    def _event(self, report: IntakeReport, item: Item) -> None:
+        assert item.record is not None
+        try:
+            now = dt.datetime.now(dt.UTC)
+            domain, key, event = to_raw_event(
+                item.record, self.source, self.pseudonymiser, self.settings.municipality, now
+            )
+            value = self.catalog.encode(RAW_EVENT, event)
+        except InvalidInput as exc:
+            self._dead_letter(report, item, "invalid", str(exc))
+            return
+        except (ValueError, TypeError, AttributeError) as exc:  # Avro refused a value
+            self._dead_letter(
+                report, item, "schema", f"does not fit the RawEvent schema ({type(exc).__name__})"
+            )
+            return
+        self._pending.append(
+            self.kafka.send(
+                self._topic(raw(domain)),
+                key=key.encode(),
+                value=value,
+                headers=cloudevent_headers(event),
+            )
+        )
+        report.events += 1
+        report.event_ids.append(event["envelope"]["event_id"])
+
+    def ingest_items(self, items: Iterable[Item]) -> IntakeReport:
+        """Produce an event or a dead letter per item, then wait for Kafka's acknowledgements."""
         report = IntakeReport(self.source)
         self._pending = []
-        for original, origin in items:
-            report.received += 1
-            try:
-                record = json.loads(original)
-                if not isinstance(record, dict):
-                    raise InvalidInput("a source record must be a JSON object")
-                now = dt.datetime.now(dt.UTC)
-                domain, key, event = to_raw_event(
-                    record, self.source, self.pseudonymiser, self.settings.municipality, now
-                )
-                value = self.catalog.encode(RAW_EVENT, event)
-            except json.JSONDecodeError:
-                self.dead_letter(report, original, "not-json", "input is not valid JSON", origin)
-                continue
-            except InvalidInput as exc:
-                self.dead_letter(report, original, "invalid", str(exc), origin)
-                continue
-            except (ValueError, TypeError) as exc:  # Avro rejected a value
-                self.dead_letter(
-                    report,
-                    original,
-                    "schema",
-                    f"does not fit the RawEvent schema ({type(exc).__name__})",
-                    origin,
-                )
-                continue
-            self._pending.append(
-                self.kafka.send(
-                    self._topic(raw(domain)),
-                    key=key.encode(),
-                    value=value,
-                    headers=cloudevent_headers(event),
-                )
-            )
-            report.accepted += 1
+        for item in items:
+            report.read += 1
+            if item.error is not None:
+                self._dead_letter(report, item, "invalid", item.error)
+            else:
+                self._event(report, item)
         self.kafka.flush()
         failed = sum(1 for f in self._pending if f.failed())
         self._pending = []
         if failed:
-            # Nothing is lost silently: the whole input is reported as not taken.
-            raise IntakeError(
-                f"{failed} of {report.received} records were not acknowledged by Kafka"
-            )
+            # Nothing is lost silently: the caller keeps the input and retries it.
+            raise IntakeError(f"{failed} of {report.read} records were not acknowledged by Kafka")
+        m = self.metrics
+        m.intake_records.labels(self.source).inc(report.read)
+        m.intake_events.labels(self.source).inc(report.events)
+        m.intake_last_success.labels(self.source).set(time.time())
         log.info("intake finished", **report.as_dict())
         return report
 
-    def ingest_lines(self, lines: Iterable[bytes], origin: str) -> IntakeReport:
-        return self.ingest_records(
-            (line.rstrip(b"\r\n"), f"{origin}:{n}")
-            for n, line in enumerate(lines, 1)
-            if line.strip()
-        )
+    def ingest(self, data: bytes, origin: str) -> IntakeReport:
+        """Parse one input of this source (file, request body, message) and ingest it."""
+        return self.ingest_items(parse(self.source, data, origin))
 
     def close(self) -> None:
         if self._owns_kafka:

@@ -117,9 +117,16 @@ def _arrears(view: View, f: Fact) -> bool:
         for s in view["signals"]
     )
     return _add_signal(
-        view, f, "arrears", p["creditor_type"], p["signal_date"],
-        since=since, amount=p["amount_cents"], crisis=p.get("crisis", False), repeated=repeated,
-    )  # fmt: skip
+        view,
+        f,
+        "arrears",
+        p["creditor_type"],
+        p["signal_date"],
+        since=since,
+        amount=p["amount_cents"],
+        crisis=p.get("crisis", False),
+        repeated=repeated,
+    )
 
 
 def _benefit(view: View, f: Fact) -> bool:
@@ -132,23 +139,32 @@ def _provision_requested(view: View, f: Fact) -> bool:
     return _add_signal(view, f, "provision-requested", p["product_category"], p["requested_start"])
 
 
-def _add_involvement(view: View, f: Fact, kind: str, holder: str, ref: str, since: dt.date,
-                     contact: str = "") -> bool:  # fmt: skip
+def _add_involvement(
+    view: View, f: Fact, kind: str, holder: str, ref: str, since: dt.date, contact: str = ""
+) -> bool:
     if any(i["ref"] == ref and i["kind"] == kind for i in view["involvements"]):
         return False
-    view["involvements"].append({
-        "kind": kind, "holder": holder, "ref": ref, "since": _iso(since), "contact": contact,
-        "event_id": f.event_id, "person": f.person,
-    })  # fmt: skip
+    view["involvements"].append(
+        {
+            "kind": kind,
+            "holder": holder,
+            "ref": ref,
+            "since": _iso(since),
+            "contact": contact,
+            "event_id": f.event_id,
+            "person": f.person,
+        }
+    )
     return True
 
 
 def _end_involvement(view: View, kind: str, holder: str, ref: str) -> bool:
     before = len(view["involvements"])
     view["involvements"] = [
-        i for i in view["involvements"]
+        i
+        for i in view["involvements"]
         if not (i["kind"] == kind and i["holder"] == holder and i["ref"] == ref)
-    ]  # fmt: skip
+    ]
     return len(view["involvements"]) != before
 
 
@@ -193,14 +209,16 @@ def _debt_help(view: View, f: Fact) -> bool:
     p = f.payload
     if p["change"] == "ended":
         return _end_involvement(view, "schuldhulp", p["organisation"], p["trajectory_id"])
-    return _add_involvement(view, f, "schuldhulp", p["organisation"], p["trajectory_id"], p["on"],
-                            p.get("contact", ""))  # fmt: skip
+    return _add_involvement(
+        view, f, "schuldhulp", p["organisation"], p["trajectory_id"], p["on"], p.get("contact", "")
+    )
 
 
 def _case_opened(view: View, f: Fact) -> bool:
     p = f.payload
-    return _add_involvement(view, f, CASE_KIND[p["case_type"]], p["team"], p["case_id"],
-                            p["opened_on"], p["contact"])  # fmt: skip
+    return _add_involvement(
+        view, f, CASE_KIND[p["case_type"]], p["team"], p["case_id"], p["opened_on"], p["contact"]
+    )
 
 
 def _case_closed(view: View, f: Fact) -> bool:

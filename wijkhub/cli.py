@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -102,19 +103,51 @@ def worker() -> None:
 
 @app.command()
 def ingest(
-    source: Annotated[str, typer.Argument(help="Source name, e.g. vroegsignalering")],
-    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON-lines file")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="Source: ijw, iwmo, income, vroegsignalering, schuldhulp, population or teams"
+        ),
+    ],
+    paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Input files")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
-    """Ingest a file of JSON source records; bad lines become dead letters."""
+    """Load files of one source (a backlog, a correction): events or dead letters, counted."""
+    from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
 
+    if source not in SOURCES:
+        _fail(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     intake = Intake(settings(), source)
+    totals: dict[str, object] = {
+        "source": source,
+        "files": 0,
+        "read": 0,
+        "events": 0,
+        "dead_lettered": 0,
+        "reasons": {},
+    }
+    began = time.monotonic()
     try:
-        with path.open("rb") as fh:
-            report = intake.ingest_lines(fh, path.name)
+        with typer.progressbar(paths, label=f"ingest {source}", file=sys.stderr) as bar:
+            for path in bar:
+                report = intake.ingest(path.read_bytes(), path.name)
+                totals["files"] += 1  # type: ignore[operator]
+                for k in ("read", "events", "dead_lettered"):
+                    totals[k] += getattr(report, k)  # type: ignore[operator]
+                for reason, n in report.reasons.items():
+                    totals["reasons"][reason] = totals["reasons"].get(reason, 0) + n  # type: ignore[index,union-attr]
     finally:
         intake.close()
-    typer.echo(json.dumps(report.as_dict()))
+    totals["seconds"] = round(time.monotonic() - began, 2)
+    if as_json:
+        typer.echo(json.dumps(totals))
+    else:
+        typer.echo(
+            f"{totals['files']} files, {totals['read']} records read: {totals['events']} "
+            f"events, {totals['dead_lettered']} dead letters {totals['reasons'] or ''} "
+            f"in {totals['seconds']} s"
+        )
 
 
 @alerts_app.command("tail")

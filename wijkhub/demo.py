@@ -58,13 +58,13 @@ def run_demo(settings: Settings, households: int, keep_running: bool, timeout: f
     for source in SOURCE_ORDER:
         intake = Intake(settings, source)
         try:
-            report = intake.ingest_lines(town.lines(source), f"synthetic-{source}")
+            report = intake.ingest(b"\n".join(town.lines(source)), f"synthetic-{source}")
         finally:
             intake.close()
-        intake_counts["accepted"] += report.accepted
+        intake_counts["events"] += report.events
         intake_counts["dead_lettered"] += report.dead_lettered
         say(
-            f"  {source:17} {report.accepted:5} events, {report.dead_lettered} dead letters "
+            f"  {source:17} {report.events:5} events, {report.dead_lettered} dead letters "
             f"{dict(report.reasons) or ''}"
         )
     expected = sum(town.expected.values())
@@ -84,7 +84,7 @@ def run_demo(settings: Settings, households: int, keep_running: bool, timeout: f
     families = ", ".join(f"{k} {v}" for k, v in sorted(final.items()))
     say(
         f"summary: {sum(final.values())} alerts ({families}); expected {dict(town.expected)}; "
-        f"{intake_counts['accepted']} events, {intake_counts['dead_lettered']} dead letters; "
+        f"{intake_counts['events']} events, {intake_counts['dead_lettered']} dead letters; "
         f"{seconds:.1f} s; {'OK' if ok else 'MISMATCH'}"
     )
     if keep_running:

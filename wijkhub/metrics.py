@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
@@ -54,6 +54,24 @@ class Metrics:
             "wijkhub_alerts_raised_total",
             "Alerts raised, by rule, family and team.",
             ["rule", "family", "team"],
+            registry=r,
+        )
+        self.intake_records = Counter(
+            "wijkhub_intake_records_total",
+            "Records read by a source connector.",
+            ["source"],
+            registry=r,
+        )
+        self.intake_events = Counter(
+            "wijkhub_intake_events_total",
+            "Events a source connector produced.",
+            ["source"],
+            registry=r,
+        )
+        self.intake_last_success = Gauge(
+            "wijkhub_intake_last_success_timestamp_seconds",
+            "When a source last delivered input that Kafka acknowledged (for 'source stalled').",
+            ["source"],
             registry=r,
         )
         self.processing_latency = Histogram(

@@ -88,17 +88,28 @@ class _Household:
 
     def arrears(self, creditor: str, day: int) -> None:
         self.add(
-            "vroegsignalering", "arrears_signal", "vs", _day(day),
-            signal_id=f"S{self.number}-{day}-{creditor}", creditor_type=creditor,
-            amount_cents=self.rng.randint(5_000, 250_000), arrears_months=self.rng.randint(1, 4),
-        )  # fmt: skip
+            "vroegsignalering",
+            "arrears_signal",
+            "vs",
+            _day(day),
+            signal_id=f"S{self.number}-{day}-{creditor}",
+            creditor_type=creditor,
+            amount_cents=self.rng.randint(5_000, 250_000),
+            arrears_months=self.rng.randint(1, 4),
+        )
 
     def case(self, team: str, bsn: str, case_type: str = "schuldhulp") -> None:
         self.add(
-            "teams", "case_opened", "case", _day(self.rng.randint(0, 60)),
-            case_id=f"C{self.number}-{team[:3]}", team=team, case_type=case_type, bsn=bsn,
+            "teams",
+            "case_opened",
+            "case",
+            _day(self.rng.randint(0, 60)),
+            case_id=f"C{self.number}-{team[:3]}",
+            team=team,
+            case_type=case_type,
+            bsn=bsn,
             contact=f"{team.lower().replace(' ', '.')}@gemeente.example",
-        )  # fmt: skip
+        )
 
 
 def generate(households: int = 300, seed: int = 2026, with_bad_input: bool = True) -> Municipality:
@@ -126,14 +137,28 @@ def generate(households: int = 300, seed: int = 2026, with_bad_input: bool = Tru
         elif pattern == 3:  # near miss: one debt-help case and one care provider
             case(TEAMS[0], people[0])
             home.add(
-                "care", "provision_started", "wmo", _day(20), domain="care",
-                provision_id=f"T{h}", provider=PROVIDERS[0], product_category="02", bsn=people[0],
-            )  # fmt: skip
+                "care",
+                "provision_started",
+                "wmo",
+                _day(20),
+                domain="care",
+                provision_id=f"T{h}",
+                provider=PROVIDERS[0],
+                product_category="02",
+                bsn=people[0],
+            )
         elif pattern == 4:  # background: a benefit ended
             home.add(
-                "income", "benefit_changed", "inc", _day(30), benefit_id=f"B{h}", change="ended",
-                benefit_type="bijstand", reason="werk gevonden", bsn=people[0],
-            )  # fmt: skip
+                "income",
+                "benefit_changed",
+                "inc",
+                _day(30),
+                benefit_id=f"B{h}",
+                change="ended",
+                benefit_type="bijstand",
+                reason="werk gevonden",
+                bsn=people[0],
+            )
     if with_bad_input:
         town.bad_lines["vroegsignalering"] = [
             b"this is not json",

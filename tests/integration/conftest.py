@@ -82,7 +82,7 @@ class Hub:
         lines = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in records]
         intake = Intake(self.settings, source)
         try:
-            return intake.ingest_lines(lines, f"test-{source}")
+            return intake.ingest(b"\n".join(lines), f"test-{source}")
         finally:
             intake.close()
 

@@ -88,8 +88,8 @@ def test_rent_and_energy_arrears_raise_one_early_detection_alert(hub):
         arrears("1011AB", "1", "Huur", "2026-03-01"),
         arrears("1011AB", "1", "Energie", "2026-04-15"),
     ]
-    assert hub.ingest("population", [p]).accepted == 1
-    assert hub.ingest("vroegsignalering", records).accepted == 2
+    assert hub.ingest("population", [p]).events == 1
+    assert hub.ingest("vroegsignalering", records).events == 2
     SCENARIO["early"] = [("population", [p]), ("vroegsignalering", records)]
     ref = household("1011AB", "1")
     [alert] = wait_for_alerts(hub, {ref}, 1)
@@ -165,7 +165,7 @@ def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub):
     ]
     before = len(hub.records(DLQ_INGEST))
     report = hub.ingest("population", lines)
-    assert (report.received, report.accepted, report.dead_lettered) == (4, 1, 3)
+    assert (report.read, report.events, report.dead_lettered) == (4, 1, 3)
     letters = hub.records(DLQ_INGEST)[before:]
     assert len(letters) == 3
     reasons = [dict(r.headers)["dl_reason"].decode() for r in letters]
