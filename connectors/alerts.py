@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
-from wijkhub.schemas.registry import ALERT, Catalog
-from wijkhub.streams.topics import ALERTS, full_name
 
+from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.settings import Settings
+from wijkhub.streams.topics import ALERTS, full_name
 
 
 def _consumer(settings: Settings) -> tuple[KafkaConsumer, list[TopicPartition]]:

@@ -16,17 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
+
 from wijkhub.connectors.canonical import cloudevent_headers, to_raw_event
 from wijkhub.connectors.deadletter import DeadLetter, seal
 from wijkhub.connectors.formats import Item, parse
 from wijkhub.connectors.formats.base import safe_reason
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
-from wijkhub.schemas.registry import RAW_EVENT, Catalog
-from wijkhub.streams.topics import DLQ_INGEST, full_name, raw
-
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
+from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
+from wijkhub.streams.topics import DLQ_INGEST, full_name, raw
 
 log = get_logger("wijkhub.intake")
 

@@ -19,7 +19,10 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event  # see _as_current_event
+
 from wijkhub.connectors.deadletter import DeadLetter
+from wijkhub.logs import get as get_logger
+from wijkhub.metrics import CONTENT_TYPE_LATEST, Metrics
 from wijkhub.schemas.registry import (
     ALERT,
     HOUSEHOLD_VIEW,
@@ -28,6 +31,7 @@ from wijkhub.schemas.registry import (
     Catalog,
     DecodeError,
 )
+from wijkhub.settings import Settings
 from wijkhub.streams import household, linking, rules
 from wijkhub.streams.routing import Router
 from wijkhub.streams.topics import (
@@ -38,10 +42,6 @@ from wijkhub.streams.topics import (
     full_name,
 )
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
-
-from wijkhub.logs import get as get_logger
-from wijkhub.metrics import CONTENT_TYPE_LATEST, Metrics
-from wijkhub.settings import Settings
 
 log = get_logger("wijkhub.streams")
 METRICS_CONTENT_TYPE = "; ".join(

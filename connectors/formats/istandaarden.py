@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 import xmlschema
+
 from wijkhub.connectors.formats.base import Item, safe_reason
 from wijkhub.schemas.registry import SCHEMA_DIR
 

@@ -32,14 +32,14 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
-from wijkhub.connectors.canonical import to_raw_event
-from wijkhub.connectors.identity import Pseudonymiser
-from wijkhub.schemas.registry import RAW_EVENT, Catalog
-from wijkhub.streams.topics import full_name, raw
 
 from wijkhub.admin import create_topics
 from wijkhub.broker import LocalBroker, free_port
+from wijkhub.connectors.canonical import to_raw_event
+from wijkhub.connectors.identity import Pseudonymiser
+from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
+from wijkhub.streams.topics import full_name, raw
 from wijkhub.supervise import WorkerProcess
 from wijkhub.synthetic import SOURCE_ORDER, generate
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from wijkhub.connectors.alerts import iter_alerts
-from wijkhub.connectors.intake import Intake, IntakeReport
-from wijkhub.streams.topics import TOPICS, full_name
 
 from wijkhub.admin import create_topics
 from wijkhub.broker import LocalBroker, free_port
+from wijkhub.connectors.alerts import iter_alerts
+from wijkhub.connectors.intake import Intake, IntakeReport
 from wijkhub.settings import Settings
+from wijkhub.streams.topics import TOPICS, full_name
 from wijkhub.supervise import WorkerProcess
 
 

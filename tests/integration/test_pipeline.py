@@ -14,11 +14,11 @@ import time
 
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
+
 from wijkhub.connectors.deadletter import unseal
 from wijkhub.connectors.identity import address_ref
 from wijkhub.streams.linking import household_for_address
 from wijkhub.streams.topics import DLQ_INGEST, DLQ_STREAMS, LINKED, RAW_TOPICS
-
 from wijkhub.synthetic import make_bsn
 
 RNG = random.Random(7)

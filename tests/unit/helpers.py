@@ -43,16 +43,18 @@ def linked(
     }
 
 
-def arrears(creditor, day, **kw):
+def arrears(creditor, day, amount=100, since=None, **kw):
     return linked(
         "nl.wijkhub.debt.ArrearsSignal",
         {
             "signal_id": f"s-{creditor}-{day}",
             "creditor_type": creditor,
-            "amount_cents": 100,
+            "amount_cents": amount,
             "arrears_months": 1,
+            "arrears_since": since,
             "signal_date": dt.date(2026, 1, 1) + dt.timedelta(days=day),
             "crisis": False,
+            "warm_handover": False,
         },
         **kw,
     )
@@ -85,5 +87,67 @@ def provision(provider, provision_id, domain="care", **kw):
         },
         person="P-1",
         domain=domain,
+        **kw,
+    )
+
+
+def snapshot(provider, numbers, on=dt.date(2026, 4, 1), domain="youth", person="P-1", **kw):
+    return linked(
+        "nl.wijkhub.care.ToewijzingSnapshot",
+        {
+            "provider": provider,
+            "snapshot_on": on,
+            "assignments": [
+                {
+                    "number": n,
+                    "product_category": "55",
+                    "product_code": "",
+                    "assigned_on": on,
+                    "start_on": on,
+                    "end_on": None,
+                }
+                for n in numbers
+            ],
+        },
+        person=person,
+        domain=domain,
+        **kw,
+    )
+
+
+def stopped(provider, provision_id, reason="31", domain="care", **kw):
+    return linked(
+        "nl.wijkhub.care.ProvisionStopped",
+        {
+            "provision_id": provision_id,
+            "provider": provider,
+            "product_category": "02",
+            "product_code": "",
+            "stopped_on": dt.date(2026, 6, 1),
+            "reason_code": reason,
+            "definitive": reason != "20",
+        },
+        person="P-1",
+        domain=domain,
+        **kw,
+    )
+
+
+def closed(team, case_id, **kw):
+    return linked(
+        "nl.wijkhub.teams.CaseClosed",
+        {"case_id": case_id, "team": team, "closed_on": dt.date(2026, 6, 1), "outcome": ""},
+        person="P-1",
+        domain="teams",
+        **kw,
+    )
+
+
+def consent(given, on, **kw):
+    return linked(
+        "nl.wijkhub.teams.ConsentChanged",
+        {"purpose": "wmo-regie", "domain": "youth", "given": given, "on": on},
+        person="P-1",
+        domain="teams",
         **kw,
     )

@@ -1,6 +1,7 @@
 import datetime as dt
 
 import pytest
+
 from wijkhub.connectors.canonical import cloudevent_headers, event_id, to_raw_event
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
 from wijkhub.schemas.registry import RAW_EVENT, Catalog

@@ -3,9 +3,9 @@ import logging
 
 import pytest
 from cryptography.exceptions import InvalidTag
-from wijkhub.connectors.deadletter import DeadLetter, seal, unseal
 
 from wijkhub import logs
+from wijkhub.connectors.deadletter import DeadLetter, seal, unseal
 from wijkhub.settings import Settings, SettingsError
 
 

@@ -1,6 +1,7 @@
-from helpers import arrears, case, provision
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, Catalog
 from wijkhub.streams import household, rules
+
+from helpers import arrears, case, provision
 
 
 def view_after(*events):

@@ -1,4 +1,5 @@
 import pytest
+
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser, address_ref, bsn_is_valid
 
 KEY = b"k" * 32

@@ -1,4 +1,5 @@
 import pytest
+
 from wijkhub.streams import linking
 from wijkhub.streams.routing import UNROUTED, Router
 

@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+
 from wijkhub.schemas.registry import (
     ALERT,
     SCHEMA_DIR,

@@ -1,0 +1,79 @@
+"""How each kind of event changes the household view."""
+
+import datetime as dt
+
+from wijkhub.streams import household, rules
+
+from helpers import arrears, case, closed, consent, provision, snapshot, stopped
+
+
+def view_after(*events):
+    view = household.new_view("H-1")
+    for e in events:
+        household.apply(view, e)
+    return view
+
+
+def refs(view, kind):
+    return sorted(i["ref"] for i in view["involvements"] if i["kind"] == kind)
+
+
+def test_a_301_snapshot_adds_assignments_and_a_later_one_withdraws_the_missing():
+    view = view_after(snapshot("AGB1", ["1", "2"]))
+    assert refs(view, "jeugd") == ["1", "2"]
+    household.apply(view, snapshot("AGB1", ["2", "3"], on=dt.date(2026, 5, 1)))
+    assert refs(view, "jeugd") == ["2", "3"]
+
+
+def test_a_snapshot_touches_only_its_own_provider_and_client():
+    view = view_after(
+        snapshot("AGB1", ["1"]), snapshot("AGB2", ["9"]), snapshot("AGB1", ["5"], person="P-2")
+    )
+    household.apply(view, snapshot("AGB1", [], on=dt.date(2026, 5, 1)))
+    assert refs(view, "jeugd") == ["5", "9"]
+
+
+def test_an_ended_assignment_in_a_snapshot_is_not_active():
+    event = snapshot("AGB1", ["1"], on=dt.date(2026, 5, 1))
+    event["event"]["payload"][1]["assignments"][0]["end_on"] = dt.date(2026, 4, 30)
+    assert refs(view_after(event), "jeugd") == []
+
+
+def test_a_definitive_stop_ends_care_and_a_temporary_one_does_not():
+    view = view_after(provision("AGB1", "t1"), stopped("AGB1", "t1", reason="20"))
+    assert refs(view, "zorg") == ["t1"]
+    household.apply(view, stopped("AGB1", "t1"))
+    assert refs(view, "zorg") == []
+
+
+def test_a_closed_case_no_longer_counts_for_duplicate_help():
+    view = view_after(case("Team A", "c1"), case("Team B", "c2"), closed("Team B", "c2"))
+    assert rules.evaluate(view) == []
+
+
+def test_a_repeated_signal_is_marked_and_does_not_count_as_new():
+    since = dt.date(2025, 12, 1)
+    view = view_after(
+        arrears("Huur", 0, amount=500, since=since), arrears("Huur", 30, amount=400, since=since)
+    )
+    assert [s["repeated"] for s in view["signals"]] == [False, True]
+    higher = view_after(
+        arrears("Huur", 0, amount=500, since=since), arrears("Huur", 30, amount=900, since=since)
+    )
+    assert [s["repeated"] for s in higher["signals"]] == [False, False]
+
+
+def test_a_repeated_signal_does_not_complete_the_two_creditor_pattern():
+    since = dt.date(2025, 12, 1)
+    view = view_after(
+        arrears("Energie", 0, amount=500, since=since),
+        arrears("Energie", 20, amount=500, since=since),
+    )
+    assert rules.evaluate(view) == []
+
+
+def test_consent_latest_statement_wins_even_when_an_older_one_arrives_late():
+    view = view_after(consent(True, dt.date(2026, 5, 1)), consent(False, dt.date(2026, 4, 1)))
+    assert view["consent"]["P-1"]["wmo-regie|youth"] == {"given": True, "on": "2026-05-01"}
+    household.apply(view, consent(False, dt.date(2026, 6, 1)))
+    assert view["consent"]["P-1"]["wmo-regie|youth"]["given"] is False
