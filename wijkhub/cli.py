@@ -150,6 +150,80 @@ def ingest(
         )
 
 
+@app.command()
+def watch(
+    root: Annotated[
+        Path, typer.Argument(file_okay=False, help="Drop root: <root>/<source>/incoming")
+    ],
+    once: Annotated[bool, typer.Option("--once", help="Process what is there, then stop")] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between scans")] = 2.0,
+) -> None:
+    """File drop: ingest every file put in <root>/<source>/incoming/, then move it."""
+    from wijkhub.connectors.filedrop import FileDrop
+    from wijkhub.connectors.intake import Intake
+
+    s = settings()
+    drop = FileDrop(root, lambda source: Intake(s, source))
+    drop.prepare()
+    try:
+        if once:
+            for report in drop.scan_once():
+                typer.echo(json.dumps(report.as_dict()))
+        else:
+            drop.run(poll)
+    finally:
+        drop.close()
+
+
+@app.command("serve-intake")
+def serve_intake() -> None:
+    """HTTP ingest: POST /ingest/<source> with a per-source bearer token."""
+    from aiohttp import web
+
+    from wijkhub.connectors.http import build, parse_tokens
+    from wijkhub.connectors.intake import Intake
+    from wijkhub.metrics import Metrics
+
+    s = settings()
+    s.require_secrets()
+    tokens = parse_tokens(s.ingest_tokens)
+    if not tokens:
+        _fail("WIJKHUB_INGEST_TOKENS is empty: no source could authenticate")
+    metrics = Metrics()
+    application = build(tokens, lambda source: Intake(s, source, metrics=metrics), metrics)
+    web.run_app(application, host=s.intake_host, port=s.intake_port, print=None)
+
+
+@app.command()
+def relay(
+    source: Annotated[str, typer.Argument(help="Source the topic's records belong to")],
+    topic: Annotated[list[str], typer.Option("--topic", help="Topic(s) to consume")],
+    bootstrap: Annotated[
+        str | None, typer.Option(help="The other system's cluster (default: the hub's)")
+    ] = None,
+) -> None:
+    """Kafka source: every record of another system's topic is one input of SOURCE."""
+    from kafka import KafkaConsumer
+
+    from wijkhub.connectors.intake import Intake
+    from wijkhub.connectors.relay import relay as run_relay
+
+    s = settings()
+    consumer = KafkaConsumer(
+        *topic,
+        bootstrap_servers=bootstrap or s.require_bootstrap(),
+        group_id=f"{s.app_id}-relay-{source}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    intake = Intake(s, source)
+    try:
+        run_relay(consumer, intake, source)
+    finally:
+        intake.close()
+        consumer.close()
+
+
 @alerts_app.command("tail")
 def alerts_tail() -> None:
     """Print every alert from the start of the topic, then follow new ones."""

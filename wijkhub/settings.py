@@ -56,6 +56,9 @@ class Settings:
     batch_size: int = 500
     batch_within_seconds: float = 0.2
     team_areas: str = "wijkteam-centrum=1000-1049,wijkteam-noord=1050-1099,wijkteam-zuid=1100-1199"
+    ingest_tokens: str = field(default="", repr=False)
+    intake_host: str = "127.0.0.1"
+    intake_port: int = 6070
     # 0 picks a free port, so parallel runs on one machine do not clash.
     kafka_port: int = 0
 
@@ -86,6 +89,9 @@ class Settings:
                 float(batch_within) if batch_within else defaults.batch_within_seconds
             ),
             team_areas=env.get(f"{p}TEAM_AREAS", defaults.team_areas),
+            ingest_tokens=env.get(f"{p}INGEST_TOKENS", ""),
+            intake_host=env.get(f"{p}INTAKE_HOST", defaults.intake_host),
+            intake_port=_int(env, f"{p}INTAKE_PORT", defaults.intake_port),
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
         )
 
@@ -109,6 +115,9 @@ class Settings:
             f"{p}BATCH_WITHIN_SECONDS": str(self.batch_within_seconds),
             f"{p}TEAM_AREAS": self.team_areas,
             f"{p}KAFKA_PORT": str(self.kafka_port),
+            f"{p}INGEST_TOKENS": self.ingest_tokens,
+            f"{p}INTAKE_HOST": self.intake_host,
+            f"{p}INTAKE_PORT": str(self.intake_port),
         }
         if self.bootstrap_servers:
             env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers

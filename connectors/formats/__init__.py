@@ -37,6 +37,9 @@ def parse(source: str, data: bytes, origin: str) -> Iterator[Item]:
     """Parse one input (a file, a request body, a Kafka record) of ``source``."""
     if source not in SOURCES:
         raise UnknownSource(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    if not data.strip():
+        yield Item(data, origin, error="empty input")
+        return
     if source in ("ijw", "iwmo"):
         yield from istandaarden.parse(data, origin, expect=source)
         return
