@@ -182,7 +182,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     linked_name, alerts_name = topic_name(LINKED), topic_name(ALERTS)
     view_name, dlq_name = topic_name(HOUSEHOLD_VIEW_TOPIC), topic_name(DLQ_STREAMS)
     linked_out = metrics.events_produced.labels(linked_name, "link")
-    link_outcome = {m: metrics.link_outcomes.labels(m) for m in ("person", "address", "parked")}
+    link_outcome = {
+        m: metrics.link_outcomes.labels(m) for m in ("person", "address", "parked", "unparked")
+    }
 
     async def send_linked(out: Outbox, raw_bytes: bytes, link: linking.Link) -> None:
         value = catalog.encode(
@@ -225,6 +227,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             await send_linked(out, value, household_link)
             for waiting in parked.pop(key, None) or []:
                 await send_linked(out, bytes.fromhex(waiting), household_link)
+                link_outcome["unparked"].inc()
             return
         if raw["subject"]["match"] is not None:
             # Name and date of birth serve linking only: they stop here.

