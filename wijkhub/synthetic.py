@@ -18,7 +18,6 @@ from wijkhub.streams.rules import DUPLICATE_HELP, EARLY_DETECTION
 
 BASE_DAY = dt.date(2026, 3, 1)
 TEAMS = ("Wijkteam Centrum", "Schuldhulp Noord", "Stadsbank", "Humanitas")
-PROVIDERS = ("01234567", "02345678", "03456789")
 
 
 def make_bsn(rng: random.Random) -> str:
@@ -134,17 +133,16 @@ def generate(households: int = 300, seed: int = 2026, with_bad_input: bool = Tru
             arrears("Huur", 5)
             arrears("Huur", 40)
             arrears("Water", 150)
-        elif pattern == 3:  # near miss: one debt-help case and one care provider
+        elif pattern == 3:  # near miss: one debt-help case and a benefit granted
             case(TEAMS[0], people[0])
             home.add(
-                "care",
-                "provision_started",
-                "wmo",
+                "income",
+                "benefit_changed",
+                "inc",
                 _day(20),
-                domain="care",
-                provision_id=f"T{h}",
-                provider=PROVIDERS[0],
-                product_category="02",
+                benefit_id=f"G{h}",
+                benefit_type="bijstand",
+                change="granted",
                 bsn=people[0],
             )
         elif pattern == 4:  # background: a benefit ended
@@ -191,4 +189,4 @@ def generate(households: int = 300, seed: int = 2026, with_bad_input: bool = Tru
     return town
 
 
-SOURCE_ORDER = ("population", "teams", "care", "income", "vroegsignalering")
+SOURCE_ORDER = ("population", "teams", "income", "vroegsignalering")
