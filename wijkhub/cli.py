@@ -298,6 +298,19 @@ def bench(
     typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 
+@app.command("bench-intake")
+def bench_intake(
+    records: Annotated[int, typer.Option(help="Records per format")] = 5000,
+) -> None:
+    """Intake rate per format (records/s) into the real broker; prints JSON."""
+    from wijkhub.broker import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "tests" / "benchmarks"))
+    from bench_intake import run_bench as run_intake_bench  # type: ignore[import-not-found]
+
+    typer.echo(json.dumps(run_intake_bench(Settings.from_env(), records)))
+
+
 def main() -> None:
     from wijkhub import logs
 
