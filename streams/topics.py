@@ -113,13 +113,6 @@ TOPICS: tuple[TopicSpec, ...] = (
 RAW_TOPICS: tuple[str, ...] = tuple(raw(d) for d in Domain)
 
 
-def spec(name: str) -> TopicSpec:
-    for t in TOPICS:
-        if t.name == name:
-            return t
-    raise KeyError(name)
-
-
 def full_name(name: str, prefix: str = "") -> str:
     """The topic's name on the cluster: an optional prefix isolates test runs and tenants."""
     return f"{prefix}{name}"

@@ -21,10 +21,15 @@ import structlog
 _NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
 
 
+def mask_bsn_like(text: str) -> str:
+    """Mask every stand-alone 9-digit number: the one rule for logs and dead-letter reasons."""
+    return _NINE_DIGITS.sub("*********", text)
+
+
 def redact_bsn(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     for key, value in event_dict.items():
         if isinstance(value, str) and _NINE_DIGITS.search(value):
-            event_dict[key] = _NINE_DIGITS.sub("*********", value)
+            event_dict[key] = mask_bsn_like(value)
     return event_dict
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
-_NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
+from wijkhub.logs import mask_bsn_like
 
 
 def safe_reason(text: str, limit: int = 300) -> str:
     """A reason fit for a dead-letter header and a log line: no BSN-like number, bounded."""
-    return _NINE_DIGITS.sub("*********", text)[:limit]
+    return mask_bsn_like(text)[:limit]
 
 
 @dataclass(frozen=True)
