@@ -32,7 +32,7 @@ from wijkhub.schemas.registry import (
     DecodeError,
 )
 from wijkhub.settings import Settings
-from wijkhub.streams import household, linking, rules
+from wijkhub.streams import household, linking, rules, toewijzing
 from wijkhub.streams.routing import Router
 from wijkhub.streams.topics import (
     ALERTS,
@@ -157,6 +157,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     persons = app.Table("persons", schema=table_schema, options=dict(table_options))
     parked = app.Table("parked-by-person", schema=table_schema, options=dict(table_options))
     views = app.Table("household-views", schema=table_schema, options=dict(table_options))
+    # Last 301 per (person, provider): keyed like raw.<domain>, so co-partitioned with it.
+    snapshots = app.Table("toewijzingen", schema=table_schema, options=dict(table_options))
 
     async def dead_letter(
         out: Outbox, event: faust.EventT, stage: str, code: str, reason: str
@@ -183,7 +185,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     view_name, dlq_name = topic_name(HOUSEHOLD_VIEW_TOPIC), topic_name(DLQ_STREAMS)
     linked_out = metrics.events_produced.labels(linked_name, "link")
     link_outcome = {
-        m: metrics.link_outcomes.labels(m) for m in ("person", "address", "parked", "unparked")
+        m: metrics.link_outcomes.labels(m)
+        for m in ("person", "address", "parked", "unparked", "diffed", "derived")
     }
 
     async def send_linked(out: Outbox, raw_bytes: bytes, link: linking.Link) -> None:
@@ -219,6 +222,29 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         except DecodeError as exc:
             await dead_letter(out, event, "link", "undecodable", str(exc))
             return
+        if toewijzing.is_snapshot(raw):
+            await _diff_snapshot(out, key, raw)
+            return
+        await _link_event(out, key, raw, value)
+
+    async def _diff_snapshot(out: Outbox, key: bytes, snapshot: dict[str, Any]) -> None:
+        """A 301 becomes the ToewijzingChanged events its diff yields, each linked."""
+        state_key = toewijzing.state_key(key, snapshot)
+        result = toewijzing.diff(snapshots.get(state_key), snapshot)
+        link_outcome["diffed"].inc()
+        if result.stale:
+            log.info(
+                "older 301 snapshot ignored",
+                event_id=snapshot["envelope"]["event_id"],
+                correlation_id=snapshot["envelope"]["correlation_id"],
+            )
+            return
+        snapshots[state_key] = result.state
+        for derived in result.events:
+            link_outcome["derived"].inc()
+            await _link_event(out, key, derived, catalog.encode(RAW_EVENT, derived))
+
+    async def _link_event(out: Outbox, key: bytes, raw: dict[str, Any], value: bytes) -> None:
         registration = linking.person_record(raw)
         if registration is not None:
             if persons.get(key) != registration:  # a replay writes nothing

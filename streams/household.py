@@ -181,28 +181,13 @@ def _provision_stopped(view: View, f: Fact) -> bool:
     return _end_involvement(view, PROVISION_KIND[f.domain], p["provider"], p["provision_id"])
 
 
-def _toewijzing_snapshot(view: View, f: Fact) -> bool:
-    """A 301 is the full set of one client's assignments at one provider: diff it.
-
-    Assignments missing from the new snapshot, or ended before its date, are
-    withdrawn; new ones are added. Both are changes to the view (and events).
-    """
+def _toewijzing_changed(view: View, f: Fact) -> bool:
+    """Assignments diffed from 301 snapshots by the link stage: add, or withdraw."""
     p = f.payload
     kind = PROVISION_KIND[f.domain]
-    snapshot_on = p["snapshot_on"]
-    current = {
-        a["number"]: a
-        for a in p["assignments"]
-        if a["end_on"] is None or a["end_on"] >= snapshot_on
-    }
-    changed = False
-    for i in list(view["involvements"]):
-        same_source = i["kind"] == kind and i["holder"] == p["provider"]
-        if same_source and i.get("person") == f.person and i["ref"] not in current:
-            changed |= _end_involvement(view, kind, p["provider"], i["ref"])
-    for number, a in current.items():
-        changed |= _add_involvement(view, f, kind, p["provider"], number, a["start_on"])
-    return changed
+    if p["change"] == "withdrawn":
+        return _end_involvement(view, kind, p["provider"], p["number"])
+    return _add_involvement(view, f, kind, p["provider"], p["number"], p["start_on"])
 
 
 def _debt_help(view: View, f: Fact) -> bool:
@@ -259,7 +244,7 @@ HANDLERS: dict[str, Callable[[View, Fact], bool]] = {
     "ProvisionRequested": _provision_requested,
     "ProvisionStarted": _provision_started,
     "ProvisionStopped": _provision_stopped,
-    "ToewijzingSnapshot": _toewijzing_snapshot,
+    "ToewijzingChanged": _toewijzing_changed,
     "DebtHelpChanged": _debt_help,
     "CaseOpened": _case_opened,
     "CaseClosed": _case_closed,

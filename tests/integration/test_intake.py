@@ -15,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -29,9 +28,9 @@ from wijkhub.connectors.relay import relay
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-IJW = SHARED / "istandaarden" / "ijw3.2"
-DDAS = SHARED / "vroegsignalering" / "enkelvoudigVoorbeeld.json"
+from shared_data import IJW, VROEGSIGNALERING
+
+DDAS = VROEGSIGNALERING / "enkelvoudigVoorbeeld.json"
 EXAMPLE_BSNS = {"999900006", "123456789"}  # in the iJw and DDAS examples
 
 

@@ -17,10 +17,15 @@ from kafka import KafkaProducer
 
 from wijkhub.connectors.deadletter import unseal
 from wijkhub.connectors.identity import address_ref
+from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, RAW_EVENT, Catalog
+from wijkhub.streams import topics
 from wijkhub.streams.linking import household_for_address
 from wijkhub.streams.topics import DLQ_INGEST, DLQ_STREAMS, LINKED, RAW_TOPICS
 from wijkhub.synthetic import make_bsn
 
+from shared_data import IJW
+
+JW301 = IJW / "JW301.example.xml"
 RNG = random.Random(7)
 BSNS_USED: set[str] = set()
 _messages = iter(range(1, 10**9))
@@ -179,6 +184,36 @@ def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub):
     assert all(b"123456780" not in r.value for r in letters)
 
 
+def test_a_later_301_without_an_assignment_publishes_it_as_withdrawn(hub):
+    """301s are full snapshots: the link stage diffs them into ToewijzingChanged events."""
+    catalog = Catalog()
+    client = {**person("1017KL", "4"), "bsn": "999900006"}  # the client of JW301.example.xml
+    hub.ingest("population", [client])
+    first = JW301.read_bytes()
+    assert first.count(b"<jw301:ToegewezenProduct>") == 2
+    start = first.index(b"<jw301:ToegewezenProduct>", first.index(b"300202") - 200)
+    end = first.index(b"</jw301:ToegewezenProduct>", start) + len(b"</jw301:ToegewezenProduct>")
+    later = (first[:start] + first[end:]).replace(b"123456789012", b"123456789013")
+    later = later.replace(b"<ijw:Dagtekening>2026-04-01", b"<ijw:Dagtekening>2026-05-01")
+    assert hub.ingest("ijw", [first]).events == 1
+    assert hub.ingest("ijw", [later]).events == 1
+    hub.wait_drained()
+    ref = household("1017KL", "4")
+    changes = set()
+    for record in hub.records(LINKED):
+        linked = catalog.decode(record.value, LINKED_EVENT)
+        name, payload = catalog.decode(linked["raw_event"], RAW_EVENT)["payload"]
+        if linked["household_ref"] == ref and name.endswith("ToewijzingChanged"):
+            changes.add((payload["change"], payload["number"]))
+    assert changes == {("assigned", "300201"), ("assigned", "300202"), ("withdrawn", "300202")}
+    views = [
+        catalog.decode(r.value, HOUSEHOLD_VIEW)
+        for r in hub.records(topics.HOUSEHOLD_VIEW)
+        if r.key == ref.encode()
+    ]
+    assert [i["ref"] for i in views[-1]["involvements"]] == ["300201"]
+
+
 def test_undecodable_record_on_a_raw_topic_goes_to_the_stream_dead_letters(hub):
     producer = KafkaProducer(bootstrap_servers=hub.settings.bootstrap_servers)
     garbage = b"\x00\x00\x00\x00\x01\xff\xfe not avro"
@@ -192,7 +227,11 @@ def test_undecodable_record_on_a_raw_topic_goes_to_the_stream_dead_letters(hub):
 
 
 def test_every_raw_record_was_linked_parked_or_dead_lettered(hub):
-    """in == out + dead letters, where 'out' includes events waiting for their person."""
+    """in == out + dead letters, where 'out' includes events waiting for their person.
+
+    A 301 snapshot is absorbed ("diffed") into the ToewijzingChanged events it
+    derives, which are linked or parked like any other event.
+    """
     hub.wait_drained()
     raw = sum(len(hub.records(t)) for t in RAW_TOPICS)
     linked = len(hub.records(LINKED))
@@ -201,9 +240,11 @@ def test_every_raw_record_was_linked_parked_or_dead_lettered(hub):
     outcomes = dict(
         re.findall(r'^wijkhub_link_outcomes_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
     )
-    waiting = float(outcomes.get("parked", 0)) - float(outcomes.get("unparked", 0))
-    assert raw > 0 and float(outcomes["unparked"]) >= 2  # the parked scenario was released
-    assert raw == linked + dead + waiting
+    count = {k: float(outcomes.get(k, 0)) for k in ("parked", "unparked", "diffed", "derived")}
+    waiting = count["parked"] - count["unparked"]
+    assert raw > 0 and count["unparked"] >= 2  # the parked scenario was released
+    assert count["diffed"] >= 2 and count["derived"] >= 3  # the 301 scenario ran
+    assert raw + count["derived"] == linked + dead + count["diffed"] + waiting
 
 
 def test_metrics_are_served_with_real_counts(hub):

@@ -2,7 +2,6 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -10,9 +9,9 @@ from hypothesis import strategies as st
 
 from wijkhub.connectors.formats import SOURCES, UnknownSource, parse
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-IJW = SHARED / "istandaarden" / "ijw3.2"
-DDAS = SHARED / "vroegsignalering" / "enkelvoudigVoorbeeld.json"
+from shared_data import IJW, VROEGSIGNALERING
+
+DDAS = VROEGSIGNALERING / "enkelvoudigVoorbeeld.json"
 
 
 def items(source, data, origin="f"):
