@@ -7,8 +7,8 @@
 | ``income`` | CSV, JSON | ``benefit_changed`` |
 | ``vroegsignalering`` | DDAS JSON exchange model, DDAS CSV, canonical JSON | ``arrears_signal`` |
 | ``schuldhulp`` | CSV, JSON | ``debt_help_changed`` |
-| ``population`` | CSV, JSON (``kind`` per record) | — |
-| ``teams`` | JSON, CSV (``kind`` per record) | — |
+| ``population`` | CSV, JSON; canonical or Haal Centraal BRP names (``columns.py``) | — |
+| ``teams`` | JSON, CSV; canonical or ZGW Zaken names (``columns.py``) | — |
 """
 
 from __future__ import annotations
@@ -45,11 +45,9 @@ def parse(source: str, data: bytes, origin: str) -> Iterator[Item]:
         return
     head = data.lstrip()[:1]
     if head in (b"{", b"["):
-        yield from tabular.parse_json(data, origin, SOURCES[source])
+        yield from tabular.parse_json(data, origin, SOURCES[source], source)
     else:
-        yield from tabular.parse_csv(
-            data, origin, SOURCES[source], ddas=source == "vroegsignalering"
-        )
+        yield from tabular.parse_csv(data, origin, SOURCES[source], source)
 
 
 __all__ = ["SOURCES", "Item", "UnknownSource", "parse"]

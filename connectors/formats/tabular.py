@@ -17,24 +17,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from wijkhub.connectors.formats.base import Item
+from wijkhub.connectors.formats.columns import canonical_names, flatten, house_number
 
 MAX_FIELD = 10_000
 
 
-def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in obj.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def ddas_record(signal: dict[str, Any]) -> dict[str, Any]:
     """A DDAS Vroegsignaal (JSON, or a flattened CSV row) as a canonical source record."""
-    s = _flatten(signal)
+    s = flatten(signal)
 
     def get(*names: str) -> Any:
         for n in names:
@@ -43,11 +33,7 @@ def ddas_record(signal: dict[str, Any]) -> dict[str, Any]:
                     return s[candidate]
         return None
 
-    house = " ".join(
-        str(part)
-        for part in (get("Huisnummer"), get("Huisletter"), get("Huisnummertoevoeging"))
-        if part
-    )
+    house = house_number(get("Huisnummer"), get("Huisletter"), get("Huisnummertoevoeging"))
     return {
         "kind": "arrears_signal",
         "message_id": f"ddas-{get('ID')}",
@@ -64,12 +50,12 @@ def ddas_record(signal: dict[str, Any]) -> dict[str, Any]:
         "family_name": get("Achternaam"),
         "birth_date": get("Geboortedatum"),
         "postcode": get("Postcode"),
-        "huisnummer": house or None,
+        "huisnummer": house,
     }
 
 
 def parse_csv(
-    data: bytes, origin: str, default_kind: str | None = None, ddas: bool = False
+    data: bytes, origin: str, default_kind: str | None = None, source: str = ""
 ) -> Iterator[Item]:
     """One item per data row; a row that does not fit the header is a dead letter."""
     try:
@@ -105,7 +91,8 @@ def parse_csv(
             yield Item(original, position, error="CSV field longer than 10000 characters")
             continue
         fields = dict(zip(names, (v.strip() for v in row), strict=True))
-        record = ddas_record(fields) if ddas else fields
+        record = ddas_record(fields) if source == "vroegsignalering" else fields
+        record = canonical_names(source, record)
         if default_kind and not record.get("kind"):
             record["kind"] = default_kind
         yield Item(original, position, record)
@@ -131,7 +118,9 @@ def _objects(data: bytes, origin: str) -> Iterator[tuple[bytes, str, Any]]:
                 yield line, f"{origin}:{number}", exc
 
 
-def parse_json(data: bytes, origin: str, default_kind: str | None = None) -> Iterator[Item]:
+def parse_json(
+    data: bytes, origin: str, default_kind: str | None = None, source: str = ""
+) -> Iterator[Item]:
     for original, position, obj in _objects(data, origin):
         if isinstance(obj, ValueError):
             yield Item(original, position, error="input is not valid JSON")
@@ -140,7 +129,7 @@ def parse_json(data: bytes, origin: str, default_kind: str | None = None) -> Ite
         elif not isinstance(obj, dict):
             yield Item(original, position, error="a source record must be a JSON object")
         else:
-            record = dict(obj)
+            record = canonical_names(source, obj)
             if default_kind and not record.get("kind"):
                 record["kind"] = default_kind
             yield Item(original, position, record)

@@ -1,0 +1,77 @@
+"""Real export column names (Haal Centraal BRP, ZGW Zaken) reach the canonical events."""
+
+import datetime as dt
+import json
+
+from wijkhub.connectors.canonical import to_raw_event
+from wijkhub.connectors.formats import parse
+from wijkhub.connectors.identity import Pseudonymiser, address_ref
+
+P = Pseudonymiser(b"k" * 32)
+NOW = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+
+
+def events(source, data):
+    out = []
+    for item in parse(source, data, "export"):
+        assert item.error is None, item.error
+        record = {"message_id": f"m{len(out)}", **item.record}
+        out.append(to_raw_event(record, source, P, "0363", NOW)[2])
+    return out
+
+
+def test_a_brp_mutation_csv_with_separate_house_letter_and_addition():
+    csv = (
+        "Burgerservicenummer;Gebeurtenis;Datum;Postcode;Huisnummer;Huisletter;"
+        "Huisnummertoevoeging;FunctieAdres\n"
+        "999993653;Verhuizing;2026-03-02;1011 ab;12;a;bis;W\n"
+        "999990019;Inschrijving;2026-03-05;1011AB;12;A;BIS;B\n"
+    )
+    moved, registered = events("population", csv.encode())
+    assert moved["payload"][0].endswith("PersonRegistered")  # a move registers the new address
+    assert moved["envelope"]["type"] == "nl.wijkhub.population.person-moved"
+    assert moved["subject"]["address_ref"] == address_ref("1011AB", "12-A bis")
+    assert registered["subject"]["address_ref"] == moved["subject"]["address_ref"]
+    assert moved["payload"][1]["address_kind"] == "woonadres"
+    assert registered["payload"][1]["address_kind"] == "briefadres"
+    assert moved["envelope"]["occurred_at"].date() == dt.date(2026, 3, 2)
+
+
+def test_a_haal_centraal_persoon_as_nested_json():
+    persoon = {
+        "gebeurtenis": "inschrijving",
+        "burgerservicenummer": "999993653",
+        "geslachtsnaam": "wordt niet doorgegeven",
+        "verblijfplaats": {
+            "adresseerbaarObjectIdentificatie": "0363010000758545",
+            "datumVan": {"type": "Datum", "datum": "2025-11-01"},
+            "functieAdres": {"code": "W", "omschrijving": "woonadres"},
+            "verblijfadres": {"postcode": "1011AB", "huisnummer": 5},
+        },
+    }
+    [event] = events("population", json.dumps(persoon).encode())
+    assert event["subject"]["address_ref"] == address_ref(None, None, "0363010000758545")
+    assert event["envelope"]["occurred_at"].date() == dt.date(2025, 11, 1)
+    assert "wordt niet doorgegeven" not in json.dumps(event, default=str)
+
+
+def test_a_zgw_case_export_for_the_teams_source():
+    csv = (
+        "identificatie,zaaktype,wijkteam,startdatum,burgerservicenummer,contactpersoon,gebeurtenis\n"
+        "Z-2026-001,schuldhulp,Wijkteam Oost,2026-02-01,999993653,020-5550000,zaak geopend\n"
+    )
+    [event] = events("teams", csv.encode())
+    name, payload = event["payload"]
+    assert name.endswith("CaseOpened")
+    assert (payload["case_id"], payload["team"], payload["case_type"]) == (
+        "Z-2026-001",
+        "Wijkteam Oost",
+        "schuldhulp",
+    )
+    assert payload["opened_on"] == dt.date(2026, 2, 1) and payload["contact"] == "020-5550000"
+
+
+def test_canonical_names_win_over_system_names():
+    record = {"kind": "case_closed", "gebeurtenis": "zaak geopend", "case_id": "C1"}
+    [item] = parse("teams", json.dumps(record).encode(), "x")
+    assert item.record["kind"] == "case_closed" and item.record["case_id"] == "C1"
