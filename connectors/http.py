@@ -61,11 +61,8 @@ def build(tokens: Mapping[str, str], intake_for: Callable[[str], Intake],
                 report = await asyncio.to_thread(intake.ingest, body, f"http:{source}")
             except IntakeError as exc:
                 return web.json_response({"error": str(exc), "retry": True}, status=503)
-        answer = {**report.as_dict(), "event_ids": report.event_ids}
-        if report.dead_lettered:
-            answer["rejected"] = report.rejected
-            return web.json_response(answer, status=422)
-        return web.json_response(answer, status=202)
+        answer = {**report.as_dict(), "event_ids": report.event_ids, "rejected": report.rejected}
+        return web.json_response(answer, status=422 if report.dead_lettered else 202)
 
     async def metrics_page(_request: web.Request) -> web.Response:
         return web.Response(body=metrics.render(), content_type="text/plain")

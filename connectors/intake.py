@@ -117,7 +117,7 @@ class Intake:
         report.dead_lettered += 1
         report.reasons[code] += 1
         report.rejected.append({"position": item.position, "reason": reason})
-        self.metrics.dead_letters.labels("ingest", code).inc()
+        self.metrics.dead_letters.labels("ingest", self.source, code).inc()
         log.warning(
             "input dead-lettered",
             source=self.source,

@@ -40,6 +40,7 @@ from wijkhub.streams.topics import (
     LINKED,
     RAW_TOPICS,
     full_name,
+    logical_name,
 )
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
@@ -172,7 +173,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             origin=_origin(event),
         )
         await out.send(dlq_name, event.message.key, letter.original, letter.headers())
-        metrics.dead_letters.labels(stage, code).inc()
+        source = logical_name(event.message.topic, settings.topic_prefix)
+        metrics.dead_letters.labels(stage, source, code).inc()
         log.warning(
             "record dead-lettered",
             stage=stage,

@@ -116,3 +116,8 @@ RAW_TOPICS: tuple[str, ...] = tuple(raw(d) for d in Domain)
 def full_name(name: str, prefix: str = "") -> str:
     """The topic's name on the cluster: an optional prefix isolates test runs and tenants."""
     return f"{prefix}{name}"
+
+
+def logical_name(topic: str, prefix: str = "") -> str:
+    """The name as defined here, without the cluster prefix (for metric labels and docs)."""
+    return topic.removeprefix(prefix)

@@ -6,11 +6,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from wijkhub.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from wijkhub.metrics import Metrics
 
 app = typer.Typer(help="wijkhub: integration hub for the social domain.", no_args_is_help=True)
 broker_app = typer.Typer(help="The local single-node Kafka broker (development, demo, tests).")
@@ -101,6 +104,18 @@ def worker() -> None:
     worker_mod.run(settings())
 
 
+def _serve_connector_metrics(s: Settings, one_shot: bool = False) -> Metrics:
+    """The connector's metrics, served at http://<intake host>:<port>/metrics while it runs."""
+    from prometheus_client import start_http_server
+
+    from wijkhub.metrics import Metrics
+
+    metrics = Metrics()
+    if s.connector_metrics_port and not one_shot:
+        start_http_server(s.connector_metrics_port, s.intake_host, registry=metrics.registry)
+    return metrics
+
+
 @app.command()
 def ingest(
     source: Annotated[
@@ -111,14 +126,24 @@ def ingest(
     ],
     paths: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Input files")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the intake metrics here when done (Prometheus textfile-collector format)"
+        ),
+    ] = None,
 ) -> None:
     """Load files of one source (a backlog, a correction): events or dead letters, counted."""
+    from prometheus_client import write_to_textfile
+
     from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
+    from wijkhub.metrics import Metrics
 
     if source not in SOURCES:
         _fail(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
-    intake = Intake(settings(), source)
+    metrics = Metrics()
+    intake = Intake(settings(), source, metrics=metrics)
     totals: dict[str, object] = {
         "source": source,
         "files": 0,
@@ -139,6 +164,8 @@ def ingest(
                     totals["reasons"][reason] = totals["reasons"].get(reason, 0) + n  # type: ignore[index,union-attr]
     finally:
         intake.close()
+        if metrics_file is not None:  # also after a failure: what did get in is counted
+            write_to_textfile(str(metrics_file), metrics.registry)
     totals["seconds"] = round(time.monotonic() - began, 2)
     if as_json:
         typer.echo(json.dumps(totals))
@@ -163,7 +190,8 @@ def watch(
     from wijkhub.connectors.intake import Intake
 
     s = settings()
-    drop = FileDrop(root, lambda source: Intake(s, source))
+    metrics = _serve_connector_metrics(s, once)
+    drop = FileDrop(root, lambda source: Intake(s, source, metrics=metrics))
     drop.prepare()
     try:
         if once:
@@ -216,7 +244,7 @@ def relay(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    intake = Intake(s, source)
+    intake = Intake(s, source, metrics=_serve_connector_metrics(s))
     try:
         run_relay(consumer, intake, source)
     finally:

@@ -40,8 +40,8 @@ class Metrics:
         )
         self.dead_letters = Counter(
             "wijkhub_dead_letters_total",
-            "Inputs dead-lettered, by stage and reason code.",
-            ["stage", "reason"],
+            "Inputs dead-lettered, by stage, source (connector or input topic) and reason code.",
+            ["stage", "source", "reason"],
             registry=r,
         )
         self.link_outcomes = Counter(

@@ -59,6 +59,8 @@ class Settings:
     ingest_tokens: str = field(default="", repr=False)
     intake_host: str = "127.0.0.1"
     intake_port: int = 6070
+    # /metrics of the long-running connectors (file drop, Kafka relay); 0 turns it off.
+    connector_metrics_port: int = 6071
     # 0 picks a free port, so parallel runs on one machine do not clash.
     kafka_port: int = 0
 
@@ -92,6 +94,9 @@ class Settings:
             ingest_tokens=env.get(f"{p}INGEST_TOKENS", ""),
             intake_host=env.get(f"{p}INTAKE_HOST", defaults.intake_host),
             intake_port=_int(env, f"{p}INTAKE_PORT", defaults.intake_port),
+            connector_metrics_port=_int(
+                env, f"{p}CONNECTOR_METRICS_PORT", defaults.connector_metrics_port
+            ),
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
         )
 
@@ -118,6 +123,7 @@ class Settings:
             f"{p}INGEST_TOKENS": self.ingest_tokens,
             f"{p}INTAKE_HOST": self.intake_host,
             f"{p}INTAKE_PORT": str(self.intake_port),
+            f"{p}CONNECTOR_METRICS_PORT": str(self.connector_metrics_port),
         }
         if self.bootstrap_servers:
             env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers

@@ -8,8 +8,13 @@ prefix and consumer group, so runs never see each other's records.
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +25,11 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from wijkhub.admin import create_topics
 from wijkhub.broker import LocalBroker, free_port
 from wijkhub.connectors.alerts import iter_alerts
+from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.intake import Intake, IntakeReport
+from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams.topics import TOPICS, full_name
+from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS, TOPICS, full_name
 from wijkhub.supervise import WorkerProcess
 
 
@@ -153,3 +160,104 @@ def hub(hub_settings, worker) -> Hub:
 @pytest.fixture
 def worker_log(hub_settings) -> Path:
     return hub_settings.data_dir / "worker.log"
+
+
+class Topics:
+    """The records that arrived on the raw and intake dead-letter topics since a mark.
+
+    Remembers end offsets and reads only what came after them, with one
+    consumer, so a test pays for its own records, not for the whole session's.
+    """
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        self.catalog = Catalog()
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=hub.settings.bootstrap_servers, enable_auto_commit=False
+        )
+        names = [hub.topic(t) for t in (*RAW_TOPICS, DLQ_INGEST)]
+        self.dlq = hub.topic(DLQ_INGEST)
+        self.partitions = [
+            TopicPartition(t, p) for t in names for p in self.consumer.partitions_for_topic(t)
+        ]
+        self.consumer.assign(self.partitions)
+        self.mark()
+
+    def mark(self) -> None:
+        self._from = self.consumer.end_offsets(self.partitions)
+
+    def new(self) -> tuple[list[dict], list]:
+        """(decoded new events, new dead-letter records), and set the mark after them."""
+        end = self.consumer.end_offsets(self.partitions)
+        for tp in self.partitions:
+            self.consumer.seek(tp, self._from[tp])
+        records: list = []
+        while any(self.consumer.position(tp) < end[tp] for tp in self.partitions):
+            for batch in self.consumer.poll(timeout_ms=500).values():
+                records += [
+                    r for r in batch if r.offset < end[TopicPartition(r.topic, r.partition)]
+                ]
+        self._from = end
+        events = [self.catalog.decode(r.value, RAW_EVENT) for r in records if r.topic != self.dlq]
+        return events, [r for r in records if r.topic == self.dlq]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+@pytest.fixture
+def topics(hub) -> Iterator[Topics]:
+    t = Topics(hub)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+class IntakeServer:
+    """A real ``wijkhub serve-intake`` process with one token for every source."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.token = secrets.token_urlsafe(32)
+        self.settings = settings.with_(
+            intake_port=free_port(),
+            ingest_tokens=",".join(f"{source}={self.token}" for source in SOURCES),
+        )
+        self.base = f"http://127.0.0.1:{self.settings.intake_port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wijkhub", "serve-intake"],
+            env={**os.environ, **self.settings.to_env()},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(self.base + "/health", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("serve-intake did not come up within 10 s")
+
+    def post(self, source: str, body: bytes, token: str | None = "") -> tuple[int, dict]:
+        """POST /ingest/<source>: (status, JSON answer). token None sends no header."""
+        request = urllib.request.Request(f"{self.base}/ingest/{source}", data=body, method="POST")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token or self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def intake_server(hub_settings) -> Iterator[IntakeServer]:
+    server = IntakeServer(hub_settings)
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
+import re
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.request
 
-import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from wijkhub.broker import free_port
 from wijkhub.connectors.deadletter import unseal
 from wijkhub.connectors.filedrop import FileDrop
-from wijkhub.connectors.intake import Intake
+from wijkhub.connectors.intake import Intake, producer
 from wijkhub.connectors.relay import relay
-from wijkhub.schemas.registry import RAW_EVENT, Catalog
-from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS
 
 from shared_data import IJW, VROEGSIGNALERING
 
@@ -34,37 +30,8 @@ DDAS = VROEGSIGNALERING / "enkelvoudigVoorbeeld.json"
 EXAMPLE_BSNS = {"999900006", "123456789"}  # in the iJw and DDAS examples
 
 
-class Topics:
-    """Counts and new records of the raw and dead-letter topics, from a mark on."""
-
-    def __init__(self, hub) -> None:
-        self.hub = hub
-        self.catalog = Catalog()
-        self.mark()
-
-    def _all(self):
-        raw = [r for t in RAW_TOPICS for r in self.hub.records(t)]
-        return raw, self.hub.records(DLQ_INGEST)
-
-    def mark(self) -> None:
-        raw, dlq = self._all()
-        self._seen = {(r.topic, r.partition, r.offset) for r in raw + dlq}
-
-    def new(self):
-        raw, dlq = self._all()
-        fresh = [r for r in raw if (r.topic, r.partition, r.offset) not in self._seen]
-        dead = [r for r in dlq if (r.topic, r.partition, r.offset) not in self._seen]
-        self.mark()
-        return [self.catalog.decode(r.value, RAW_EVENT) for r in fresh], dead
-
-
 def reason(letter) -> str:
     return dict(letter.headers)["dl_reason"].decode()
-
-
-@pytest.fixture
-def topics(hub):
-    return Topics(hub)
 
 
 def cli(hub, *args: str) -> subprocess.CompletedProcess:
@@ -139,7 +106,11 @@ def test_file_drop_moves_files_and_a_redelivered_file_repeats_the_same_event_ids
 
 def test_file_drop_keeps_a_file_it_could_not_deliver_in_failed_with_the_reason(hub, tmp_path):
     unreachable = hub.settings.with_(bootstrap_servers=f"127.0.0.1:{free_port()}")
-    drop = FileDrop(tmp_path, lambda source: Intake(unreachable, source), sources=("teams",))
+
+    def intake_for(source: str) -> Intake:  # fails fast: bootstrapping waits 30 s by default
+        return Intake(unreachable, source, kafka=producer(unreachable, bootstrap_timeout_ms=1500))
+
+    drop = FileDrop(tmp_path, intake_for, sources=("teams",))
     drop.prepare()
     (tmp_path / "teams" / "incoming" / "cases.json").write_bytes(b'{"kind": "case_closed"}')
     assert drop.scan_once() == []
@@ -148,42 +119,11 @@ def test_file_drop_keeps_a_file_it_could_not_deliver_in_failed_with_the_reason(h
                                     "cases.json.reason.txt").read_text()  # fmt: skip
 
 
-@pytest.fixture
-def intake_server(hub):
-    token = secrets.token_urlsafe(32)
-    settings = hub.settings.with_(intake_port=free_port(), ingest_tokens=f"teams={token},"
-                                  f"vroegsignalering={token}")  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "wijkhub", "serve-intake"],
-                            env={**os.environ, **settings.to_env()},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    base = f"http://127.0.0.1:{settings.intake_port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(base + "/health", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.1)
-    yield base, token
-    proc.terminate()
-    proc.wait(10)
-
-
-def post(url: str, body: bytes, token: str | None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, method="POST")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
 def test_http_ingest_answers_202_with_ids_422_with_reasons_401_without_token(
     hub, topics, intake_server
 ):
-    base, token = intake_server
-    status, answer = post(f"{base}/ingest/vroegsignalering", DDAS.read_bytes(), token)
+    post = intake_server.post
+    status, answer = post("vroegsignalering", DDAS.read_bytes())
     assert status == 202 and len(answer["event_ids"]) == 1
     ids = answer["event_ids"]
     cases = [
@@ -206,15 +146,15 @@ def test_http_ingest_answers_202_with_ids_422_with_reasons_401_without_token(
             "bsn": "111222334",
         },
     ]
-    status, answer = post(f"{base}/ingest/teams", json.dumps(cases).encode(), token)
+    status, answer = post("teams", json.dumps(cases).encode())
     assert status == 422
     assert answer["events"] == 1
     ids += answer["event_ids"]
     assert answer["rejected"] == [
         {"position": "http:teams#2", "reason": "BSN fails the elfproef or is not 8-9 digits"}
     ]
-    assert post(f"{base}/ingest/teams", b"[]", "wrong-token")[0] == 401
-    assert post(f"{base}/ingest/bank", b"[]", token)[0] == 404
+    assert post("teams", b"[]", token="wrong-token")[0] == 401
+    assert post("bank", b"[]")[0] == 404
     events, dead = topics.new()
     assert sorted(e["envelope"]["event_id"] for e in events) == sorted(ids)
     assert len(dead) == 1
@@ -251,3 +191,37 @@ def test_kafka_relay_reads_another_systems_topic(hub, topics):
     assert sorted(reason(d) for d in dead) == [
         "XSD JW315: ToewijzingEinddatum: day is out of range for month (and 1 more)",
         "empty input"]  # fmt: skip
+
+
+def test_file_drop_process_serves_its_intake_metrics(hub, topics, tmp_path):
+    settings = hub.settings.with_(connector_metrics_port=free_port())
+    proc = subprocess.Popen([sys.executable, "-m", "wijkhub", "watch", str(tmp_path),
+                             "--poll", "0.2"], env={**os.environ, **settings.to_env()},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        incoming = tmp_path / "income" / "incoming"
+        deadline = time.monotonic() + 30
+        while not incoming.is_dir() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (incoming / "uitkering.csv").write_bytes(
+            b"benefit_id;benefit_type;change;occurred_at;bsn\nB-9;bijstand;ended;2026-05-01;"
+            b"111222333\nB-10;bijstand;ended;2026-05-01;111222334\n"
+        )
+        url = f"http://127.0.0.1:{settings.connector_metrics_port}/metrics"
+        text = ""
+        while "wijkhub_intake_events_total{" not in text and time.monotonic() < deadline:
+            time.sleep(0.2)
+            try:
+                text = urllib.request.urlopen(url, timeout=2).read().decode()
+            except OSError:
+                continue
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert 'wijkhub_intake_records_total{source="income"} 2.0' in text
+    assert 'wijkhub_intake_events_total{source="income"} 1.0' in text
+    dead_letters = r'wijkhub_dead_letters_total\{reason="[a-z-]+",source="income",stage="ingest"\}'
+    assert re.search(dead_letters + " 1.0", text)
+    assert re.search(r'wijkhub_intake_last_success_timestamp_seconds\{source="income"\} 1\.7', text)
+    events, dead = topics.new()
+    assert len(events) == 1 and len(dead) == 1

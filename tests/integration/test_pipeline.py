@@ -187,9 +187,9 @@ def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub):
 def test_a_later_301_without_an_assignment_publishes_it_as_withdrawn(hub):
     """301s are full snapshots: the link stage diffs them into ToewijzingChanged events."""
     catalog = Catalog()
-    client = {**person("1017KL", "4"), "bsn": "999900006"}  # the client of JW301.example.xml
+    client = person("1017KL", "4")  # our own client, so no other test touches this household
     hub.ingest("population", [client])
-    first = JW301.read_bytes()
+    first = JW301.read_bytes().replace(b">999900006<", f">{client['bsn']}<".encode())
     assert first.count(b"<jw301:ToegewezenProduct>") == 2
     start = first.index(b"<jw301:ToegewezenProduct>", first.index(b"300202") - 200)
     end = first.index(b"</jw301:ToegewezenProduct>", start) + len(b"</jw301:ToegewezenProduct>")
@@ -253,7 +253,10 @@ def test_metrics_are_served_with_real_counts(hub):
         float(v) for v in re.findall(r"^wijkhub_alerts_raised_total\{[^}]*\} (\S+)$", text, re.M)
     )
     assert raised == len({a["alert_id"] for a in hub.alerts()})
-    assert 'wijkhub_dead_letters_total{reason="undecodable",stage="link"} 1.0' in text
+    assert (
+        'wijkhub_dead_letters_total{reason="undecodable",source="raw.debt",stage="link"} 1.0'
+        in text
+    )
     assert "wijkhub_processing_latency_seconds_bucket" in text
 
 
