@@ -333,7 +333,7 @@ def bench_intake(
     """Intake rate per format (records/s) into the real broker; prints JSON."""
     from wijkhub.broker import REPO_ROOT
 
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "benchmarks"))
+    sys.path[:0] = [str(REPO_ROOT / "tests" / "benchmarks"), str(REPO_ROOT / "tests")]
     from bench_intake import run_bench as run_intake_bench  # type: ignore[import-not-found]
 
     typer.echo(json.dumps(run_intake_bench(Settings.from_env(), records)))

@@ -1,8 +1,9 @@
 """Benchmark: intake rate per format (records/s) into the real broker.
 
-Run with ``wijkhub bench-intake --records N --json``. Each format gets N
-records of its real shape (iJw 305 XML messages built from the iStandaarden
-example, a DDAS JSON delivery, an income CSV, teams JSON lines), all valid;
+Run with ``wijkhub bench-intake --records N``. Each format of every source
+gets N records of its real shape (iJw and iWmo 305 messages built from the
+iStandaarden example, DDAS JSON and CSV, income CSV and JSON, BRP and Haal
+Centraal population exports, teams JSON lines and a ZGW CSV), all valid;
 the time covers parsing, validation, pseudonymisation, Avro encoding and
 producing until Kafka acknowledged everything.
 """
@@ -19,6 +20,8 @@ from wijkhub.broker import LocalBroker
 from wijkhub.connectors.intake import Intake
 from wijkhub.settings import Settings
 from wijkhub.synthetic import make_bsn
+
+from shared_data import as_iwmo
 
 JW305 = """<?xml version="1.0" encoding="UTF-8"?>
 <jw305:Bericht xmlns:ijw="http://www.istandaarden.nl/ijw/3_2/basisschema/schema" \
@@ -39,7 +42,14 @@ xmlns:jw305="http://www.istandaarden.nl/ijw/3_2/jw305/schema">
 </jw305:StartProduct></jw305:StartProducten></jw305:Client></jw305:Bericht>"""
 
 
+def _rows(header: str, line: str, n: int, bsns: list[str], sep: str = ";") -> bytes:
+    """A CSV export: the header, then ``line`` formatted per record i."""
+    rows = [line.format(i=i, bsn=bsns[i], house=1 + i % 300) for i in range(n)]
+    return "\n".join([header, *rows]).replace(";", sep).encode() + b"\n"
+
+
 def _inputs(n: int) -> dict[str, tuple[str, list[bytes]]]:
+    """Per format: (source, inputs). XML is one message per input, as systems send it."""
     import random
 
     rng = random.Random(5)
@@ -50,23 +60,91 @@ def _inputs(n: int) -> dict[str, tuple[str, list[bytes]]]:
          {"type": "Huur"}, "client": {"Burgerservicenummer": bsns[i], "Postcode": "1011AB",
                                      "Huisnummer": str(1 + i % 300)}}
         for i in range(n)]}]}  # fmt: skip
-    csv = "benefit_id;benefit_type;change;occurred_at;bsn\n" + "".join(
-        f"B{i};bijstand;ended;2026-05-01;{bsns[i]}\n" for i in range(n)
-    )
     teams = "\n".join(
         json.dumps({"kind": "case_opened", "message_id": f"c{i}", "case_id": f"C{i}",
                     "team": "T", "case_type": "jeugd", "occurred_at": "2026-05-01",
                     "bsn": bsns[i]})
         for i in range(n)
     )  # fmt: skip
+    income_json = [
+        {"benefit_id": f"U{i}", "benefit_type": "bijstand", "change": "sanction",
+         "occurred_at": "2026-04-01", "reason": "inlichtingenplicht", "bsn": bsns[i]}
+        for i in range(n)
+    ]  # fmt: skip
+    haal_centraal = "\n".join(
+        json.dumps({"gebeurtenis": "verhuizing", "mutatie_id": f"BRP-{i}",
+                    "burgerservicenummer": bsns[i], "verblijfplaats": {
+                        "functieAdres": {"code": "W"}, "datumVan": {"datum": "2026-03-01"},
+                        "verblijfadres": {"postcode": "1011AB", "huisnummer": 1 + i % 300}}})
+        for i in range(n)
+    )  # fmt: skip
+    jw305 = [JW305.format(n=100000 + i, bsn=bsns[i]).encode() for i in range(n)]
     return {
-        "ijw-xml-jw305": (
-            "ijw",
-            [JW305.format(n=100000 + i, bsn=bsns[i]).encode() for i in range(n)],
-        ),
+        "ijw-xml-jw305": ("ijw", jw305),
+        "iwmo-xml-wmo305": ("iwmo", [as_iwmo(m, "305", "418") for m in jw305]),
         "ddas-json": ("vroegsignalering", [json.dumps(ddas).encode()]),
-        "income-csv": ("income", [csv.encode()]),
+        "ddas-csv": (
+            "vroegsignalering",
+            [
+                _rows(
+                    "ID;bedrag;ontstaansdatum;signaaldatum;signaalpartner.type;Burgerservicenummer;"
+                    "Achternaam;Geboortedatum;Postcode;Huisnummer",
+                    "VS-{i};120,50;2025-01-01;2025-02-01;Energie;{bsn};Jansen;1970-01-01;1011AB;{house}",
+                    n,
+                    bsns,
+                )
+            ],
+        ),
+        "income-csv": (
+            "income",
+            [
+                _rows(
+                    "benefit_id;benefit_type;change;occurred_at;bsn",
+                    "B{i};bijstand;ended;2026-05-01;{bsn}",
+                    n,
+                    bsns,
+                )
+            ],
+        ),
+        "income-json": ("income", [json.dumps(income_json).encode()]),
+        "schuldhulp-csv": (
+            "schuldhulp",
+            [
+                _rows(
+                    "trajectory_id;organisation;change;occurred_at;contact;bsn",
+                    "SH-{i};Stadsbank;started;2026-02-20;020-5551234;{bsn}",
+                    n,
+                    bsns,
+                    sep=",",
+                )
+            ],
+        ),
+        "population-brp-csv": (
+            "population",
+            [
+                _rows(
+                    "Mutatie_id;Gebeurtenis;Burgerservicenummer;Datum;Postcode;Huisnummer;Huisletter;"
+                    "FunctieAdres",
+                    "BRP-{i};Inschrijving;{bsn};2026-01-15;1011AB;{house};A;W",
+                    n,
+                    bsns,
+                )
+            ],
+        ),
+        "population-haalcentraal-json-lines": ("population", [haal_centraal.encode()]),
         "teams-json-lines": ("teams", [teams.encode()]),
+        "teams-zgw-csv": (
+            "teams",
+            [
+                _rows(
+                    "identificatie,zaaktype,wijkteam,startdatum,burgerservicenummer,gebeurtenis",
+                    "Z-{i},jeugd,Wijkteam Noord,2026-03-09,{bsn},zaak geopend",
+                    n,
+                    bsns,
+                    sep=",",
+                )
+            ],
+        ),
     }
 
 
@@ -100,6 +178,8 @@ def run_bench(base: Settings, records: int) -> dict:
                 seconds = time.perf_counter() - began
             finally:
                 intake.close()
+            if events != read:  # every input is valid: a dead letter means the bench is wrong
+                raise AssertionError(f"{name}: {dead} of {read} records were dead-lettered")
             result["formats"][name] = {"source": source, "read": read, "events": events,
                                        "dead_lettered": dead, "seconds": round(seconds, 2),
                                        "records_per_second": round(read / seconds)}  # fmt: skip

@@ -1,7 +1,6 @@
 """Parsers: the real iStandaarden and DDAS examples, CSV/JSON exports, and arbitrary bytes."""
 
 import json
-import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -9,30 +8,13 @@ from hypothesis import strategies as st
 
 from wijkhub.connectors.formats import SOURCES, UnknownSource, parse
 
-from shared_data import IJW, VROEGSIGNALERING
+from shared_data import IJW, VROEGSIGNALERING, as_iwmo
 
 DDAS = VROEGSIGNALERING / "enkelvoudigVoorbeeld.json"
 
 
 def items(source, data, origin="f"):
     return list(parse(source, data, origin))
-
-
-def as_iwmo(jw_message: bytes, number: str, code: str) -> bytes:
-    """The same message in iWmo: namespaces and berichtcode (the structures are shared)."""
-    text = jw_message.decode()
-    text = text.replace(
-        "http://www.istandaarden.nl/ijw/3_2/basisschema/schema",
-        "http://www.istandaarden.nl/iwmo/3_2/basisschema/schema",
-    )
-    text = text.replace(
-        f"http://www.istandaarden.nl/ijw/3_2/jw{number}/schema",
-        f"http://www.istandaarden.nl/iwmo/3_2/wmo{number}/schema",
-    )
-    text = re.sub(r"<(/?)jw(\d+):", r"<\1wmo\2:", text).replace("xmlns:jw", "xmlns:wmo")
-    text = re.sub(r"<(/?)ijw:", r"<\1iwmo:", text).replace("xmlns:ijw", "xmlns:iwmo")
-    text = text.replace("Categorie>55<", "Categorie>02<").replace("Code>55A1", "Code>02A0")
-    return re.sub(r"BerichtCode>\d+<", f"BerichtCode>{code}<", text).encode()
 
 
 def test_jw301_is_one_snapshot_with_every_assignment():
