@@ -13,7 +13,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml deploy/kafka/pom.xml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,eval]'
 	$(BIN)/python -c "from wijkhub.broker import jar_dir; print('kafka jars:', jar_dir())"
 	rm -f $(VENV)/.installed-* && touch $@
 
