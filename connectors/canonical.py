@@ -117,6 +117,9 @@ class Kind:
     ce_type: str
     bsn: Bsn
     build: Callable[[Record, Pseudonymiser], tuple[str, Record]]
+    # A BRP registration carries name and date of birth to the link stage, so that
+    # signals without a BSN can be matched to the people living at the address.
+    registers: bool = False
 
 
 def _person_registered(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
@@ -271,9 +274,11 @@ def _consent_changed(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
 P, D = Domain.POPULATION, Domain.DEBT
 KINDS: dict[str, Kind] = {
     "person_registered": Kind(
-        P, "nl.wijkhub.population.person-registered", Bsn.REQUIRED, _person_registered
+        P, "nl.wijkhub.population.person-registered", Bsn.REQUIRED, _person_registered, True
     ),
-    "person_moved": Kind(P, "nl.wijkhub.population.person-moved", Bsn.REQUIRED, _person_registered),
+    "person_moved": Kind(
+        P, "nl.wijkhub.population.person-moved", Bsn.REQUIRED, _person_registered, True
+    ),
     "person_deceased": Kind(
         P, "nl.wijkhub.population.person-deceased", Bsn.REQUIRED, _person_deceased
     ),
@@ -340,10 +345,11 @@ def _person(record: Record, policy: Bsn, pseudonymiser: Pseudonymiser) -> tuple[
 def _match(record: Record) -> Record | None:
     if not record.get("family_name"):
         return None
+    given = _text_or(record, "given_names").split()
     return {
         "family_name": _text(record, "family_name"),
         "prefix": _text_or(record, "prefix"),
-        "initials": _text_or(record, "initials"),
+        "initials": _text_or(record, "initials") or "".join(g[0] for g in given),
         "birth_date": _optional_date(record, "birth_date"),
     }
 
@@ -390,7 +396,7 @@ def to_raw_event(
         "subject": {
             "person_ref": person_ref,
             "address_ref": addr,
-            "match": _match(record) if person_ref is None else None,
+            "match": _match(record) if person_ref is None or kind.registers else None,
             "data_quality": quality,
         },
         "payload": (payload_name, payload),

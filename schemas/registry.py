@@ -38,7 +38,8 @@ RAW_EVENT = "nl.wijkhub.RawEvent"
 LINKED_EVENT = "nl.wijkhub.LinkedEvent"
 ALERT = "nl.wijkhub.Alert"
 HOUSEHOLD_VIEW = "nl.wijkhub.HouseholdView"
-SUBJECTS = (RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW)
+ROUTED = "nl.wijkhub.Routed"
+SUBJECTS = (RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW, ROUTED)
 
 
 class SchemaError(ValueError):

@@ -1,7 +1,12 @@
-"""The processing topology: raw.<domain> → link → linked → household view + rules → alerts.
+"""The processing topology, as in DESIGN.md:
 
-Reads like the flow in DESIGN.md. Agents are thin loops; decisions are in
-:mod:`linking`, :mod:`household` and :mod:`rules`. Events are taken in
+    raw.<domain> ─ link (person stage) ─► by-address ─ addresses (address stage) ─► linked
+    linked ─ households ─► household-view, alerts          (unmatched: for review)
+
+Agents are thin loops; decisions are in :mod:`linking` (where a person lived
+when), :mod:`residence` (who lived together, matching signals without BSN),
+:mod:`household` and :mod:`rules`. Each stage's table is keyed like its
+input topic, so adding partitions and workers scales it. Events are taken in
 batches (``take_events``) so per-message overhead is paid once per batch;
 concurrency stays 1 per agent (faust-streaming #606: concurrency > 1 can
 commit past an in-flight message). Every sink is idempotent (deterministic
@@ -11,6 +16,8 @@ alert ids, view keyed by household), so at-least-once delivery is safe.
 from __future__ import annotations
 
 import asyncio
+import copy
+import datetime as dt
 import time
 import weakref
 from collections.abc import Iterator
@@ -28,17 +35,21 @@ from wijkhub.schemas.registry import (
     HOUSEHOLD_VIEW,
     LINKED_EVENT,
     RAW_EVENT,
+    ROUTED,
     Catalog,
     DecodeError,
 )
 from wijkhub.settings import Settings
-from wijkhub.streams import household, linking, rules, toewijzing
+from wijkhub.streams import household, linking, residence, rules, toewijzing
+from wijkhub.streams.matching import Weights
 from wijkhub.streams.routing import Router
 from wijkhub.streams.topics import (
     ALERTS,
+    BY_ADDRESS,
     DLQ_STREAMS,
     LINKED,
     RAW_TOPICS,
+    UNMATCHED,
     full_name,
     logical_name,
 )
@@ -97,6 +108,14 @@ class Outbox:
             self.pending.clear()
 
 
+LINK_OUTCOMES = (
+    # person stage: every input ends as exactly one of these (derived and unparked are inputs)
+    "routed", "parked", "diffed", "unlinkable", "derived", "unparked",
+    # address stage: every by-address record ends as exactly one of these (or unmatched)
+    "person", "address", "match", "unmatched",
+)  # fmt: skip
+
+
 def _origin(event: faust.EventT) -> str:
     m = event.message
     return f"{m.topic}/{m.partition}/{m.offset}"
@@ -107,6 +126,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     metrics = metrics or Metrics()
     catalog = Catalog()
     router = Router.parse(settings.team_areas)
+    weights = Weights.shipped()
 
     def topic_name(name: str) -> str:
         return full_name(name, settings.topic_prefix)
@@ -154,12 +174,15 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         *(topic_name(t) for t in RAW_TOPICS), key_serializer="raw", value_serializer="raw"
     )
     linked_topic = topic(LINKED)
+    by_address_topic = topic(BY_ADDRESS)
 
-    persons = app.Table("persons", schema=table_schema, options=dict(table_options))
-    parked = app.Table("parked-by-person", schema=table_schema, options=dict(table_options))
-    views = app.Table("household-views", schema=table_schema, options=dict(table_options))
-    # Last 301 per (person, provider): keyed like raw.<domain>, so co-partitioned with it.
-    snapshots = app.Table("toewijzingen", schema=table_schema, options=dict(table_options))
+    def table(name: str) -> faust.TableT:
+        return app.Table(name, schema=table_schema, options=dict(table_options))
+
+    # Person stage, keyed like raw.<domain>: residence history, waiting events, last 301s.
+    persons, parked, snapshots = table("persons"), table("parked-by-person"), table("toewijzingen")
+    # Address stage, keyed like by-address; household stage, keyed like linked.
+    addresses, views = table("addresses"), table("household-views")
 
     async def dead_letter(
         out: Outbox, event: faust.EventT, stage: str, code: str, reason: str
@@ -185,39 +208,35 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
 
     linked_name, alerts_name = topic_name(LINKED), topic_name(ALERTS)
     view_name, dlq_name = topic_name(HOUSEHOLD_VIEW_TOPIC), topic_name(DLQ_STREAMS)
-    linked_out = metrics.events_produced.labels(linked_name, "link")
-    link_outcome = {
-        m: metrics.link_outcomes.labels(m)
-        for m in ("person", "address", "parked", "unparked", "diffed", "derived")
-    }
+    by_address_name, unmatched_name = topic_name(BY_ADDRESS), topic_name(UNMATCHED)
+    linked_out = metrics.events_produced.labels(linked_name, "addresses")
+    routed_out = metrics.events_produced.labels(by_address_name, "link")
+    link_outcome = {m: metrics.link_outcomes.labels(m) for m in LINK_OUTCOMES}
 
-    async def send_linked(out: Outbox, raw_bytes: bytes, link: linking.Link) -> None:
-        value = catalog.encode(
-            LINKED_EVENT,
-            {
-                "household_ref": link.household_ref,
-                "linked_by": link.linked_by,
-                "raw_event": raw_bytes,
-            },
-        )
-        await out.send(linked_name, link.household_ref.encode(), value)
-        link_outcome[link.linked_by].inc()
-        linked_out.inc()
+    async def send_unmatched(
+        out: Outbox, key: bytes, value: bytes, reason: str, probability: float | None, stage: str
+    ) -> None:
+        """Not linked with certainty: to review, with the reason, never to a guess."""
+        headers = [("um_reason", reason.encode())]
+        if probability is not None:
+            headers.append(("um_probability", f"{probability:.4f}".encode()))
+        await out.send(unmatched_name, key, value, headers)
+        link_outcome["unlinkable" if stage == "link" else "unmatched"].inc()
 
     @app.agent(raw_in, name="link")
     async def link(stream: faust.StreamT) -> None:
-        """raw.<domain> (keyed by person/address) → linked (keyed by household)."""
+        """Person stage: raw.<domain> (keyed by person or address) → by-address."""
         batch_size = metrics.batch_size.labels("link")
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
             batch_size.observe(len(batch))
             out = Outbox(app.producer)
             for event in batch:
                 with _as_current_event(event):
-                    await _link_one(out, event)
+                    await _person_one(out, event)
             count_consumed(batch, "link")
             await out.delivered()  # outputs acknowledged before these offsets can be committed
 
-    async def _link_one(out: Outbox, event: faust.EventT) -> None:
+    async def _person_one(out: Outbox, event: faust.EventT) -> None:
         key, value = event.message.key, event.message.value
         try:
             raw = catalog.decode(value, RAW_EVENT)
@@ -227,10 +246,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         if toewijzing.is_snapshot(raw):
             await _diff_snapshot(out, key, raw)
             return
-        await _link_event(out, key, raw, value)
+        await _route(out, key, raw, value)
 
     async def _diff_snapshot(out: Outbox, key: bytes, snapshot: dict[str, Any]) -> None:
-        """A 301 becomes the ToewijzingChanged events its diff yields, each linked."""
+        """A 301 becomes the ToewijzingChanged events its diff yields, each routed."""
         state_key = toewijzing.state_key(key, snapshot)
         result = toewijzing.diff(snapshots.get(state_key), snapshot)
         link_outcome["diffed"].inc()
@@ -244,29 +263,80 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         snapshots[state_key] = result.state
         for derived in result.events:
             link_outcome["derived"].inc()
-            await _link_event(out, key, derived, catalog.encode(RAW_EVENT, derived))
+            await _route(out, key, derived, catalog.encode(RAW_EVENT, derived))
 
-    async def _link_event(out: Outbox, key: bytes, raw: dict[str, Any], value: bytes) -> None:
-        registration = linking.person_record(raw)
-        if registration is not None:
-            if persons.get(key) != registration:  # a replay writes nothing
-                persons[key] = registration
-            household_link = linking.Link(registration["household_ref"], "person")
-            await send_linked(out, value, household_link)
-            for waiting in parked.pop(key, None) or []:
-                await send_linked(out, bytes.fromhex(waiting), household_link)
+    async def _route(out: Outbox, key: bytes, raw: dict[str, Any], value: bytes) -> None:
+        """Where the person lived on the event's date decides which address stage it goes to."""
+        stored = persons.get(key) if raw["subject"]["person_ref"] else None
+        state = copy.deepcopy(stored) if stored else linking.new_person()
+        decision = linking.route(raw, state)
+        if isinstance(decision, linking.Park):
+            parked[key] = [*(parked.get(key) or []), value.hex()]
+            link_outcome["parked"].inc()
+            return
+        if isinstance(decision, linking.Unlinkable):
+            await send_unmatched(out, key or b"", value, decision.reason, None, "link")
+            return
+        if raw["subject"]["person_ref"] and state != (stored or linking.new_person()):
+            persons[key] = state
+        for r in decision:
+            routed = {"address_ref": r.address_ref, "role": r.role, "raw_event": value,
+                      "until": dt.date.fromisoformat(r.until) if r.until else None}  # fmt: skip
+            await out.send(by_address_name, r.address_ref.encode(), catalog.encode(ROUTED, routed))
+            routed_out.inc()
+        link_outcome["routed"].inc()
+        if state["residences"] and key in parked:  # the registration they waited for
+            for waiting in parked.pop(key):
                 link_outcome["unparked"].inc()
+                waiting_value = bytes.fromhex(waiting)
+                await _route(out, key, catalog.decode(waiting_value, RAW_EVENT), waiting_value)
+
+    @app.agent(by_address_topic, name="addresses")
+    async def address_stage(stream: faust.StreamT) -> None:
+        """Address stage: by-address → linked (keyed by household), or unmatched."""
+        batch_size = metrics.batch_size.labels("addresses")
+        async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
+            batch_size.observe(len(batch))
+            out = Outbox(app.producer)
+            for event in batch:
+                with _as_current_event(event):
+                    await _address_one(out, event)
+            count_consumed(batch, "addresses")
+            await out.delivered()
+
+    async def _address_one(out: Outbox, event: faust.EventT) -> None:
+        try:
+            routed = catalog.decode(event.message.value, ROUTED)
+            value = routed["raw_event"]
+            raw = catalog.decode(value, RAW_EVENT)
+        except DecodeError as exc:
+            await dead_letter(out, event, "addresses", "undecodable", str(exc))
+            return
+        address = routed["address_ref"]
+        stored = addresses.get(address.encode())
+        state = copy.deepcopy(stored) if stored else residence.new_address()
+        change = residence.apply(state, address, routed["role"], routed["until"], raw)
+        if state != (stored or residence.new_address()):
+            addresses[address.encode()] = state
+        result = residence.decide_link(state, address, routed["role"], raw, weights,
+                                       settings.match_threshold)  # fmt: skip
+        if isinstance(result, residence.Unmatched):
+            await send_unmatched(
+                out, address.encode(), value, result.reason, result.probability, "addresses"
+            )
             return
         if raw["subject"]["match"] is not None:
             # Name and date of birth serve linking only: they stop here.
             raw["subject"]["match"] = None
             value = catalog.encode(RAW_EVENT, raw)
-        decision = linking.decide(raw, persons.get(key) if raw["subject"]["person_ref"] else None)
-        if isinstance(decision, linking.Park):
-            parked[key] = [*(parked.get(key) or []), value.hex()]
-            link_outcome["parked"].inc()
-            return
-        await send_linked(out, value, decision)
+        record = {"household_ref": result.household_ref, "linked_by": result.linked_by,
+                  "raw_event": value, "member_change": change,
+                  "match_probability": result.probability}  # fmt: skip
+        await out.send(
+            linked_name, result.household_ref.encode(), catalog.encode(LINKED_EVENT, record)
+        )
+        link_outcome[result.linked_by].inc()
+        linked_out.inc()
 
     def count_consumed(batch: list[faust.EventT], stage: str) -> None:
         per_topic: dict[str, int] = {}

@@ -67,10 +67,11 @@ def apply(view: View, linked: dict[str, Any]) -> bool:
     if fact.event_id in view["seen"]:
         return False
     changed = False
-    if subject.get("address_ref") and view["address_ref"] is None:
+    left = linked.get("member_change") == "left"  # the event is about their new address
+    if subject.get("address_ref") and view["address_ref"] is None and not left:
         view["address_ref"] = subject["address_ref"]
         changed = True
-    handler = HANDLERS.get(name.rsplit(".", 1)[-1])
+    handler = _member_left if left else HANDLERS.get(name.rsplit(".", 1)[-1])
     if handler is not None:
         changed |= handler(view, fact)
     if changed:
@@ -88,7 +89,7 @@ def _member_joined(view: View, f: Fact) -> bool:
     return False
 
 
-def _member_died(view: View, f: Fact) -> bool:
+def _member_left(view: View, f: Fact) -> bool:
     if f.person in view["members"]:
         view["members"].remove(f.person)
         return True
@@ -238,7 +239,7 @@ def _consent(view: View, f: Fact) -> bool:
 
 HANDLERS: dict[str, Callable[[View, Fact], bool]] = {
     "PersonRegistered": _member_joined,
-    "PersonDeceased": _member_died,
+    "PersonDeceased": _member_left,
     "ArrearsSignal": _arrears,
     "BenefitChanged": _benefit,
     "ProvisionRequested": _provision_requested,

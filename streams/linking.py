@@ -1,31 +1,56 @@
-"""Which household an event belongs to: pure decisions, no Kafka.
+"""Person stage of linking: where did this person live when the event happened?
 
-Walking-skeleton linking (issue #4 refines it): a household is the set of
-people registered at one residential address, so the household reference is
-derived from the address reference. A person is linked through the address
-the population register last gave for them; an address-level signal (rent
-arrears without a BSN) links to the household at that address. An event
-about a person the hub has not seen registered yet waits (parked) until the
-registration arrives, instead of being guessed or dropped.
+The BRP has no "household"; it says who is registered at which address from
+which date. This stage keeps, per person (its table is keyed and partitioned
+like ``raw.<domain>``: by person_ref), the residence history and decides
+where each event goes next: to the *address stage* (keyed by address_ref,
+see :mod:`residence`), which knows who lived together when. History is kept
+so an event links to the address as it was on the event's date, and a late
+registration is inserted where it belongs, not appended.
+
+An event about a person the hub has not seen registered waits (parked) until
+the registration arrives, instead of being guessed or dropped.
+
+Pure functions over JSON-ready dicts; no Kafka here.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 PERSON_REGISTERED = "nl.wijkhub.population.PersonRegistered"
+PERSON_DECEASED = "nl.wijkhub.population.PersonDeceased"
+
+PersonState = dict[str, Any]  # {"residences": [{"address": ref, "from": iso}], "died_on": iso}
 
 
 def household_for_address(address_ref: str) -> str:
+    """The address's main household: everyone living there who does not form another one."""
     return "H-" + hashlib.sha256(b"household:" + address_ref.encode()).hexdigest()[:24]
 
 
+def event_day(event: dict[str, Any]) -> str:
+    """The event's date (ISO): the day it happened, not the day it arrived."""
+    occurred: dt.datetime = event["envelope"]["occurred_at"]
+    return occurred.date().isoformat()
+
+
 @dataclass(frozen=True)
-class Link:
-    household_ref: str
-    linked_by: str  # "person" | "address"
+class Route:
+    """Send the event to the address stage, keyed by ``address_ref``.
+
+    ``role``: ``arrived`` (a registration at this address, valid until
+    ``until`` if a later residence is already known), ``left`` (the person
+    stopped living here on the event's date: moved away or died), or
+    ``event`` (anything else, about a person living here or the address).
+    """
+
+    address_ref: str
+    role: str
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,23 +60,68 @@ class Park:
     person_ref: str
 
 
-def person_record(event: dict[str, Any]) -> dict[str, str] | None:
-    """What the persons table stores for a registration event, or None if not one."""
-    name, _payload = event["payload"]
-    subject = event["subject"]
-    if name != PERSON_REGISTERED or not subject["person_ref"] or not subject["address_ref"]:
+@dataclass(frozen=True)
+class Unlinkable:
+    """Neither a known person nor an address: goes to review with this reason."""
+
+    reason: str
+
+
+def new_person() -> PersonState:
+    return {"residences": [], "died_on": None}
+
+
+def address_at(state: PersonState, day: str) -> str | None:
+    """Where the person lived on ``day``; before the first known residence, that one
+    (the register gives the current address, so earlier events belong there)."""
+    residences = state["residences"]
+    if not residences:
         return None
-    return {
-        "address_ref": subject["address_ref"],
-        "household_ref": household_for_address(subject["address_ref"]),
-    }
+    current = residences[0]["address"]
+    for r in residences:
+        if r["from"] <= day:
+            current = r["address"]
+    return current
 
 
-def decide(event: dict[str, Any], known_person: dict[str, str] | None) -> Link | Park:
-    """Link by person when the register knows them, else by address, else park."""
+def _register(state: PersonState, address: str, day: str) -> list[Route]:
+    residences = state["residences"]
+    if any(r["address"] == address and r["from"] == day for r in residences):
+        return [Route(address, "arrived", _next_from(residences, day))]  # replay
+    previous = address_at(state, day) if any(r["from"] <= day for r in residences) else None
+    residences.append({"address": address, "from": day})
+    residences.sort(key=lambda r: (r["from"], r["address"]))
+    routes = [Route(address, "arrived", _next_from(residences, day))]
+    if previous is not None and previous != address:
+        routes.append(Route(previous, "left"))
+    return routes
+
+
+def _next_from(residences: list[dict[str, str]], day: str) -> str | None:
+    later = [r["from"] for r in residences if r["from"] > day]
+    return min(later) if later else None
+
+
+def route(event: dict[str, Any], state: PersonState) -> list[Route] | Park | Unlinkable:
+    """Where the event goes next. Mutates ``state`` (the caller stores it) for BRP events.
+
+    ``state`` is the person's stored state, or :func:`new_person` if unknown.
+    """
+    name = event["payload"][0]
     subject = event["subject"]
-    if known_person is not None:
-        return Link(known_person["household_ref"], "person")
-    if subject["address_ref"]:
-        return Link(household_for_address(subject["address_ref"]), "address")
-    return Park(subject["person_ref"])
+    person, address = subject["person_ref"], subject["address_ref"]
+    day = event_day(event)
+    if person is None:
+        if address is None:
+            return Unlinkable("no BSN and no address: nothing to link on")
+        return [Route(address, "event")]
+    if name == PERSON_REGISTERED and address is not None:
+        return _register(state, address, day)
+    if not state["residences"]:
+        return Park(person)
+    current = address_at(state, day)
+    assert current is not None
+    if name == PERSON_DECEASED:
+        state["died_on"] = day
+        return [Route(current, "left")]
+    return [Route(current, "event")]

@@ -57,6 +57,8 @@ RAW_RETENTION_DAYS = {
 LINKED = "linked"
 ALERTS = "alerts"
 HOUSEHOLD_VIEW = "household-view"
+BY_ADDRESS = "by-address"
+UNMATCHED = "unmatched"
 DLQ_INGEST = "dlq.ingest"
 DLQ_STREAMS = "dlq.streams"
 AUDIT = "audit"
@@ -71,6 +73,20 @@ TOPICS: tuple[TopicSpec, ...] = (
             f"validated, pseudonymised {d.value} events from the connectors",
         )
         for d, days in RAW_RETENTION_DAYS.items()
+    ),
+    TopicSpec(
+        BY_ADDRESS,
+        "address_ref",
+        "delete",
+        7 * DAY_MS,
+        "repartition from the person stage to the address stage (who lived together when)",
+    ),
+    TopicSpec(
+        UNMATCHED,
+        "address_ref",
+        "delete",
+        30 * DAY_MS,
+        "signals the hub could not link with certainty, for review: event + reason in headers",
     ),
     TopicSpec(
         LINKED,

@@ -61,6 +61,8 @@ class Settings:
     intake_port: int = 6070
     # /metrics of the long-running connectors (file drop, Kafka relay); 0 turns it off.
     connector_metrics_port: int = 6071
+    # Match probability a signal without BSN needs to be linked to a resident.
+    match_threshold: float = 0.99
     # 0 picks a free port, so parallel runs on one machine do not clash.
     kafka_port: int = 0
 
@@ -70,6 +72,7 @@ class Settings:
         p = ENV_PREFIX
         defaults = cls()
         batch_within = env.get(f"{p}BATCH_WITHIN_SECONDS")
+        match_threshold = env.get(f"{p}MATCH_THRESHOLD")
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             app_id=env.get(f"{p}APP_ID", defaults.app_id),
@@ -98,6 +101,9 @@ class Settings:
                 env, f"{p}CONNECTOR_METRICS_PORT", defaults.connector_metrics_port
             ),
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
+            match_threshold=(
+                float(match_threshold) if match_threshold else defaults.match_threshold
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -120,6 +126,7 @@ class Settings:
             f"{p}BATCH_WITHIN_SECONDS": str(self.batch_within_seconds),
             f"{p}TEAM_AREAS": self.team_areas,
             f"{p}KAFKA_PORT": str(self.kafka_port),
+            f"{p}MATCH_THRESHOLD": str(self.match_threshold),
             f"{p}INGEST_TOKENS": self.ingest_tokens,
             f"{p}INTAKE_HOST": self.intake_host,
             f"{p}INTAKE_PORT": str(self.intake_port),

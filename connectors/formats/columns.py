@@ -47,6 +47,12 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
             "verblijfplaats.functieadres.code",
         ),
         "related_bsn": ("gerelateerde.burgerservicenummer", "relatie.burgerservicenummer"),
+        # name and date of birth: only as far as linking needs them (see canonical._match)
+        "family_name": ("geslachtsnaam", "naam.geslachtsnaam"),
+        "prefix": ("voorvoegsel", "naam.voorvoegsel"),
+        "initials": ("voorletters", "naam.voorletters"),
+        "given_names": ("voornamen", "naam.voornamen"),
+        "birth_date": ("geboortedatum", "geboorte.datum.datum"),
         "relation": ("soortrelatie", "relatie.soort"),
         "change": ("relatiewijziging",),
     },

@@ -127,7 +127,7 @@ class Hub:
             inputs = [
                 self.topic(t.name)
                 for t in TOPICS
-                if t.name.startswith("raw.") or t.name == "linked"
+                if t.name.startswith("raw.") or t.name in ("by-address", "linked")
             ]
             tps = [TopicPartition(t, p) for t in inputs for p in consumer.partitions_for_topic(t)]
             while time.monotonic() < deadline:

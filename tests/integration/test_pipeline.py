@@ -20,7 +20,14 @@ from wijkhub.connectors.identity import address_ref
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, RAW_EVENT, Catalog
 from wijkhub.streams import topics
 from wijkhub.streams.linking import household_for_address
-from wijkhub.streams.topics import DLQ_INGEST, DLQ_STREAMS, LINKED, RAW_TOPICS
+from wijkhub.streams.topics import (
+    BY_ADDRESS,
+    DLQ_INGEST,
+    DLQ_STREAMS,
+    LINKED,
+    RAW_TOPICS,
+    UNMATCHED,
+)
 from wijkhub.synthetic import make_bsn
 
 from shared_data import IJW
@@ -82,6 +89,14 @@ def wait_for_alerts(hub, refs: set[str], count: int, timeout: float = 60.0) -> l
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.5)
+
+
+def series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample of one metric in a /metrics page."""
+    found = []
+    for labels, value in re.findall(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.M):
+        found.append((dict(re.findall(r'(\w+)="([^"]*)"', labels)), float(value)))
+    return found
 
 
 SCENARIO: dict[str, list] = {}
@@ -226,25 +241,35 @@ def test_undecodable_record_on_a_raw_topic_goes_to_the_stream_dead_letters(hub):
     assert headers["dl_origin"].startswith(hub.topic("raw.debt").encode())
 
 
-def test_every_raw_record_was_linked_parked_or_dead_lettered(hub):
-    """in == out + dead letters, where 'out' includes events waiting for their person.
+def test_every_record_is_linked_waiting_unmatched_or_dead_lettered(hub):
+    """in == out + dead letters, stage by stage, counted on the topics and in the metrics.
 
-    A 301 snapshot is absorbed ("diffed") into the ToewijzingChanged events it
-    derives, which are linked or parked like any other event.
+    Person stage: every raw record (and every event derived from a 301 or
+    released from waiting) is routed, parked, absorbed as a 301 ("diffed") or
+    dead-lettered. Address stage: every routed record is linked, sent to
+    review (unmatched) or dead-lettered.
     """
     hub.wait_drained()
-    raw = sum(len(hub.records(t)) for t in RAW_TOPICS)
-    linked = len(hub.records(LINKED))
-    dead = len(hub.records(DLQ_STREAMS))
     text = hub.worker.metrics_text()
-    outcomes = dict(
-        re.findall(r'^wijkhub_link_outcomes_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+    n = {labels["outcome"]: v for labels, v in series(text, "wijkhub_link_outcomes_total")}
+    dead: dict[str, float] = {}
+    for labels, v in series(text, "wijkhub_dead_letters_total"):
+        dead[labels["stage"]] = dead.get(labels["stage"], 0) + v
+    raw = sum(len(hub.records(t)) for t in RAW_TOPICS)
+    routed_records = len(hub.records(BY_ADDRESS))
+    linked = len(hub.records(LINKED))
+    unmatched = len(hub.records(UNMATCHED))
+    assert raw > 0 and n["unparked"] >= 2 and n["diffed"] >= 2 and n["derived"] >= 3
+    person_stage_in = raw + n["derived"] + n["unparked"]
+    assert person_stage_in == (
+        n["routed"] + n["parked"] + n["diffed"] + n["unlinkable"] + dead.get("link", 0)
     )
-    count = {k: float(outcomes.get(k, 0)) for k in ("parked", "unparked", "diffed", "derived")}
-    waiting = count["parked"] - count["unparked"]
-    assert raw > 0 and count["unparked"] >= 2  # the parked scenario was released
-    assert count["diffed"] >= 2 and count["derived"] >= 3  # the 301 scenario ran
-    assert raw + count["derived"] == linked + dead + count["diffed"] + waiting
+    assert routed_records == (
+        n["person"] + n["address"] + n["match"] + n["unmatched"] + dead.get("addresses", 0)
+    )
+    assert linked == n["person"] + n["address"] + n["match"]
+    assert unmatched == n["unmatched"] + n["unlinkable"]
+    assert len(hub.records(DLQ_STREAMS)) == sum(dead.values())
 
 
 def test_metrics_are_served_with_real_counts(hub):

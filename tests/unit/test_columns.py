@@ -41,7 +41,9 @@ def test_a_haal_centraal_persoon_as_nested_json():
     persoon = {
         "gebeurtenis": "inschrijving",
         "burgerservicenummer": "999993653",
-        "geslachtsnaam": "wordt niet doorgegeven",
+        "naam": {"geslachtsnaam": "Dijk", "voorvoegsel": "van", "voornamen": "Jan Pieter"},
+        "geboorte": {"datum": {"datum": "1985-06-15"}},
+        "nationaliteiten": "wordt niet doorgegeven",
         "verblijfplaats": {
             "adresseerbaarObjectIdentificatie": "0363010000758545",
             "datumVan": {"type": "Datum", "datum": "2025-11-01"},
@@ -53,6 +55,9 @@ def test_a_haal_centraal_persoon_as_nested_json():
     assert event["subject"]["address_ref"] == address_ref(None, None, "0363010000758545")
     assert event["envelope"]["occurred_at"].date() == dt.date(2025, 11, 1)
     assert "wordt niet doorgegeven" not in json.dumps(event, default=str)
+    match = event["subject"]["match"]  # for linking signals without BSN; dropped there
+    assert (match["family_name"], match["prefix"], match["initials"]) == ("Dijk", "van", "JP")
+    assert str(match["birth_date"]) == "1985-06-15"
 
 
 def test_a_zgw_case_export_for_the_teams_source():

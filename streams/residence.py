@@ -1,0 +1,250 @@
+"""Address stage of linking: who lived together at this address on a given day.
+
+State per address (the table is keyed and partitioned by address_ref, so the
+person stage repartitions to it): every residence interval and every
+relation between residents, with dates. From that, :func:`households_at`
+answers "which households lived here on day D":
+
+- residents with a woonadres at the address, living there on D, form the
+  address's main household (``household_for_address``);
+- people linked by a relation (partner, parent/child) form a household of
+  their own when their group does not include the main household's first
+  resident: two families at one address stay two households;
+- a briefadres (postal address) or an institution address never makes a
+  family by address alone: such a resident is a household on their own,
+  and an address-level signal never links to them.
+
+Signals without a BSN are decided here (:func:`link_signal`): matched to a
+resident by name and date of birth (:mod:`matching`), or, without those
+attributes, to the one household living at the address that day. Anything
+less certain is not linked: it goes to review with the reason.
+
+Pure functions over JSON-ready dicts; no Kafka here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from wijkhub.streams.linking import event_day, household_for_address
+from wijkhub.streams.matching import Person, Weights, decide, normalise
+
+RELATION_CHANGED = "nl.wijkhub.population.RelationChanged"
+
+AddressState = dict[str, Any]  # {"residents": [...], "relations": [...]}
+LOW_CONFIDENCE_KINDS = ("briefadres", "instelling")
+
+
+def new_address() -> AddressState:
+    return {"residents": [], "relations": []}
+
+
+def _open_on(entry: dict[str, Any], day: str) -> bool:
+    return entry["from"] <= day and (entry["until"] is None or day < entry["until"])
+
+
+def arrive(
+    state: AddressState,
+    person: str,
+    day: str,
+    until: str | None,
+    kind: str,
+    match: Person | None,
+) -> bool:
+    """Record a registration here from ``day``; a replay changes nothing."""
+    for r in state["residents"]:
+        if r["person"] == person and r["from"] == day:
+            before = dict(r)
+            r.update(until=until if r["until"] is None else min(r["until"], until or r["until"]))
+            r.update(kind=kind, match=match or r["match"])
+            return r != before
+    state["residents"].append(
+        {"person": person, "from": day, "until": until, "kind": kind, "match": match}
+    )
+    state["residents"].sort(key=lambda r: (r["from"], r["person"]))
+    return True
+
+
+def leave(state: AddressState, person: str, day: str) -> bool:
+    """The person stopped living here on ``day`` (moved away, died)."""
+    for r in state["residents"]:
+        if r["person"] == person and _open_on(r, day) and r["from"] < day:
+            r["until"] = day
+            return True
+    return False
+
+
+def relate(state: AddressState, a: str, b: str, relation: str, started: bool, day: str) -> bool:
+    """A relation between two people begins or ends on ``day`` (BRP relation change)."""
+    pair = sorted((a, b))
+    for rel in state["relations"]:
+        if rel["pair"] == pair and rel["until"] is None:
+            if started:
+                return False
+            rel["until"] = day
+            return True
+    if not started:
+        return False
+    state["relations"].append({"pair": pair, "relation": relation, "from": day, "until": None})
+    return True
+
+
+def residents_at(state: AddressState, day: str, kinds: tuple[str, ...] = ("woonadres",)) -> list:
+    return [r for r in state["residents"] if r["kind"] in kinds and _open_on(r, day)]
+
+
+def _separate_household(address_ref: str, anchor: str) -> str:
+    digest = hashlib.sha256(f"household:{address_ref}|{anchor}".encode()).hexdigest()
+    return "H-" + digest[:24]
+
+
+def households_at(state: AddressState, address_ref: str, day: str) -> dict[str, str]:
+    """person → household_ref for everyone registered here on ``day``."""
+    living = [r["person"] for r in residents_at(state, day)]
+    result = {
+        r["person"]: _separate_household(address_ref, r["person"])
+        for r in residents_at(state, day, LOW_CONFIDENCE_KINDS)
+    }
+    if not living:
+        return result
+    group = {p: p for p in living}  # union-find over relations active on the day
+
+    def root(p: str) -> str:
+        while group[p] != p:
+            group[p] = group[group[p]]
+            p = group[p]
+        return p
+
+    for rel in state["relations"]:
+        a, b = rel["pair"]
+        if a in group and b in group and _open_on(rel, day):
+            group[root(a)] = root(b)
+    main = root(living[0])  # the group of the longest-registered resident
+    sizes: dict[str, int] = {}
+    for p in living:
+        sizes[root(p)] = sizes.get(root(p), 0) + 1
+    first_of: dict[str, str] = {}
+    for p in living:
+        first_of.setdefault(root(p), p)
+    for p in living:
+        g = root(p)
+        if g == main or sizes[g] == 1:  # no family of their own here: the main household
+            result[p] = household_for_address(address_ref)
+        else:
+            result[p] = _separate_household(address_ref, first_of[g])
+    return result
+
+
+def household_of(state: AddressState, address_ref: str, person: str, day: str) -> str:
+    """The person's household here on ``day``; before their arrival, as they arrived."""
+    households = households_at(state, address_ref, day)
+    if person in households:
+        return households[person]
+    starts = [r["from"] for r in state["residents"] if r["person"] == person]
+    if starts:
+        later = [d for d in starts if d > day]
+        on = min(later) if later else max(starts)
+        households = households_at(state, address_ref, on)
+        if person in households:
+            return households[person]
+    return household_for_address(address_ref)
+
+
+@dataclass(frozen=True)
+class Linked:
+    household_ref: str
+    linked_by: str  # "person" | "address" | "match"
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Unmatched:
+    reason: str
+    probability: float | None = None
+
+
+def link_signal(
+    state: AddressState,
+    address_ref: str,
+    day: str,
+    match: Person | None,
+    weights: Weights,
+    threshold: float,
+) -> Linked | Unmatched:
+    """A signal without a BSN: by name and date of birth, else by the address alone."""
+    if match:
+        candidates = {
+            r["person"]: r["match"]
+            for r in residents_at(state, day, ("woonadres", *LOW_CONFIDENCE_KINDS))
+            if r["match"]
+        }
+        decision = decide(weights, match, candidates, threshold)
+        if decision.person_ref is None:
+            return Unmatched(decision.reason, decision.probability or None)
+        household = household_of(state, address_ref, decision.person_ref, day)
+        return Linked(household, "match", decision.probability)
+    households = {h for p, h in households_at(state, address_ref, day).items()
+                  if p in {r["person"] for r in residents_at(state, day)}}  # fmt: skip
+    if len(households) == 1:
+        return Linked(households.pop(), "address")
+    if not households:
+        return Unmatched("nobody registered at the address on the signal date")
+    return Unmatched("several households at the address on the signal date")
+
+
+def matching_person(match: dict[str, Any] | None, address_ref: str) -> Person | None:
+    """The match attributes of an event, plus the address it is about, in normal form."""
+    if not match:
+        return None
+    postcode, _, house = address_ref.partition("-")
+    return normalise(
+        family=match["family_name"],
+        prefix=match["prefix"],
+        initials=match["initials"],
+        dob=match["birth_date"],
+        postcode=postcode,
+        house=house.replace("-", " "),
+    )
+
+
+def apply(
+    state: AddressState, address_ref: str, role: str, until: dt.date | None, event: dict[str, Any]
+) -> str | None:
+    """Fold a routed event into the address's state; the member change it means, if any."""
+    person = event["subject"]["person_ref"]
+    name, payload = event["payload"]
+    day = event_day(event)
+    if role == "arrived":
+        match = matching_person(event["subject"]["match"], address_ref)
+        kind = payload.get("address_kind", "woonadres")
+        arrive(state, person, day, until.isoformat() if until else None, kind, match)
+        return "joined"
+    if role == "left":
+        leave(state, person, day)
+        return "left"
+    if name == RELATION_CHANGED and person:
+        started = payload["change"] == "started"
+        relate(state, person, payload["related_person_ref"], payload["relation"], started, day)
+    return None
+
+
+def decide_link(
+    state: AddressState,
+    address_ref: str,
+    role: str,
+    event: dict[str, Any],
+    weights: Weights,
+    threshold: float,
+) -> Linked | Unmatched:
+    """The household a routed event belongs to, or why it cannot be linked."""
+    person = event["subject"]["person_ref"]
+    day = event_day(event)
+    if person is None:
+        match = matching_person(event["subject"]["match"], address_ref)
+        return link_signal(state, address_ref, day, match, weights, threshold)
+    if role == "left":  # the household they were part of until that day
+        day = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
+    return Linked(household_of(state, address_ref, person, day), "person")
