@@ -27,9 +27,10 @@ from wijkhub.broker import LocalBroker, free_port
 from wijkhub.connectors.alerts import iter_alerts
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.intake import Intake, IntakeReport
-from wijkhub.schemas.registry import RAW_EVENT, Catalog
+from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, RAW_EVENT, Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS, TOPICS, full_name
+from wijkhub.streams.topics import DLQ_INGEST, LINKED, RAW_TOPICS, TOPICS, full_name
+from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 from wijkhub.supervise import WorkerProcess
 
 
@@ -142,6 +143,27 @@ class Hub:
         finally:
             admin.close()
             consumer.close()
+
+    def linked(self) -> dict[str, list[dict]]:
+        """event_id → where the event was linked: household, method, member change."""
+        catalog = Catalog()
+        found: dict[str, list[dict]] = {}
+        for record in self.records(LINKED):
+            linked = catalog.decode(record.value, LINKED_EVENT)
+            event = catalog.decode(linked["raw_event"], RAW_EVENT)
+            found.setdefault(event["envelope"]["event_id"], []).append(
+                {k: linked[k] for k in ("household_ref", "linked_by", "member_change")}
+            )
+        return found
+
+    def view(self, household_ref: str) -> dict | None:
+        """The latest household view of one household on the compacted topic."""
+        catalog = Catalog()
+        latest = None
+        for record in self.records(HOUSEHOLD_VIEW_TOPIC):
+            if record.key == household_ref.encode():
+                latest = catalog.decode(record.value, HOUSEHOLD_VIEW)
+        return latest
 
     def alerts(self, household_refs: set[str] | None = None) -> list[dict]:
         found = [

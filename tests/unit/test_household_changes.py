@@ -4,7 +4,7 @@ import datetime as dt
 
 from wijkhub.streams import household, rules, toewijzing
 
-from helpers import arrears, case, closed, consent, provision, snapshot, stopped
+from helpers import arrears, case, closed, consent, linked, provision, snapshot, stopped
 
 MAY = dt.date(2026, 5, 1)
 
@@ -90,3 +90,20 @@ def test_consent_latest_statement_wins_even_when_an_older_one_arrives_late():
     assert view["consent"]["P-1"]["wmo-regie|youth"] == {"given": True, "on": "2026-05-01"}
     household.apply(view, consent(False, dt.date(2026, 6, 1)))
     assert view["consent"]["P-1"]["wmo-regie|youth"]["given"] is False
+
+
+def test_a_member_who_moved_away_leaves_the_household_they_lived_in():
+    joined = linked("nl.wijkhub.population.PersonRegistered", {}, person="P-1", domain="population")
+    joined["member_change"] = "joined"
+    left = linked(
+        "nl.wijkhub.population.PersonRegistered",
+        {},
+        person="P-1",
+        address="2000CD-1",  # the new address: not this household's
+        domain="population",
+    )
+    left["member_change"] = "left"
+    view = view_after(joined)
+    assert view["members"] == ["P-1"] and view["address_ref"] == "1011AB-5"
+    household.apply(view, left)
+    assert view["members"] == [] and view["address_ref"] == "1011AB-5"

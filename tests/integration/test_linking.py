@@ -1,0 +1,95 @@
+"""Linking on the real broker: moves, births, shared addresses, review, late events.
+
+Every test plants its own people at its own addresses. Events are identified
+by the ids the intake returned; where they were linked is read back from
+the ``linked`` topic, and household membership from ``household-view``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from wijkhub.connectors.identity import address_ref
+from wijkhub.streams.linking import household_for_address
+from wijkhub.streams.topics import UNMATCHED
+
+from test_pipeline import arrears, case, household, person
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def with_bsn(signal: dict, bsn: str) -> dict:
+    return {**signal, "bsn": bsn}
+
+
+def moved(p: dict, postcode: str, number: str, day: str) -> dict:
+    return {**p, "kind": "person_moved", "message_id": p["message_id"] + "-move",
+            "occurred_at": day, "postcode": postcode, "huisnummer": number}  # fmt: skip
+
+
+def relation(a: dict, b: dict, kind: str, day: str) -> dict:
+    return {"kind": "relation_changed", "message_id": f"rel-{a['bsn']}-{b['bsn']}",
+            "bsn": a["bsn"], "related_bsn": b["bsn"], "relation": kind, "change": "started",
+            "occurred_at": day}  # fmt: skip
+
+
+def only(linked: dict, event_id: str) -> dict:
+    [where] = linked[event_id]
+    return where
+
+
+def test_a_move_between_two_signals_links_each_to_the_household_of_its_date(hub):
+    p = person("1021AA", "1")
+    hub.ingest("population", [p])
+    hub.ingest("population", [moved(p, "1022BB", "2", "2026-02-01")])
+    before = with_bsn(arrears("1021AA", "1", "Huur", "2026-01-10"), p["bsn"])
+    after = with_bsn(arrears("1022BB", "2", "Energie", "2026-03-01"), p["bsn"])
+    # the earlier signal arrives after the move: out of order, still linked by its date
+    ids = hub.ingest("vroegsignalering", [after, before]).event_ids
+    hub.wait_drained()
+    linked = hub.linked()
+    old, new = household("1021AA", "1"), household("1022BB", "2")
+    assert only(linked, ids[1])["household_ref"] == old
+    assert only(linked, ids[0])["household_ref"] == new
+    assert hub.view(old)["members"] == [] and len(hub.view(new)["members"]) == 1
+
+
+def test_a_birth_adds_a_member_to_the_household(hub):
+    mother = person("1031CC", "3")
+    child = {**person("1031CC", "3"), "occurred_at": "2026-04-02"}
+    hub.ingest("population", [mother, child, relation(mother, child, "ouder", "2026-04-02")])
+    hub.wait_drained()
+    view = hub.view(household("1031CC", "3"))
+    assert len(view["members"]) == 2
+
+
+def test_two_households_at_one_address_stay_two(hub):
+    p1, p2, q1, q2 = (person("1041DD", "4") for _ in range(4))
+    hub.ingest("population", [p1, p2, q1, q2, relation(p1, p2, "partner", "2025-01-01"),
+                              relation(q1, q2, "partner", "2025-01-01")])  # fmt: skip
+    ids = hub.ingest("teams", [case(p1["bsn"], "Stadsbank"), case(q1["bsn"], "Humanitas")])
+    hub.wait_drained()
+    linked = hub.linked()
+    first, second = (only(linked, i)["household_ref"] for i in ids.event_ids)
+    assert first != second  # two families, no relation between them: two households
+    assert household_for_address(address_ref("1041DD", "4")) in (first, second)
+    assert [i["holder"] for i in hub.view(second)["involvements"]] == ["Humanitas"]
+    assert [i["holder"] for i in hub.view(first)["involvements"]] == ["Stadsbank"]
+
+
+def test_a_signal_without_bsn_links_by_name_or_goes_to_review(hub):
+    resident = {**person("1051EE", "5"), "family_name": "Jansen", "prefix": "",
+                "initials": "M", "birth_date": "1984-02-29"}  # fmt: skip
+    hub.ingest("population", [resident])
+    named = {**arrears("1051EE", "5", "Zorg", "2026-05-01"),
+             "family_name": "Jansen", "initials": "M", "birth_date": "1984-02-29"}  # fmt: skip
+    stranger = {**arrears("1051EE", "5", "Energie", "2026-05-02"),
+                "family_name": "de Vries", "initials": "K", "birth_date": "1950-07-14"}  # fmt: skip
+    ids = hub.ingest("vroegsignalering", [named, stranger]).event_ids
+    hub.wait_drained()
+    linked = hub.linked()
+    assert only(linked, ids[0]) == {"household_ref": household("1051EE", "5"),
+                                    "linked_by": "match", "member_change": None}  # fmt: skip
+    assert ids[1] not in linked
+    [review] = [r for r in hub.records(UNMATCHED) if r.key == address_ref("1051EE", "5").encode()]
+    assert dict(review.headers)["um_reason"] == b"below-threshold"
