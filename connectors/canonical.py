@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from wijkhub.connectors.identity import InvalidInput, Pseudonymiser, address_ref, bsn_is_valid
+from wijkhub.connectors.identity import (
+    InvalidInput,
+    Pseudonymiser,
+    address_ref,
+    bsn_is_valid,
+    split_street,
+)
 from wijkhub.streams.topics import Domain
 
 EVENT_NAMESPACE = uuid.UUID("6d1f4a52-53c1-4b57-9c7e-1f6f1a0b7a11")
@@ -372,8 +378,11 @@ def to_raw_event(
     message_id = _text(record, "message_id")
     occurred = _occurred_at(record)
     person_ref, quality = _person(record, kind.bsn, pseudonymiser)
+    house = record.get("huisnummer")
+    if not house and record.get("address_line"):  # "Hoofdstr. 12-a"
+        house = (split_street(str(record["address_line"])) or ("", None))[1]
     if record.get("bag_id") or record.get("postcode"):
-        addr = address_ref(record.get("postcode"), record.get("huisnummer"), record.get("bag_id"))
+        addr = address_ref(record.get("postcode"), house, record.get("bag_id"))
     else:
         addr = None
     if person_ref is None and addr is None:

@@ -55,7 +55,14 @@ class Pseudonymiser:
 
 
 _POSTCODE = re.compile(r"^\s*([1-9][0-9]{3})\s*([A-Za-z]{2})\s*$")
-_HOUSE = re.compile(r"^\s*([0-9]{1,5})\s*[-\s]?\s*([A-Za-z]?)\s*[-\s]?\s*([A-Za-z0-9]{0,4})\s*$")
+# huisnummer, huisletter (one letter, not the start of a word like "bis"), toevoeging
+_HOUSE = re.compile(
+    r"^\s*([0-9]{1,5})\s*(?:[-\s]?\s*([A-Za-z])(?![A-Za-z]))?\s*[-\s/]?\s*([A-Za-z0-9]{0,4})\s*$"
+)
+# "Hoofdstr. 12-a", "Hoofdstraat 12 A", "Laan van Meerdervoort 1234 bis"
+_STREET_AND_HOUSE = re.compile(r"^\s*(.*?[^\d\s])\.?\s+(\d{1,5}\b.*)$")
+STREET_ABBREVIATIONS = {"str": "straat", "ln": "laan", "pl": "plein", "gr": "gracht",
+                        "kd": "kade", "wg": "weg", "sngl": "singel"}  # fmt: skip
 _BAG_ID = re.compile(r"^[0-9]{16}$")
 
 
@@ -79,7 +86,26 @@ def address_ref(
     if not hn:
         raise InvalidInput("house number is missing or malformed")
     number, letter, addition = hn.groups()
+    letter = letter or ""
     parts = [pc.group(1) + pc.group(2).upper(), str(int(number))]
     if letter or addition:
         parts += [letter.upper(), addition.upper()]
     return "-".join(parts).rstrip("-")
+
+
+def split_street(text: str | None) -> tuple[str, str] | None:
+    """("hoofdstraat", "12-a") from "Hoofdstr. 12-a": one address line as street and number.
+
+    Abbreviated street types are written out, so "Hoofdstr." and
+    "Hoofdstraat" compare equal; None if the line has no house number.
+    """
+    found = _STREET_AND_HOUSE.match(text or "")
+    if not found:
+        return None
+    words = found.group(1).lower().replace(".", " ").split()
+    if words:
+        for short, full in STREET_ABBREVIATIONS.items():
+            if words[-1].endswith(short) and len(words[-1]) > len(short):
+                words[-1] = words[-1][: -len(short)] + full
+                break
+    return " ".join(words), found.group(2).strip()

@@ -27,6 +27,13 @@ def arrears(**over):
     return r
 
 
+def test_an_address_line_gives_the_house_number_when_there_is_no_huisnummer():
+    record = {**arrears(), "address_line": "Hoofdstr. 12-a"}
+    record.pop("huisnummer", None)
+    _, key, event = to_raw_event(record, "vroegsignalering", P, "0363", NOW)
+    assert event["subject"]["address_ref"].endswith("-12-A")
+
+
 def test_arrears_without_bsn_is_keyed_by_address_and_encodes():
     domain, key, event = to_raw_event(arrears(), "vroegsignalering", P, "0363", NOW)
     assert domain is Domain.DEBT

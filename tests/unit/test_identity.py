@@ -1,6 +1,12 @@
 import pytest
 
-from wijkhub.connectors.identity import InvalidInput, Pseudonymiser, address_ref, bsn_is_valid
+from wijkhub.connectors.identity import (
+    InvalidInput,
+    Pseudonymiser,
+    address_ref,
+    bsn_is_valid,
+    split_street,
+)
 
 KEY = b"k" * 32
 
@@ -50,6 +56,10 @@ def test_short_key_is_refused():
         ("1234AB", "12-a", "1234AB-12-A"),
         ("1234AB", "12A-2", "1234AB-12-A-2"),
         ("1234AB", "012", "1234AB-12"),
+        ("1234ab", "12 bis", "1234AB-12--BIS"),
+        ("1234AB", "12-2", "1234AB-12--2"),
+        ("1234AB", "12 A 2", "1234AB-12-A-2"),
+        ("1234AB", "12/hs", "1234AB-12--HS"),
     ],
 )
 def test_address_normalisation(postcode, house, expected):
@@ -68,3 +78,27 @@ def test_bag_id_wins_and_is_checked():
 def test_bad_addresses_are_refused(postcode, house):
     with pytest.raises(InvalidInput):
         address_ref(postcode, house)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Hoofdstr. 12-a", ("hoofdstraat", "12-a")),
+        ("Hoofdstraat 12 A", ("hoofdstraat", "12 A")),
+        ("Laan van Meerdervoort 1234 bis", ("laan van meerdervoort", "1234 bis")),
+        ("Postbus", None),
+    ],
+)
+def test_an_address_line_splits_into_street_and_number(line, expected):
+    assert split_street(line) == expected
+    if expected:
+        assert address_ref("1234AB", expected[1]).startswith("1234AB-")
+
+
+def test_spelling_variants_of_one_door_give_one_key():
+    variants = [
+        ("1234ab", split_street("Hoofdstr. 12-a")[1]),
+        ("1234 AB", "12 A"),
+        ("1234AB", "12a"),
+    ]
+    assert {address_ref(p, h) for p, h in variants} == {"1234AB-12-A"}
