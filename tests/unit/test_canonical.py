@@ -30,7 +30,7 @@ def arrears(**over):
 def test_an_address_line_gives_the_house_number_when_there_is_no_huisnummer():
     record = {**arrears(), "address_line": "Hoofdstr. 12-a"}
     record.pop("huisnummer", None)
-    _, key, event = to_raw_event(record, "vroegsignalering", P, "0363", NOW)
+    event = to_raw_event(record, "vroegsignalering", P, "0363", NOW)[2]
     assert event["subject"]["address_ref"].endswith("-12-A")
 
 
