@@ -11,11 +11,11 @@ did not acknowledge (the sender must retry; event ids make that safe).
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
+from wijkhub import access
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.intake import Intake, IntakeError
 from wijkhub.logs import get as get_logger
@@ -26,16 +26,8 @@ MAX_BODY = 20 * 1024 * 1024
 
 
 def parse_tokens(spec: str) -> dict[str, str]:
-    """``source=token,source2=token2`` → mapping; tokens shorter than 24 characters are refused."""
-    tokens: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        source, _, token = part.partition("=")
-        if source not in SOURCES:
-            raise ValueError(f"ingest token for unknown source {source!r}")
-        if len(token) < 24:
-            raise ValueError(f"ingest token for {source} must be at least 24 characters")
-        tokens[source] = token
-    return tokens
+    """``source=token,source2=token2`` → mapping (see :mod:`wijkhub.access`)."""
+    return access.parse_tokens(spec, "ingest token", SOURCES)
 
 
 def build(tokens: Mapping[str, str], intake_for: Callable[[str], Intake],
@@ -47,9 +39,8 @@ def build(tokens: Mapping[str, str], intake_for: Callable[[str], Intake],
         source = request.match_info["source"]
         if source not in SOURCES:
             return web.json_response({"error": f"unknown source {source}"}, status=404)
-        expected = tokens.get(source)
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        given = access.bearer(request.headers.get("Authorization"))
+        if not access.token_matches(given, tokens.get(source)):
             return web.json_response({"error": "missing or wrong token"}, status=401)
         if (request.content_length or 0) > MAX_BODY:
             return web.json_response({"error": "body larger than 20 MiB"}, status=413)

@@ -39,7 +39,8 @@ LINKED_EVENT = "nl.wijkhub.LinkedEvent"
 ALERT = "nl.wijkhub.Alert"
 HOUSEHOLD_VIEW = "nl.wijkhub.HouseholdView"
 ROUTED = "nl.wijkhub.Routed"
-SUBJECTS = (RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW, ROUTED)
+AUDIT_ENTRY = "nl.wijkhub.AuditEntry"
+SUBJECTS = (RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW, ROUTED, AUDIT_ENTRY)
 
 
 class SchemaError(ValueError):

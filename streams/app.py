@@ -22,6 +22,7 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -29,7 +30,7 @@ from faust.streams import _current_event  # see _as_current_event
 
 from wijkhub.connectors.deadletter import DeadLetter
 from wijkhub.logs import get as get_logger
-from wijkhub.metrics import CONTENT_TYPE_LATEST, Metrics
+from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import (
     ALERT,
     HOUSEHOLD_VIEW,
@@ -40,7 +41,8 @@ from wijkhub.schemas.registry import (
     DecodeError,
 )
 from wijkhub.settings import Settings
-from wijkhub.streams import household, linking, residence, rules, toewijzing
+from wijkhub.streams import household, linking, pages, residence, rules, toewijzing
+from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.routing import Router
 from wijkhub.streams.topics import (
@@ -56,9 +58,6 @@ from wijkhub.streams.topics import (
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
 log = get_logger("wijkhub.streams")
-METRICS_CONTENT_TYPE = "; ".join(
-    p.strip() for p in CONTENT_TYPE_LATEST.split(";") if "charset" not in p
-)
 
 
 @contextmanager
@@ -127,6 +126,11 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     catalog = Catalog()
     router = Router.parse(settings.team_areas)
     weights = Weights.shipped()
+    districts = (
+        DistrictTable.load(Path(settings.district_table), settings.municipality)
+        if settings.district_table
+        else None
+    )
 
     def topic_name(name: str) -> str:
         return full_name(name, settings.topic_prefix)
@@ -390,6 +394,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         latency.observe(max(0.0, time.time() - env["received_at"].timestamp()))
         if not household.apply(view, {**linked, "event": raw}):
             return  # already applied: a replay or a redelivery
+        if districts is not None and view["address_ref"] and view.get("district") is None:
+            found = districts.lookup(view["address_ref"])
+            view["district"] = found.as_record() if found else None
         changed[ref] = (view, event)
         for draft in rules.evaluate(view):
             team = router.team_for(view["address_ref"])
@@ -406,19 +413,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
                 correlation_id=env["correlation_id"],
             )
 
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        # aiohttp refuses a charset inside content_type; the exposition format is UTF-8.
-        return web.bytes(metrics.render(), content_type=METRICS_CONTENT_TYPE)
-
-    @app.page("/health")
-    async def health_page(web: Any, request: Any) -> Any:
-        """200 once partitions are assigned and tables recovered; 503 before."""
-        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
-        return web.json(
-            {"status": "ok" if ready else "starting", "app": settings.app_id},
-            status=200 if ready else 503,
-        )
+    pages.register(app, settings, catalog, metrics, views)
 
     app.wijkhub_metrics = metrics  # type: ignore[attr-defined]
     return app

@@ -39,6 +39,7 @@ def new_view(household_ref: str) -> View:
         "coordinator": None,
         "consent": {},
         "open_alerts": {},
+        "district": None,
         "seen": [],
         "updated_at": 0,
     }
@@ -279,6 +280,37 @@ def to_record(view: View) -> dict[str, Any]:
             }
             for s in view["signals"]
         ],
+        "district": view.get("district"),
+        "coordinator": (
+            {**view["coordinator"], "since": dt.date.fromisoformat(view["coordinator"]["since"])}
+            if view["coordinator"]
+            else None
+        ),
+        "consent": [
+            {
+                "person_ref": person,
+                "purpose": key.split("|", 1)[0],
+                "domain": key.split("|", 1)[1],
+                "given": entry["given"],
+                "on": dt.date.fromisoformat(entry["on"]),
+            }
+            for person, statements in sorted(view["consent"].items())
+            for key, entry in sorted(statements.items())
+        ],
         "open_alerts": sorted(view["open_alerts"]),
         "updated_at": dt.datetime.fromtimestamp(view["updated_at"] / 1000, dt.UTC),
     }
+
+
+def to_json(view: View) -> dict[str, Any]:
+    """The published view as JSON (dates as ISO text), for operators' queries."""
+    record = to_record(view)
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value.isoformat() if isinstance(value, dt.date) else value
+
+    return plain(record)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A small table in the CBS pc6hnr layout (synthetic codes) for the demo and the tests.
+DISTRICT_FIXTURE = REPO_ROOT / "deploy" / "cbs" / "pc6hnr20250801_gwb.csv"
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 SERVER_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "server.properties.template"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"

@@ -20,10 +20,12 @@ broker_app = typer.Typer(help="The local single-node Kafka broker (development, 
 topics_app = typer.Typer(help="Topics, created from the one definition in streams/topics.py.")
 alerts_app = typer.Typer(help="Read alerts from the alerts topic.")
 schemas_app = typer.Typer(help="The Avro schema catalog in schemas/.")
+household_app = typer.Typer(help="Household views, for operators (every read is audited).")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(household_app, name="household")
 
 
 def _local_broker(settings: Settings):
@@ -250,6 +252,41 @@ def relay(
     finally:
         intake.close()
         consumer.close()
+
+
+@household_app.command("show")
+def household_show(
+    ref: Annotated[str, typer.Argument(help="household_ref, e.g. H-3f2a…")],
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="WIJKHUB_OPERATOR_TOKEN", help="Your operator token", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Show one household view (read through the worker: access checked and audited)."""
+    import urllib.error
+    import urllib.request
+
+    s = settings()
+    if not token:
+        _fail("an operator token is needed: --token or WIJKHUB_OPERATOR_TOKEN")
+    request = urllib.request.Request(
+        f"http://{s.web_host}:{s.web_port}/households/{ref}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            typer.echo(json.dumps(json.loads(answer.read()), indent=2, ensure_ascii=False))
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        try:
+            reason = json.loads(body).get("error", exc.reason)
+        except ValueError:
+            reason = body[:200] or exc.reason
+        _fail(f"{exc.code}: {reason}")
+    except OSError as exc:
+        _fail(f"no worker answers at {s.web_host}:{s.web_port}: {exc}")
 
 
 @alerts_app.command("tail")

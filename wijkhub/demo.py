@@ -14,7 +14,7 @@ from collections import Counter
 import typer
 
 from wijkhub.admin import create_topics
-from wijkhub.broker import LocalBroker, free_port
+from wijkhub.broker import DISTRICT_FIXTURE, LocalBroker, free_port
 from wijkhub.connectors.alerts import iter_alerts, latest_alerts, one_line
 from wijkhub.connectors.intake import Intake
 from wijkhub.settings import Settings
@@ -48,6 +48,7 @@ def run_demo(settings: Settings, households: int, keep_running: bool, timeout: f
         web_port=free_port() if settings.web_port == 6066 else settings.web_port,
         # Own state per run: a RocksDB directory is locked by the worker that opened it.
         data_dir=settings.data_dir.resolve() / "demo" / run_id,
+        district_table=settings.district_table or str(DISTRICT_FIXTURE),
     )
     worker = WorkerProcess(settings, settings.data_dir / "worker.log")
     ok = False

@@ -57,10 +57,14 @@ class Settings:
     batch_within_seconds: float = 0.2
     team_areas: str = "wijkteam-centrum=1000-1049,wijkteam-noord=1050-1099,wijkteam-zuid=1100-1199"
     ingest_tokens: str = field(default="", repr=False)
+    # name=token,… of the operators who may read a household view (GET /households/<ref>)
+    operator_tokens: str = field(default="", repr=False)
     intake_host: str = "127.0.0.1"
     intake_port: int = 6070
     # /metrics of the long-running connectors (file drop, Kafka relay); 0 turns it off.
     connector_metrics_port: int = 6071
+    # CBS pc6hnr<year>0801_gwb.csv: districts of addresses (empty: no districts).
+    district_table: str = ""
     # Match probability a signal without BSN needs to be linked to a resident.
     match_threshold: float = 0.99
     # 0 picks a free port, so parallel runs on one machine do not clash.
@@ -95,12 +99,14 @@ class Settings:
             ),
             team_areas=env.get(f"{p}TEAM_AREAS", defaults.team_areas),
             ingest_tokens=env.get(f"{p}INGEST_TOKENS", ""),
+            operator_tokens=env.get(f"{p}OPERATOR_TOKENS", ""),
             intake_host=env.get(f"{p}INTAKE_HOST", defaults.intake_host),
             intake_port=_int(env, f"{p}INTAKE_PORT", defaults.intake_port),
             connector_metrics_port=_int(
                 env, f"{p}CONNECTOR_METRICS_PORT", defaults.connector_metrics_port
             ),
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
+            district_table=env.get(f"{p}DISTRICT_TABLE", ""),
             match_threshold=(
                 float(match_threshold) if match_threshold else defaults.match_threshold
             ),
@@ -127,7 +133,9 @@ class Settings:
             f"{p}TEAM_AREAS": self.team_areas,
             f"{p}KAFKA_PORT": str(self.kafka_port),
             f"{p}MATCH_THRESHOLD": str(self.match_threshold),
+            f"{p}DISTRICT_TABLE": self.district_table,
             f"{p}INGEST_TOKENS": self.ingest_tokens,
+            f"{p}OPERATOR_TOKENS": self.operator_tokens,
             f"{p}INTAKE_HOST": self.intake_host,
             f"{p}INTAKE_PORT": str(self.intake_port),
             f"{p}CONNECTOR_METRICS_PORT": str(self.connector_metrics_port),

@@ -23,7 +23,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from wijkhub.admin import create_topics
-from wijkhub.broker import LocalBroker, free_port
+from wijkhub.broker import DISTRICT_FIXTURE, LocalBroker, free_port
 from wijkhub.connectors.alerts import iter_alerts
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.intake import Intake, IntakeReport
@@ -38,6 +38,9 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+OPERATOR_TOKEN = secrets.token_urlsafe(32)
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +68,8 @@ def hub_settings(bootstrap, tmp_path_factory) -> Settings:
         data_dir=tmp_path_factory.mktemp("hub"),
         web_port=free_port(),
         batch_within_seconds=0.05,
+        district_table=str(DISTRICT_FIXTURE),
+        operator_tokens=f"beheerder={OPERATOR_TOKEN}",
     )
     create_topics(settings)
     return settings

@@ -7,12 +7,19 @@ the ``linked`` topic, and household membership from ``household-view``.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from wijkhub.connectors.identity import address_ref
+from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
 from wijkhub.streams.linking import household_for_address
-from wijkhub.streams.topics import UNMATCHED
+from wijkhub.streams.topics import AUDIT, UNMATCHED
 
+from conftest import OPERATOR_TOKEN
 from test_pipeline import arrears, case, household, person
 
 pytestmark = pytest.mark.timeout(600)
@@ -61,6 +68,8 @@ def test_a_birth_adds_a_member_to_the_household(hub):
     hub.wait_drained()
     view = hub.view(household("1031CC", "3"))
     assert len(view["members"]) == 2
+    assert view["district"] == {"buurt": "BU03630003", "wijk": "WK036300", "gemeente": "GM0363",
+                                "year": 2025}  # fmt: skip
 
 
 def test_two_households_at_one_address_stay_two(hub):
@@ -93,3 +102,28 @@ def test_a_signal_without_bsn_links_by_name_or_goes_to_review(hub):
     assert ids[1] not in linked
     [review] = [r for r in hub.records(UNMATCHED) if r.key == address_ref("1051EE", "5").encode()]
     assert dict(review.headers)["um_reason"] == b"below-threshold"
+
+
+def test_operators_read_a_household_with_a_token_and_every_read_is_audited(hub):
+    p = person("1061FF", "6")
+    hub.ingest("population", [p])
+    hub.wait_drained()
+    ref = household("1061FF", "6")
+    env = {**os.environ, **hub.settings.to_env(), "WIJKHUB_OPERATOR_TOKEN": OPERATOR_TOKEN}
+    shown = subprocess.run([sys.executable, "-m", "wijkhub", "household", "show", ref], env=env,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    view = json.loads(shown.stdout)
+    assert view["household_ref"] == ref and len(view["members"]) == 1
+    assert view["district"]["buurt"].startswith("BU0363")
+    env["WIJKHUB_OPERATOR_TOKEN"] = "not-the-token-" * 3
+    refused = subprocess.run([sys.executable, "-m", "wijkhub", "household", "show", ref], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode != 0 and "401" in refused.stderr
+    catalog = Catalog()
+    entries = [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)
+               if r.key == ref.encode()]  # fmt: skip
+    assert [(e["actor"], e["allowed"]) for e in entries] == [
+        ("beheerder", True),
+        ("unknown", False),
+    ]

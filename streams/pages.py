@@ -1,0 +1,77 @@
+"""The worker's HTTP pages: /metrics, /health and the operators' household query.
+
+Faust's own table, router, graph and stats pages are switched off (they
+would serve table contents to anyone); these are the only pages. Reading a
+household view needs an operator token, and every attempt, allowed or not,
+is written to the audit topic and acknowledged by Kafka before any data is
+served: there is no unaudited read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import faust
+
+from wijkhub import access
+from wijkhub.logs import get as get_logger
+from wijkhub.metrics import CONTENT_TYPE_LATEST, Metrics
+from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
+from wijkhub.settings import Settings
+from wijkhub.streams import household
+from wijkhub.streams.topics import AUDIT, full_name
+
+log = get_logger("wijkhub.pages")
+# aiohttp refuses a charset inside content_type; the exposition format is UTF-8.
+METRICS_CONTENT_TYPE = "; ".join(
+    p.strip() for p in CONTENT_TYPE_LATEST.split(";") if "charset" not in p
+)
+
+
+def register(
+    app: faust.App, settings: Settings, catalog: Catalog, metrics: Metrics, views: faust.TableT
+) -> None:
+    operators = access.parse_tokens(settings.operator_tokens, "operator token")
+    audit_name = full_name(AUDIT, settings.topic_prefix)
+
+    async def audit(actor: str, resource: str, allowed: bool, reason: str) -> None:
+        entry = {
+            "at": dt.datetime.now(dt.UTC),
+            "actor": actor,
+            "action": "household.read",
+            "resource": resource,
+            "allowed": allowed,
+            "reason": reason,
+            "channel": "http",
+        }
+        value = catalog.encode(AUDIT_ENTRY, entry)
+        await app.producer.send_and_wait(audit_name, resource.encode(), value, None, None, None)
+        log.info("household view requested", actor=actor, allowed=allowed, reason=reason)
+
+    @app.page("/households/{ref}")
+    @app.table_route(table=views, match_info="ref")
+    async def household_page(web: Any, request: Any, ref: str) -> Any:
+        """An operator reads one household view: token checked, every attempt audited."""
+        actor = access.account_for(operators, request.headers.get("Authorization"))
+        if actor is None:
+            await audit("unknown", ref, False, "missing or wrong operator token")
+            return web.json({"error": "missing or wrong operator token"}, status=401)
+        view = views.get(ref.encode())
+        await audit(actor, ref, True, "" if view else "no such household")
+        if view is None:
+            return web.json({"error": f"no household {ref}"}, status=404)
+        return web.json(household.to_json(view))
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type=METRICS_CONTENT_TYPE)
+
+    @app.page("/health")
+    async def health_page(web: Any, request: Any) -> Any:
+        """200 once partitions are assigned and tables recovered; 503 before."""
+        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
+        return web.json(
+            {"status": "ok" if ready else "starting", "app": settings.app_id},
+            status=200 if ready else 503,
+        )
