@@ -286,7 +286,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         for r in decision:
             routed = {"address_ref": r.address_ref, "role": r.role, "raw_event": value,
                       "until": dt.date.fromisoformat(r.until) if r.until else None}  # fmt: skip
-            await out.send(by_address_name, r.address_ref.encode(), catalog.encode(ROUTED, routed))
+            building = residence.building(r.address_ref).encode()  # a building's units together
+            await out.send(by_address_name, building, catalog.encode(ROUTED, routed))
             routed_out.inc()
         link_outcome["routed"].inc()
         if state["residences"] and key in parked:  # the registration they waited for
@@ -317,11 +318,12 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             await dead_letter(out, event, "addresses", "undecodable", str(exc))
             return
         address = routed["address_ref"]
-        stored = addresses.get(address.encode())
+        state_key = residence.building(address).encode()
+        stored = addresses.get(state_key)
         state = copy.deepcopy(stored) if stored else residence.new_address()
         change = residence.apply(state, address, routed["role"], routed["until"], raw)
         if state != (stored or residence.new_address()):
-            addresses[address.encode()] = state
+            addresses[state_key] = state
         result = residence.decide_link(state, address, routed["role"], raw, weights,
                                        settings.match_threshold)  # fmt: skip
         if isinstance(result, residence.Unmatched):

@@ -112,7 +112,11 @@ def _house(a: str, b: str) -> int:
     if a == b:
         return AGREE
     number_a, number_b = a.split(" ")[0], b.split(" ")[0]
-    return PARTIAL if number_a == number_b else DISAGREE  # same number, other toevoeging
+    if number_a != number_b:
+        return DISAGREE
+    if a == number_a or b == number_b:
+        return MISSING  # one side gives no letter or toevoeging: no evidence either way
+    return PARTIAL  # same number, another letter or toevoeging: another door
 
 
 def _code(a: str, b: str) -> int:

@@ -1,9 +1,11 @@
 """Address stage of linking: who lived together at this address on a given day.
 
-State per address (the table is keyed and partitioned by address_ref, so the
-person stage repartitions to it): every residence interval and every
-relation between residents, with dates. From that, :func:`households_at`
-answers "which households lived here on day D":
+State per *building* (postcode + huisnummer; the table is keyed and
+partitioned by it, so the person stage repartitions to it): every residence
+interval of every unit (huisletter, toevoeging) and every relation between
+residents, with dates. Keeping the units of a building together is what lets
+a creditor's signal without the toevoeging still find the right resident.
+From that, :func:`households_at` answers "which households lived here on day D":
 
 - residents with a woonadres at the address, living there on D, form the
   address's main household (``household_for_address``);
@@ -42,6 +44,13 @@ def new_address() -> AddressState:
     return {"residents": [], "relations": []}
 
 
+def building(address_ref: str) -> str:
+    """The partition key of the address stage: ``1011AB-12-A-2`` → ``1011AB-12``."""
+    if address_ref.startswith("BAG-"):
+        return address_ref
+    return "-".join(address_ref.split("-")[:2])
+
+
 def _open_on(entry: dict[str, Any], day: str) -> bool:
     return entry["from"] <= day and (entry["until"] is None or day < entry["until"])
 
@@ -49,20 +58,21 @@ def _open_on(entry: dict[str, Any], day: str) -> bool:
 def arrive(
     state: AddressState,
     person: str,
+    unit: str,
     day: str,
     until: str | None,
     kind: str,
     match: Person | None,
 ) -> bool:
-    """Record a registration here from ``day``; a replay changes nothing."""
+    """Record a registration at ``unit`` (an address_ref in this building) from ``day``."""
     for r in state["residents"]:
-        if r["person"] == person and r["from"] == day:
+        if r["person"] == person and r["from"] == day and r["unit"] == unit:
             before = dict(r)
             r.update(until=until if r["until"] is None else min(r["until"], until or r["until"]))
             r.update(kind=kind, match=match or r["match"])
             return r != before
     state["residents"].append(
-        {"person": person, "from": day, "until": until, "kind": kind, "match": match}
+        {"person": person, "unit": unit, "from": day, "until": until, "kind": kind, "match": match}
     )
     state["residents"].sort(key=lambda r: (r["from"], r["person"]))
     return True
@@ -92,8 +102,18 @@ def relate(state: AddressState, a: str, b: str, relation: str, started: bool, da
     return True
 
 
-def residents_at(state: AddressState, day: str, kinds: tuple[str, ...] = ("woonadres",)) -> list:
-    return [r for r in state["residents"] if r["kind"] in kinds and _open_on(r, day)]
+def residents_at(
+    state: AddressState,
+    day: str,
+    kinds: tuple[str, ...] = ("woonadres",),
+    unit: str | None = None,
+) -> list:
+    """Residents on ``day`` of the given address kinds, in one unit or the whole building."""
+    return [
+        r
+        for r in state["residents"]
+        if r["kind"] in kinds and _open_on(r, day) and (unit is None or r["unit"] == unit)
+    ]
 
 
 def _separate_household(address_ref: str, anchor: str) -> str:
@@ -103,10 +123,10 @@ def _separate_household(address_ref: str, anchor: str) -> str:
 
 def households_at(state: AddressState, address_ref: str, day: str) -> dict[str, str]:
     """person → household_ref for everyone registered here on ``day``."""
-    living = [r["person"] for r in residents_at(state, day)]
+    living = [r["person"] for r in residents_at(state, day, unit=address_ref)]
     result = {
         r["person"]: _separate_household(address_ref, r["person"])
-        for r in residents_at(state, day, LOW_CONFIDENCE_KINDS)
+        for r in residents_at(state, day, LOW_CONFIDENCE_KINDS, unit=address_ref)
     }
     if not living:
         return result
@@ -143,7 +163,8 @@ def household_of(state: AddressState, address_ref: str, person: str, day: str) -
     households = households_at(state, address_ref, day)
     if person in households:
         return households[person]
-    starts = [r["from"] for r in state["residents"] if r["person"] == person]
+    starts = [r["from"] for r in state["residents"]
+              if r["person"] == person and r["unit"] == address_ref]  # fmt: skip
     if starts:
         later = [d for d in starts if d > day]
         on = min(later) if later else max(starts)
@@ -158,6 +179,7 @@ class Linked:
     household_ref: str
     linked_by: str  # "person" | "address" | "match"
     probability: float | None = None
+    person_ref: str | None = None  # the resident a signal was matched to
 
 
 @dataclass(frozen=True)
@@ -174,20 +196,33 @@ def link_signal(
     weights: Weights,
     threshold: float,
 ) -> Linked | Unmatched:
-    """A signal without a BSN: by name and date of birth, else by the address alone."""
+    """A signal without a BSN: by name and date of birth, else by the address alone.
+
+    Named signals are compared with every resident of the building, each with
+    their own unit, so a missing or different toevoeging weighs as a partial
+    agreement instead of hiding the right person.
+    """
     if match:
-        candidates = {
-            r["person"]: r["match"]
-            for r in residents_at(state, day, ("woonadres", *LOW_CONFIDENCE_KINDS))
-            if r["match"]
-        }
+        present = [r for r in residents_at(state, day, ("woonadres", *LOW_CONFIDENCE_KINDS))
+                   if r["match"]]  # fmt: skip
+        candidates = {r["person"]: {**r["match"], **unit_attributes(r["unit"])} for r in present}
         decision = decide(weights, match, candidates, threshold)
         if decision.person_ref is None:
             return Unmatched(decision.reason, decision.probability or None)
-        household = household_of(state, address_ref, decision.person_ref, day)
-        return Linked(household, "match", decision.probability)
-    households = {h for p, h in households_at(state, address_ref, day).items()
-                  if p in {r["person"] for r in residents_at(state, day)}}  # fmt: skip
+        unit = next(r["unit"] for r in present if r["person"] == decision.person_ref)
+        household = household_of(state, unit, decision.person_ref, day)
+        return Linked(household, "match", decision.probability, decision.person_ref)
+    units = (
+        [address_ref]
+        if address_ref != building(address_ref)
+        else sorted({r["unit"] for r in residents_at(state, day)})
+    )  # without letter or toevoeging: any unit of the building, if only one is lived in
+    households = {
+        h
+        for unit in units
+        for p, h in households_at(state, unit, day).items()
+        if p in {r["person"] for r in residents_at(state, day, unit=unit)}
+    }
     if len(households) == 1:
         return Linked(households.pop(), "address")
     if not households:
@@ -195,19 +230,22 @@ def link_signal(
     return Unmatched("several households at the address on the signal date")
 
 
+def unit_attributes(address_ref: str) -> dict[str, str]:
+    postcode, _, house = address_ref.partition("-")
+    return {k: v for k, v in normalise(postcode=postcode, house=house.replace("-", " ")).items()}
+
+
 def matching_person(match: dict[str, Any] | None, address_ref: str) -> Person | None:
     """The match attributes of an event, plus the address it is about, in normal form."""
     if not match:
         return None
-    postcode, _, house = address_ref.partition("-")
-    return normalise(
+    names = normalise(
         family=match["family_name"],
         prefix=match["prefix"],
         initials=match["initials"],
         dob=match["birth_date"],
-        postcode=postcode,
-        house=house.replace("-", " "),
     )
+    return {**names, **unit_attributes(address_ref)}
 
 
 def apply(
@@ -220,7 +258,7 @@ def apply(
     if role == "arrived":
         match = matching_person(event["subject"]["match"], address_ref)
         kind = payload.get("address_kind", "woonadres")
-        arrive(state, person, day, until.isoformat() if until else None, kind, match)
+        arrive(state, person, address_ref, day, until.isoformat() if until else None, kind, match)
         return "joined"
     if role == "left":
         leave(state, person, day)

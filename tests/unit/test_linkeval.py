@@ -38,3 +38,14 @@ def test_link_eval_without_input_is_a_clear_error():
     done = subprocess.run([sys.executable, "-m", "wijkhub", "link-eval"],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode != 0 and "--dataset febrl4" in done.stderr
+
+
+def test_synthetic_town_signals_link_with_full_precision_and_most_recall():
+    from wijkhub.linkeval import evaluate_town
+    from wijkhub.streams.matching import Weights
+
+    result = evaluate_town(Weights.shipped(), threshold=0.99, seed=7)
+    assert result["signals_about_strangers"] > 100  # links to them would be wrong links
+    for level in ("signal_to_person", "signal_to_household"):
+        assert result[level]["precision"] >= 0.999, result
+        assert result[level]["recall"] >= 0.9, result

@@ -147,3 +147,22 @@ def test_matching_attributes_are_normalised_with_the_address():
         {"family_name": "Dijk", "prefix": "van", "initials": "J", "birth_date": None}, "1011AB-5-A"
     )
     assert person == normalise(family="van Dijk", initials="J", postcode="1011AB", house="5 A")
+
+
+def test_a_signal_without_the_toevoeging_still_finds_the_resident_of_the_building():
+    upstairs = {"family_name": "Yilmaz", "prefix": "", "initials": "A",
+                "birth_date": dt.date(1991, 3, 14)}  # fmt: skip
+    downstairs = {**upstairs, "family_name": "Kok", "birth_date": dt.date(1948, 8, 1)}
+    state = residence.new_address()
+    residence.apply(state, "1011AB-5--2", "arrived", None,
+                    registered("U", "1011AB-5--2", "2025-01-01", match=upstairs))  # fmt: skip
+    residence.apply(state, "1011AB-5--1", "arrived", None,
+                    registered("D", "1011AB-5--1", "2025-01-01", match=downstairs))  # fmt: skip
+    signal = event(ARREARS, "2026-01-05", None, "1011AB-5", match=upstairs)
+    linked = residence.decide_link(state, "1011AB-5", "event", signal, WEIGHTS, 0.99)
+    assert linked.person_ref == "U"
+    assert linked.household_ref == household_for_address("1011AB-5--2")
+    unnamed = event(ARREARS, "2026-01-05", None, "1011AB-5")
+    result = residence.decide_link(state, "1011AB-5", "event", unnamed, WEIGHTS, 0.99)
+    assert result == residence.Unmatched("several households at the address on the signal date")
+    assert residence.building("1011AB-5--2") == "1011AB-5" == residence.building("1011AB-5")

@@ -39,7 +39,8 @@ def test_comparison_levels():
     assert level(a, normalise(dob="1980-04-03"), "dob") == PARTIAL  # day and month swapped
     assert level(a, normalise(dob="1981-03-04"), "dob") == PARTIAL  # one digit
     assert level(a, normalise(dob="1975-11-20"), "dob") == DISAGREE
-    assert level(a, normalise(house="12"), "house") == PARTIAL  # toevoeging missing
+    assert level(a, normalise(house="12"), "house") == MISSING  # toevoeging not given
+    assert level(a, normalise(house="12 B"), "house") == PARTIAL  # another door
     assert level(a, normalise(), "dob") == MISSING
 
 
