@@ -28,6 +28,7 @@ from wijkhub.connectors.identity import (
     bsn_is_valid,
     split_street,
 )
+from wijkhub.logs import mask_bsn_like
 from wijkhub.streams.topics import Domain
 
 EVENT_NAMESPACE = uuid.UUID("6d1f4a52-53c1-4b57-9c7e-1f6f1a0b7a11")
@@ -388,12 +389,14 @@ def to_raw_event(
     if person_ref is None and addr is None:
         raise InvalidInput("neither a valid BSN nor an address: the event cannot be linked")
     payload_name, payload = kind.build(record, pseudonymiser)
-    correlation = str(record.get("correlation_id") or message_id)
+    # A source may build its message ids from a BSN: the id decides the event id, but a
+    # 9-digit number in it never travels on (the one masking rule, as for logs).
+    correlation = mask_bsn_like(str(record.get("correlation_id") or message_id))
     raw_event = {
         "envelope": {
             "event_id": event_id(source, message_id),
             "source": f"urn:nld:gemeente:{municipality}:{source}",
-            "source_message_id": message_id,
+            "source_message_id": mask_bsn_like(message_id),
             "domain": domain.value,
             "type": ce_type,
             "occurred_at": occurred,

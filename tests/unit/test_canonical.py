@@ -27,6 +27,15 @@ def arrears(**over):
     return r
 
 
+def test_a_bsn_inside_a_message_id_does_not_travel_on():
+    record = arrears(message_id="rel-111222333-x", correlation_id="c-111222333")
+    first = to_raw_event(record, "vroegsignalering", P, "0363", NOW)[2]["envelope"]
+    assert "111222333" not in first["source_message_id"] + first["correlation_id"]
+    other = to_raw_event({**record, "message_id": "rel-111222334-x"}, "vroegsignalering", P,
+                         "0363", NOW)[2]["envelope"]  # fmt: skip
+    assert other["event_id"] != first["event_id"]  # ids still come from the real message id
+
+
 def test_an_address_line_gives_the_house_number_when_there_is_no_huisnummer():
     record = {**arrears(), "address_line": "Hoofdstr. 12-a"}
     record.pop("huisnummer", None)
