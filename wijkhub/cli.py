@@ -430,6 +430,20 @@ def bench_intake(
     typer.echo(json.dumps(run_intake_bench(Settings.from_env(), records)))
 
 
+@app.command("bench-linking")
+def bench_linking(
+    persons: Annotated[int, typer.Option(help="Known persons in state")] = 500_000,
+    signals: Annotated[int, typer.Option(help="Signals without BSN to link")] = 20_000,
+) -> None:
+    """Linking throughput and memory per person with many persons in state; prints JSON."""
+    from wijkhub.broker import REPO_ROOT
+
+    sys.path[:0] = [str(REPO_ROOT / "tests" / "benchmarks"), str(REPO_ROOT / "tests")]
+    from bench_linking import run_bench as run_linking_bench  # type: ignore[import-not-found]
+
+    typer.echo(json.dumps(run_linking_bench(Settings.from_env(), persons, signals)))
+
+
 def main() -> None:
     from wijkhub import logs
 

@@ -93,9 +93,9 @@ def generate(households: int = 3000, signals: int = 3000, seed: int = 42) -> Tow
         postcode, number = rng.choice(buildings)  # buildings hold one or more households
         unit = f"{number} {rng.choice(LETTERS)}" if rng.random() < 0.4 else number
         prefix, family = rng.choice(FAMILY_NAMES)
-        adults = 1 if rng.random() < 0.35 else 2
+        grown_ups = 1 if rng.random() < 0.35 else 2
         people = []
-        for a in range(adults):
+        for a in range(grown_ups):
             p_prefix, p_family = (prefix, family) if a == 0 else rng.choice(FAMILY_NAMES)
             dob = dt.date(rng.randint(1940, 2002), rng.randint(1, 12), rng.randint(1, 28))
             people.append(Resident(f"P{next(ids)}", p_family, p_prefix, rng.choice(GIVEN_NAMES),
@@ -106,13 +106,14 @@ def generate(households: int = 3000, signals: int = 3000, seed: int = 42) -> Tow
                              (postcode, unit))  # fmt: skip
             town.relations.append((people[0].person_ref, child.person_ref, "ouder"))
             people.append(child)
-        if adults == 2:
+        if grown_ups == 2:
             town.relations.append((people[0].person_ref, people[1].person_ref, "partner"))
         if rng.random() < 0.08:  # the family moves in the middle of the period
             target = rng.choice(buildings)
             for p in people:
                 p.moved_to, p.moved_on = target, start + dt.timedelta(days=300)
         town.residents += people
+    adults = [p for p in town.residents if p.dob.year < 2006]
     for n in range(signals):
         stranger = rng.random() < 0.1
         if stranger:  # someone the register does not know, at a known building
@@ -122,7 +123,7 @@ def generate(households: int = 3000, signals: int = 3000, seed: int = 42) -> Tow
             truth, given = None, rng.choice(GIVEN_NAMES)
             day = start + dt.timedelta(days=rng.randint(30, 600))
         else:
-            r = rng.choice([p for p in town.residents if p.dob.year < 2006])
+            r = rng.choice(adults)
             prefix, family, dob, truth, given = r.prefix, r.family, r.dob, r.person_ref, r.given
             day = start + dt.timedelta(days=rng.randint(30, 600))
             postcode, house = r.moved_to if r.moved_on and day >= r.moved_on else r.unit
