@@ -406,6 +406,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             await out.send(alerts_name, draft.alert_id.encode(), catalog.encode(ALERT, record))
             view["open_alerts"][draft.alert_id] = draft.rule.id
             metrics.alerts_raised.labels(draft.rule.id, draft.rule.family, team).inc()
+            metrics.alert_latency.labels(draft.rule.family).observe(
+                max(0.0, time.time() - env["received_at"].timestamp())
+            )
             log.info(
                 "alert raised",
                 alert_id=draft.alert_id,
@@ -416,6 +419,21 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             )
 
     pages.register(app, settings, catalog, metrics, views)
+    inputs = {topic_name(t) for t in (*RAW_TOPICS, BY_ADDRESS, LINKED)}
+
+    @app.timer(interval=5.0)
+    async def measure_lag() -> None:
+        """Consumer lag per input partition, for the "lag growing" alert.
+
+        faust-streaming 0.15.3 keeps the committed offsets only in a private
+        mapping (the next offset to read, or None before the first commit).
+        """
+        committed = app.consumer._committed_offset
+        for tp in app.consumer.assignment():
+            if tp.topic in inputs:
+                lag = max(0, app.consumer.highwater(tp) - (committed.get(tp) or 0))
+                name = logical_name(tp.topic, settings.topic_prefix)
+                metrics.consumer_lag.labels(name, str(tp.partition)).set(lag)
 
     app.wijkhub_metrics = metrics  # type: ignore[attr-defined]
     return app

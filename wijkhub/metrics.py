@@ -81,6 +81,33 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.alert_latency = Histogram(
+            "wijkhub_alert_latency_seconds",
+            "From the connector accepting the event that completed a pattern to the alert.",
+            ["family"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "wijkhub_consumer_lag_records",
+            "Records on an input partition this worker has not committed yet.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "wijkhub_deliveries_total",
+            "Alert deliveries by sink (inbox, webhook, mail), team and result "
+            "(delivered, retried, dead-lettered).",
+            ["sink", "team", "result"],
+            registry=r,
+        )
+        self.time_to_acknowledge = Histogram(
+            "wijkhub_time_to_acknowledge_seconds",
+            "From an alert being raised to a team member acknowledging it, per team.",
+            ["team"],
+            buckets=(60, 600, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400),
+            registry=r,
+        )
         self.batch_size = Histogram(
             "wijkhub_batch_size",
             "Events per batch taken by a stream processor.",
