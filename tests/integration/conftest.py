@@ -255,7 +255,7 @@ class IntakeServer:
             [sys.executable, "-m", "wijkhub", "serve-intake"],
             env={**os.environ, **self.settings.to_env()},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=(settings.data_dir / "intake.log").open("ab"),  # checked by test_privacy
         )
         for _ in range(100):
             try:
