@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from wijkhub.settings import Settings
@@ -59,5 +59,38 @@ def create_topics(settings: Settings) -> list[TopicResult]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new, timeout_ms=30000)
         return results
+    finally:
+        admin.close()
+
+
+def topic_drift(settings: Settings) -> list[str]:
+    """How the cluster differs from streams/topics.py: missing topics, partitions, configs.
+
+    Only what the definition sets is compared (cleanup policy, retention,
+    compaction lag, partition count); an empty list means no drift.
+    """
+    admin = admin_client(settings)
+    try:
+        names = {full_name(t.name, settings.topic_prefix): t for t in TOPICS}
+        existing = set(admin.list_topics())
+        drift = [f"{name}: missing" for name in names if name not in existing]
+        present = [name for name in names if name in existing]
+        if not present:
+            return drift
+        described = {t["name"]: t for t in admin.describe_topics(present)}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in present]
+        configs = admin.describe_configs(resources, config_filter="all")["topic"]
+        for name in present:
+            spec = names[name]
+            want = spec.partitions or settings.topic_partitions
+            have = len(described[name]["partitions"])
+            if have != want:
+                drift.append(f"{name}: {have} partitions, defined {want}")
+            actual = configs[name]
+            for key, value in spec.config().items():
+                found = (actual.get(key) or {}).get("value")
+                if found != value:
+                    drift.append(f"{name}: {key}={found}, defined {value}")
+        return drift
     finally:
         admin.close()

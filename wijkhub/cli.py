@@ -98,6 +98,28 @@ def topics_create() -> None:
         typer.echo(f"{verb} {result.name} ({result.partitions} partitions)")
 
 
+@topics_app.command("check")
+def topics_check() -> None:
+    """Report drift between the cluster and streams/topics.py; exit 1 if there is any."""
+    from wijkhub.admin import topic_drift
+
+    drift = topic_drift(settings())
+    for line in drift:
+        typer.echo(line)
+    if drift:
+        raise typer.Exit(1)
+    typer.echo("topics match streams/topics.py")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False) -> None:
+    """What to check first: last intake per source, lag, dead letters, open alerts per team."""
+    from wijkhub.status import as_text, collect
+
+    result = collect(settings())
+    typer.echo(json.dumps(result) if as_json else as_text(result))
+
+
 @app.command()
 def worker() -> None:
     """Run a stream-processing worker (Faust) until stopped."""

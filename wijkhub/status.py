@@ -1,0 +1,105 @@
+"""``wijkhub status``: what an operator checks first, read from Kafka itself.
+
+Per source the time of the newest event on the raw topics, the consumer lag
+of the workers per input topic, the dead letters kept per dead-letter topic,
+and the open alerts per team. Everything comes from the cluster (offsets,
+the newest record of each partition, the compacted alerts topic), so it
+works without a worker running and with any number of workers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+from kafka import KafkaConsumer, TopicPartition
+
+from wijkhub.admin import admin_client
+from wijkhub.connectors.alerts import latest_alerts
+from wijkhub.settings import Settings
+from wijkhub.streams.topics import (
+    BY_ADDRESS,
+    DLQ_INGEST,
+    DLQ_STREAMS,
+    LINKED,
+    RAW_TOPICS,
+    UNMATCHED,
+)
+
+
+def _partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+
+
+def _last_intake(consumer: KafkaConsumer, settings: Settings) -> dict[str, str]:
+    """Per source (the CloudEvents source of the events), when its newest event arrived."""
+    newest: dict[str, int] = {}
+    for name in RAW_TOPICS:
+        tps = _partitions(consumer, settings.topic_prefix + name)
+        if not tps:
+            continue
+        ends = consumer.end_offsets(tps)
+        live = [tp for tp in tps if ends[tp] > 0]
+        if not live:
+            continue
+        consumer.assign(live)
+        for tp in live:
+            consumer.seek(tp, ends[tp] - 1)
+        pending = set(live)
+        while pending:
+            batches = consumer.poll(timeout_ms=2000)
+            if not batches:
+                break
+            for tp, records in batches.items():
+                pending.discard(tp)
+                for r in records:
+                    source = dict(r.headers).get("ce_source", b"unknown").decode()
+                    newest[source] = max(newest.get(source, 0), r.timestamp)
+    return {
+        s: dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+        for s, ms in sorted(newest.items())
+    }
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.require_bootstrap(),
+                             enable_auto_commit=False)  # fmt: skip
+    admin = admin_client(settings)
+    try:
+        committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
+        lag: dict[str, int] = {}
+        for name in (*RAW_TOPICS, BY_ADDRESS, LINKED):
+            tps = _partitions(consumer, settings.topic_prefix + name)
+            ends = consumer.end_offsets(tps) if tps else {}
+            lag[name] = sum(ends[tp] - (committed[tp].offset if tp in committed else 0)
+                            for tp in tps)  # fmt: skip
+        kept: dict[str, int] = {}
+        for name in (DLQ_INGEST, DLQ_STREAMS, UNMATCHED):
+            tps = _partitions(consumer, settings.topic_prefix + name)
+            if tps:
+                ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
+                kept[name] = sum(ends[tp] - starts[tp] for tp in tps)
+        last = _last_intake(consumer, settings)
+    finally:
+        consumer.close()
+        admin.close()
+    open_alerts = Counter(a["team"] for a in latest_alerts(settings) if a["state"] == "open")
+    return {
+        "last_intake_per_source": last,
+        "consumer_lag_per_topic": lag,
+        "kept_for_review": kept,
+        "open_alerts_per_team": dict(sorted(open_alerts.items())),
+    }
+
+
+def as_text(status: dict[str, Any]) -> str:
+    lines = ["last intake per source:"]
+    lines += [f"  {s:<40} {t}" for s, t in status["last_intake_per_source"].items()] or ["  none"]
+    lines.append("consumer lag (records not yet processed):")
+    lines += [f"  {t:<20} {n}" for t, n in status["consumer_lag_per_topic"].items()]
+    lines.append("dead letters and unmatched signals kept:")
+    lines += [f"  {t:<20} {n}" for t, n in status["kept_for_review"].items()]
+    lines.append("open alerts per team:")
+    lines += [f"  {t:<20} {n}" for t, n in status["open_alerts_per_team"].items()] or ["  none"]
+    return "\n".join(lines)
