@@ -104,3 +104,10 @@ def test_compose_runs_the_same_configs_and_topic_definitions():
         hosts = {t.split(":")[0] for group in listed for t in group["targets"]}
         assert hosts <= services.keys(), (name, hosts)
     assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_the_readme_documents_every_metric():
+    readme = (DEPLOY.parent / "README.md").read_text()
+    for name in catalogue_series():
+        family = re.sub(r"_(bucket|sum|count)$", "", name)
+        assert f"`{family}`" in readme, family
