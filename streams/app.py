@@ -16,7 +16,6 @@ alert ids, view keyed by household), so at-least-once delivery is safe.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime as dt
 import time
 import weakref
@@ -272,7 +271,8 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     async def _route(out: Outbox, key: bytes, raw: dict[str, Any], value: bytes) -> None:
         """Where the person lived on the event's date decides which address stage it goes to."""
         stored = persons.get(key) if raw["subject"]["person_ref"] else None
-        state = copy.deepcopy(stored) if stored else linking.new_person()
+        state = stored or linking.new_person()  # a fresh copy: the table decodes on every read
+        fingerprint = (len(state["residences"]), state["died_on"])
         decision = linking.route(raw, state)
         if isinstance(decision, linking.Park):
             parked[key] = [*(parked.get(key) or []), value.hex()]
@@ -281,7 +281,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         if isinstance(decision, linking.Unlinkable):
             await send_unmatched(out, key or b"", value, decision.reason, None, "link")
             return
-        if raw["subject"]["person_ref"] and state != (stored or linking.new_person()):
+        if raw["subject"]["person_ref"] and (len(state["residences"]), state["died_on"]) != (
+            fingerprint
+        ):
             persons[key] = state
         for r in decision:
             routed = {"address_ref": r.address_ref, "role": r.role, "raw_event": value,
@@ -320,9 +322,9 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         address = routed["address_ref"]
         state_key = residence.building(address).encode()
         stored = addresses.get(state_key)
-        state = copy.deepcopy(stored) if stored else residence.new_address()
-        change = residence.apply(state, address, routed["role"], routed["until"], raw)
-        if state != (stored or residence.new_address()):
+        state = stored or residence.new_address()  # a fresh copy: the table decodes on every read
+        applied = residence.apply(state, address, routed["role"], routed["until"], raw)
+        if applied.changed:
             addresses[state_key] = state
         result = residence.decide_link(state, address, routed["role"], raw, weights,
                                        settings.match_threshold)  # fmt: skip
@@ -336,7 +338,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             raw["subject"]["match"] = None
             value = catalog.encode(RAW_EVENT, raw)
         record = {"household_ref": result.household_ref, "linked_by": result.linked_by,
-                  "raw_event": value, "member_change": change,
+                  "raw_event": value, "member_change": applied.member_change,
                   "match_probability": result.probability}  # fmt: skip
         await out.send(
             linked_name, result.household_ref.encode(), catalog.encode(LINKED_EVENT, record)

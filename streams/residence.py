@@ -175,6 +175,12 @@ def household_of(state: AddressState, address_ref: str, person: str, day: str) -
 
 
 @dataclass(frozen=True)
+class Applied:
+    member_change: str | None  # "joined" | "left" | None
+    changed: bool  # the state must be written back
+
+
+@dataclass(frozen=True)
 class Linked:
     household_ref: str
     linked_by: str  # "person" | "address" | "match"
@@ -250,23 +256,24 @@ def matching_person(match: dict[str, Any] | None, address_ref: str) -> Person | 
 
 def apply(
     state: AddressState, address_ref: str, role: str, until: dt.date | None, event: dict[str, Any]
-) -> str | None:
-    """Fold a routed event into the address's state; the member change it means, if any."""
+) -> Applied:
+    """Fold a routed event into the building's state (in place): what it meant for membership,
+    and whether the state changed (most events change nothing and need no write)."""
     person = event["subject"]["person_ref"]
     name, payload = event["payload"]
     day = event_day(event)
     if role == "arrived":
         match = matching_person(event["subject"]["match"], address_ref)
         kind = payload.get("address_kind", "woonadres")
-        arrive(state, person, address_ref, day, until.isoformat() if until else None, kind, match)
-        return "joined"
+        end = until.isoformat() if until else None
+        return Applied("joined", arrive(state, person, address_ref, day, end, kind, match))
     if role == "left":
-        leave(state, person, day)
-        return "left"
+        return Applied("left", leave(state, person, day))
     if name == RELATION_CHANGED and person:
         started = payload["change"] == "started"
-        relate(state, person, payload["related_person_ref"], payload["relation"], started, day)
-    return None
+        related = payload["related_person_ref"]
+        return Applied(None, relate(state, person, related, payload["relation"], started, day))
+    return Applied(None, False)
 
 
 def decide_link(
