@@ -40,7 +40,7 @@ from wijkhub.schemas.registry import (
     DecodeError,
 )
 from wijkhub.settings import Settings
-from wijkhub.streams import household, linking, pages, residence, rules, toewijzing
+from wijkhub.streams import household, linking, pages, residence, rules, ruleset, toewijzing
 from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.routing import Router
@@ -125,6 +125,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     catalog = Catalog()
     router = Router.parse(settings.team_areas)
     weights = Weights.shipped()
+    active_rules = ruleset.load(settings.rules_file or None).rules  # refused here if invalid
     districts = (
         DistrictTable.load(Path(settings.district_table), settings.municipality)
         if settings.district_table
@@ -402,7 +403,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             found = districts.lookup(view["address_ref"])
             view["district"] = found.as_record() if found else None
         changed[ref] = (view, event)
-        for draft in rules.evaluate(view):
+        for draft in rules.evaluate(view, active_rules):
             team = router.team_for(view["address_ref"])
             record = rules.alert_record(draft, team, env["municipality"], env["correlation_id"])
             await out.send(alerts_name, draft.alert_id.encode(), catalog.encode(ALERT, record))

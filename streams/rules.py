@@ -1,10 +1,12 @@
-"""The first detection rules, evaluated on a household view.
+"""Detection conditions, evaluated on a household view, and the alerts they raise.
 
-Each rule is a readable prompt for a professional, never a score: it names its
-legal basis and the facts that made it fire. Alerts get a deterministic id
-from the rule and its dedup key, so a replay or a redelivered event produces
-the same alert id and no second alert. (Rules as versioned configuration,
-consent gating and the full lifecycle come with issue #5.)
+Which rules run, with which parameters, legal basis and data classes, is data:
+``rules.yaml``, loaded and validated by :mod:`ruleset`. This module holds the
+conditions those rules may use (:data:`CONDITIONS`). Each rule is a readable
+prompt for a professional, never a score: it names its legal basis and the
+facts that made it fire. Alerts get a deterministic id from the rule and its
+dedup key, so a replay or a redelivered event produces the same alert id and
+no second alert.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Rule:
     summary: str
     evaluate: Callable[[View], Iterator[tuple[str, list[dict]]]]
     """Yields (dedup key, facts) for every condition that holds now."""
+    reads: tuple[str, ...] = ()
+    window_days: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,13 +54,16 @@ def alert_id(rule_id: str, dedup_key: str) -> str:
     return "A-" + hashlib.sha256(f"{rule_id}|{dedup_key}".encode()).hexdigest()[:24]
 
 
-def _arrears_in_window(view: View, days: int = 90) -> Iterator[tuple[str, list[dict]]]:
+def arrears_from_distinct_creditors(
+    view: View, window_days: int, min_creditors: int
+) -> Iterator[tuple[str, list[dict]]]:
+    """Arrears from ``min_creditors`` kinds of creditor within the window (repeats not counted)."""
     arrears = [s for s in view["signals"] if s["type"] == "arrears" and not s.get("repeated")]
-    for a, b in combinations(arrears, 2):
-        if a["category"] == b["category"]:
+    for group in combinations(arrears, min_creditors):
+        if len({s["category"] for s in group}) < min_creditors:
             continue
-        gap = abs(dt.date.fromisoformat(a["on"]) - dt.date.fromisoformat(b["on"]))
-        if gap <= dt.timedelta(days=days):
+        days = [dt.date.fromisoformat(s["on"]) for s in group]
+        if max(days) - min(days) <= dt.timedelta(days=window_days):
             facts = [
                 {
                     "event_id": s["event_id"],
@@ -64,16 +71,19 @@ def _arrears_in_window(view: View, days: int = 90) -> Iterator[tuple[str, list[d
                     "type": "debt.arrears-signal",
                     "description": f"Betalingsachterstand gemeld, schuldeiser: {s['category']}",
                 }
-                for s in (a, b)
+                for s in group
             ]
             yield view["household_ref"], facts
             return
 
 
-def _duplicate_cases(view: View) -> Iterator[tuple[str, list[dict]]]:
-    for kind in ("schuldhulp", "zorg"):
+def same_help_different_holders(
+    view: View, window_days: int, kinds: list, min_holders: int
+) -> Iterator[tuple[str, list[dict]]]:
+    """One kind of help, actively given by ``min_holders`` or more organisations or teams."""
+    for kind in kinds:
         active = [i for i in view["involvements"] if i["kind"] == kind]
-        if len({i["holder"] for i in active}) >= 2:
+        if len({i["holder"] for i in active}) >= min_holders:
             facts = [
                 {
                     "event_id": i["event_id"],
@@ -87,31 +97,23 @@ def _duplicate_cases(view: View) -> Iterator[tuple[str, list[dict]]]:
             yield f"{view['household_ref']}|{kind}", facts
 
 
-RULES: tuple[Rule, ...] = (
-    Rule(
-        id="VS-ARREARS-2-CREDITORS-90D",
-        version=1,
-        family=EARLY_DETECTION,
-        severity="high",
-        legal_basis="Wgs art. 3 lid 2 (vroegsignalering van schulden)",
-        summary="Twee of meer betalingsachterstanden bij verschillende soorten schuldeisers "
-        "binnen 90 dagen",
-        evaluate=_arrears_in_window,
-    ),
-    Rule(
-        id="DH-TWO-HOLDERS-SAME-HELP",
-        version=1,
-        family=DUPLICATE_HELP,
-        severity="medium",
-        legal_basis="Jeugdwet hfst. 7.1 (verwijsindex-patroon); Wmo 2015 art. 5.1.1",
-        summary="Twee of meer organisaties bieden dezelfde soort hulp aan dit huishouden; "
-        "stem af wie de regie heeft",
-        evaluate=_duplicate_cases,
-    ),
-)
+@dataclass(frozen=True)
+class Condition:
+    function: Callable[..., Iterator[tuple[str, list[dict]]]]
+    parameters: dict[str, type]  # besides window_days, which every rule has
 
 
-def evaluate(view: View, rules: tuple[Rule, ...] = RULES) -> list[AlertDraft]:
+CONDITIONS: dict[str, Condition] = {
+    "arrears_from_distinct_creditors": Condition(
+        arrears_from_distinct_creditors, {"min_creditors": int}
+    ),
+    "same_help_different_holders": Condition(
+        same_help_different_holders, {"kinds": list, "min_holders": int}
+    ),
+}
+
+
+def evaluate(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
     """New alerts for this view: conditions that hold and are not already open."""
     drafts = []
     for rule in rules:

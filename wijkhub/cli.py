@@ -14,18 +14,21 @@ from wijkhub.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from wijkhub.metrics import Metrics
+    from wijkhub.streams.ruleset import RuleSet
 
 app = typer.Typer(help="wijkhub: integration hub for the social domain.", no_args_is_help=True)
 broker_app = typer.Typer(help="The local single-node Kafka broker (development, demo, tests).")
 topics_app = typer.Typer(help="Topics, created from the one definition in streams/topics.py.")
 alerts_app = typer.Typer(help="Read alerts from the alerts topic.")
 schemas_app = typer.Typer(help="The Avro schema catalog in schemas/.")
+rules_app = typer.Typer(help="The detection rules (streams/rules.yaml or WIJKHUB_RULES_FILE).")
 household_app = typer.Typer(help="Household views, for operators (every read is audited).")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(household_app, name="household")
+app.add_typer(rules_app, name="rules")
 
 
 def _local_broker(settings: Settings):
@@ -274,6 +277,45 @@ def relay(
     finally:
         intake.close()
         consumer.close()
+
+
+def _rules_or_fail(path: str | None) -> RuleSet:
+    from wijkhub.streams.ruleset import RuleFileError, load
+
+    try:
+        return load(path)
+    except RuleFileError as exc:
+        typer.echo(f"{exc.args[0].split(':')[0]}: not valid", err=True)
+        for problem in exc.problems:
+            typer.echo(f"  - {problem}", err=True)
+        raise typer.Exit(1) from None
+
+
+@rules_app.command("list")
+def rules_list(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False) -> None:
+    """The active rules: id, version, family, legal basis, data read, window."""
+    active = _rules_or_fail(settings().rules_file or None)
+    rows = [{"id": r.id, "version": r.version, "family": r.family, "severity": r.severity,
+             "legal_basis": r.legal_basis, "reads": list(r.reads),
+             "window_days": r.window_days, "description": r.summary}
+            for r in active.rules]  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    typer.echo(f"rules from {active.source}")
+    for r in rows:
+        typer.echo(f"{r['id']} v{r['version']}  {r['family']}  {r['severity']}  "
+                   f"window {r['window_days']} d  reads {','.join(r['reads'])}\n"
+                   f"    {r['description']}\n    grondslag: {r['legal_basis']}")  # fmt: skip
+
+
+@rules_app.command("check")
+def rules_check(
+    path: Annotated[Path, typer.Argument(help="A rules file to validate before deploying it")],
+) -> None:
+    """Validate a rules file; exit 1 with every problem listed if it is not valid."""
+    checked = _rules_or_fail(str(path))
+    typer.echo(f"{path}: {len(checked.rules)} rules, valid")
 
 
 @household_app.command("show")

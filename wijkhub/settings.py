@@ -65,6 +65,8 @@ class Settings:
     connector_metrics_port: int = 6071
     # CBS pc6hnr<year>0801_gwb.csv: districts of addresses (empty: no districts).
     district_table: str = ""
+    # The detection rules (YAML); empty: the shipped streams/rules.yaml.
+    rules_file: str = ""
     # Match probability a signal without BSN needs to be linked to a resident.
     match_threshold: float = 0.99
     # 0 picks a free port, so parallel runs on one machine do not clash.
@@ -107,6 +109,7 @@ class Settings:
             ),
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
             district_table=env.get(f"{p}DISTRICT_TABLE", ""),
+            rules_file=env.get(f"{p}RULES_FILE", ""),
             match_threshold=(
                 float(match_threshold) if match_threshold else defaults.match_threshold
             ),
@@ -134,6 +137,7 @@ class Settings:
             f"{p}KAFKA_PORT": str(self.kafka_port),
             f"{p}MATCH_THRESHOLD": str(self.match_threshold),
             f"{p}DISTRICT_TABLE": self.district_table,
+            f"{p}RULES_FILE": self.rules_file,
             f"{p}INGEST_TOKENS": self.ingest_tokens,
             f"{p}OPERATOR_TOKENS": self.operator_tokens,
             f"{p}INTAKE_HOST": self.intake_host,

@@ -151,3 +151,10 @@ def consent(given, on, **kw):
         domain="teams",
         **kw,
     )
+
+
+def shipped_rules():
+    """The rules of the shipped streams/rules.yaml, validated as a worker would."""
+    from wijkhub.streams import ruleset
+
+    return ruleset.load().rules

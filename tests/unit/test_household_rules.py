@@ -1,7 +1,9 @@
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, Catalog
 from wijkhub.streams import household, rules
 
-from helpers import arrears, case, provision
+from helpers import arrears, case, provision, shipped_rules
+
+RULES = shipped_rules()
 
 
 def view_after(*events):
@@ -12,7 +14,7 @@ def view_after(*events):
 
 
 def fired(view):
-    return sorted(d.rule.id for d in rules.evaluate(view))
+    return sorted(d.rule.id for d in rules.evaluate(view, RULES))
 
 
 def test_two_creditor_types_within_90_days_fire_early_detection():
@@ -34,7 +36,7 @@ def test_out_of_order_arrival_still_fires_on_event_time():
 def test_two_debt_help_cases_at_different_teams_fire_duplicate_help():
     view = view_after(case("Team A", "c1"), case("Team B", "c2"))
     assert fired(view) == ["DH-TWO-HOLDERS-SAME-HELP"]
-    draft = rules.evaluate(view)[0]
+    draft = rules.evaluate(view, RULES)[0]
     assert {f["description"] for f in draft.facts} == {
         "Actief schuldhulp-traject bij Team A (contact: team@example)",
         "Actief schuldhulp-traject bij Team B (contact: team@example)",
@@ -59,16 +61,16 @@ def test_applying_the_same_event_twice_changes_nothing():
 
 def test_alert_id_is_deterministic_and_an_open_alert_is_not_raised_again():
     view = view_after(arrears("Huur", 0), arrears("Energie", 10))
-    first = rules.evaluate(view)
-    assert [d.alert_id for d in first] == [d.alert_id for d in rules.evaluate(view)]
+    first = rules.evaluate(view, RULES)
+    assert [d.alert_id for d in first] == [d.alert_id for d in rules.evaluate(view, RULES)]
     view["open_alerts"][first[0].alert_id] = first[0].rule.id
     household.apply(view, arrears("Water", 20))
-    assert rules.evaluate(view) == []
+    assert rules.evaluate(view, RULES) == []
 
 
 def test_alert_record_names_facts_without_amounts():
     view = view_after(arrears("Huur", 0), arrears("Energie", 10))
-    record = rules.alert_record(rules.evaluate(view)[0], "wijkteam-centrum", "0363", "c")
+    record = rules.alert_record(rules.evaluate(view, RULES)[0], "wijkteam-centrum", "0363", "c")
     assert record["family"] == "early_detection" and record["state"] == "open"
     assert "Wgs" in record["summary"]
     assert len(record["facts"]) == 2

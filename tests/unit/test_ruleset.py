@@ -1,0 +1,89 @@
+"""Rules as data: the shipped file loads; a bad file is refused with every reason."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from wijkhub.streams import ruleset
+from wijkhub.streams.ruleset import RuleFileError
+
+SHIPPED = yaml.safe_load(ruleset.RULES_FILE.read_text())
+
+
+def with_rule(**changes):
+    rule = {**SHIPPED["rules"][0], **changes}
+    return yaml.safe_dump({"rules": [rule]})
+
+
+def problems(text):
+    with pytest.raises(RuleFileError) as caught:
+        ruleset.parse(text, "test.yaml")
+    return caught.value.problems
+
+
+def test_the_shipped_rules_load_with_basis_data_classes_and_windows():
+    rules = ruleset.load().rules
+    assert [r.id for r in rules] == ["VS-ARREARS-2-CREDITORS-90D", "DH-TWO-HOLDERS-SAME-HELP"]
+    first = rules[0]
+    assert first.window_days == 90 and first.reads == ("debt",) and "Wgs" in first.legal_basis
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"reads": ["debt", "health"]}, "unknown domain(s) ['health']"),
+        ({"window_days": 0}, "window_days must be from 1 to 730 days"),
+        ({"window_days": "90 days"}, "window_days must be from 1 to 730 days"),
+        ({"legal_basis": {"law": "Wgs"}}, "legal_basis needs both law and article"),
+        ({"legal_basis": None}, "legal_basis is missing"),
+        ({"condition": {"type": "risk_score"}}, "unknown condition 'risk_score'"),
+        ({"condition": {"type": "arrears_from_distinct_creditors"}}, "needs ['min_creditors']"),
+        ({"condition": {"type": "arrears_from_distinct_creditors", "min_creditors": "2"}},
+         "min_creditors must be int"),
+        ({"family": "scoring"}, "unknown family 'scoring'"),
+        ({"severity": "urgent"}, "unknown severity 'urgent'"),
+    ],
+)  # fmt: skip
+def test_a_bad_rule_is_refused_with_a_clear_reason(change, reason):
+    found = problems(with_rule(**change))
+    assert any(reason in p for p in found), found
+
+
+def test_duplicate_ids_and_all_problems_at_once():
+    rule = SHIPPED["rules"][0]
+    found = problems(yaml.safe_dump({"rules": [rule, {**rule, "window_days": -1}]}))
+    assert any("duplicate id" in p for p in found) and any("window_days" in p for p in found)
+    assert problems("rules: []") == ["needs a non-empty list under 'rules'"]
+    assert problems("rules: [: bad")[0].startswith("not valid YAML")
+
+
+def test_a_changed_parameter_changes_what_fires():
+    from wijkhub.streams import household, rules
+
+    from helpers import arrears, linked  # noqa: F401 - builds views like the link stage
+
+    strict = ruleset.parse(with_rule(condition={"type": "arrears_from_distinct_creditors",
+                                                "min_creditors": 3}), "t").rules  # fmt: skip
+    view = household.new_view("H-1")
+    for event in (arrears("Huur", 0), arrears("Energie", 10)):
+        household.apply(view, event)
+    assert rules.evaluate(view, ruleset.load().rules) != []
+    assert rules.evaluate(view, strict) == []
+
+
+def test_rules_cli_lists_and_checks(tmp_path):
+    listed = subprocess.run([sys.executable, "-m", "wijkhub", "rules", "list", "--json"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert {r["id"] for r in json.loads(listed.stdout)} >= {"VS-ARREARS-2-CREDITORS-90D"}
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(with_rule(reads=["health"]))
+    checked = subprocess.run([sys.executable, "-m", "wijkhub", "rules", "check", str(bad)],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert checked.returncode == 1 and "unknown domain(s) ['health']" in checked.stderr
+    command = [sys.executable, "-m", "wijkhub", "rules", "check", str(ruleset.RULES_FILE)]
+    good = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0 and "2 rules, valid" in good.stdout
