@@ -54,27 +54,84 @@ def alert_id(rule_id: str, dedup_key: str) -> str:
     return "A-" + hashlib.sha256(f"{rule_id}|{dedup_key}".encode()).hexdigest()[:24]
 
 
+def _arrears(view: View, min_amount_cents: int) -> list[dict]:
+    """New arrears signals at or above the municipality's minimum amount (repeats not counted)."""
+    return [
+        s
+        for s in view["signals"]
+        if s["type"] == "arrears"
+        and not s.get("repeated")
+        and s.get("amount", 0) >= min_amount_cents
+    ]
+
+
+def _day(signal: dict) -> dt.date:
+    return dt.date.fromisoformat(signal["on"])
+
+
+def _arrears_fact(s: dict) -> dict:
+    description = f"Betalingsachterstand gemeld, schuldeiser: {s['category']}"
+    return {"event_id": s["event_id"], "on": s["on"], "type": "debt.arrears-signal",
+            "description": description}  # fmt: skip
+
+
 def arrears_from_distinct_creditors(
-    view: View, window_days: int, min_creditors: int
+    view: View, window_days: int, min_creditors: int, min_amount_cents: int
 ) -> Iterator[tuple[str, list[dict]]]:
     """Arrears from ``min_creditors`` kinds of creditor within the window (repeats not counted)."""
-    arrears = [s for s in view["signals"] if s["type"] == "arrears" and not s.get("repeated")]
+    arrears = _arrears(view, min_amount_cents)
     for group in combinations(arrears, min_creditors):
         if len({s["category"] for s in group}) < min_creditors:
             continue
         days = [dt.date.fromisoformat(s["on"]) for s in group]
         if max(days) - min(days) <= dt.timedelta(days=window_days):
-            facts = [
-                {
-                    "event_id": s["event_id"],
-                    "on": s["on"],
-                    "type": "debt.arrears-signal",
-                    "description": f"Betalingsachterstand gemeld, schuldeiser: {s['category']}",
-                }
-                for s in group
-            ]
-            yield view["household_ref"], facts
+            yield view["household_ref"], [_arrears_fact(s) for s in group]
             return
+
+
+def arrears_consecutive_months(
+    view: View, window_days: int, months: int, min_amount_cents: int
+) -> Iterator[tuple[str, list[dict]]]:
+    """Arrears reported by one creditor in ``months`` consecutive calendar months."""
+    by_creditor: dict[str, dict[int, dict]] = {}
+    for s in _arrears(view, min_amount_cents):
+        day = _day(s)
+        by_creditor.setdefault(s["category"], {}).setdefault(day.year * 12 + day.month, s)
+    for creditor, per_month in sorted(by_creditor.items()):
+        for first in sorted(per_month):
+            run = [per_month.get(first + i) for i in range(months)]
+            if all(run) and (_day(run[-1]) - _day(run[0])).days <= window_days:
+                yield f"{view['household_ref']}|{creditor}", [_arrears_fact(s) for s in run]
+                break
+
+
+def income_loss_then_arrears(
+    view: View, window_days: int, changes: list, min_amount_cents: int
+) -> Iterator[tuple[str, list[dict]]]:
+    """A benefit ended or sanctioned, followed by any arrears within the window."""
+    losses = [s for s in view["signals"] if s["type"] in {f"benefit-{c}" for c in changes}]
+    for loss in sorted(losses, key=_day):
+        after = [a for a in _arrears(view, min_amount_cents)
+                 if 0 <= (_day(a) - _day(loss)).days <= window_days]  # fmt: skip
+        if after:
+            change = loss["type"].removeprefix("benefit-")
+            description = f"Uitkering ({loss['category']}): {BENEFIT_CHANGES[change]}"
+            fact = {"event_id": loss["event_id"], "on": loss["on"],
+                    "type": "income.benefit-changed", "description": description}  # fmt: skip
+            yield f"{view['household_ref']}|{loss['event_id']}", [fact, _arrears_fact(after[0])]
+
+
+def crisis_signal(
+    view: View, window_days: int, min_amount_cents: int
+) -> Iterator[tuple[str, list[dict]]]:
+    """Eviction, cut-off of energy or water, end of health insurance: contact within 3 days."""
+    newest = max((_day(s) for s in view["signals"]), default=None)
+    for s in _arrears(view, min_amount_cents):
+        if s.get("crisis") and newest is not None and (newest - _day(s)).days <= window_days:
+            fact = {**_arrears_fact(s), "description":
+                    f"Crisissignaal van schuldeiser {s['category']} (huisuitzetting, afsluiting "
+                    "of beëindiging zorgverzekering dreigt)"}  # fmt: skip
+            yield f"{view['household_ref']}|{s['event_id']}", [fact]
 
 
 def same_help_different_holders(
@@ -103,10 +160,20 @@ class Condition:
     parameters: dict[str, type]  # besides window_days, which every rule has
 
 
+BENEFIT_CHANGES = {"ended": "beëindigd", "sanction": "maatregel opgelegd",
+                   "suspended": "opgeschort", "granted": "toegekend"}  # fmt: skip
+
 CONDITIONS: dict[str, Condition] = {
     "arrears_from_distinct_creditors": Condition(
-        arrears_from_distinct_creditors, {"min_creditors": int}
+        arrears_from_distinct_creditors, {"min_creditors": int, "min_amount_cents": int}
     ),
+    "arrears_consecutive_months": Condition(
+        arrears_consecutive_months, {"months": int, "min_amount_cents": int}
+    ),
+    "income_loss_then_arrears": Condition(
+        income_loss_then_arrears, {"changes": list, "min_amount_cents": int}
+    ),
+    "crisis_signal": Condition(crisis_signal, {"min_amount_cents": int}),
     "same_help_different_holders": Condition(
         same_help_different_holders, {"kinds": list, "min_holders": int}
     ),

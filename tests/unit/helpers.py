@@ -43,7 +43,7 @@ def linked(
     }
 
 
-def arrears(creditor, day, amount=100, since=None, **kw):
+def arrears(creditor, day, amount=100, since=None, crisis=False, **kw):
     return linked(
         "nl.wijkhub.debt.ArrearsSignal",
         {
@@ -53,7 +53,7 @@ def arrears(creditor, day, amount=100, since=None, **kw):
             "arrears_months": 1,
             "arrears_since": since,
             "signal_date": dt.date(2026, 1, 1) + dt.timedelta(days=day),
-            "crisis": False,
+            "crisis": crisis,
             "warm_handover": False,
         },
         **kw,
@@ -158,3 +158,19 @@ def shipped_rules():
     from wijkhub.streams import ruleset
 
     return ruleset.load().rules
+
+
+def benefit(change, day, **kw):
+    return linked(
+        "nl.wijkhub.income.BenefitChanged",
+        {
+            "benefit_id": f"b-{change}-{day}",
+            "benefit_type": "bijstand",
+            "change": change,
+            "on": dt.date(2026, 1, 1) + dt.timedelta(days=day),
+            "reason": "",
+        },
+        person="P-1",
+        domain="income",
+        **kw,
+    )

@@ -1,0 +1,75 @@
+"""The early-detection rules of rules.yaml, each firing on its pattern and quiet on a near miss."""
+
+import pytest
+import yaml
+
+from wijkhub.streams import household, rules, ruleset
+
+from helpers import arrears, benefit, shipped_rules
+
+RULES = shipped_rules()
+
+
+def fired(*events, rule_set=RULES):
+    view = household.new_view("H-1")
+    for e in events:
+        household.apply(view, e)
+    return sorted(d.rule.id for d in rules.evaluate(view, rule_set))
+
+
+def test_three_consecutive_months_with_one_creditor():
+    # 2026-01-01, 2026-02-01, 2026-03-01 (days 0, 31, 59), amounts rising: not repeats
+    months = [arrears("Huur", 0, amount=100), arrears("Huur", 31, amount=200),
+              arrears("Huur", 59, amount=300)]  # fmt: skip
+    assert fired(*months) == ["VS-ARREARS-3-MONTHS-ONE-CREDITOR"]
+    gap = [arrears("Huur", 0, amount=100), arrears("Huur", 31, amount=200),
+           arrears("Huur", 90, amount=300)]  # January, February, April  # fmt: skip
+    assert fired(*gap) == []
+
+
+def test_benefit_ended_or_sanctioned_then_arrears_within_60_days():
+    assert fired(benefit("sanction", 0), arrears("Energie", 45)) == [
+        "VS-INCOME-LOSS-THEN-ARREARS-60D"
+    ]
+    assert fired(benefit("ended", 0), arrears("Energie", 61)) == []  # too late
+    assert fired(arrears("Energie", 0), benefit("ended", 10)) == []  # arrears came first
+    assert fired(benefit("granted", 0), arrears("Energie", 5)) == []  # not a loss of income
+
+
+def test_a_crisis_signal_fires_alone_with_the_highest_severity():
+    view = household.new_view("H-1")
+    household.apply(view, arrears("Water", 3, crisis=True))
+    [draft] = rules.evaluate(view, RULES)
+    assert draft.rule.id == "VS-CRISIS-SIGNAL" and draft.rule.severity == "critical"
+    assert fired(arrears("Water", 3)) == []
+
+
+def test_two_crisis_signals_are_two_alerts_and_a_replay_adds_none():
+    first, second = arrears("Water", 3, crisis=True), arrears("Huur", 5, crisis=True)
+    view = household.new_view("H-1")
+    for e in (first, second):
+        household.apply(view, e)
+    drafts = rules.evaluate(view, RULES)
+    crisis = [d for d in drafts if d.rule.id == "VS-CRISIS-SIGNAL"]
+    assert len(crisis) == 2 and len({d.alert_id for d in crisis}) == 2
+    for d in drafts:
+        view["open_alerts"][d.alert_id] = d.rule.id
+    household.apply(view, first)
+    assert rules.evaluate(view, RULES) == []
+
+
+@pytest.mark.parametrize("rule_id", ["VS-ARREARS-2-CREDITORS-90D", "VS-CRISIS-SIGNAL"])
+def test_a_municipal_minimum_amount_is_configuration(rule_id):
+    doc = yaml.safe_load(ruleset.RULES_FILE.read_text())
+    for rule in doc["rules"]:
+        if "min_amount_cents" in rule["condition"]:
+            rule["condition"]["min_amount_cents"] = 50_000
+    strict = ruleset.parse(yaml.safe_dump(doc), "gemeente.yaml").rules
+    scenarios = {
+        "VS-ARREARS-2-CREDITORS-90D": [arrears("Huur", 0, amount=60_000),
+                                       arrears("Energie", 9, amount=4_000)],
+        "VS-CRISIS-SIGNAL": [arrears("Water", 3, amount=4_000, crisis=True)],
+    }  # fmt: skip
+    events = scenarios[rule_id]
+    assert rule_id in fired(*events)
+    assert rule_id not in fired(*events, rule_set=strict)
