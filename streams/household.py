@@ -155,6 +155,7 @@ def _add_involvement(
             "contact": contact,
             "event_id": f.event_id,
             "person": f.person,
+            "domain": f.domain,  # teams: a wijkteam case; care/youth/debt: a provider's help
         }
     )
     return True

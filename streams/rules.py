@@ -154,6 +154,34 @@ def same_help_different_holders(
             yield f"{view['household_ref']}|{kind}", facts
 
 
+def _involvement_fact(i: dict) -> dict:
+    contact = f" (contact: {i['contact']})" if i["contact"] else ""
+    return {"event_id": i["event_id"], "on": i["since"], "type": f"involvement.{i['kind']}",
+            "description": f"Actief {i['kind']}-traject bij {i['holder']}{contact}"}  # fmt: skip
+
+
+def help_in_domains_without_coordinator(
+    view: View, window_days: int, min_domains: int
+) -> Iterator[tuple[str, list[dict]]]:
+    """Active help of ``min_domains`` or more kinds and no regisseur on record."""
+    kinds = {i["kind"] for i in view["involvements"]}
+    if len(kinds) >= min_domains and view["coordinator"] is None:
+        first_per_kind = {}
+        for i in sorted(view["involvements"], key=lambda i: i["since"]):
+            first_per_kind.setdefault(i["kind"], i)
+        yield view["household_ref"], [_involvement_fact(i) for i in first_per_kind.values()]
+
+
+def open_cases_at_teams(
+    view: View, window_days: int, min_teams: int
+) -> Iterator[tuple[str, list[dict]]]:
+    """Open wijkteam cases for one household at ``min_teams`` or more teams, for different kinds
+    of help (cases of one kind at two teams are the same-help pattern: one alert, not two)."""
+    cases = [i for i in view["involvements"] if i.get("domain") == "teams"]
+    if len({i["holder"] for i in cases}) >= min_teams and len({i["kind"] for i in cases}) >= 2:
+        yield view["household_ref"], [_involvement_fact(i) for i in cases]
+
+
 @dataclass(frozen=True)
 class Condition:
     function: Callable[..., Iterator[tuple[str, list[dict]]]]
@@ -174,6 +202,10 @@ CONDITIONS: dict[str, Condition] = {
         income_loss_then_arrears, {"changes": list, "min_amount_cents": int}
     ),
     "crisis_signal": Condition(crisis_signal, {"min_amount_cents": int}),
+    "help_in_domains_without_coordinator": Condition(
+        help_in_domains_without_coordinator, {"min_domains": int}
+    ),
+    "open_cases_at_teams": Condition(open_cases_at_teams, {"min_teams": int}),
     "same_help_different_holders": Condition(
         same_help_different_holders, {"kinds": list, "min_holders": int}
     ),

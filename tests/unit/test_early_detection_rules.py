@@ -5,7 +5,7 @@ import yaml
 
 from wijkhub.streams import household, rules, ruleset
 
-from helpers import arrears, benefit, shipped_rules
+from helpers import arrears, benefit, case, linked, provision, shipped_rules
 
 RULES = shipped_rules()
 
@@ -73,3 +73,26 @@ def test_a_municipal_minimum_amount_is_configuration(rule_id):
     events = scenarios[rule_id]
     assert rule_id in fired(*events)
     assert rule_id not in fired(*events, rule_set=strict)
+
+
+def test_help_in_three_domains_without_a_regisseur():
+    three = [case("Schuldhulp Noord", "c1"), provision("AGB1", "p1"),
+             case("Jeugdteam", "c2", case_type="jeugd")]  # fmt: skip
+    assert "DH-3-DOMAINS-NO-REGISSEUR" in fired(*three)
+    on = three[0]["event"]["payload"][1]["opened_on"]
+    assigned = {"team": "Wijkteam Centrum", "on": on, "contact": "020-1"}
+    regisseur = linked("nl.wijkhub.teams.CoordinatorAssigned", assigned, person="P-1",
+                       domain="teams")  # fmt: skip
+    assert "DH-3-DOMAINS-NO-REGISSEUR" not in fired(*three, regisseur)
+    assert "DH-3-DOMAINS-NO-REGISSEUR" not in fired(*three[:2])
+
+
+def test_two_teams_with_open_cases_of_different_kinds():
+
+    assert "DH-TWO-TEAMS-OPEN-CASES" in fired(
+        case("Wijkteam Noord", "c1", case_type="breed"), case("Jeugdteam", "c2", case_type="jeugd")
+    )
+    assert "DH-TWO-TEAMS-OPEN-CASES" not in fired(
+        case("Wijkteam Noord", "c1", case_type="breed"), case("Wijkteam Noord", "c2",
+                                                              case_type="jeugd")
+    )  # fmt: skip
