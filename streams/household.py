@@ -100,7 +100,8 @@ def _member_left(view: View, f: Fact) -> bool:
 def _add_signal(view: View, f: Fact, type_: str, category: str, on: dt.date, **extra: Any) -> bool:
     if any(s["event_id"] == f.event_id for s in view["signals"]):
         return False
-    signal = {"event_id": f.event_id, "type": type_, "category": category, "on": _iso(on), **extra}
+    signal = {"event_id": f.event_id, "type": type_, "category": category, "on": _iso(on),
+              "domain": f.domain, "person": f.person, **extra}  # fmt: skip
     view["signals"].append(signal)
     view["signals"].sort(key=lambda s: s["on"])
     del view["signals"][:-MAX_SIGNALS]

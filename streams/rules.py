@@ -36,6 +36,32 @@ class Rule:
     """Yields (dedup key, facts) for every condition that holds now."""
     reads: tuple[str, ...] = ()
     window_days: int = 0
+    covers: tuple[str, ...] = ()  # domains the legal basis itself allows this rule to read
+    consent_purpose: str | None = None  # for the other domains it reads: consent needed
+
+    def view_for(self, view: View) -> View:
+        """The view as this rule may see it: facts from domains its basis does not cover only
+        for people whose consent for this purpose and domain is on record (latest: given).
+
+        The engine applies this to every rule; a rule author cannot skip it.
+        """
+        beyond = set(self.reads) - set(self.covers)
+        if not beyond:
+            return view
+
+        def allowed(item: dict) -> bool:
+            domain = item.get("domain")
+            if domain not in beyond:
+                return True
+            statements = view["consent"].get(item.get("person") or "", {})
+            latest = statements.get(f"{self.consent_purpose}|{domain}")
+            return bool(latest and latest["given"])
+
+        return {
+            **view,
+            "signals": [s for s in view["signals"] if allowed(s)],
+            "involvements": [i for i in view["involvements"] if allowed(i)],
+        }
 
 
 @dataclass(frozen=True)
@@ -182,6 +208,17 @@ def open_cases_at_teams(
         yield view["household_ref"], [_involvement_fact(i) for i in cases]
 
 
+def youth_help_after_debt_signal(view: View, window_days: int) -> Iterator[tuple[str, list[dict]]]:
+    """New youth care or youth protection where a debt signal came in the window before it."""
+    debts = [s for s in view["signals"] if s["type"] == "arrears" and not s.get("repeated")]
+    for help_ in (i for i in view["involvements"] if i["kind"] == "jeugd"):
+        start = dt.date.fromisoformat(help_["since"])
+        before = [s for s in debts if 0 <= (start - _day(s)).days <= window_days]
+        if before:
+            facts = [_involvement_fact(help_), _arrears_fact(max(before, key=_day))]
+            yield f"{view['household_ref']}|{help_['ref']}", facts
+
+
 @dataclass(frozen=True)
 class Condition:
     function: Callable[..., Iterator[tuple[str, list[dict]]]]
@@ -206,6 +243,7 @@ CONDITIONS: dict[str, Condition] = {
         help_in_domains_without_coordinator, {"min_domains": int}
     ),
     "open_cases_at_teams": Condition(open_cases_at_teams, {"min_teams": int}),
+    "youth_help_after_debt_signal": Condition(youth_help_after_debt_signal, {}),
     "same_help_different_holders": Condition(
         same_help_different_holders, {"kinds": list, "min_holders": int}
     ),
@@ -216,7 +254,7 @@ def evaluate(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
     """New alerts for this view: conditions that hold and are not already open."""
     drafts = []
     for rule in rules:
-        for key, facts in rule.evaluate(view):
+        for key, facts in rule.evaluate(rule.view_for(view)):
             aid = alert_id(rule.id, key)
             if aid not in view["open_alerts"]:
                 drafts.append(AlertDraft(aid, rule, view["household_ref"], facts))

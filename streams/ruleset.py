@@ -62,11 +62,21 @@ def _check_rule(n: int, raw: Any, seen: set[str]) -> list[str]:
     basis = raw["legal_basis"]
     if not isinstance(basis, dict) or not basis.get("law") or not basis.get("article"):
         problems.append(f"{where}: legal_basis needs both law and article")
+        basis = {}
     domains = {d.value for d in Domain}
     reads = raw["reads"] if isinstance(raw["reads"], list) else [raw["reads"]]
-    unknown = [d for d in reads if d not in domains]
+    covers = basis.get("covers") if isinstance(basis.get("covers"), list) else None
+    unknown = [d for d in [*reads, *(covers or [])] if d not in domains]
     if unknown:
         problems.append(f"{where}: unknown domain(s) {unknown}; expected {sorted(domains)}")
+    if basis and covers is None:
+        problems.append(f"{where}: legal_basis needs covers: the domains the basis allows")
+    elif basis and set(reads) - set(covers) and not raw.get("consent_purpose"):
+        extra = sorted(set(reads) - set(covers))
+        problems.append(
+            f"{where}: reads {extra} beyond its legal basis; name the consent_purpose under "
+            "which people can allow it, or drop those domains"
+        )
     window = raw["window_days"]
     if not isinstance(window, int) or not 1 <= window <= MAX_WINDOW_DAYS:
         problems.append(
@@ -111,6 +121,8 @@ def _build(raw: dict[str, Any]) -> Rule:
         legal_basis=f"{basis['law']} {basis['article']}",
         summary=raw["description"],
         reads=tuple(raw["reads"] if isinstance(raw["reads"], list) else [raw["reads"]]),
+        covers=tuple(basis["covers"]),
+        consent_purpose=raw.get("consent_purpose"),
         window_days=raw["window_days"],
         evaluate=partial(kind.function, window_days=raw["window_days"], **condition),
     )

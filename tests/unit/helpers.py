@@ -143,10 +143,10 @@ def closed(team, case_id, **kw):
     )
 
 
-def consent(given, on, **kw):
+def consent(given, on, purpose="wmo-regie", domain="youth", **kw):
     return linked(
         "nl.wijkhub.teams.ConsentChanged",
-        {"purpose": "wmo-regie", "domain": "youth", "given": given, "on": on},
+        {"purpose": purpose, "domain": domain, "given": given, "on": on},
         person="P-1",
         domain="teams",
         **kw,

@@ -28,7 +28,7 @@ def test_the_shipped_rules_load_with_basis_data_classes_and_windows():
     rules = ruleset.load().rules
     assert [r.id for r in rules][:2] == ["VS-ARREARS-2-CREDITORS-90D",
                                          "VS-ARREARS-3-MONTHS-ONE-CREDITOR"]  # fmt: skip
-    assert len(rules) == 7
+    assert len(rules) == 8
     first = rules[0]
     assert first.window_days == 90 and first.reads == ("debt",) and "Wgs" in first.legal_basis
 
@@ -41,6 +41,8 @@ def test_the_shipped_rules_load_with_basis_data_classes_and_windows():
         ({"window_days": "90 days"}, "window_days must be from 1 to 730 days"),
         ({"legal_basis": {"law": "Wgs"}}, "legal_basis needs both law and article"),
         ({"legal_basis": None}, "legal_basis is missing"),
+        ({"legal_basis": {"law": "Wgs", "article": "3"}}, "legal_basis needs covers"),
+        ({"reads": ["debt", "youth"]}, "reads ['youth'] beyond its legal basis"),
         ({"condition": {"type": "risk_score"}}, "unknown condition 'risk_score'"),
         ({"condition": {"type": "arrears_from_distinct_creditors"}},
          "needs ['min_creditors', 'min_amount_cents']"),
@@ -90,4 +92,4 @@ def test_rules_cli_lists_and_checks(tmp_path):
     assert checked.returncode == 1 and "unknown domain(s) ['health']" in checked.stderr
     command = [sys.executable, "-m", "wijkhub", "rules", "check", str(ruleset.RULES_FILE)]
     good = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert good.returncode == 0 and "7 rules, valid" in good.stdout
+    assert good.returncode == 0 and "8 rules, valid" in good.stdout

@@ -1,11 +1,13 @@
-"""The early-detection rules of rules.yaml, each firing on its pattern and quiet on a near miss."""
+"""The rules of rules.yaml, each firing on its pattern and quiet on a near miss."""
+
+import datetime as dt
 
 import pytest
 import yaml
 
 from wijkhub.streams import household, rules, ruleset
 
-from helpers import arrears, benefit, case, linked, provision, shipped_rules
+from helpers import arrears, benefit, case, consent, linked, provision, shipped_rules
 
 RULES = shipped_rules()
 
@@ -96,3 +98,27 @@ def test_two_teams_with_open_cases_of_different_kinds():
         case("Wijkteam Noord", "c1", case_type="breed"), case("Wijkteam Noord", "c2",
                                                               case_type="jeugd")
     )  # fmt: skip
+
+
+def test_debt_data_counts_for_youth_help_only_with_consent_on_record():
+    debt = arrears("Huur", 0, person="P-1")  # 2026-01-01, about P-1
+    youth = provision("AGB9", "j1", domain="youth")  # started 2026-02-01
+    rule = "VS-YOUTH-HELP-AFTER-DEBT-180D"
+    assert rule not in fired(debt, youth)  # no consent: the debt signal is not visible
+    given = consent(True, dt.date(2026, 1, 15), purpose="jeugd-schuldsignaal", domain="debt")
+    assert rule in fired(debt, youth, given)
+    withdrawn = consent(False, dt.date(2026, 3, 1), purpose="jeugd-schuldsignaal", domain="debt")
+    assert rule not in fired(debt, youth, given, withdrawn)
+    other_purpose = consent(True, dt.date(2026, 1, 15), purpose="wmo-regie", domain="debt")
+    assert rule not in fired(debt, youth, other_purpose)
+    old_debt = arrears("Huur", -200, person="P-1")  # more than 180 days before the youth help
+    assert rule not in fired(old_debt, youth, given)
+
+
+def test_wmo_coordination_reads_youth_help_only_with_consent():
+    # zorg (care), jeugd (youth), a schuldhulp case (teams)
+    three = [provision("AGB1", "p1"), provision("AGB9", "j1", domain="youth"),
+             case("Wijkteam", "c1")]  # fmt: skip
+    assert "DH-3-DOMAINS-NO-REGISSEUR" not in fired(*three)
+    given = consent(True, dt.date(2026, 1, 1), purpose="wmo-regie", domain="youth")
+    assert "DH-3-DOMAINS-NO-REGISSEUR" in fired(*three, given)
