@@ -123,7 +123,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     """Create the Faust app with its topics, tables, agents and /metrics page."""
     metrics = metrics or Metrics()
     catalog = Catalog()
-    router = Router.parse(settings.team_areas)
+    router = Router.load(settings.routing_file or None)  # refused here if invalid
     weights = Weights.shipped()
     active_rules = ruleset.load(settings.rules_file or None).rules  # refused here if invalid
     districts = (
@@ -404,7 +404,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             view["district"] = found.as_record() if found else None
         changed[ref] = (view, event)
         for draft in rules.evaluate(view, active_rules):
-            team = router.team_for(view["address_ref"])
+            route = router.route(draft.rule.id, view.get("district"))
+            team = route.team
+            if route.routed_by == "fallback":
+                metrics.alerts_unrouted.labels(draft.rule.family).inc()
             record = rules.alert_record(draft, team, env["municipality"], env["correlation_id"])
             await out.send(alerts_name, draft.alert_id.encode(), catalog.encode(ALERT, record))
             view["open_alerts"][draft.alert_id] = draft.rule.id

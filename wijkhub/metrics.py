@@ -81,6 +81,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.alerts_unrouted = Counter(
+            "wijkhub_alerts_unrouted_total",
+            "Alerts sent to the fallback team: no team covers the household's district.",
+            ["family"],
+            registry=r,
+        )
         self.alert_latency = Histogram(
             "wijkhub_alert_latency_seconds",
             "From the connector accepting the event that completed a pattern to the alert.",

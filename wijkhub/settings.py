@@ -55,7 +55,8 @@ class Settings:
     # Batches read by the stream processors: bigger amortises per-message cost.
     batch_size: int = 500
     batch_within_seconds: float = 0.2
-    team_areas: str = "wijkteam-centrum=1000-1049,wijkteam-noord=1050-1099,wijkteam-zuid=1100-1199"
+    # Alert routing: district → team, specialised teams, fallback (empty: streams/routing.yaml).
+    routing_file: str = ""
     ingest_tokens: str = field(default="", repr=False)
     # name=token,… of the operators who may read a household view (GET /households/<ref>)
     operator_tokens: str = field(default="", repr=False)
@@ -99,7 +100,7 @@ class Settings:
             batch_within_seconds=(
                 float(batch_within) if batch_within else defaults.batch_within_seconds
             ),
-            team_areas=env.get(f"{p}TEAM_AREAS", defaults.team_areas),
+            routing_file=env.get(f"{p}ROUTING_FILE", ""),
             ingest_tokens=env.get(f"{p}INGEST_TOKENS", ""),
             operator_tokens=env.get(f"{p}OPERATOR_TOKENS", ""),
             intake_host=env.get(f"{p}INTAKE_HOST", defaults.intake_host),
@@ -133,7 +134,7 @@ class Settings:
             f"{p}ROCKSDB_BLOCK_CACHE_BYTES": str(self.rocksdb_block_cache_bytes),
             f"{p}BATCH_SIZE": str(self.batch_size),
             f"{p}BATCH_WITHIN_SECONDS": str(self.batch_within_seconds),
-            f"{p}TEAM_AREAS": self.team_areas,
+            f"{p}ROUTING_FILE": self.routing_file,
             f"{p}KAFKA_PORT": str(self.kafka_port),
             f"{p}MATCH_THRESHOLD": str(self.match_threshold),
             f"{p}DISTRICT_TABLE": self.district_table,

@@ -286,3 +286,18 @@ def test_metrics_are_served_with_real_counts(hub):
 
 
 pytestmark = pytest.mark.timeout(600)
+
+
+def test_routing_crisis_team_by_rule_and_fallback_outside_the_districts(hub):
+    p, q = person("1016MN", "2"), person("9999AA", "1")  # 9999AA: no district in the table
+    hub.ingest("population", [p, q])
+    crisis = {**arrears("1016MN", "2", "Water", "2026-04-01"), "crisis": True}
+    hub.ingest("vroegsignalering", [crisis, arrears("9999AA", "1", "Huur", "2026-03-01"),
+                                    arrears("9999AA", "1", "Energie", "2026-03-09")])  # fmt: skip
+    [alert] = wait_for_alerts(hub, {household("1016MN", "2")}, 1)
+    assert (alert["rule_id"], alert["severity"]) == ("VS-CRISIS-SIGNAL", "critical")
+    assert alert["team"] == "schuldhulp-crisisteam"
+    [outside] = wait_for_alerts(hub, {household("9999AA", "1")}, 1)
+    assert outside["team"] == "wijkteam-centraal"
+    unrouted = series(hub.worker.metrics_text(), "wijkhub_alerts_unrouted_total")
+    assert sum(v for _, v in unrouted) >= 1
