@@ -40,7 +40,16 @@ from wijkhub.schemas.registry import (
     DecodeError,
 )
 from wijkhub.settings import Settings
-from wijkhub.streams import household, linking, pages, residence, rules, ruleset, toewijzing
+from wijkhub.streams import (
+    household,
+    lifecycle,
+    linking,
+    pages,
+    residence,
+    rules,
+    ruleset,
+    toewijzing,
+)
 from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.routing import Router
@@ -126,6 +135,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     router = Router.load(settings.routing_file or None)  # refused here if invalid
     weights = Weights.shipped()
     active_rules = ruleset.load(settings.rules_file or None).rules  # refused here if invalid
+    rules_by_id = {r.id: r for r in active_rules}
     districts = (
         DistrictTable.load(Path(settings.district_table), settings.municipality)
         if settings.district_table
@@ -403,23 +413,30 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             found = districts.lookup(view["address_ref"])
             view["district"] = found.as_record() if found else None
         changed[ref] = (view, event)
-        for draft in rules.evaluate(view, active_rules):
-            route = router.route(draft.rule.id, view.get("district"))
-            team = route.team
-            if route.routed_by == "fallback":
-                metrics.alerts_unrouted.labels(draft.rule.family).inc()
-            record = rules.alert_record(draft, team, env["municipality"], env["correlation_id"])
-            await out.send(alerts_name, draft.alert_id.encode(), catalog.encode(ALERT, record))
-            view["open_alerts"][draft.alert_id] = draft.rule.id
-            metrics.alerts_raised.labels(draft.rule.id, draft.rule.family, team).inc()
-            metrics.alert_latency.labels(draft.rule.family).observe(
-                max(0.0, time.time() - env["received_at"].timestamp())
-            )
+        for change in lifecycle.step(view, rules.holding(view, active_rules), rules_by_id):
+            rule = change.rule
+            route = router.route(rule.id, view.get("district"))
+            if route.routed_by == "fallback" and change.kind == "raised":
+                metrics.alerts_unrouted.labels(rule.family).inc()
+            draft = rules.AlertDraft(change.alert_id, rule, ref, change.facts)
+            resolved = change.kind == "resolved"
+            record = rules.alert_record(
+                draft, route.team, env["municipality"], env["correlation_id"],
+                state="resolved" if resolved else "open",
+                resolution=lifecycle.CONDITION_ENDED if resolved else None,
+            )  # fmt: skip
+            await out.send(alerts_name, change.alert_id.encode(), catalog.encode(ALERT, record))
+            metrics.alert_changes.labels(rule.id, rule.family, route.team, change.kind).inc()
+            if change.kind == "raised":
+                metrics.alerts_raised.labels(rule.id, rule.family, route.team).inc()
+                metrics.alert_latency.labels(rule.family).observe(
+                    max(0.0, time.time() - env["received_at"].timestamp())
+                )
             log.info(
-                "alert raised",
-                alert_id=draft.alert_id,
-                rule_id=draft.rule.id,
-                team=team,
+                f"alert {change.kind}",
+                alert_id=change.alert_id,
+                rule_id=rule.id,
+                team=route.team,
                 event_id=env["event_id"],
                 correlation_id=env["correlation_id"],
             )

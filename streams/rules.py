@@ -36,6 +36,8 @@ class Rule:
     """Yields (dedup key, facts) for every condition that holds now."""
     reads: tuple[str, ...] = ()
     window_days: int = 0
+    auto_resolve: bool = False  # resolve the alert when the condition no longer holds
+    cooldown_days: int = 30  # after resolution, no new alert on evidence within this time
     covers: tuple[str, ...] = ()  # domains the legal basis itself allows this rule to read
     consent_purpose: str | None = None  # for the other domains it reads: consent needed
 
@@ -250,19 +252,27 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
+def holding(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
+    """Every condition that holds now, as the alert it means (open or not)."""
+    return [
+        AlertDraft(alert_id(rule.id, key), rule, view["household_ref"], facts)
+        for rule in rules
+        for key, facts in rule.evaluate(rule.view_for(view))
+    ]
+
+
 def evaluate(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
     """New alerts for this view: conditions that hold and are not already open."""
-    drafts = []
-    for rule in rules:
-        for key, facts in rule.evaluate(rule.view_for(view)):
-            aid = alert_id(rule.id, key)
-            if aid not in view["open_alerts"]:
-                drafts.append(AlertDraft(aid, rule, view["household_ref"], facts))
-    return drafts
+    return [d for d in holding(view, rules) if d.alert_id not in view["open_alerts"]]
 
 
 def alert_record(
-    draft: AlertDraft, team: str, municipality: str, correlation_id: str
+    draft: AlertDraft,
+    team: str,
+    municipality: str,
+    correlation_id: str,
+    state: str = "open",
+    resolution: str | None = None,
 ) -> dict[str, Any]:
     """The Alert as published: rule, facts and routing; no amounts, no names."""
 
@@ -276,7 +286,8 @@ def alert_record(
         "rule_version": rule.version,
         "family": rule.family,
         "severity": rule.severity,
-        "state": "open",
+        "state": state,
+        "resolution": resolution,
         "household_ref": draft.household_ref,
         "team": team,
         "municipality": municipality,

@@ -84,6 +84,11 @@ def _check_rule(n: int, raw: Any, seen: set[str]) -> list[str]:
         )
     if raw["severity"] not in SEVERITIES:
         problems.append(f"{where}: unknown severity {raw['severity']!r}; expected {SEVERITIES}")
+    if not isinstance(raw.get("auto_resolve", False), bool):
+        problems.append(f"{where}: auto_resolve must be true or false")
+    cooldown = raw.get("cooldown_days", 30)
+    if not isinstance(cooldown, int) or not 0 <= cooldown <= MAX_WINDOW_DAYS:
+        problems.append(f"{where}: cooldown_days must be from 0 to {MAX_WINDOW_DAYS}")
     if raw["dedup"] not in DEDUP:
         problems.append(f"{where}: unknown dedup {raw['dedup']!r}; expected {DEDUP}")
     problems += _check_condition(where, raw["condition"])
@@ -125,6 +130,8 @@ def _build(raw: dict[str, Any]) -> Rule:
         consent_purpose=raw.get("consent_purpose"),
         window_days=raw["window_days"],
         evaluate=partial(kind.function, window_days=raw["window_days"], **condition),
+        auto_resolve=bool(raw.get("auto_resolve", False)),
+        cooldown_days=int(raw.get("cooldown_days", 30)),
     )
 
 

@@ -81,6 +81,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.alert_changes = Counter(
+            "wijkhub_alert_changes_total",
+            "Alert state changes by rule, family, team and change (raised, updated, resolved).",
+            ["rule", "family", "team", "change"],
+            registry=r,
+        )
         self.alerts_unrouted = Counter(
             "wijkhub_alerts_unrouted_total",
             "Alerts sent to the fallback team: no team covers the household's district.",

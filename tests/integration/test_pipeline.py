@@ -301,3 +301,20 @@ def test_routing_crisis_team_by_rule_and_fallback_outside_the_districts(hub):
     assert outside["team"] == "wijkteam-centraal"
     unrouted = series(hub.worker.metrics_text(), "wijkhub_alerts_unrouted_total")
     assert sum(v for _, v in unrouted) >= 1
+
+
+def test_duplicate_help_alert_resolves_itself_when_one_case_closes(hub):
+    p = person("1018PQ", "3")
+    first, second = case(p["bsn"], "Stadsbank"), case(p["bsn"], "Humanitas")
+    hub.ingest("population", [p])
+    hub.ingest("teams", [first, second])
+    ref = household("1018PQ", "3")
+    [raised] = wait_for_alerts(hub, {ref}, 1)
+    assert raised["state"] == "open"
+    close = {"kind": "case_closed", "message_id": f"close-{next(_messages)}", "bsn": p["bsn"],
+             "case_id": second["case_id"], "team": "Humanitas",
+             "occurred_at": "2026-06-01"}  # fmt: skip
+    hub.ingest("teams", [close])
+    states = [a for a in wait_for_alerts(hub, {ref}, 2) if a["alert_id"] == raised["alert_id"]]
+    assert [(a["state"], a["resolution"]) for a in states] == [
+        ("open", None), ("resolved", "condition ended")]  # fmt: skip
