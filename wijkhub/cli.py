@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
@@ -307,6 +308,53 @@ def rules_list(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = F
         typer.echo(f"{r['id']} v{r['version']}  {r['family']}  {r['severity']}  "
                    f"window {r['window_days']} d  reads {','.join(r['reads'])}\n"
                    f"    {r['description']}\n    grondslag: {r['legal_basis']}")  # fmt: skip
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    since: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD), event time")],
+    until: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), event time")],
+    candidate: Annotated[
+        Path | None, typer.Option("--rules", help="A rules file to compare with the active one")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False,
+) -> None:
+    """Replay the recorded raw topics through the rules in memory; nothing is delivered."""
+    from wijkhub.backtest import recorded_events, replay
+    from wijkhub.streams.district import DistrictTable
+    from wijkhub.streams.routing import Router
+
+    s = settings()
+    try:
+        first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
+    except ValueError:
+        _fail("--from and --to must be dates like 2026-01-31")
+    active = _rules_or_fail(s.rules_file or None)
+    other = _rules_or_fail(str(candidate)) if candidate else None
+    router = Router.load(s.routing_file or None)
+    districts = (DistrictTable.load(Path(s.district_table), s.municipality)
+                 if s.district_table else None)  # fmt: skip
+    began = time.monotonic()
+    with typer.progressbar(length=0, label="reading raw topics", file=sys.stderr) as bar:
+        events = recorded_events(s, bar.update)
+    current = replay(events, active.rules, router, districts, first, last)
+    proposed = replay(events, other.rules, router, districts, first, last) if other else None
+    rows = []
+    for rule_id, team in sorted(set(current) | set(proposed or {})):
+        row = {"rule": rule_id, "team": team, "active": current[(rule_id, team)]}
+        if proposed is not None:
+            row["candidate"] = proposed[(rule_id, team)]
+            row["difference"] = row["candidate"] - row["active"]
+        rows.append(row)
+    result = {"from": since, "to": until, "events": len(events), "alerts": rows,
+              "seconds": round(time.monotonic() - began, 2)}  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"{len(events)} events replayed in {result['seconds']} s; alerts {since}…{until}:")
+    for row in rows:
+        extra = f"  candidate {row['candidate']} ({row['difference']:+d})" if other else ""
+        typer.echo(f"  {row['rule']:<36} {row['team']:<24} {row['active']}{extra}")
 
 
 @rules_app.command("check")
