@@ -143,6 +143,13 @@ def _person_deceased(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
     return "nl.wijkhub.population.PersonDeceased", {"died_on": _date(r, "occurred_at")}
 
 
+def _person_departed(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
+    return "nl.wijkhub.population.PersonDeparted", {
+        "departed_on": _date(r, "occurred_at"),
+        "destination": _text_or(r, "destination"),
+    }
+
+
 def _relation_changed(r: Record, p: Pseudonymiser) -> tuple[str, Record]:
     return "nl.wijkhub.population.RelationChanged", {
         "related_person_ref": p.person_ref(_text(r, "related_bsn")),
@@ -285,6 +292,9 @@ KINDS: dict[str, Kind] = {
     ),
     "person_moved": Kind(
         P, "nl.wijkhub.population.person-moved", Bsn.REQUIRED, _person_registered, True
+    ),
+    "person_departed": Kind(
+        P, "nl.wijkhub.population.person-departed", Bsn.REQUIRED, _person_departed
     ),
     "person_deceased": Kind(
         P, "nl.wijkhub.population.person-deceased", Bsn.REQUIRED, _person_deceased

@@ -57,6 +57,7 @@ from wijkhub.streams.topics import (
     ALERTS,
     BY_ADDRESS,
     DLQ_STREAMS,
+    HAND_OVER,
     LINKED,
     RAW_TOPICS,
     UNMATCHED,
@@ -117,7 +118,7 @@ class Outbox:
 
 LINK_OUTCOMES = (
     # person stage: every input ends as exactly one of these (derived and unparked are inputs)
-    "routed", "parked", "diffed", "unlinkable", "derived", "unparked",
+    "routed", "parked", "diffed", "unlinkable", "handed-over", "derived", "unparked",
     # address stage: every by-address record ends as exactly one of these (or unmatched)
     "person", "address", "match", "unmatched",
 )  # fmt: skip
@@ -223,6 +224,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     linked_name, alerts_name = topic_name(LINKED), topic_name(ALERTS)
     view_name, dlq_name = topic_name(HOUSEHOLD_VIEW_TOPIC), topic_name(DLQ_STREAMS)
     by_address_name, unmatched_name = topic_name(BY_ADDRESS), topic_name(UNMATCHED)
+    hand_over_name = topic_name(HAND_OVER)
     linked_out = metrics.events_produced.labels(linked_name, "addresses")
     routed_out = metrics.events_produced.labels(by_address_name, "link")
     link_outcome = {m: metrics.link_outcomes.labels(m) for m in LINK_OUTCOMES}
@@ -283,18 +285,22 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         """Where the person lived on the event's date decides which address stage it goes to."""
         stored = persons.get(key) if raw["subject"]["person_ref"] else None
         state = stored or linking.new_person()  # a fresh copy: the table decodes on every read
-        fingerprint = (len(state["residences"]), state["died_on"])
+        before = linking.fingerprint(state)
         decision = linking.route(raw, state)
         if isinstance(decision, linking.Park):
             parked[key] = [*(parked.get(key) or []), value.hex()]
             link_outcome["parked"].inc()
             return
+        if isinstance(decision, linking.HandOver):
+            headers = [("ho_reason", b"left the municipality"),
+                       ("ho_departed_on", decision.departed_on.encode())]  # fmt: skip
+            await out.send(hand_over_name, key, value, headers)
+            link_outcome["handed-over"].inc()
+            return
         if isinstance(decision, linking.Unlinkable):
             await send_unmatched(out, key or b"", value, decision.reason, None, "link")
             return
-        if raw["subject"]["person_ref"] and (len(state["residences"]), state["died_on"]) != (
-            fingerprint
-        ):
+        if raw["subject"]["person_ref"] and linking.fingerprint(state) != before:
             persons[key] = state
         for r in decision:
             routed = {"address_ref": r.address_ref, "role": r.role, "raw_event": value,

@@ -23,6 +23,7 @@ from typing import Any
 
 PERSON_REGISTERED = "nl.wijkhub.population.PersonRegistered"
 PERSON_DECEASED = "nl.wijkhub.population.PersonDeceased"
+PERSON_DEPARTED = "nl.wijkhub.population.PersonDeparted"
 
 PersonState = dict[str, Any]  # {"residences": [{"address": ref, "from": iso}], "died_on": iso}
 
@@ -61,6 +62,15 @@ class Park:
 
 
 @dataclass(frozen=True)
+class HandOver:
+    """The person left the municipality before the event: not for a team here, for the
+    hand-over queue (the new municipality, or closing the case)."""
+
+    person_ref: str
+    departed_on: str
+
+
+@dataclass(frozen=True)
 class Unlinkable:
     """Neither a known person nor an address: goes to review with this reason."""
 
@@ -68,7 +78,12 @@ class Unlinkable:
 
 
 def new_person() -> PersonState:
-    return {"residences": [], "died_on": None}
+    return {"residences": [], "died_on": None, "departed_on": None}
+
+
+def fingerprint(state: PersonState) -> tuple:
+    """What changes when a BRP event changes the state (so only then is it written back)."""
+    return len(state["residences"]), state["died_on"], state.get("departed_on")
 
 
 def address_at(state: PersonState, day: str) -> str | None:
@@ -102,7 +117,7 @@ def _next_from(residences: list[dict[str, str]], day: str) -> str | None:
     return min(later) if later else None
 
 
-def route(event: dict[str, Any], state: PersonState) -> list[Route] | Park | Unlinkable:
+def route(event: dict[str, Any], state: PersonState) -> list[Route] | Park | HandOver | Unlinkable:
     """Where the event goes next. Mutates ``state`` (the caller stores it) for BRP events.
 
     ``state`` is the person's stored state, or :func:`new_person` if unknown.
@@ -116,6 +131,8 @@ def route(event: dict[str, Any], state: PersonState) -> list[Route] | Park | Unl
             return Unlinkable("no BSN and no address: nothing to link on")
         return [Route(address, "event")]
     if name == PERSON_REGISTERED and address is not None:
+        if (state.get("departed_on") or "9999") <= day:
+            state["departed_on"] = None  # moved back into the municipality
         return _register(state, address, day)
     if not state["residences"]:
         return Park(person)
@@ -124,4 +141,10 @@ def route(event: dict[str, Any], state: PersonState) -> list[Route] | Park | Unl
     if name == PERSON_DECEASED:
         state["died_on"] = day
         return [Route(current, "left")]
+    if name == PERSON_DEPARTED:
+        state["departed_on"] = day
+        return [Route(current, "left")]
+    departed = state.get("departed_on")
+    if departed and day >= departed:
+        return HandOver(person, departed)
     return [Route(current, "event")]

@@ -59,6 +59,7 @@ ALERTS = "alerts"
 HOUSEHOLD_VIEW = "household-view"
 BY_ADDRESS = "by-address"
 UNMATCHED = "unmatched"
+HAND_OVER = "hand-over"
 DLQ_INGEST = "dlq.ingest"
 DLQ_STREAMS = "dlq.streams"
 AUDIT = "audit"
@@ -87,6 +88,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         "delete",
         30 * DAY_MS,
         "signals the hub could not link with certainty, for review: event + reason in headers",
+    ),
+    TopicSpec(
+        HAND_OVER,
+        "person_ref",
+        "delete",
+        90 * DAY_MS,
+        "events about people who left the municipality: for the new municipality, not a team",
     ),
     TopicSpec(
         LINKED,

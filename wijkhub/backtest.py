@@ -99,8 +99,8 @@ def replay(events: Iterable[dict[str, Any]], rule_set: tuple[rules.Rule, ...], r
         if isinstance(decision, linking.Park):
             parked.setdefault(key, []).append(raw)
             return
-        if isinstance(decision, linking.Unlinkable):
-            return
+        if isinstance(decision, linking.Unlinkable | linking.HandOver):
+            return  # review or hand-over: never an alert for a team here
         for r in decision:
             to_household(r, raw)
         if state["residences"]:

@@ -55,6 +55,7 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "birth_date": ("geboortedatum", "geboorte.datum.datum"),
         "relation": ("soortrelatie", "relatie.soort"),
         "change": ("relatiewijziging",),
+        "destination": ("gemeentevaninschrijving", "nieuwegemeente", "land"),
     },
     "teams": {
         "kind": ("gebeurtenis",),
@@ -93,6 +94,8 @@ VALUES: dict[str, dict[str, str]] = {
         "verhuizing": "person_moved",
         "adreswijziging": "person_moved",
         "overlijden": "person_deceased",
+        "vertrek": "person_departed",
+        "emigratie": "person_departed",
         "relatiewijziging": "relation_changed",
         "zaak geopend": "case_opened",
         "zaak gesloten": "case_closed",

@@ -17,7 +17,7 @@ import pytest
 from wijkhub.connectors.identity import address_ref
 from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
 from wijkhub.streams.linking import household_for_address
-from wijkhub.streams.topics import AUDIT, UNMATCHED
+from wijkhub.streams.topics import AUDIT, HAND_OVER, UNMATCHED
 
 from conftest import OPERATOR_TOKEN
 from test_pipeline import arrears, case, household, person
@@ -59,6 +59,20 @@ def test_a_move_between_two_signals_links_each_to_the_household_of_its_date(hub)
     assert only(linked, ids[1])["household_ref"] == old
     assert only(linked, ids[0])["household_ref"] == new
     assert hub.view(old)["members"] == [] and len(hub.view(new)["members"]) == 1
+
+
+def test_signals_after_leaving_the_municipality_go_to_hand_over_not_to_a_team(hub):
+    p = person("1081HH", "8")
+    departed = {"kind": "person_departed", "message_id": p["message_id"] + "-vertrek",
+                "bsn": p["bsn"], "occurred_at": "2026-02-01", "destination": "0344"}  # fmt: skip
+    hub.ingest("population", [p, departed])
+    late = with_bsn(arrears("1081HH", "8", "Huur", "2026-03-01"), p["bsn"])
+    [event_id] = hub.ingest("vroegsignalering", [late]).event_ids
+    hub.wait_drained()
+    assert event_id not in hub.linked()
+    handed = [r for r in hub.records(HAND_OVER) if dict(r.headers).get("ho_departed_on")]
+    assert any(dict(r.headers)["ho_departed_on"] == b"2026-02-01" for r in handed)
+    assert hub.view(household("1081HH", "8"))["members"] == []
 
 
 def test_a_birth_adds_a_member_to_the_household(hub):

@@ -262,7 +262,12 @@ def test_every_record_is_linked_waiting_unmatched_or_dead_lettered(hub):
     assert raw > 0 and n["unparked"] >= 2 and n["diffed"] >= 2 and n["derived"] >= 3
     person_stage_in = raw + n["derived"] + n["unparked"]
     assert person_stage_in == (
-        n["routed"] + n["parked"] + n["diffed"] + n["unlinkable"] + dead.get("link", 0)
+        n["routed"]
+        + n["parked"]
+        + n["diffed"]
+        + n["unlinkable"]
+        + n.get("handed-over", 0)
+        + dead.get("link", 0)
     )
     assert routed_records == (
         n["person"] + n["address"] + n["match"] + n["unmatched"] + dead.get("addresses", 0)

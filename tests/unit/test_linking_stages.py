@@ -166,3 +166,16 @@ def test_a_signal_without_the_toevoeging_still_finds_the_resident_of_the_buildin
     result = residence.decide_link(state, "1011AB-5", "event", unnamed, WEIGHTS, 0.99)
     assert result == residence.Unmatched("several households at the address on the signal date")
     assert residence.building("1011AB-5--2") == "1011AB-5" == residence.building("1011AB-5")
+
+
+def test_after_leaving_the_municipality_events_go_to_the_hand_over_queue():
+    departed = "nl.wijkhub.population.PersonDeparted"
+    state = linking.new_person()
+    linking.route(registered("P", "A", "2025-01-01"), state)
+    assert linking.route(event(departed, "2026-02-01", "P"), state) == [Route("A", "left")]
+    before = event(ARREARS, "2026-01-15", "P")
+    assert linking.route(before, state) == [Route("A", "event")]  # still lived here then
+    after = event(ARREARS, "2026-03-01", "P")
+    assert linking.route(after, state) == linking.HandOver("P", "2026-02-01")
+    linking.route(registered("P", "B", "2026-06-01"), state)  # moved back in
+    assert linking.route(event(ARREARS, "2026-07-01", "P"), state) == [Route("B", "event")]
