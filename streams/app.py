@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -230,27 +230,36 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     link_outcome = {m: metrics.link_outcomes.labels(m) for m in LINK_OUTCOMES}
 
     async def send_unmatched(
-        out: Outbox, key: bytes, value: bytes, reason: str, probability: float | None, stage: str
+        out: Outbox, key: bytes, value: bytes, reason: str, probability: float | None, outcome: str
     ) -> None:
         """Not linked with certainty: to review, with the reason, never to a guess."""
         headers = [("um_reason", reason.encode())]
         if probability is not None:
             headers.append(("um_probability", f"{probability:.4f}".encode()))
         await out.send(unmatched_name, key, value, headers)
-        link_outcome["unlinkable" if stage == "link" else "unmatched"].inc()
+        link_outcome[outcome].inc()
 
-    @app.agent(raw_in, name="link")
-    async def link(stream: faust.StreamT) -> None:
-        """Person stage: raw.<domain> (keyed by person or address) → by-address."""
-        batch_size = metrics.batch_size.labels("link")
+    async def each_event(
+        stream: faust.StreamT,
+        stage: str,
+        handle: Callable[[Outbox, faust.EventT], Awaitable[None]],
+    ) -> None:
+        """The loop of a per-event stage: take a batch, handle each event as the current
+        event (so table writes land in its partition), then wait for Kafka's acks."""
+        batch_size = metrics.batch_size.labels(stage)
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
             batch_size.observe(len(batch))
             out = Outbox(app.producer)
             for event in batch:
                 with _as_current_event(event):
-                    await _person_one(out, event)
-            count_consumed(batch, "link")
+                    await handle(out, event)
+            count_consumed(batch, stage)
             await out.delivered()  # outputs acknowledged before these offsets can be committed
+
+    @app.agent(raw_in, name="link")
+    async def link(stream: faust.StreamT) -> None:
+        """Person stage: raw.<domain> (keyed by person or address) → by-address."""
+        await each_event(stream, "link", _person_one)
 
     async def _person_one(out: Outbox, event: faust.EventT) -> None:
         key, value = event.message.key, event.message.value
@@ -298,7 +307,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             link_outcome["handed-over"].inc()
             return
         if isinstance(decision, linking.Unlinkable):
-            await send_unmatched(out, key or b"", value, decision.reason, None, "link")
+            await send_unmatched(out, key or b"", value, decision.reason, None, "unlinkable")
             return
         if raw["subject"]["person_ref"] and linking.fingerprint(state) != before:
             persons[key] = state
@@ -318,15 +327,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     @app.agent(by_address_topic, name="addresses")
     async def address_stage(stream: faust.StreamT) -> None:
         """Address stage: by-address → linked (keyed by household), or unmatched."""
-        batch_size = metrics.batch_size.labels("addresses")
-        async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
-            batch_size.observe(len(batch))
-            out = Outbox(app.producer)
-            for event in batch:
-                with _as_current_event(event):
-                    await _address_one(out, event)
-            count_consumed(batch, "addresses")
-            await out.delivered()
+        await each_event(stream, "addresses", _address_one)
 
     async def _address_one(out: Outbox, event: faust.EventT) -> None:
         try:
@@ -347,7 +348,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
                                        settings.match_threshold)  # fmt: skip
         if isinstance(result, residence.Unmatched):
             await send_unmatched(
-                out, address.encode(), value, result.reason, result.probability, "addresses"
+                out, address.encode(), value, result.reason, result.probability, "unmatched"
             )
             return
         if raw["subject"]["match"] is not None:

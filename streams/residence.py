@@ -223,12 +223,10 @@ def link_signal(
         if address_ref != building(address_ref)
         else sorted({r["unit"] for r in residents_at(state, day)})
     )  # without letter or toevoeging: any unit of the building, if only one is lived in
-    households = {
-        h
-        for unit in units
-        for p, h in households_at(state, unit, day).items()
-        if p in {r["person"] for r in residents_at(state, day, unit=unit)}
-    }
+    households = set()
+    for unit in units:  # households of people living there (a briefadres is not one)
+        living = {r["person"] for r in residents_at(state, day, unit=unit)}
+        households |= {h for p, h in households_at(state, unit, day).items() if p in living}
     if len(households) == 1:
         return Linked(households.pop(), "address")
     if not households:
@@ -237,8 +235,9 @@ def link_signal(
 
 
 def unit_attributes(address_ref: str) -> dict[str, str]:
+    """Postcode and house (with letter and toevoeging) of an address_ref, in normal form."""
     postcode, _, house = address_ref.partition("-")
-    return {k: v for k, v in normalise(postcode=postcode, house=house.replace("-", " ")).items()}
+    return normalise(postcode=postcode, house=house.replace("-", " "))
 
 
 def matching_person(match: dict[str, Any] | None, address_ref: str) -> Person | None:

@@ -19,8 +19,12 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from wijkhub.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A small table in the CBS pc6hnr layout (synthetic codes) for the demo and the tests.
@@ -237,3 +241,17 @@ class LocalBroker:
         except OSError:
             return None
         return None
+
+
+@contextmanager
+def cluster(settings: Settings, home: Path) -> Iterator[Settings]:
+    """The settings with a cluster to use: the configured one, or a local broker started in
+    ``home`` for the duration of the block and stopped after it (benchmarks, tools)."""
+    if settings.bootstrap_servers is not None:
+        yield settings
+        return
+    broker = LocalBroker(home)
+    try:
+        yield settings.with_(bootstrap_servers=broker.start())
+    finally:
+        broker.stop()

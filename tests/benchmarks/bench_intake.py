@@ -16,7 +16,7 @@ import time
 import uuid
 
 from wijkhub.admin import create_topics
-from wijkhub.broker import LocalBroker
+from wijkhub.broker import cluster
 from wijkhub.connectors.intake import Intake
 from wijkhub.settings import Settings
 from wijkhub.synthetic import make_bsn
@@ -149,41 +149,36 @@ def _inputs(n: int) -> dict[str, tuple[str, list[bytes]]]:
 
 
 def run_bench(base: Settings, records: int) -> dict:
-    broker = None
-    settings = base
-    if settings.bootstrap_servers is None:
-        broker = LocalBroker(settings.data_dir.resolve() / "bench-broker")
-        settings = settings.with_(bootstrap_servers=broker.start())
-    settings = settings.with_(
-        topic_prefix=f"bench-intake-{uuid.uuid4().hex[:8]}.",
-        pseudonym_key=secrets.token_urlsafe(32).encode(),
-        dead_letter_key=secrets.token_urlsafe(32).encode(),
-        log_level="WARNING",
-    )
-    try:
-        create_topics(settings)
-        result: dict = {"records_per_format": records, "formats": {}}
-        for name, (source, inputs) in _inputs(records).items():
-            intake = Intake(settings, source)
-            try:
-                began = time.perf_counter()
-                read = events = dead = 0
-                for n, data in enumerate(inputs):
-                    report = intake.ingest(data, f"{name}-{n}")
-                    read, events, dead = (
-                        read + report.read,
-                        events + report.events,
-                        dead + report.dead_lettered,
-                    )
-                seconds = time.perf_counter() - began
-            finally:
-                intake.close()
-            if events != read:  # every input is valid: a dead letter means the bench is wrong
-                raise AssertionError(f"{name}: {dead} of {read} records were dead-lettered")
-            result["formats"][name] = {"source": source, "read": read, "events": events,
-                                       "dead_lettered": dead, "seconds": round(seconds, 2),
-                                       "records_per_second": round(read / seconds)}  # fmt: skip
-        return result
-    finally:
-        if broker is not None:
-            broker.stop()
+    with cluster(base, base.data_dir.resolve() / "bench-broker") as settings:
+        return _run(settings.with_(
+            topic_prefix=f"bench-intake-{uuid.uuid4().hex[:8]}.",
+            pseudonym_key=secrets.token_urlsafe(32).encode(),
+            dead_letter_key=secrets.token_urlsafe(32).encode(),
+            log_level="WARNING",
+        ), records)  # fmt: skip
+
+
+def _run(settings: Settings, records: int) -> dict:
+    create_topics(settings)
+    result: dict = {"records_per_format": records, "formats": {}}
+    for name, (source, inputs) in _inputs(records).items():
+        intake = Intake(settings, source)
+        try:
+            began = time.perf_counter()
+            read = events = dead = 0
+            for n, data in enumerate(inputs):
+                report = intake.ingest(data, f"{name}-{n}")
+                read, events, dead = (
+                    read + report.read,
+                    events + report.events,
+                    dead + report.dead_lettered,
+                )
+            seconds = time.perf_counter() - began
+        finally:
+            intake.close()
+        if events != read:  # every input is valid: a dead letter means the bench is wrong
+            raise AssertionError(f"{name}: {dead} of {read} records were dead-lettered")
+        result["formats"][name] = {"source": source, "read": read, "events": events,
+                                   "dead_lettered": dead, "seconds": round(seconds, 2),
+                                   "records_per_second": round(read / seconds)}  # fmt: skip
+    return result

@@ -21,7 +21,7 @@ import uuid
 
 from wijkhub import linkeval, simtown
 from wijkhub.admin import create_topics
-from wijkhub.broker import LocalBroker
+from wijkhub.broker import cluster
 from wijkhub.settings import Settings
 from wijkhub.streams import residence
 from wijkhub.streams.matching import Weights
@@ -34,23 +34,15 @@ def _rss_mib() -> float:
 
 
 def _kafka_floor(base: Settings, n: int) -> dict:
-    broker = None
-    settings = base
-    if settings.bootstrap_servers is None:
-        broker = LocalBroker(settings.data_dir.resolve() / "bench-broker")
-        settings = settings.with_(bootstrap_servers=broker.start())
-    settings = settings.with_(topic_prefix=f"bench-link-{uuid.uuid4().hex[:8]}.",
-                              pseudonym_key=secrets.token_urlsafe(32).encode())  # fmt: skip
-    try:
+    with cluster(base, base.data_dir.resolve() / "bench-broker") as found:
+        settings = found.with_(topic_prefix=f"bench-link-{uuid.uuid4().hex[:8]}.",
+                               pseudonym_key=secrets.token_urlsafe(32).encode())  # fmt: skip
         create_topics(settings)
         src, dst = settings.topic_prefix + "raw.debt", settings.topic_prefix + "linked"
         payload = b"x" * 300  # about the size of an encoded signal
         _produce(settings, [(src, f"{i}".encode(), payload) for i in range(n)])
         seconds = asyncio.run(_passthrough(settings.require_bootstrap(), src, dst, n))
         return {"records": n, "seconds": round(seconds, 2), "per_second": round(n / seconds)}
-    finally:
-        if broker is not None:
-            broker.stop()
 
 
 def run_bench(base: Settings, persons: int, signals: int) -> dict:

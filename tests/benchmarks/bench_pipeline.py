@@ -34,7 +34,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from wijkhub.admin import create_topics
-from wijkhub.broker import LocalBroker, free_port
+from wijkhub.broker import cluster, free_port
 from wijkhub.connectors.canonical import to_raw_event
 from wijkhub.connectors.identity import Pseudonymiser
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
@@ -196,27 +196,20 @@ def run_bench(base: Settings, events: int, quiet: bool = False) -> dict:
         if not quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    broker = None
-    settings = base
-    if settings.bootstrap_servers is None:
-        broker = LocalBroker(settings.data_dir.resolve() / "bench-broker")
+    if base.bootstrap_servers is None:
         say("starting the local Kafka broker…")
-        settings = settings.with_(bootstrap_servers=broker.start())
     run = uuid.uuid4().hex[:8]
-    settings = settings.with_(
-        app_id=f"wijkhub-bench-{run}",
-        topic_prefix=f"bench-{run}.",
-        pseudonym_key=secrets.token_urlsafe(32).encode(),
-        dead_letter_key=secrets.token_urlsafe(32).encode(),
-        web_port=free_port(),
-        data_dir=settings.data_dir.resolve() / f"bench-{run}",
-        log_level="WARNING",
-    )
-    try:
+    with cluster(base, base.data_dir.resolve() / "bench-broker") as settings:
+        settings = settings.with_(
+            app_id=f"wijkhub-bench-{run}",
+            topic_prefix=f"bench-{run}.",
+            pseudonym_key=secrets.token_urlsafe(32).encode(),
+            dead_letter_key=secrets.token_urlsafe(32).encode(),
+            web_port=free_port(),
+            data_dir=settings.data_dir.resolve() / f"bench-{run}",
+            log_level="WARNING",
+        )
         return _run(settings, events, say)
-    finally:
-        if broker is not None:
-            broker.stop()
 
 
 def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
