@@ -40,7 +40,8 @@ ALERT = "nl.wijkhub.Alert"
 HOUSEHOLD_VIEW = "nl.wijkhub.HouseholdView"
 ROUTED = "nl.wijkhub.Routed"
 AUDIT_ENTRY = "nl.wijkhub.AuditEntry"
-SUBJECTS = (RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW, ROUTED, AUDIT_ENTRY)
+ALERT_ACTION = "nl.wijkhub.AlertAction"
+SUBJECTS = (RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW, ROUTED, AUDIT_ENTRY, ALERT_ACTION)
 
 
 class SchemaError(ValueError):

@@ -32,6 +32,7 @@ from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import (
     ALERT,
+    ALERT_ACTION,
     HOUSEHOLD_VIEW,
     LINKED_EVENT,
     RAW_EVENT,
@@ -54,6 +55,7 @@ from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.routing import Router
 from wijkhub.streams.topics import (
+    ALERT_ACTIONS,
     ALERTS,
     BY_ADDRESS,
     DLQ_STREAMS,
@@ -61,6 +63,7 @@ from wijkhub.streams.topics import (
     LINKED,
     RAW_TOPICS,
     UNMATCHED,
+    WORKER_INPUTS,
     full_name,
     logical_name,
 )
@@ -188,7 +191,11 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     raw_in = app.topic(
         *(topic_name(t) for t in RAW_TOPICS), key_serializer="raw", value_serializer="raw"
     )
-    linked_topic = topic(LINKED)
+    # The household stage reads linked events and team actions, both keyed by household.
+    household_in = app.topic(
+        topic_name(LINKED), topic_name(ALERT_ACTIONS), key_serializer="raw", value_serializer="raw"
+    )
+    actions_name = topic_name(ALERT_ACTIONS)
     by_address_topic = topic(BY_ADDRESS)
 
     def table(name: str) -> faust.TableT:
@@ -374,9 +381,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     latency = metrics.processing_latency.labels("household")
     views_out = metrics.events_produced.labels(view_name, "household")
 
-    @app.agent(linked_topic, name="households")
+    @app.agent(household_in, name="households")
     async def households(stream: faust.StreamT) -> None:
-        """linked (keyed by household) → household view, rules → alerts, household-view."""
+        """linked and alert-actions (keyed by household) → household view, rules and team
+        actions → alerts, household-view."""
         batch_size = metrics.batch_size.labels("household")
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
             batch_size.observe(len(batch))
@@ -384,7 +392,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             # A household seen several times in a batch is read and written once.
             changed: dict[str, tuple[household.View, faust.EventT]] = {}
             for event in batch:
-                await _household_one(out, event, changed)
+                if event.message.topic == actions_name:
+                    await _action_one(out, event, changed)
+                else:
+                    await _household_one(out, event, changed)
             for ref, (view, last_event) in changed.items():
                 with _as_current_event(last_event):  # same partition: keyed by household
                     views[ref.encode()] = view
@@ -420,36 +431,80 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             found = districts.lookup(view["address_ref"])
             view["district"] = found.as_record() if found else None
         changed[ref] = (view, event)
-        for change in lifecycle.step(view, rules.holding(view, active_rules), rules_by_id):
-            rule = change.rule
-            route = router.route(rule.id, view.get("district"))
-            if route.routed_by == "fallback" and change.kind == "raised":
-                metrics.alerts_unrouted.labels(rule.family).inc()
-            draft = rules.AlertDraft(change.alert_id, rule, ref, change.facts)
-            resolved = change.kind == "resolved"
-            record = rules.alert_record(
-                draft, route.team, env["municipality"], env["correlation_id"],
-                state="resolved" if resolved else "open",
-                resolution=lifecycle.CONDITION_ENDED if resolved else None,
-            )  # fmt: skip
-            await out.send(alerts_name, change.alert_id.encode(), catalog.encode(ALERT, record))
-            metrics.alert_changes.labels(rule.id, rule.family, route.team, change.kind).inc()
+        changes = lifecycle.step(
+            view,
+            rules.holding(view, active_rules),
+            rules_by_id,
+            lambda rule: _team_for(rule, view),
+            int(time.time() * 1000),
+        )
+        for change in changes:
+            await publish(out, change, ref, env["municipality"], env["correlation_id"])
             if change.kind == "raised":
-                metrics.alerts_raised.labels(rule.id, rule.family, route.team).inc()
-                metrics.alert_latency.labels(rule.family).observe(
+                metrics.alert_latency.labels(change.rule.family).observe(
                     max(0.0, time.time() - env["received_at"].timestamp())
                 )
-            log.info(
-                f"alert {change.kind}",
-                alert_id=change.alert_id,
-                rule_id=rule.id,
-                team=route.team,
-                event_id=env["event_id"],
-                correlation_id=env["correlation_id"],
+
+    def _team_for(rule: rules.Rule, view: household.View) -> str:
+        route = router.route(rule.id, view.get("district"))
+        if route.routed_by == "fallback":
+            metrics.alerts_unrouted.labels(rule.family).inc()
+        return route.team
+
+    async def publish(
+        out: Outbox, change: lifecycle.Change, ref: str, municipality: str, correlation_id: str
+    ) -> None:
+        """One state change of an alert → the alerts topic (compacted by alert id)."""
+        rule, team = change.rule, change.alert["team"]
+        record = rules.alert_record(change.alert_id, change.alert, rule, ref, municipality,
+                                    correlation_id, change.kind)  # fmt: skip
+        await out.send(alerts_name, change.alert_id.encode(), catalog.encode(ALERT, record))
+        metrics.alert_changes.labels(rule.id, rule.family, team, change.kind).inc()
+        if change.kind == "raised":
+            metrics.alerts_raised.labels(rule.id, rule.family, team).inc()
+        log.info(f"alert {change.kind}", alert_id=change.alert_id, rule_id=rule.id, team=team,
+                 revision=change.alert["revision"], correlation_id=correlation_id)  # fmt: skip
+
+    async def _action_one(
+        out: Outbox, event: faust.EventT, changed: dict[str, tuple[household.View, faust.EventT]]
+    ) -> None:
+        """A team action from the inbox: applied by the lifecycle, published as a change."""
+        try:
+            action = catalog.decode(event.message.value, ALERT_ACTION)
+        except DecodeError as exc:
+            await dead_letter(out, event, "household", "undecodable", str(exc))
+            return
+        ref = action["household_ref"]
+        if ref in changed:
+            view = changed[ref][0]
+        else:
+            with _as_current_event(event):
+                view = views.get(ref.encode())
+        if view is None:
+            await dead_letter(out, event, "household", "unknown-household",
+                              "no household view for this action")  # fmt: skip
+            return
+        result = lifecycle.act(view, action, rules_by_id)
+        if result is None:
+            metrics.alert_actions.labels(action["action"], "-", "duplicate").inc()
+            return
+        if isinstance(result, lifecycle.Refused):
+            metrics.alert_actions.labels(action["action"], "-", "refused").inc()
+            await dead_letter(out, event, "household", result.code, result.reason)
+            return
+        outcome = action["outcome"] if action["outcome"] in lifecycle.OUTCOMES else "-"
+        metrics.alert_actions.labels(action["action"], outcome, "applied").inc()
+        changed[ref] = (view, event)
+        municipality = settings.municipality
+        await publish(out, result, ref, municipality, action["correlation_id"])
+        alert = result.alert
+        if result.acknowledged_now and alert["published_at"]:
+            metrics.time_to_acknowledge.labels(alert["team"]).observe(
+                max(0.0, (alert["acknowledged_at"] - alert["published_at"]) / 1000)
             )
 
     pages.register(app, settings, catalog, metrics, views)
-    inputs = {topic_name(t) for t in (*RAW_TOPICS, BY_ADDRESS, LINKED)}
+    inputs = {topic_name(t) for t in WORKER_INPUTS}
 
     @app.timer(interval=5.0)
     async def measure_lag() -> None:

@@ -1,70 +1,204 @@
-"""Alert lifecycle on the household stage: raise, update with new evidence, auto-resolve,
-cooldown. Pure functions over the household view; no Kafka here.
+"""Alert lifecycle on the household stage. Pure functions over the household view; no Kafka.
+
+    open ──► acknowledged ──► resolved (by a team, with an outcome)
+      └──────────┴──────────► resolved (condition ended | expired)
 
 One alert per dedup key (the alert id is derived from rule and key). New
-evidence for an open alert updates it instead of raising another. A rule with
-``auto_resolve`` resolves its alert when the condition no longer holds (the
-help that overlapped has ended). After a resolution, evidence dated within the
-rule's cooldown does not raise the alert again. Dates are event time, so a
-replay takes the same steps as live traffic did.
+evidence for an open alert updates it, and escalates its severity when the
+rule says so, instead of raising another. A rule with ``auto_resolve``
+resolves its alert when the condition no longer holds; a duplicate-help alert
+expires after its rule's ``expires_after_days`` (two years at most). After a
+resolution, evidence dated within the rule's cooldown does not raise the alert
+again. Team actions (claim, acknowledge, contact made, resolve) arrive as
+events and are applied here too, so the alerts topic is the one record of
+every state change. Dates are event time: a replay takes the same steps.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from wijkhub.streams.household import View
-from wijkhub.streams.rules import AlertDraft, Rule
+from wijkhub.streams.rules import DUPLICATE_HELP, SEVERITIES, AlertDraft, Rule
 
 CONDITION_ENDED = "condition ended"
+EXPIRED = "expired"
+# A team's outcome when it resolves an alert (code → what the inbox shows).
+OUTCOMES = {
+    "contact_made": "Contact gelegd",
+    "help_accepted": "Hulp geaccepteerd",
+    "help_refused": "Hulp geweigerd",
+    "no_action_needed": "Geen actie nodig",
+    "wrong_link": "Onjuiste koppeling",
+}
+ACTIONS = ("claim", "acknowledge", "contact_made", "resolve", "expire")
+MAX_ACTIONS_REMEMBERED = 200  # action ids per household, for idempotency
 
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # "raised" | "updated" | "resolved"
+    """One state change of one alert; ``alert`` is its entry after the change."""
+
+    kind: str  # raised | updated | escalated | claimed | acknowledged | contact_made | resolved
     alert_id: str
     rule: Rule
-    facts: list[dict]
+    alert: dict[str, Any]
+    acknowledged_now: bool = False  # this change took the alert from open to acknowledged
 
 
-def _entry(value: object) -> dict:
-    """Open-alert entries from before the lifecycle held only the rule id."""
-    return value if isinstance(value, dict) else {"rule": value, "facts": [], "on": ""}
+@dataclass(frozen=True)
+class Refused:
+    """A team action that cannot apply (stale form, wrong team, bad outcome): the reason."""
+
+    code: str
+    reason: str
 
 
-def _today(view: View) -> str:
-    return dt.datetime.fromtimestamp(view["updated_at"] / 1000, dt.UTC).date().isoformat()
+def _entry(value: object) -> dict[str, Any]:
+    """Open-alert entries from before the lifecycle held only the rule id, then no state."""
+    entry = value if isinstance(value, dict) else {"rule": value, "facts": [], "on": ""}
+    return {"state": "open", "revision": 1, "severity": None, "team": None, "claimed_by": None,
+            "acknowledged_at": None, "contact_made_at": None, "published_at": None,
+            "resolution": None, **entry}  # fmt: skip
 
 
-def step(view: View, holding: list[AlertDraft], rules: dict[str, Rule]) -> list[Change]:
-    """Compare what holds now with the open alerts; update the view; return the changes."""
+def _today(view: View) -> dt.date:
+    return dt.datetime.fromtimestamp(view["updated_at"] / 1000, dt.UTC).date()
+
+
+def _higher(a: str, b: str | None) -> str:
+    return a if b is None or SEVERITIES.index(a) > SEVERITIES.index(b) else b
+
+
+def _resolve(view: View, aid: str, entry: dict, resolution: str, on: dt.date) -> None:
+    del view["open_alerts"][aid]
+    view.setdefault("resolved_alerts", {})[aid] = on.isoformat()
+    entry.update(state="resolved", resolution=resolution, revision=entry["revision"] + 1)
+
+
+def step(
+    view: View,
+    holding: list[AlertDraft],
+    rules: dict[str, Rule],
+    team_for: Callable[[Rule], str],
+    now_ms: int,
+) -> list[Change]:
+    """Compare what holds now with the open alerts; update the view; return the changes.
+
+    ``team_for`` routes a new alert (the team stays with the alert for its life);
+    ``now_ms`` is when it was published, for the time-to-acknowledge figure.
+    """
     open_alerts = view["open_alerts"]
     resolved = view.setdefault("resolved_alerts", {})
     changes: list[Change] = []
     now_holding = {d.alert_id: d for d in holding}
     for aid, draft in now_holding.items():
-        facts_ids = sorted(f["event_id"] for f in draft.facts)
+        rule = draft.rule
         if aid in open_alerts:
             entry = _entry(open_alerts[aid])
-            if sorted(f["event_id"] for f in entry["facts"]) != facts_ids and entry["facts"]:
-                changes.append(Change("updated", aid, draft.rule, draft.facts))
-            open_alerts[aid] = {"rule": draft.rule.id, "facts": draft.facts, "on": draft.raised_on}
+            known = sorted(f["event_id"] for f in entry["facts"])
+            if known == sorted(f["event_id"] for f in draft.facts):
+                continue
+            severity = _higher(rule.severity_for(draft.facts), entry["severity"])
+            kind = "escalated" if entry["severity"] and severity != entry["severity"] else "updated"
+            entry.update(facts=draft.facts, severity=severity, revision=entry["revision"] + 1)
+            open_alerts[aid] = entry
+            if known:  # an entry without facts predates the lifecycle: refresh it silently
+                changes.append(Change(kind, aid, rule, dict(entry)))
             continue
         ended_on = resolved.get(aid)
-        if ended_on:
-            quiet_until = dt.date.fromisoformat(ended_on) + dt.timedelta(
-                days=draft.rule.cooldown_days
-            )
-            if dt.date.fromisoformat(draft.raised_on) < quiet_until:
-                continue  # cooldown: the same situation again too soon after resolution
-        open_alerts[aid] = {"rule": draft.rule.id, "facts": draft.facts, "on": draft.raised_on}
-        changes.append(Change("raised", aid, draft.rule, draft.facts))
+        if ended_on and dt.date.fromisoformat(draft.raised_on) < dt.date.fromisoformat(
+            ended_on
+        ) + dt.timedelta(days=rule.cooldown_days):
+            continue  # cooldown: the same situation again too soon after resolution
+        entry = _entry({"rule": rule.id, "facts": draft.facts, "on": draft.raised_on,
+                        "severity": rule.severity_for(draft.facts), "team": team_for(rule),
+                        "published_at": now_ms})  # fmt: skip
+        open_alerts[aid] = entry
+        changes.append(Change("raised", aid, rule, dict(entry)))
+    today = _today(view)
     for aid, value in list(open_alerts.items()):
         entry = _entry(value)
         rule = rules.get(entry["rule"])
-        if aid not in now_holding and rule is not None and rule.auto_resolve:
-            del open_alerts[aid]
-            resolved[aid] = _today(view)
-            changes.append(Change("resolved", aid, rule, entry["facts"]))
+        if rule is None:
+            continue  # a rule no longer in the file: its alerts stay for the team to resolve
+        if aid not in now_holding and rule.auto_resolve:
+            _resolve(view, aid, entry, CONDITION_ENDED, today)
+            changes.append(Change("resolved", aid, rule, entry))
+        elif _expired(rule, entry, today):
+            _resolve(view, aid, entry, EXPIRED, today)
+            changes.append(Change("expired", aid, rule, entry))
     return changes
+
+
+def _expired(rule: Rule, entry: dict, on: dt.date) -> bool:
+    if not rule.expires_after_days or not entry["on"]:
+        return False
+    return on >= dt.date.fromisoformat(entry["on"]) + dt.timedelta(days=rule.expires_after_days)
+
+
+def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | Refused | None:
+    """Apply one team action (an AlertAction record) to the view.
+
+    Returns the change to publish, ``None`` for an action already applied (a
+    redelivery), or :class:`Refused` with the reason when it cannot apply.
+    """
+    applied = view.setdefault("applied_actions", [])
+    if action["action_id"] in applied:
+        return None
+    aid, kind = action["alert_id"], action["action"]
+    if aid not in view["open_alerts"]:
+        if aid in view.get("resolved_alerts", {}):
+            return Refused("already-resolved", "the alert is already resolved")
+        return Refused("unknown-alert", "no alert with this id for this household")
+    entry = _entry(view["open_alerts"][aid])
+    rule = rules.get(entry["rule"])
+    if rule is None:
+        return Refused("unknown-rule", f"rule {entry['rule']} is not in the active rules")
+    if action["team"] != entry["team"] and kind != "expire":
+        return Refused("other-team", "the alert belongs to another team")
+    on = action["at"].date()
+    refused = _refusal(kind, action, rule, entry, on)
+    if refused:
+        return refused
+    at_ms = int(action["at"].timestamp() * 1000)
+    if kind == "claim":
+        entry["claimed_by"] = action["actor"]
+    acknowledged_now = kind in ("acknowledge", "contact_made") and entry["state"] == "open"
+    if acknowledged_now:
+        entry.update(state="acknowledged", acknowledged_at=at_ms)
+    if kind == "contact_made":
+        entry["contact_made_at"] = at_ms
+    applied.append(action["action_id"])
+    del applied[:-MAX_ACTIONS_REMEMBERED]
+    if kind in ("resolve", "expire"):
+        _resolve(view, aid, entry, action["outcome"] if kind == "resolve" else EXPIRED, on)
+        return Change("resolved" if kind == "resolve" else "expired", aid, rule, entry)
+    entry["revision"] += 1
+    view["open_alerts"][aid] = entry
+    return Change({"claim": "claimed", "acknowledge": "acknowledged"}.get(kind, kind), aid,
+                  rule, dict(entry), acknowledged_now)  # fmt: skip
+
+
+def _refusal(kind: str, action: dict, rule: Rule, entry: dict, on: dt.date) -> Refused | None:
+    if kind not in ACTIONS:
+        return Refused("unknown-action", f"unknown action; expected one of {ACTIONS}")
+    if kind == "acknowledge" and entry["state"] != "open":
+        return Refused("not-open", "the alert is already acknowledged")
+    if kind == "contact_made" and rule.family != DUPLICATE_HELP:
+        return Refused("not-duplicate-help", "contact made is recorded for duplicate help only")
+    if kind == "resolve" and action.get("outcome") not in OUTCOMES:
+        return Refused("bad-outcome", f"outcome must be one of {sorted(OUTCOMES)}")
+    if kind == "expire" and not _expired(rule, entry, on):
+        return Refused("not-expired", "the alert has not reached its expiry date")
+    return None
+
+
+def expiry_date(rule: Rule, raised_on: str) -> dt.date | None:
+    """When a duplicate-help alert ends by itself (None: it does not)."""
+    if not rule.expires_after_days:
+        return None
+    return dt.date.fromisoformat(raised_on) + dt.timedelta(days=rule.expires_after_days)

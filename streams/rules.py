@@ -15,13 +15,13 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from itertools import combinations
 from typing import Any
 
 from wijkhub.streams.household import View
 
 EARLY_DETECTION = "early_detection"
 DUPLICATE_HELP = "duplicate_help"
+SEVERITIES = ("low", "medium", "high", "critical")  # in rising order
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,14 @@ class Rule:
     cooldown_days: int = 30  # after resolution, no new alert on evidence within this time
     covers: tuple[str, ...] = ()  # domains the legal basis itself allows this rule to read
     consent_purpose: str | None = None  # for the other domains it reads: consent needed
+    escalate: tuple[int, str] | None = None  # (facts at least, severity): new evidence escalates
+    expires_after_days: int | None = None  # duplicate help: the alert ends after this long
+
+    def severity_for(self, facts: list[dict]) -> str:
+        """The rule's severity, or its escalated one once the evidence has grown enough."""
+        if self.escalate and len(facts) >= self.escalate[0]:
+            return self.escalate[1]
+        return self.severity
 
     def view_for(self, view: View) -> View:
         """The view as this rule may see it: facts from domains its basis does not cover only
@@ -106,15 +114,23 @@ def _arrears_fact(s: dict) -> dict:
 def arrears_from_distinct_creditors(
     view: View, window_days: int, min_creditors: int, min_amount_cents: int
 ) -> Iterator[tuple[str, list[dict]]]:
-    """Arrears from ``min_creditors`` kinds of creditor within the window (repeats not counted)."""
-    arrears = _arrears(view, min_amount_cents)
-    for group in combinations(arrears, min_creditors):
-        if len({s["category"] for s in group}) < min_creditors:
-            continue
-        days = [dt.date.fromisoformat(s["on"]) for s in group]
-        if max(days) - min(days) <= dt.timedelta(days=window_days):
-            yield view["household_ref"], [_arrears_fact(s) for s in group]
-            return
+    """Arrears from ``min_creditors`` kinds of creditor within the window (repeats not counted).
+
+    The facts are the latest signal per creditor in the window that holds the most kinds
+    of creditor, so a third creditor joining the pattern updates (and may escalate) the one
+    alert instead of raising another.
+    """
+    arrears = sorted(_arrears(view, min_amount_cents), key=lambda s: (s["on"], s["event_id"]))
+    best: dict[str, dict] = {}
+    for end in arrears:
+        window: dict[str, dict] = {}
+        for s in arrears:
+            if 0 <= (_day(end) - _day(s)).days <= window_days:
+                window[s["category"]] = s
+        if len(window) >= max(min_creditors, len(best) + 1):
+            best = window
+    if best:
+        yield view["household_ref"], [_arrears_fact(s) for s in best.values()]
 
 
 def arrears_consecutive_months(
@@ -266,33 +282,43 @@ def evaluate(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
     return [d for d in holding(view, rules) if d.alert_id not in view["open_alerts"]]
 
 
+def _millis(ms: int | None) -> dt.datetime | None:
+    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
 def alert_record(
-    draft: AlertDraft,
-    team: str,
+    alert_id: str,
+    alert: dict[str, Any],
+    rule: Rule,
+    household_ref: str,
     municipality: str,
     correlation_id: str,
-    state: str = "open",
-    resolution: str | None = None,
+    change: str,
 ) -> dict[str, Any]:
-    """The Alert as published: rule, facts and routing; no amounts, no names."""
+    """The Alert as published after ``change``: rule, facts, state and routing; no amounts,
+    no names. ``alert`` is the lifecycle's entry for it (see :mod:`lifecycle`)."""
 
     def at(day: str) -> dt.datetime:
         return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC)
 
-    rule = draft.rule
+    expires = (
+        at(alert["on"]) + dt.timedelta(days=rule.expires_after_days)
+        if rule.expires_after_days
+        else None
+    )
     return {
-        "alert_id": draft.alert_id,
+        "alert_id": alert_id,
         "rule_id": rule.id,
         "rule_version": rule.version,
         "family": rule.family,
-        "severity": rule.severity,
-        "state": state,
-        "resolution": resolution,
-        "household_ref": draft.household_ref,
-        "team": team,
+        "severity": alert["severity"] or rule.severity,
+        "state": alert["state"],
+        "resolution": alert["resolution"],
+        "household_ref": household_ref,
+        "team": alert["team"],
         "municipality": municipality,
         "summary": f"{rule.summary}. Grondslag: {rule.legal_basis}.",
-        "raised_at": at(draft.raised_on),
+        "raised_at": at(alert["on"]),
         "facts": [
             {
                 "event_id": f["event_id"],
@@ -300,7 +326,14 @@ def alert_record(
                 "occurred_at": at(f["on"]),
                 "description": f["description"],
             }
-            for f in draft.facts
+            for f in alert["facts"]
         ],
         "correlation_id": correlation_id,
+        "change": change,
+        "revision": alert["revision"],
+        "claimed_by": alert["claimed_by"],
+        "acknowledged_at": _millis(alert["acknowledged_at"]),
+        "contact_made_at": _millis(alert["contact_made_at"]),
+        "published_at": _millis(alert["published_at"]),
+        "expires_at": expires,
     }

@@ -17,14 +17,14 @@ from typing import Any
 
 import yaml
 
-from wijkhub.streams.rules import CONDITIONS, DUPLICATE_HELP, EARLY_DETECTION, Rule
+from wijkhub.streams.rules import CONDITIONS, DUPLICATE_HELP, EARLY_DETECTION, SEVERITIES, Rule
 from wijkhub.streams.topics import Domain
 
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 FAMILIES = (EARLY_DETECTION, DUPLICATE_HELP)
-SEVERITIES = ("low", "medium", "high", "critical")
 DEDUP = ("household", "household+kind")
 MAX_WINDOW_DAYS = 730  # the raw topics keep two years at most
+MAX_DUPLICATE_HELP_DAYS = 730  # verwijsindex practice: a match ends after two years at most
 REQUIRED = ("id", "version", "family", "description", "legal_basis", "reads", "window_days",
             "condition", "severity", "dedup")  # fmt: skip
 
@@ -89,10 +89,37 @@ def _check_rule(n: int, raw: Any, seen: set[str]) -> list[str]:
     cooldown = raw.get("cooldown_days", 30)
     if not isinstance(cooldown, int) or not 0 <= cooldown <= MAX_WINDOW_DAYS:
         problems.append(f"{where}: cooldown_days must be from 0 to {MAX_WINDOW_DAYS}")
+    problems += _check_escalate(where, raw)
+    expires = raw.get("expires_after_days")
+    if (
+        raw["family"] == DUPLICATE_HELP
+        and expires is not None
+        and (not isinstance(expires, int) or not 1 <= expires <= MAX_DUPLICATE_HELP_DAYS)
+    ):
+        problems.append(
+            f"{where}: expires_after_days must be from 1 to {MAX_DUPLICATE_HELP_DAYS} "
+            "(a duplicate-help alert ends after two years at most)"
+        )
     if raw["dedup"] not in DEDUP:
         problems.append(f"{where}: unknown dedup {raw['dedup']!r}; expected {DEDUP}")
     problems += _check_condition(where, raw["condition"])
     return problems
+
+
+def _check_escalate(where: str, raw: dict[str, Any]) -> list[str]:
+    escalate = raw.get("escalate")
+    if escalate is None:
+        return []
+    if not isinstance(escalate, dict) or not isinstance(escalate.get("min_facts"), int):
+        return [f"{where}: escalate needs min_facts (a whole number) and severity"]
+    severity = escalate.get("severity")
+    if severity not in SEVERITIES:
+        return [f"{where}: unknown escalate severity {severity!r}; expected {SEVERITIES}"]
+    if raw["severity"] in SEVERITIES and (
+        SEVERITIES.index(severity) <= SEVERITIES.index(raw["severity"])
+    ):
+        return [f"{where}: escalate severity must be higher than {raw['severity']}"]
+    return []
 
 
 def _check_condition(where: str, condition: Any) -> list[str]:
@@ -132,6 +159,12 @@ def _build(raw: dict[str, Any]) -> Rule:
         evaluate=partial(kind.function, window_days=raw["window_days"], **condition),
         auto_resolve=bool(raw.get("auto_resolve", False)),
         cooldown_days=int(raw.get("cooldown_days", 30)),
+        escalate=(raw["escalate"]["min_facts"], raw["escalate"]["severity"])
+        if raw.get("escalate")
+        else None,
+        expires_after_days=raw.get("expires_after_days", MAX_DUPLICATE_HELP_DAYS)
+        if raw["family"] == DUPLICATE_HELP
+        else None,
     )
 
 

@@ -63,6 +63,7 @@ HAND_OVER = "hand-over"
 DLQ_INGEST = "dlq.ingest"
 DLQ_STREAMS = "dlq.streams"
 AUDIT = "audit"
+ALERT_ACTIONS = "alert-actions"
 
 TOPICS: tuple[TopicSpec, ...] = (
     *(
@@ -111,6 +112,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         "alerts and their state; compacted so the latest state per alert is kept",
     ),
     TopicSpec(
+        ALERT_ACTIONS,
+        "household_ref",
+        "delete",
+        730 * DAY_MS,
+        "team actions on alerts (claim, acknowledge, contact made, resolve) for the household "
+        "stage; co-partitioned with linked",
+    ),
+    TopicSpec(
         HOUSEHOLD_VIEW,
         "household_ref",
         "compact",
@@ -135,6 +144,8 @@ TOPICS: tuple[TopicSpec, ...] = (
 )
 
 RAW_TOPICS: tuple[str, ...] = tuple(raw(d) for d in Domain)
+# What the stream workers consume (lag, drain checks and status read this).
+WORKER_INPUTS: tuple[str, ...] = (*RAW_TOPICS, BY_ADDRESS, LINKED, ALERT_ACTIONS)
 
 
 def full_name(name: str, prefix: str = "") -> str:

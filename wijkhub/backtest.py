@@ -86,11 +86,13 @@ def replay(events: Iterable[dict[str, Any]], rule_set: tuple[rules.Rule, ...], r
         if districts is not None and view["address_ref"] and view.get("district") is None:
             found = districts.lookup(view["address_ref"])
             view["district"] = found.as_record() if found else None
-        for change in lifecycle.step(view, rules.holding(view, rule_set), by_id):
-            on = dt.date.fromisoformat(max(f["on"] for f in change.facts))
+        def team_for(rule: rules.Rule) -> str:
+            return router.route(rule.id, view.get("district")).team
+
+        for change in lifecycle.step(view, rules.holding(view, rule_set), by_id, team_for, 0):
+            on = dt.date.fromisoformat(change.alert["on"])
             if change.kind == "raised" and first <= on <= last:
-                team = router.route(change.rule.id, view.get("district")).team
-                raised[(change.rule.id, team)] += 1
+                raised[(change.rule.id, change.alert["team"])] += 1
 
     def route(key: bytes, raw: dict[str, Any]) -> None:
         person = raw["subject"]["person_ref"]

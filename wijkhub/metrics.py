@@ -83,7 +83,8 @@ class Metrics:
         )
         self.alert_changes = Counter(
             "wijkhub_alert_changes_total",
-            "Alert state changes by rule, family, team and change (raised, updated, resolved).",
+            "Alert state changes by rule, family, team and change (raised, updated, escalated, "
+            "claimed, acknowledged, contact_made, resolved, expired).",
             ["rule", "family", "team", "change"],
             registry=r,
         )
@@ -118,6 +119,13 @@ class Metrics:
             "From an alert being raised to a team member acknowledging it, per team.",
             ["team"],
             buckets=(60, 600, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400),
+            registry=r,
+        )
+        self.alert_actions = Counter(
+            "wijkhub_alert_actions_total",
+            "Team actions on alerts (claim, acknowledge, contact_made, resolve, expire) by "
+            "outcome and result (applied, duplicate, refused).",
+            ["action", "outcome", "result"],
             registry=r,
         )
         self.batch_size = Histogram(

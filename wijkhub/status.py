@@ -19,12 +19,11 @@ from wijkhub.admin import admin_client
 from wijkhub.connectors.alerts import latest_alerts
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import (
-    BY_ADDRESS,
     DLQ_INGEST,
     DLQ_STREAMS,
-    LINKED,
     RAW_TOPICS,
     UNMATCHED,
+    WORKER_INPUTS,
 )
 
 
@@ -69,7 +68,7 @@ def collect(settings: Settings) -> dict[str, Any]:
     try:
         committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
         lag: dict[str, int] = {}
-        for name in (*RAW_TOPICS, BY_ADDRESS, LINKED):
+        for name in WORKER_INPUTS:
             tps = _partitions(consumer, settings.topic_prefix + name)
             ends = consumer.end_offsets(tps) if tps else {}
             lag[name] = sum(ends[tp] - (committed[tp].offset if tp in committed else 0)

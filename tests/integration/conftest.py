@@ -29,7 +29,7 @@ from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.intake import Intake, IntakeReport
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, RAW_EVENT, Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams.topics import DLQ_INGEST, LINKED, RAW_TOPICS, TOPICS, full_name
+from wijkhub.streams.topics import DLQ_INGEST, LINKED, RAW_TOPICS, WORKER_INPUTS, full_name
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 from wijkhub.supervise import WorkerProcess
 
@@ -132,11 +132,7 @@ class Hub:
         consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
         try:
             deadline = time.monotonic() + timeout
-            inputs = [
-                self.topic(t.name)
-                for t in TOPICS
-                if t.name.startswith("raw.") or t.name in ("by-address", "linked")
-            ]
+            inputs = [self.topic(t) for t in WORKER_INPUTS]
             tps = [TopicPartition(t, p) for t in inputs for p in consumer.partitions_for_topic(t)]
             while time.monotonic() < deadline:
                 end = consumer.end_offsets(tps)

@@ -14,8 +14,9 @@ def linked(
     address="1011AB-5",
     domain="debt",
     event_id=None,
+    when=None,
 ):
-    when = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    when = when or dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     return {
         "household_ref": household,
         "linked_by": "person" if person else "address",

@@ -1,5 +1,5 @@
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, Catalog
-from wijkhub.streams import household, rules
+from wijkhub.streams import household, lifecycle, rules
 
 from helpers import arrears, case, provision, shipped_rules
 
@@ -65,13 +65,17 @@ def test_alert_id_is_deterministic_and_an_open_alert_is_not_raised_again():
     assert [d.alert_id for d in first] == [d.alert_id for d in rules.evaluate(view, RULES)]
     view["open_alerts"][first[0].alert_id] = first[0].rule.id
     household.apply(view, arrears("Water", 20))
-    assert rules.evaluate(view, RULES) == []
+    assert rules.evaluate(view, RULES) == []  # the third creditor is evidence for the same one
 
 
 def test_alert_record_names_facts_without_amounts():
     view = view_after(arrears("Huur", 0), arrears("Energie", 10))
-    record = rules.alert_record(rules.evaluate(view, RULES)[0], "wijkteam-centrum", "0363", "c")
+    by_id = {r.id: r for r in RULES}
+    [change] = lifecycle.step(view, rules.holding(view, RULES), by_id, lambda r: "centrum", 0)
+    record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-1", "0363", "c",
+                                change.kind)  # fmt: skip
     assert record["family"] == "early_detection" and record["state"] == "open"
+    assert (record["team"], record["change"], record["revision"]) == ("centrum", "raised", 1)
     assert "Wgs" in record["summary"]
     assert len(record["facts"]) == 2
     assert not any(ch.isdigit() for f in record["facts"] for ch in f["description"])
