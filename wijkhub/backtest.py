@@ -86,6 +86,7 @@ def replay(events: Iterable[dict[str, Any]], rule_set: tuple[rules.Rule, ...], r
         if districts is not None and view["address_ref"] and view.get("district") is None:
             found = districts.lookup(view["address_ref"])
             view["district"] = found.as_record() if found else None
+
         def team_for(rule: rules.Rule) -> str:
             return router.route(rule.id, view.get("district")).team
 

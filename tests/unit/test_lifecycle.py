@@ -116,8 +116,8 @@ def test_actions_are_refused_for_another_team_a_bad_outcome_or_contact_on_early_
         lifecycle.act(view, action("A-unknown", "claim"), BY_ID),
         lifecycle.act(view, action(aid, "expire"), BY_ID),
     ]
-    assert [r.code for r in refusals] == [
-        "other-team", "bad-outcome", "not-duplicate-help", "unknown-alert", "not-expired"]  # fmt: skip
+    expected = ["other-team", "bad-outcome", "not-duplicate-help", "unknown-alert", "not-expired"]
+    assert [r.code for r in refusals] == expected
     assert view["open_alerts"][aid]["revision"] == 1  # nothing changed
 
 
