@@ -270,6 +270,8 @@ def to_record(view: View) -> dict[str, Any]:
                 "ref": i["ref"],
                 "since": dt.date.fromisoformat(i["since"]),
                 "contact": i["contact"],
+                "domain": i.get("domain") or "",
+                "person_ref": i.get("person"),
             }
             for i in view["involvements"]
         ],
@@ -279,6 +281,8 @@ def to_record(view: View) -> dict[str, Any]:
                 "type": s["type"],
                 "category": s["category"],
                 "on": dt.date.fromisoformat(s["on"]),
+                "domain": s.get("domain") or "",
+                "person_ref": s.get("person"),
             }
             for s in view["signals"]
         ],
@@ -302,6 +306,35 @@ def to_record(view: View) -> dict[str, Any]:
         "open_alerts": sorted(view["open_alerts"]),
         "updated_at": dt.datetime.fromtimestamp(view["updated_at"] / 1000, dt.UTC),
     }
+
+
+def from_record(record: dict[str, Any]) -> View:
+    """A published HouseholdView back in the shape the rules read (for the team inbox, which
+    shows a household only as far as an alert's rule may see it)."""
+    view = new_view(record["household_ref"])
+    consent: dict[str, dict[str, dict]] = {}
+    for c in record["consent"]:
+        consent.setdefault(c["person_ref"], {})[f"{c['purpose']}|{c['domain']}"] = {
+            "given": c["given"], "on": _iso(c["on"])}  # fmt: skip
+    view.update(
+        address_ref=record["address_ref"],
+        members=list(record["members"]),
+        signals=[
+            {**s, "on": _iso(s["on"]), "person": s.get("person_ref")} for s in record["signals"]
+        ],
+        involvements=[
+            {**i, "since": _iso(i["since"]), "person": i.get("person_ref")}
+            for i in record["involvements"]
+        ],
+        consent=consent,
+        district=record.get("district"),
+        coordinator=(
+            {**record["coordinator"], "since": _iso(record["coordinator"]["since"])}
+            if record.get("coordinator")
+            else None
+        ),
+    )
+    return view
 
 
 def to_json(view: View) -> dict[str, Any]:

@@ -60,9 +60,18 @@ class Refused:
 def _entry(value: object) -> dict[str, Any]:
     """Open-alert entries from before the lifecycle held only the rule id, then no state."""
     entry = value if isinstance(value, dict) else {"rule": value, "facts": [], "on": ""}
-    return {"state": "open", "revision": 1, "severity": None, "team": None, "claimed_by": None,
-            "acknowledged_at": None, "contact_made_at": None, "published_at": None,
-            "resolution": None, **entry}  # fmt: skip
+    return {
+        "state": "open",
+        "revision": 1,
+        "severity": None,
+        "team": None,
+        "claimed_by": None,
+        "acknowledged_at": None,
+        "contact_made_at": None,
+        "published_at": None,
+        "resolution": None,
+        **entry,
+    }
 
 
 def _today(view: View) -> dt.date:
@@ -114,9 +123,16 @@ def step(
             ended_on
         ) + dt.timedelta(days=rule.cooldown_days):
             continue  # cooldown: the same situation again too soon after resolution
-        entry = _entry({"rule": rule.id, "facts": draft.facts, "on": draft.raised_on,
-                        "severity": rule.severity_for(draft.facts), "team": team_for(rule),
-                        "published_at": now_ms})  # fmt: skip
+        entry = _entry(
+            {
+                "rule": rule.id,
+                "facts": draft.facts,
+                "on": draft.raised_on,
+                "severity": rule.severity_for(draft.facts),
+                "team": team_for(rule),
+                "published_at": now_ms,
+            }
+        )
         open_alerts[aid] = entry
         changes.append(Change("raised", aid, rule, dict(entry)))
     today = _today(view)
@@ -179,8 +195,13 @@ def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | 
         return Change("resolved" if kind == "resolve" else "expired", aid, rule, entry)
     entry["revision"] += 1
     view["open_alerts"][aid] = entry
-    return Change({"claim": "claimed", "acknowledge": "acknowledged"}.get(kind, kind), aid,
-                  rule, dict(entry), acknowledged_now)  # fmt: skip
+    return Change(
+        {"claim": "claimed", "acknowledge": "acknowledged"}.get(kind, kind),
+        aid,
+        rule,
+        dict(entry),
+        acknowledged_now,
+    )
 
 
 def _refusal(kind: str, action: dict, rule: Rule, entry: dict, on: dt.date) -> Refused | None:

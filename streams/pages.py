@@ -9,12 +9,12 @@ served: there is no unaudited read.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import faust
 
 from wijkhub import access
+from wijkhub.audit import entry as audit_entry
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import CONTENT_TYPE_LATEST, Metrics
 from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
@@ -36,16 +36,9 @@ def register(
     audit_name = full_name(AUDIT, settings.topic_prefix)
 
     async def audit(actor: str, resource: str, allowed: bool, reason: str) -> None:
-        entry = {
-            "at": dt.datetime.now(dt.UTC),
-            "actor": actor,
-            "action": "household.read",
-            "resource": resource,
-            "allowed": allowed,
-            "reason": reason,
-            "channel": "http",
-        }
-        value = catalog.encode(AUDIT_ENTRY, entry)
+        value = catalog.encode(
+            AUDIT_ENTRY, audit_entry(actor, "household.read", resource, allowed, reason, "http")
+        )
         await app.producer.send_and_wait(audit_name, resource.encode(), value, None, None, None)
         log.info("household view requested", actor=actor, allowed=allowed, reason=reason)
 

@@ -74,6 +74,17 @@ class Rule:
         }
 
 
+def visible_to(rule: Rule, view: View) -> View:
+    """What a team member handling this rule's alert may see of the household: only the
+    domains the rule reads, and beyond its legal basis only with consent (:meth:`view_for`)."""
+    seen = rule.view_for(view)
+    return {
+        **seen,
+        "signals": [s for s in seen["signals"] if s.get("domain") in rule.reads],
+        "involvements": [i for i in seen["involvements"] if i.get("domain") in rule.reads],
+    }
+
+
 @dataclass(frozen=True)
 class AlertDraft:
     alert_id: str

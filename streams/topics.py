@@ -62,6 +62,7 @@ UNMATCHED = "unmatched"
 HAND_OVER = "hand-over"
 DLQ_INGEST = "dlq.ingest"
 DLQ_STREAMS = "dlq.streams"
+DLQ_DELIVERY = "dlq.delivery"
 AUDIT = "audit"
 ALERT_ACTIONS = "alert-actions"
 
@@ -139,6 +140,13 @@ TOPICS: tuple[TopicSpec, ...] = (
         "delete",
         30 * DAY_MS,
         "records the stream processors could not process: original bytes + reason",
+    ),
+    TopicSpec(
+        DLQ_DELIVERY,
+        "alert_id",
+        "delete",
+        30 * DAY_MS,
+        "alert changes a sink (webhook, mail) could not deliver after its retries: record + reason",
     ),
     TopicSpec(AUDIT, "none", "delete", 730 * DAY_MS, "every view of personal data"),
 )

@@ -24,6 +24,8 @@ alerts_app = typer.Typer(help="Read alerts from the alerts topic.")
 schemas_app = typer.Typer(help="The Avro schema catalog in schemas/.")
 rules_app = typer.Typer(help="The detection rules (streams/rules.yaml or WIJKHUB_RULES_FILE).")
 household_app = typer.Typer(help="Household views, for operators (every read is audited).")
+inbox_app = typer.Typer(help="The team inbox (web) and its accounts (WIJKHUB_TEAMS_FILE).")
+app.add_typer(inbox_app, name="inbox")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(alerts_app, name="alerts")
@@ -248,6 +250,73 @@ def serve_intake() -> None:
     metrics = Metrics()
     application = build(tokens, lambda source: Intake(s, source, metrics=metrics), metrics)
     web.run_app(application, host=s.intake_host, port=s.intake_port, print=None)
+
+
+def _teams(s: Settings):
+    from wijkhub.connectors import teams
+
+    if not s.teams_file:
+        _fail("WIJKHUB_TEAMS_FILE is not set: the teams, their accounts and addresses")
+    try:
+        return teams.load(s.teams_file, s.webhook_secrets)
+    except teams.TeamsFileError as exc:
+        _fail("\n  ".join([f"{s.teams_file} is not valid:", *exc.problems]))
+
+
+@inbox_app.command("serve")
+def inbox_serve() -> None:
+    """Serve the team inbox at http://<WIJKHUB_INBOX_HOST>:<WIJKHUB_INBOX_PORT>/."""
+    from aiohttp import web
+
+    from wijkhub.connectors.inbox.web import build
+
+    s = settings()
+    try:
+        application = build(s, _teams(s))
+    except SettingsError as exc:
+        _fail(str(exc))
+    typer.echo(f"team inbox at http://{s.inbox_host}:{s.inbox_port}/", err=True)
+    web.run_app(application, host=s.inbox_host, port=s.inbox_port, print=None)
+
+
+@inbox_app.command("hash-password")
+def inbox_hash_password() -> None:
+    """Print the scrypt hash of a password for the teams file (the password is not shown)."""
+    from wijkhub.connectors.teams import hash_password
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Wachtwoord", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        _fail("a password needs at least 12 characters")
+    typer.echo(hash_password(password))
+
+
+@inbox_app.command("teams")
+def inbox_teams() -> None:
+    """Validate the teams file and list teams, addresses and members (never hashes)."""
+    from wijkhub.connectors.teams import as_mapping
+
+    typer.echo(json.dumps(as_mapping(_teams(settings())), indent=2, ensure_ascii=False))
+
+
+@app.command()
+def deliver() -> None:
+    """Deliver alert state changes to the teams' webhooks and e-mail addresses."""
+    import asyncio
+
+    from prometheus_client import start_http_server
+
+    from wijkhub.connectors.delivery import run
+    from wijkhub.metrics import Metrics
+
+    s = settings()
+    teams = _teams(s)
+    metrics = Metrics()
+    if s.delivery_metrics_port:
+        start_http_server(s.delivery_metrics_port, s.intake_host, registry=metrics.registry)
+    asyncio.run(run(s, teams, metrics))
 
 
 @app.command()

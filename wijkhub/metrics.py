@@ -128,6 +128,24 @@ class Metrics:
             ["action", "outcome", "result"],
             registry=r,
         )
+        self.inbox_logins = Counter(
+            "wijkhub_inbox_logins_total",
+            "Team inbox log-ins by result (ok, refused, locked).",
+            ["result"],
+            registry=r,
+        )
+        self.inbox_pages = Counter(
+            "wijkhub_inbox_pages_total",
+            "Team inbox pages served (list, alert); every alert page is audited.",
+            ["page"],
+            registry=r,
+        )
+        self.inbox_actions = Counter(
+            "wijkhub_inbox_actions_total",
+            "Actions team members sent from the inbox, by action and outcome.",
+            ["action", "outcome"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "wijkhub_batch_size",
             "Events per batch taken by a stream processor.",

@@ -29,6 +29,25 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("1", "0", "true", "false", "yes", "no"):
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    return raw in ("1", "true", "yes")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration of a wijkhub process.
@@ -72,6 +91,27 @@ class Settings:
     match_threshold: float = 0.99
     # 0 picks a free port, so parallel runs on one machine do not clash.
     kafka_port: int = 0
+    # Teams, their inbox accounts (scrypt hashes), e-mail addresses and webhooks (YAML).
+    teams_file: str = ""
+    # team=secret,… for signing each team's webhook calls (HMAC-SHA256)
+    webhook_secrets: str = field(default="", repr=False)
+    # The team inbox (web): where it listens, the key that signs its session cookies,
+    # and the address teams use to reach it (links in e-mails).
+    inbox_host: str = "127.0.0.1"
+    inbox_port: int = 6072
+    inbox_secret: str = field(default="", repr=False)
+    inbox_base_url: str = "http://127.0.0.1:6072"
+    # Alert delivery (webhooks, e-mail): attempts before a dead letter, timeout, backoff.
+    delivery_attempts: int = 5
+    delivery_timeout_seconds: float = 5.0
+    delivery_backoff_seconds: float = 1.0
+    delivery_metrics_port: int = 6073
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    mail_from: str = "wijkhub@gemeente.example"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +154,28 @@ class Settings:
             match_threshold=(
                 float(match_threshold) if match_threshold else defaults.match_threshold
             ),
+            teams_file=env.get(f"{p}TEAMS_FILE", ""),
+            webhook_secrets=env.get(f"{p}WEBHOOK_SECRETS", ""),
+            inbox_host=env.get(f"{p}INBOX_HOST", defaults.inbox_host),
+            inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
+            inbox_secret=env.get(f"{p}INBOX_SECRET", ""),
+            inbox_base_url=env.get(f"{p}INBOX_BASE_URL", defaults.inbox_base_url),
+            delivery_attempts=_int(env, f"{p}DELIVERY_ATTEMPTS", defaults.delivery_attempts),
+            delivery_timeout_seconds=_float(
+                env, f"{p}DELIVERY_TIMEOUT_SECONDS", defaults.delivery_timeout_seconds
+            ),
+            delivery_backoff_seconds=_float(
+                env, f"{p}DELIVERY_BACKOFF_SECONDS", defaults.delivery_backoff_seconds
+            ),
+            delivery_metrics_port=_int(
+                env, f"{p}DELIVERY_METRICS_PORT", defaults.delivery_metrics_port
+            ),
+            smtp_host=env.get(f"{p}SMTP_HOST", ""),
+            smtp_port=_int(env, f"{p}SMTP_PORT", defaults.smtp_port),
+            smtp_starttls=_bool(env, f"{p}SMTP_STARTTLS", defaults.smtp_starttls),
+            smtp_user=env.get(f"{p}SMTP_USER", ""),
+            smtp_password=env.get(f"{p}SMTP_PASSWORD", ""),
+            mail_from=env.get(f"{p}MAIL_FROM", defaults.mail_from),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -144,6 +206,22 @@ class Settings:
             f"{p}INTAKE_HOST": self.intake_host,
             f"{p}INTAKE_PORT": str(self.intake_port),
             f"{p}CONNECTOR_METRICS_PORT": str(self.connector_metrics_port),
+            f"{p}TEAMS_FILE": self.teams_file,
+            f"{p}WEBHOOK_SECRETS": self.webhook_secrets,
+            f"{p}INBOX_HOST": self.inbox_host,
+            f"{p}INBOX_PORT": str(self.inbox_port),
+            f"{p}INBOX_SECRET": self.inbox_secret,
+            f"{p}INBOX_BASE_URL": self.inbox_base_url,
+            f"{p}DELIVERY_ATTEMPTS": str(self.delivery_attempts),
+            f"{p}DELIVERY_TIMEOUT_SECONDS": str(self.delivery_timeout_seconds),
+            f"{p}DELIVERY_BACKOFF_SECONDS": str(self.delivery_backoff_seconds),
+            f"{p}DELIVERY_METRICS_PORT": str(self.delivery_metrics_port),
+            f"{p}SMTP_HOST": self.smtp_host,
+            f"{p}SMTP_PORT": str(self.smtp_port),
+            f"{p}SMTP_STARTTLS": str(self.smtp_starttls).lower(),
+            f"{p}SMTP_USER": self.smtp_user,
+            f"{p}SMTP_PASSWORD": self.smtp_password,
+            f"{p}MAIL_FROM": self.mail_from,
         }
         if self.bootstrap_servers:
             env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers

@@ -19,6 +19,7 @@ from wijkhub.admin import admin_client
 from wijkhub.connectors.alerts import latest_alerts
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import (
+    DLQ_DELIVERY,
     DLQ_INGEST,
     DLQ_STREAMS,
     RAW_TOPICS,
@@ -74,7 +75,7 @@ def collect(settings: Settings) -> dict[str, Any]:
             lag[name] = sum(ends[tp] - (committed[tp].offset if tp in committed else 0)
                             for tp in tps)  # fmt: skip
         kept: dict[str, int] = {}
-        for name in (DLQ_INGEST, DLQ_STREAMS, UNMATCHED):
+        for name in (DLQ_INGEST, DLQ_STREAMS, DLQ_DELIVERY, UNMATCHED):
             tps = _partitions(consumer, settings.topic_prefix + name)
             if tps:
                 ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
@@ -83,7 +84,9 @@ def collect(settings: Settings) -> dict[str, Any]:
     finally:
         consumer.close()
         admin.close()
-    open_alerts = Counter(a["team"] for a in latest_alerts(settings) if a["state"] == "open")
+    open_alerts = Counter(
+        a["team"] for a in latest_alerts(settings) if a["state"] in ("open", "acknowledged")
+    )
     return {
         "last_intake_per_source": last,
         "consumer_lag_per_topic": lag,

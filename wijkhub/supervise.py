@@ -1,4 +1,4 @@
-"""Start and stop hub processes (a worker) from the demo, the tests and the benchmark."""
+"""Start and stop hub processes (worker, inbox, delivery) from the demo, tests and benchmark."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from wijkhub.settings import Settings
 class WorkerProcess:
     """``wijkhub worker`` as a child process; its JSON log goes to ``log_path``."""
 
+    command: tuple[str, ...] = ("worker",)
+
     def __init__(self, settings: Settings, log_path: Path) -> None:
         self.settings = settings
         self.log_path = log_path
@@ -32,7 +34,7 @@ class WorkerProcess:
         self._log = self.log_path.open("ab")
         env = {**os.environ, **self.settings.to_env()}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wijkhub", "worker"],
+            [sys.executable, "-m", "wijkhub", *self.command],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -42,14 +44,15 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"worker exited with {self.proc.returncode}; see {self.log_path}:\n"
+                    f"{self.command[0]} exited with {self.proc.returncode}; see {self.log_path}:\n"
                     + self.log_path.read_text(errors="replace")[-3000:]
                 )
             if self.ready():
                 return self
             time.sleep(0.25)
         self.stop()
-        raise RuntimeError(f"worker not ready within {timeout:.0f}s; see {self.log_path}")
+        name = self.command[0]
+        raise RuntimeError(f"{name} not ready within {timeout:.0f}s; see {self.log_path}")
 
     def ready(self) -> bool:
         """Web server up and the worker past its first rebalance and recovery."""
@@ -76,3 +79,30 @@ class WorkerProcess:
         if self._log:
             self._log.close()
         return self.proc.returncode
+
+
+class InboxProcess(WorkerProcess):
+    """``wijkhub inbox serve``: ready once it has read the alerts and household views."""
+
+    command = ("inbox", "serve")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.inbox_host}:{self.settings.inbox_port}"
+
+
+class DeliveryProcess(WorkerProcess):
+    """``wijkhub deliver``: its /metrics page answering means it is running."""
+
+    command = ("deliver",)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.intake_host}:{self.settings.delivery_metrics_port}"
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.base_url + "/metrics", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False

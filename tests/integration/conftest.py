@@ -27,11 +27,12 @@ from wijkhub.broker import DISTRICT_FIXTURE, LocalBroker, free_port
 from wijkhub.connectors.alerts import iter_alerts
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.intake import Intake, IntakeReport
+from wijkhub.connectors.teams import hash_password
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, RAW_EVENT, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, LINKED, RAW_TOPICS, WORKER_INPUTS, full_name
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
-from wijkhub.supervise import WorkerProcess
+from wijkhub.supervise import InboxProcess, WorkerProcess
 
 
 def pytest_collection_modifyitems(items):
@@ -43,6 +44,12 @@ def pytest_collection_modifyitems(items):
 
 
 OPERATOR_TOKEN = secrets.token_urlsafe(32)
+TEAM_A, TEAM_B = "wijkteam-centrum", "wijkteam-noord"
+_PASSWORDS = {"anna": secrets.token_urlsafe(16), "bram": secrets.token_urlsafe(16)}
+
+
+def inbox_password(account: str) -> str:
+    return _PASSWORDS[account]
 
 
 @pytest.fixture(scope="session")
@@ -286,3 +293,29 @@ def intake_server(hub_settings) -> Iterator[IntakeServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
+    """``wijkhub inbox serve`` with two members: anna (team A) and bram (team B)."""
+    teams_file = tmp_path_factory.mktemp("inbox") / "teams.yaml"
+    accounts = {"anna": TEAM_A, "bram": TEAM_B}
+    lines = ["teams:", f"  {TEAM_A}: {{name: Wijkteam Centrum}}",
+             f"  {TEAM_B}: {{name: Wijkteam Noord}}", "accounts:"]  # fmt: skip
+    for account, team in accounts.items():
+        lines.append(
+            f'  {account}: {{team: {team}, password: "{hash_password(_PASSWORDS[account])}"}}'
+        )
+    teams_file.write_text("\n".join(lines) + "\n")
+    port = free_port()
+    settings = hub_settings.with_(
+        teams_file=str(teams_file),
+        inbox_secret=secrets.token_urlsafe(32),
+        inbox_port=port,
+        inbox_base_url=f"http://127.0.0.1:{port}",
+    )
+    proc = InboxProcess(settings, hub_settings.data_dir / "inbox.log").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -1,0 +1,139 @@
+"""The inbox's read model: the latest state of every alert and every household view.
+
+Built from the two compacted topics (alerts, household-view) read from the
+beginning at start, then followed. Views are kept encoded and decoded only
+when a member opens an alert, so a municipality's households fit in a few
+tens of megabytes. Nothing here is written back: the streams own the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from wijkhub.logs import get as get_logger
+from wijkhub.schemas.registry import ALERT, HOUSEHOLD_VIEW, Catalog, DecodeError
+from wijkhub.settings import Settings
+from wijkhub.streams.rules import SEVERITIES
+from wijkhub.streams.topics import ALERTS, full_name
+from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
+
+log = get_logger("wijkhub.inbox")
+ACTIVE = ("open", "acknowledged")
+
+
+class AlertStore:
+    def __init__(self, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog or Catalog()
+        self.alerts: dict[str, dict[str, Any]] = {}
+        self.views: dict[str, bytes] = {}
+        self.ready = asyncio.Event()
+        self._changed = asyncio.Condition()
+
+    def apply_alert(self, alert: dict[str, Any]) -> None:
+        known = self.alerts.get(alert["alert_id"])
+        if known is None or alert["revision"] >= known["revision"]:
+            self.alerts[alert["alert_id"]] = alert
+
+    def for_team(
+        self, team: str, rule: str | None = None, states: Iterable[str] = ACTIVE
+    ) -> list[dict[str, Any]]:
+        """The team's alerts in the given states, most severe first, then newest first."""
+        wanted = set(states)
+        found = [
+            a
+            for a in self.alerts.values()
+            if a["team"] == team and a["state"] in wanted and (rule is None or a["rule_id"] == rule)
+        ]
+        return sorted(
+            found,
+            key=lambda a: (
+                -SEVERITIES.index(a["severity"]),
+                -a["raised_at"].timestamp(),
+                a["alert_id"],
+            ),
+        )
+
+    def view(self, household_ref: str) -> dict[str, Any] | None:
+        value = self.views.get(household_ref)
+        return None if value is None else self.catalog.decode(value, HOUSEHOLD_VIEW)
+
+    def due_for_expiry(self, now: dt.datetime) -> list[dict[str, Any]]:
+        return [
+            a
+            for a in self.alerts.values()
+            if a["state"] in ACTIVE and a.get("expires_at") is not None and a["expires_at"] <= now
+        ]
+
+    async def wait_for(self, alert_id: str, after_revision: int, timeout: float) -> bool:
+        """Until the alert has a revision newer than ``after_revision`` (True) or timeout."""
+
+        def newer() -> bool:
+            return self.alerts.get(alert_id, {}).get("revision", 0) > after_revision
+
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(newer), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    async def notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
+async def follow(
+    settings: Settings, store: AlertStore, partitions: Callable[[str], Awaitable[set[int]]]
+) -> None:
+    """Read the alerts and household-view topics into ``store``, forever.
+
+    ``partitions`` tells a topic's partitions (the producer's ``partitions_for``: the
+    consumer of aiokafka 0.14 has no public call that fetches them for an assignment).
+    """
+    topics = [full_name(t, settings.topic_prefix) for t in (ALERTS, HOUSEHOLD_VIEW_TOPIC)]
+    alerts_topic = topics[0]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.require_bootstrap(),
+        enable_auto_commit=False,
+        client_id=f"{settings.app_id}-inbox",
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in sorted(await partitions(t))]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for tp, records in batches.items():
+                for record in records:
+                    _apply(store, record, tp.topic == alerts_topic)
+            if batches:
+                await store.notify()
+            if not store.ready.is_set():
+                positions = [await consumer.position(tp) for tp in tps]
+                if all(pos >= end[tp] for pos, tp in zip(positions, tps, strict=True)):
+                    store.ready.set()
+                    log.info("inbox caught up", alerts=len(store.alerts), views=len(store.views))
+    finally:
+        await consumer.stop()
+
+
+def _apply(store: AlertStore, record: Any, is_alert: bool) -> None:
+    if not is_alert:
+        if record.key:
+            store.views[record.key.decode()] = record.value
+        return
+    try:
+        store.apply_alert(store.catalog.decode(record.value, ALERT))
+    except DecodeError as exc:
+        log.warning(
+            "unreadable alert record skipped",
+            reason=str(exc),
+            origin=f"{record.topic}/{record.partition}/{record.offset}",
+        )

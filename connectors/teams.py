@@ -1,0 +1,164 @@
+"""Teams and their members: who receives which alerts, where, and who may log in.
+
+One YAML file (``WIJKHUB_TEAMS_FILE``), validated as a whole before any
+process uses it::
+
+    teams:
+      wijkteam-noord:
+        name: Wijkteam Noord
+        email: noord@wijkteams.example          # new-alert notifications (optional)
+        webhook: https://zaaksysteem.example/wijkhub  # state changes, signed (optional)
+    accounts:
+      j.jansen: {team: wijkteam-noord, password: "scrypt$16384$8$1$…"}
+
+Passwords are stored as scrypt hashes only (``wijkhub inbox hash-password``).
+Webhook secrets never live in the file: ``WIJKHUB_WEBHOOK_SECRETS`` holds
+``team=secret,…``. Accounts are the stand-in for the municipality's identity
+provider: the inbox asks :meth:`Teams.authenticate` for a member, and an OIDC
+login would answer the same question (account → team).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wijkhub.access import parse_tokens
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+_HASH = re.compile(r"scrypt\$(\d+)\$(\d+)\$(\d+)\$([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+)")
+_DUMMY = None  # a hash to compare against for unknown accounts (same time as a real check)
+
+
+class TeamsFileError(ValueError):
+    """The teams file is not valid; ``problems`` lists every reason."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    b64 = base64.b64encode
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    m = _HASH.fullmatch(stored)
+    if not m:
+        return False
+    n, r, p = (int(x) for x in m.group(1, 2, 3))
+    salt, expected = base64.b64decode(m.group(4)), base64.b64decode(m.group(5))
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=2**26)
+    return hmac.compare_digest(digest, expected)
+
+
+@dataclass(frozen=True)
+class Team:
+    id: str
+    name: str
+    email: str = ""
+    webhook: str = ""
+
+
+@dataclass(frozen=True)
+class Member:
+    account: str
+    team: str
+
+
+@dataclass(frozen=True)
+class Teams:
+    teams: dict[str, Team]
+    passwords: dict[str, tuple[str, str]] = field(repr=False)  # account → (team, hash)
+    webhook_secrets: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def authenticate(self, account: str, password: str) -> Member | None:
+        """The member, if the password is right. Unknown accounts take as long as known ones."""
+        global _DUMMY
+        team, stored = self.passwords.get(account, ("", ""))
+        if not stored:
+            _DUMMY = _DUMMY or hash_password(secrets.token_urlsafe(8))
+            verify_password(password, _DUMMY)
+            return None
+        return Member(account, team) if verify_password(password, stored) else None
+
+    def name(self, team: str) -> str:
+        return self.teams[team].name if team in self.teams else team
+
+
+def parse(text: str, source: str = "teams", webhook_secrets: str = "") -> Teams:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TeamsFileError(source, [f"not valid YAML: {exc}"]) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("teams"), dict):
+        raise TeamsFileError(source, ["needs a mapping under 'teams'"])
+    problems: list[str] = []
+    teams: dict[str, Team] = {}
+    for team_id, raw in doc["teams"].items():
+        raw = raw or {}
+        email, webhook = str(raw.get("email", "")), str(raw.get("webhook", ""))
+        if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
+            problems.append(f"team {team_id}: email {email!r} is not an address")
+        if webhook and not webhook.startswith(("https://", "http://")):
+            problems.append(f"team {team_id}: webhook must be an http(s) URL")
+        teams[str(team_id)] = Team(str(team_id), str(raw.get("name") or team_id), email, webhook)
+    passwords: dict[str, tuple[str, str]] = {}
+    for account, raw in (doc.get("accounts") or {}).items():
+        raw = raw or {}
+        if raw.get("team") not in teams:
+            problems.append(f"account {account}: unknown team {raw.get('team')!r}")
+        if not _HASH.fullmatch(str(raw.get("password", ""))):
+            problems.append(
+                f"account {account}: password must be a scrypt hash "
+                "(make one with `wijkhub inbox hash-password`), never the password itself"
+            )
+        passwords[str(account)] = (str(raw.get("team")), str(raw.get("password", "")))
+    try:
+        secrets_by_team = parse_tokens(webhook_secrets, "webhook secret", allowed=teams)
+    except ValueError as exc:
+        problems.append(f"WIJKHUB_WEBHOOK_SECRETS: {exc}")
+        secrets_by_team = {}
+    for team in teams.values():
+        if team.webhook and team.id not in secrets_by_team:
+            problems.append(
+                f"team {team.id}: has a webhook but no secret in WIJKHUB_WEBHOOK_SECRETS"
+            )
+    if problems:
+        raise TeamsFileError(source, problems)
+    return Teams(teams, passwords, secrets_by_team)
+
+
+def load(path: str | Path, webhook_secrets: str = "") -> Teams:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TeamsFileError(str(path), [f"cannot read: {exc.strerror}"]) from None
+    return parse(text, str(path), webhook_secrets)
+
+
+def as_mapping(teams: Teams) -> dict[str, Any]:
+    """For ``wijkhub inbox teams``: the teams, without hashes or secrets."""
+    members: dict[str, list[str]] = {}
+    for account, (team, _) in sorted(teams.passwords.items()):
+        members.setdefault(team, []).append(account)
+    return {
+        t.id: {
+            "name": t.name,
+            "email": t.email,
+            "webhook": t.webhook,
+            "members": members.get(t.id, []),
+        }
+        for t in teams.teams.values()
+    }

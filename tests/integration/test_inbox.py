@@ -1,0 +1,169 @@
+"""The team inbox in a real headless Chromium, against the real broker and worker.
+
+A member logs in, sees the alert the worker raised from events produced to
+Kafka, opens it, takes it on, acknowledges and resolves it; the state change
+arrives on the alerts topic. A member of another team can neither see nor
+open it, also not by its URL. Every opening is on the audit topic.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
+from wijkhub.streams.topics import AUDIT
+
+from conftest import TEAM_A, TEAM_B, inbox_password
+from test_pipeline import arrears, household, person, series, wait_for_alerts
+
+SCREENSHOTS = Path(".wijkhub/screenshots")
+
+
+def chromium() -> webdriver.Chrome:
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.fail("Debian's chromium and chromium-driver are needed: `.ci/run` installs them")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1280,1000"):  # fmt: skip
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(driver))
+
+
+@pytest.fixture
+def browser():
+    driver = chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def log_in(driver, base: str, account: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(f"{base}/inloggen")
+    driver.find_element(By.ID, "account").send_keys(account)
+    driver.find_element(By.ID, "password").send_keys(inbox_password(account))
+    driver.find_element(By.CSS_SELECTOR, "form.login button").click()
+    WebDriverWait(driver, 10).until(ec.url_contains("/meldingen"))
+
+
+def list_until(driver, base: str, alert_id: str, timeout: float = 30.0) -> None:
+    """Reload the list until the alert shows up (the inbox follows the alerts topic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        driver.get(f"{base}/meldingen")
+        if driver.find_elements(By.CSS_SELECTOR, f'a[href="/meldingen/{alert_id}"]'):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"alert {alert_id} not in the inbox list after {timeout}s")
+
+
+def press(driver, label: str) -> None:
+    driver.find_element(By.XPATH, f'//button[normalize-space()="{label}"]').click()
+    WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".done")))
+
+
+def audit_entries(hub) -> list[dict]:
+    catalog = Catalog()
+    return [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)]
+
+
+def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(hub, inbox, browser):
+    p = person("1000BX", "101")  # CBS wijk WK036300: wijkteam-centrum
+    hub.ingest("population", [p])
+    hub.ingest("vroegsignalering", [arrears("1000BX", "101", "Huur", "2026-03-01"),
+                                    arrears("1000BX", "101", "Energie", "2026-04-02")])  # fmt: skip
+    ref = household("1000BX", "101")
+    [raised] = wait_for_alerts(hub, {ref}, 1)
+    assert raised["team"] == TEAM_A
+    aid = raised["alert_id"]
+
+    log_in(browser, inbox.base_url, "anna")
+    list_until(browser, inbox.base_url, aid)
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "nl"
+    browser.find_element(By.CSS_SELECTOR, f'a[href="/meldingen/{aid}"]').click()
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert "Waarom deze melding" in page and "Wet gemeentelijke schuldhulpverlening" in page
+    assert "Betalingsachterstand gemeld, schuldeiser: Huur" in page
+    assert "450" not in page  # no amounts: the facts say what happened, not how much
+    # every form control has a label a screen reader announces
+    for control in browser.find_elements(
+        By.CSS_SELECTOR, "main select, main input:not([type=hidden])"
+    ):
+        control_id = control.get_attribute("id")
+        assert browser.find_elements(By.CSS_SELECTOR, f'label[for="{control_id}"]'), control_id
+
+    press(browser, "Oppakken")
+    assert "anna" in browser.find_element(By.CSS_SELECTOR, ".facts").text
+    press(browser, "Bevestigen (gezien)")
+    assert browser.find_element(By.ID, "status").text.startswith("In behandeling")
+    Select(browser.find_element(By.ID, "outcome")).select_by_value("help_accepted")
+    browser.find_element(By.CSS_SELECTOR, "form.resolve button").click()
+    WebDriverWait(browser, 15).until(
+        ec.text_to_be_present_in_element((By.ID, "status"), "Afgesloten")
+    )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "inbox-melding-afgesloten.png"))
+
+    changes = [a for a in hub.alerts({ref}) if a["alert_id"] == aid]
+    assert [(a["change"], a["state"], a["revision"]) for a in changes] == [
+        ("raised", "open", 1), ("claimed", "open", 2), ("acknowledged", "acknowledged", 3),
+        ("resolved", "resolved", 4)]  # fmt: skip
+    assert changes[-1]["resolution"] == "help_accepted" and changes[-1]["claimed_by"] == "anna"
+    opened = [e for e in audit_entries(hub) if e["actor"] == "anna" and e["channel"] == "inbox"]
+    assert opened and all(e["resource"] == ref and e["allowed"] for e in opened)
+    text = hub.worker.metrics_text()
+    acknowledged = series(text, "wijkhub_time_to_acknowledge_seconds_count")
+    assert any(labels["team"] == TEAM_A and v >= 1 for labels, v in acknowledged)
+    applied = series(text, "wijkhub_alert_actions_total")
+    assert ({"action": "resolve", "outcome": "help_accepted", "result": "applied"}, 1.0) in applied
+
+
+def test_a_member_of_another_team_cannot_see_or_open_the_alert(hub, inbox, browser):
+    p = person("1001CX", "102")  # wijkteam-centrum
+    hub.ingest("population", [p])
+    signals = [arrears("1001CX", "102", "Water", "2026-03-01"),
+               arrears("1001CX", "102", "CAK Zorgverzekeringen", "2026-03-20")]  # fmt: skip
+    hub.ingest("vroegsignalering", signals)
+    [raised] = wait_for_alerts(hub, {household("1001CX", "102")}, 1)
+    aid = raised["alert_id"]
+    log_in(browser, inbox.base_url, "anna")
+    list_until(browser, inbox.base_url, aid)  # the inbox has it: team A sees it
+
+    log_in(browser, inbox.base_url, "bram")  # team B
+    assert TEAM_B in browser.find_element(By.TAG_NAME, "header").text
+    assert not browser.find_elements(By.CSS_SELECTOR, f'a[href="/meldingen/{aid}"]')
+    browser.get(f"{inbox.base_url}/meldingen/{aid}")
+    assert "Melding niet gevonden" in browser.find_element(By.TAG_NAME, "h1").text
+    assert "Betalingsachterstand" not in browser.page_source
+    refused = [e for e in audit_entries(hub) if e["actor"] == "bram"]
+    assert any(not e["allowed"] and e["resource"] == aid for e in refused)
+
+
+def test_wrong_password_and_no_session_get_no_data(inbox, browser):
+    browser.delete_all_cookies()
+    browser.get(f"{inbox.base_url}/meldingen")
+    assert browser.current_url.endswith("/inloggen")  # no session: to the login page
+    browser.find_element(By.ID, "account").send_keys("anna")
+    browser.find_element(By.ID, "password").send_keys("niet-het-wachtwoord")
+    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    error = browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    assert re.search("onjuist wachtwoord", error)
+    try:
+        WebDriverWait(browser, 1).until(ec.url_contains("/meldingen"))
+        raise AssertionError("logged in with a wrong password")
+    except TimeoutException:
+        pass
