@@ -1,0 +1,109 @@
+"""Teams file, passwords, inbox actions and what an alert page may show."""
+
+import datetime as dt
+
+import pytest
+
+from wijkhub.connectors import teams
+from wijkhub.connectors.inbox import actions, present
+from wijkhub.streams import household, rules
+
+from helpers import arrears, case, consent, shipped_rules
+
+HASH = teams.hash_password("een lang wachtwoord")
+RULES = {r.id: r for r in shipped_rules()}
+
+
+def test_passwords_are_stored_as_salted_scrypt_hashes():
+    assert HASH.startswith("scrypt$16384$8$1$") and "lang" not in HASH
+    assert teams.hash_password("een lang wachtwoord") != HASH  # salted
+    assert teams.verify_password("een lang wachtwoord", HASH)
+    assert not teams.verify_password("een ander wachtwoord", HASH)
+    assert not teams.verify_password("een lang wachtwoord", "plain")
+
+
+def test_a_teams_file_authenticates_members_of_their_own_team():
+    doc = f"""
+teams:
+  wijkteam-noord: {{name: Wijkteam Noord, email: noord@example.nl}}
+accounts:
+  j.jansen: {{team: wijkteam-noord, password: "{HASH}"}}
+"""
+    loaded = teams.parse(doc)
+    assert loaded.authenticate("j.jansen", "een lang wachtwoord") == teams.Member(
+        "j.jansen", "wijkteam-noord"
+    )
+    assert loaded.authenticate("j.jansen", "fout") is None
+    assert loaded.authenticate("onbekend", "een lang wachtwoord") is None
+
+
+def test_a_bad_teams_file_lists_every_problem():
+    doc = """
+teams:
+  wijkteam-noord: {email: geen-adres, webhook: ftp://x}
+accounts:
+  j.jansen: {team: wijkteam-oost, password: hunter2}
+"""
+    with pytest.raises(teams.TeamsFileError) as err:
+        teams.parse(doc, "teams.yaml")
+    text = str(err.value)
+    for problem in ("is not an address", "webhook must be an http(s) URL", "unknown team",
+                    "must be a scrypt hash"):  # fmt: skip
+        assert problem in text
+    webhook = "teams:\n  t1: {webhook: 'https://x.example/h'}\n"
+    with pytest.raises(teams.TeamsFileError, match="no secret"):
+        teams.parse(webhook)
+    assert teams.parse(webhook, webhook_secrets="t1=" + "s" * 32).webhook_secrets["t1"]
+
+
+def alert(**changes):
+    return {"alert_id": "A-1", "household_ref": "H-1", "revision": 3, "state": "open",
+            "family": "duplicate_help", "claimed_by": None, "contact_made_at": None,
+            "team": "wijkteam-noord", "correlation_id": "c", **changes}  # fmt: skip
+
+
+def test_the_actions_offered_follow_the_alert_state_and_family():
+    assert actions.allowed(alert()) == ["claim", "acknowledge", "contact_made", "resolve"]
+    assert actions.allowed(alert(state="acknowledged", claimed_by="x")) == [
+        "contact_made", "resolve"]  # fmt: skip
+    assert actions.allowed(alert(family="early_detection")) == ["claim", "acknowledge", "resolve"]
+    assert actions.allowed(alert(state="resolved")) == []
+
+
+def test_a_resubmitted_form_is_the_same_action():
+    first = actions.action_record(alert(), "resolve", "j.jansen", "help_refused")
+    again = actions.action_record(alert(), "resolve", "j.jansen", "help_refused")
+    assert first["action_id"] == again["action_id"] and first["team"] == "wijkteam-noord"
+    later = actions.action_record(alert(revision=4), "resolve", "j.jansen", "help_refused")
+    assert later["action_id"] != first["action_id"]
+    with pytest.raises(ValueError, match="outcome"):
+        actions.action_record(alert(), "resolve", "j.jansen", "opgelost")
+
+
+def published(*events):
+    view = household.new_view("H-1")
+    for e in events:
+        household.apply(view, e)
+    return household.to_record(view)
+
+
+def test_the_timeline_shows_only_what_the_rule_may_read_and_youth_debt_needs_consent():
+    record = published(arrears("Huur", 10, person="P-1"), case("Team A", "c1", case_type="jeugd"))
+    youth_rule = RULES["VS-YOUTH-HELP-AFTER-DEBT-180D"]
+    debt_rule = RULES["VS-ARREARS-2-CREDITORS-90D"]
+    assert [t for _, t in present.timeline(record, debt_rule)] == [
+        "Betalingsachterstand gemeld (schuldeiser: Huur)"
+    ]  # the debt rule: no youth case
+    without = [t for _, t in present.timeline(record, youth_rule)]
+    assert without == ["Hulp (jeugd) bij Team A, contact: team@example"]  # debt: no consent
+    allowed = consent(True, dt.date(2026, 1, 5), purpose="jeugd-schuldsignaal", domain="debt")
+    given = published(arrears("Huur", 10, person="P-1"), case("Team A", "c1", case_type="jeugd"),
+                      allowed)  # fmt: skip
+    assert len(present.timeline(given, youth_rule)) == 2
+    assert present.timeline(record, None) == []  # unknown rule: unknown basis, nothing shown
+
+
+def test_visible_to_keeps_the_rules_own_domains():
+    view = household.from_record(published(arrears("Huur", 1), case("Team A", "c1")))
+    seen = rules.visible_to(RULES["DH-TWO-TEAMS-OPEN-CASES"], view)
+    assert seen["signals"] == [] and len(seen["involvements"]) == 1
