@@ -29,6 +29,9 @@ from wijkhub.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A small table in the CBS pc6hnr layout (synthetic codes) for the demo and the tests.
 DISTRICT_FIXTURE = REPO_ROOT / "deploy" / "cbs" / "pc6hnr20250801_gwb.csv"
+# Demo teams and inbox accounts (documented demo password; never for production).
+DEMO_TEAMS = REPO_ROOT / "deploy" / "teams.demo.yaml"
+DEMO_PASSWORD = "wijkhub-demo-wachtwoord"
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 SERVER_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "server.properties.template"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"

@@ -1,24 +1,30 @@
 """``wijkhub demo``: the whole hub on one machine, with a synthetic municipality.
 
 Real broker (started here unless KAFKA_BOOTSTRAP_SERVERS is set), real topics,
-a real Faust worker in its own process, the intake connector, and the alerts
-read back from Kafka as they arrive. Ends with a one-line summary.
+a real Faust worker and the team inbox in their own processes, the intake
+connector, and the alerts read back from Kafka as they arrive. Then each demo
+team logs in to the inbox and counts what it sees. Ends with a one-line summary.
 """
 
 from __future__ import annotations
 
+import http.cookiejar
+import re
 import secrets
 import time
+import urllib.parse
+import urllib.request
 from collections import Counter
 
 import typer
 
 from wijkhub.admin import create_topics
-from wijkhub.broker import DISTRICT_FIXTURE, LocalBroker, free_port
+from wijkhub.broker import DEMO_PASSWORD, DEMO_TEAMS, DISTRICT_FIXTURE, LocalBroker, free_port
 from wijkhub.connectors.alerts import iter_alerts, latest_alerts, one_line
 from wijkhub.connectors.intake import Intake
+from wijkhub.connectors.teams import load as load_teams
 from wijkhub.settings import Settings
-from wijkhub.supervise import WorkerProcess
+from wijkhub.supervise import InboxProcess, WorkerProcess
 from wijkhub.synthetic import SOURCE_ORDER, generate
 
 
@@ -29,6 +35,8 @@ def _with_demo_secrets(settings: Settings) -> Settings:
         changes["pseudonym_key"] = secrets.token_urlsafe(32).encode()
     if len(settings.dead_letter_key) < 32:
         changes["dead_letter_key"] = secrets.token_urlsafe(32).encode()
+    if len(settings.inbox_secret) < 32:
+        changes["inbox_secret"] = secrets.token_urlsafe(32)
     return settings.with_(**changes) if changes else settings
 
 
@@ -49,20 +57,53 @@ def run_demo(settings: Settings, households: int, keep_running: bool, timeout: f
         # Own state per run: a RocksDB directory is locked by the worker that opened it.
         data_dir=settings.data_dir.resolve() / "demo" / run_id,
         district_table=settings.district_table or str(DISTRICT_FIXTURE),
+        teams_file=settings.teams_file or str(DEMO_TEAMS),
     )
+    inbox_port = free_port() if settings.inbox_port == 6072 else settings.inbox_port
+    base_url = f"http://{settings.inbox_host}:{inbox_port}"
+    settings = settings.with_(inbox_port=inbox_port, inbox_base_url=base_url)
     worker = WorkerProcess(settings, settings.data_dir / "worker.log")
+    inbox = InboxProcess(settings, settings.data_dir / "inbox.log")
     ok = False
     try:
-        ok = _run(settings, worker, households, timeout)
+        ok = _run(settings, worker, households, timeout) and _check_inbox(settings, inbox)
     finally:
         if keep_running and ok:
-            pid = worker.proc.pid if worker.proc else "?"
-            typer.echo(f"--keep-running: worker (pid {pid}) and broker stay up; stop them with")
-            typer.echo(f"  kill {pid}; wijkhub broker stop")
+            pids = " ".join(str(p.proc.pid) for p in (worker, inbox) if p.proc)
+            typer.echo(f"--keep-running: team inbox at {inbox.base_url}/ (demo accounts in "
+                       f"{DEMO_TEAMS.name}, password {DEMO_PASSWORD!r})")  # fmt: skip
+            typer.echo(f"worker, inbox and broker stay up; stop them with: kill {pids}; "
+                       "wijkhub broker stop")  # fmt: skip
         else:
+            inbox.stop()
             worker.stop()
             if broker is not None:
                 broker.stop()
+    return ok
+
+
+def _inbox_count(base_url: str, account: str) -> int:
+    """Log in as a demo member and count the alerts on their team's list."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    form = urllib.parse.urlencode({"account": account, "password": DEMO_PASSWORD}).encode()
+    with opener.open(f"{base_url}/inloggen", data=form, timeout=10) as page:
+        html = page.read().decode()
+    return len(set(re.findall(r'href="/meldingen/(A-[0-9a-f]+)"', html)))
+
+
+def _check_inbox(settings: Settings, inbox: InboxProcess) -> bool:
+    """Every open alert is on exactly one team's inbox list (the members see their own)."""
+    inbox.start()
+    members = load_teams(settings.teams_file).passwords
+    open_per_team = Counter(a["team"] for a in latest_alerts(settings) if a["state"] == "open")
+    seen = {team: _inbox_count(inbox.base_url, account)
+            for account, (team, _) in sorted(members.items())}  # fmt: skip
+    typer.echo("inbox: " + ", ".join(f"{t} {n}" for t, n in sorted(seen.items())))
+    ok = all(seen.get(team, 0) == n for team, n in open_per_team.items())
+    if not ok:
+        typer.echo(f"inbox MISMATCH: open alerts per team {dict(open_per_team)}")
     return ok
 
 
