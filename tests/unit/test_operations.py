@@ -97,7 +97,7 @@ def test_compose_runs_the_same_configs_and_topic_definitions():
         assert f"./{path}" in volumes
     assert services["topics"]["command"] == ["topics", "create"]  # from streams/topics.py
     assert services["worker-1"]["environment"]["WIJKHUB_WEB_HOST"] == "0.0.0.0"
-    for name in ("workers", "intake", "connectors"):
+    for name in ("workers", "intake", "connectors", "inbox", "delivery"):
         listed = json.loads(
             (DEPLOY / "prometheus" / "targets-compose" / f"{name}.json").read_text()
         )
