@@ -269,13 +269,15 @@ def inbox_serve() -> None:
     from aiohttp import web
 
     from wijkhub.connectors.inbox.web import build
+    from wijkhub.logs import get as get_logger
 
     s = settings()
     try:
         application = build(s, _teams(s))
     except SettingsError as exc:
         _fail(str(exc))
-    typer.echo(f"team inbox at http://{s.inbox_host}:{s.inbox_port}/", err=True)
+    log = get_logger("wijkhub.inbox")
+    log.info("team inbox listening", url=f"http://{s.inbox_host}:{s.inbox_port}/")
     web.run_app(application, host=s.inbox_host, port=s.inbox_port, print=None)
 
 

@@ -46,7 +46,8 @@ def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log):
             assert not found.search(blob), f"clear BSN on topic {name}"
             scanned += 1
     assert scanned > 50
-    logs = [worker_log, hub.settings.data_dir / "intake.log"]
+    data = hub.settings.data_dir
+    logs = [worker_log, data / "intake.log", data / "inbox.log", data / "delivery.log"]
     assert all(p.exists() for p in logs)
     for path in logs:
         check_log(path.read_text(), found)

@@ -93,3 +93,25 @@ def test_rules_cli_lists_and_checks(tmp_path):
     command = [sys.executable, "-m", "wijkhub", "rules", "check", str(ruleset.RULES_FILE)]
     good = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert good.returncode == 0 and "8 rules, valid" in good.stdout
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"escalate": {"min_facts": 3, "severity": "medium"}}, "must be higher than high"),
+        ({"escalate": {"min_facts": 3, "severity": "urgent"}}, "unknown escalate severity"),
+        ({"escalate": {"severity": "critical"}}, "escalate needs min_facts"),
+        ({"family": "duplicate_help", "expires_after_days": 1000}, "two years at most"),
+    ],
+)
+def test_escalation_and_expiry_are_checked(change, reason):
+    assert any(reason in p for p in problems(with_rule(**change)))
+
+
+def test_duplicate_help_rules_expire_after_two_years_unless_sooner_and_escalation_is_kept():
+    rules = {r.id: r for r in ruleset.load().rules}
+    assert rules["DH-TWO-HOLDERS-SAME-HELP"].expires_after_days == 730
+    assert rules["VS-ARREARS-2-CREDITORS-90D"].expires_after_days is None
+    assert rules["VS-ARREARS-2-CREDITORS-90D"].escalate == (3, "critical")
+    sooner = ruleset.parse(with_rule(family="duplicate_help", expires_after_days=365)).rules[0]
+    assert sooner.expires_after_days == 365
