@@ -146,6 +146,19 @@ class Metrics:
             ["action", "outcome"],
             registry=r,
         )
+        self.open_alerts = Gauge(
+            "wijkhub_open_alerts",
+            "Alerts not yet resolved, per team, alert severity and state (from the inbox).",
+            ["team", "alert_severity", "state"],
+            registry=r,
+        )
+        self.unacknowledged_age = Gauge(
+            "wijkhub_unacknowledged_alert_age_seconds",
+            "Age of the oldest alert nobody has acknowledged, per team and alert severity "
+            "(a crisis signal needs contact within 3 working days).",
+            ["team", "alert_severity"],
+            registry=r,
+        )
         self.batch_size = Histogram(
             "wijkhub_batch_size",
             "Events per batch taken by a stream processor.",

@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from wijkhub.logs import get as get_logger
+from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import ALERT, HOUSEHOLD_VIEW, Catalog, DecodeError
 from wijkhub.settings import Settings
 from wijkhub.streams.rules import SEVERITIES
@@ -57,6 +58,28 @@ class AlertStore:
                 a["alert_id"],
             ),
         )
+
+    def measure(self, metrics: Metrics, now: dt.datetime) -> None:
+        """Open alerts per team, severity and state, and the oldest unacknowledged one:
+        the figures a municipality is held to (contact within 3 working days on a crisis)."""
+        counts: dict[tuple[str, str, str], int] = {}
+        oldest: dict[tuple[str, str], float] = {}
+        for a in self.alerts.values():
+            if a["state"] not in ACTIVE:
+                continue
+            key = (a["team"], a["severity"], a["state"])
+            counts[key] = counts.get(key, 0) + 1
+            if a["state"] == "open":
+                since = a.get("published_at") or a["raised_at"]
+                age = max(0.0, (now - since).total_seconds())
+                group = (a["team"], a["severity"])
+                oldest[group] = max(oldest.get(group, 0.0), age)
+        metrics.open_alerts.clear()
+        metrics.unacknowledged_age.clear()
+        for labels, n in counts.items():
+            metrics.open_alerts.labels(*labels).set(n)
+        for labels, age in oldest.items():
+            metrics.unacknowledged_age.labels(*labels).set(age)
 
     def view(self, household_ref: str) -> dict[str, Any] | None:
         value = self.views.get(household_ref)

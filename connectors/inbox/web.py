@@ -250,6 +250,7 @@ class Inbox:
         )
 
     async def metrics_page(self, request: web.Request) -> web.Response:
+        request.app[STORE].measure(self.metrics, dt.datetime.now(dt.UTC))
         return web.Response(body=self.metrics.render(), content_type="text/plain")
 
     async def health(self, request: web.Request) -> web.Response:

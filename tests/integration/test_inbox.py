@@ -128,6 +128,8 @@ def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(h
     text = hub.worker.metrics_text()
     acknowledged = series(text, "wijkhub_time_to_acknowledge_seconds_count")
     assert any(labels["team"] == TEAM_A and v >= 1 for labels, v in acknowledged)
+    sent = series(inbox.metrics_text(), "wijkhub_inbox_actions_total")
+    assert ({"action": "resolve", "outcome": "help_accepted"}, 1.0) in sent
     applied = series(text, "wijkhub_alert_actions_total")
     assert ({"action": "resolve", "outcome": "help_accepted", "result": "applied"}, 1.0) in applied
 

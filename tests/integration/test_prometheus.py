@@ -109,5 +109,6 @@ def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus):
     with urllib.request.urlopen(prometheus + "/api/v1/rules", timeout=10) as answer:
         groups = json.loads(answer.read())["data"]["groups"]
     assert sorted(r["name"] for g in groups for r in g["rules"]) == [
-        "WijkhubAlertDeliveryFailing", "WijkhubConsumerLagGrowing", "WijkhubDeadLettersSpiking",
-        "WijkhubSourceStalled", "WijkhubWorkerDown"]  # fmt: skip
+        "WijkhubAlertDeliveryFailing", "WijkhubConsumerLagGrowing",
+        "WijkhubCrisisAlertNotAcknowledged", "WijkhubDeadLettersSpiking", "WijkhubSourceStalled",
+        "WijkhubWorkerDown"]  # fmt: skip

@@ -107,3 +107,29 @@ def test_visible_to_keeps_the_rules_own_domains():
     view = household.from_record(published(arrears("Huur", 1), case("Team A", "c1")))
     seen = rules.visible_to(RULES["DH-TWO-TEAMS-OPEN-CASES"], view)
     assert seen["signals"] == [] and len(seen["involvements"]) == 1
+
+
+def test_the_inbox_measures_open_alerts_and_the_oldest_unacknowledged_one():
+    from wijkhub.connectors.inbox.store import AlertStore
+    from wijkhub.metrics import Metrics
+
+    now = dt.datetime(2026, 6, 10, 12, tzinfo=dt.UTC)
+
+    def stored(aid, state, severity, hours_ago, revision=1):
+        published = now - dt.timedelta(hours=hours_ago)
+        return alert(alert_id=aid, state=state, severity=severity, revision=revision,
+                     raised_at=published, published_at=published)  # fmt: skip
+
+    store = AlertStore()
+    for a in (stored("A-1", "open", "critical", 50), stored("A-2", "open", "critical", 3),
+              stored("A-3", "acknowledged", "critical", 80), stored("A-4", "resolved", "high", 1),
+              stored("A-1", "open", "critical", 1, revision=0)):  # fmt: skip
+        store.apply_alert(a)  # the older revision of A-1 does not replace the newer one
+    metrics = Metrics()
+    store.measure(metrics, now)
+    text = metrics.render().decode()
+    assert ('wijkhub_open_alerts{alert_severity="critical",state="open",'
+            'team="wijkteam-noord"} 2.0') in text  # fmt: skip
+    assert 'state="resolved"' not in text
+    age = metrics.unacknowledged_age.labels("wijkteam-noord", "critical")._value.get()
+    assert age == 50 * 3600
