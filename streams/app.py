@@ -408,6 +408,15 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             count_consumed(batch, "household")
             await out.delivered()
 
+    def stored_view(
+        ref: str, event: faust.EventT, changed: dict[str, tuple[household.View, faust.EventT]]
+    ) -> household.View | None:
+        """The household's view: this batch's working copy, else the table's (or None)."""
+        if ref in changed:
+            return changed[ref][0]
+        with _as_current_event(event):
+            return views.get(ref.encode())
+
     async def _household_one(
         out: Outbox, event: faust.EventT, changed: dict[str, tuple[household.View, faust.EventT]]
     ) -> None:
@@ -418,11 +427,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             await dead_letter(out, event, "household", "undecodable", str(exc))
             return
         ref = linked["household_ref"]
-        if ref in changed:
-            view = changed[ref][0]
-        else:
-            with _as_current_event(event):
-                view = views.get(ref.encode()) or household.new_view(ref)
+        view = stored_view(ref, event, changed) or household.new_view(ref)
         env = raw["envelope"]
         latency.observe(max(0.0, time.time() - env["received_at"].timestamp()))
         if not household.apply(view, {**linked, "event": raw}):
@@ -475,11 +480,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             await dead_letter(out, event, "household", "undecodable", str(exc))
             return
         ref = action["household_ref"]
-        if ref in changed:
-            view = changed[ref][0]
-        else:
-            with _as_current_event(event):
-                view = views.get(ref.encode())
+        view = stored_view(ref, event, changed)
         if view is None:
             await dead_letter(out, event, "household", "unknown-household",
                               "no household view for this action")  # fmt: skip

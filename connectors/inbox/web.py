@@ -43,6 +43,7 @@ HERE = Path(__file__).parent
 COOKIE = "wijkhub_sessie"
 SESSION_SECONDS = 9 * 3600
 LOCKOUT_FAILURES, LOCKOUT_SECONDS = 5, 15 * 60
+MAX_TRACKED_ACCOUNTS = 10_000
 ACTION_WAIT_SECONDS = 10.0
 EXPIRY_SWEEP_SECONDS = 3600.0
 SECURITY_HEADERS = {
@@ -91,9 +92,10 @@ class Inbox:
             data = self.signer.loads(request.cookies.get(COOKIE, ""), max_age=SESSION_SECONDS)
         except BadSignature:
             return None
-        if data.get("t") not in self.teams.teams:
-            return None
-        return Member(data["a"], data["t"]), data["c"]
+        member = Member(data["a"], data["t"])
+        if self.teams.passwords.get(member.account, ("",))[0] != member.team:
+            return None  # account removed or moved to another team: the session ends now
+        return member, data["c"]
 
     def page(self, template: str, status: int = 200, **context: Any) -> web.Response:
         html = self.templates.get_template(template).render(**context)
@@ -103,6 +105,9 @@ class Inbox:
 
     def locked(self, account: str) -> bool:
         now = time.monotonic()
+        if len(self.failures) > MAX_TRACKED_ACCOUNTS:  # bounded, whatever names are tried
+            self.failures = {a: ts for a, ts in self.failures.items()
+                             if ts and now - ts[-1] < LOCKOUT_SECONDS}  # fmt: skip
         recent = [t for t in self.failures.get(account, []) if now - t < LOCKOUT_SECONDS]
         self.failures[account] = recent
         return len(recent) >= LOCKOUT_FAILURES

@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(items):
 
 OPERATOR_TOKEN = secrets.token_urlsafe(32)
 TEAM_A, TEAM_B = "wijkteam-centrum", "wijkteam-noord"
-_PASSWORDS = {"anna": secrets.token_urlsafe(16), "bram": secrets.token_urlsafe(16)}
+_PASSWORDS = {name: secrets.token_urlsafe(16) for name in ("anna", "bram", "carla")}
 
 
 def inbox_password(account: str) -> str:
@@ -297,9 +297,9 @@ def intake_server(hub_settings) -> Iterator[IntakeServer]:
 
 @pytest.fixture(scope="session")
 def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
-    """``wijkhub inbox serve`` with two members: anna (team A) and bram (team B)."""
+    """``wijkhub inbox serve`` with members anna (team A), bram and carla (team B)."""
     teams_file = tmp_path_factory.mktemp("inbox") / "teams.yaml"
-    accounts = {"anna": TEAM_A, "bram": TEAM_B}
+    accounts = {"anna": TEAM_A, "bram": TEAM_B, "carla": TEAM_B}
     lines = ["teams:", f"  {TEAM_A}: {{name: Wijkteam Centrum}}",
              f"  {TEAM_B}: {{name: Wijkteam Noord}}", "accounts:"]  # fmt: skip
     for account, team in accounts.items():

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 import shutil
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -169,3 +172,21 @@ def test_wrong_password_and_no_session_get_no_data(inbox, browser):
         raise AssertionError("logged in with a wrong password")
     except TimeoutException:
         pass
+
+
+def post_login(base: str, account: str, password: str) -> int:
+    form = urllib.parse.urlencode({"account": account, "password": password}).encode()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    try:
+        with opener.open(f"{base}/inloggen", data=form, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(inbox):
+    assert post_login(inbox.base_url, "carla", inbox_password("carla")) == 200
+    assert [post_login(inbox.base_url, "carla", "fout") for _ in range(5)] == [401] * 5
+    assert post_login(inbox.base_url, "carla", inbox_password("carla")) == 429
+    text = inbox.metrics_text()
+    assert ({"result": "locked"}, 1.0) in series(text, "wijkhub_inbox_logins_total")
