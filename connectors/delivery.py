@@ -160,7 +160,7 @@ class MailSink:
         msg = EmailMessage()
         msg["From"], msg["To"] = s.mail_from, team.email
         msg["Subject"] = f"Nieuwe melding voor {team.name}"
-        msg["Message-ID"] = f"<{idempotency_key(alert).replace(':', '.')}@wijkhub>"
+        msg["Message-ID"] = f"<{alert['alert_id']}.{alert['revision']}.{team.id}@wijkhub>"
         link = f"{s.inbox_base_url.rstrip('/')}/meldingen/{alert['alert_id']}"
         msg.set_content(
             f"Beste collega,\n\nEr staat een nieuwe melding voor {team.name} in de wijkhub-"
@@ -205,41 +205,32 @@ class Deliverer:
         self.dlq = full_name(DLQ_DELIVERY, settings.topic_prefix)
 
     async def deliver(self, record: Any, alert: dict[str, Any]) -> None:
-        team = self.teams.teams.get(alert["team"])
-        if team is None:
-            await self.dead_letter(
-                record,
-                "all",
-                alert["team"],
-                "unknown-team",
-                "the alert's team is not in the teams file",
-            )
-            return
-        for sink in self.sinks:
-            if not sink.wants(team, alert):
-                continue
+        """To the responsible team and, for duplicate help, every involved team."""
+        if alert["team"] not in self.teams.teams:
+            await self.dead_letter(record, "all", alert["team"], "unknown-team",
+                                   "the alert's team is not in the teams file")  # fmt: skip
+        for recipient in self.teams.recipients(alert):
+            team = self.teams.teams.get(recipient)
+            for sink in self.sinks:
+                if team is not None and sink.wants(team, alert):
+                    await self.deliver_to(record, alert, team, sink)
 
-            def retried(reason: str, sink: Any = sink) -> None:
-                self.metrics.deliveries.labels(sink.name, team.id, "retried").inc()
-                log.info(
-                    "delivery retried",
-                    sink=sink.name,
-                    team=team.id,
-                    reason=reason,
-                    alert_id=alert["alert_id"],
-                    revision=alert["revision"],
-                )
+    async def deliver_to(self, record: Any, alert: dict[str, Any], team: Team, sink: Any) -> None:
+        def retried(reason: str) -> None:
+            self.metrics.deliveries.labels(sink.name, team.id, "retried").inc()
+            log.info("delivery retried", sink=sink.name, team=team.id, reason=reason,
+                     alert_id=alert["alert_id"], revision=alert["revision"])  # fmt: skip
 
-            outcome = await with_retries(
-                lambda sink=sink: sink.send(team, alert),
-                self.settings.delivery_attempts,
-                self.settings.delivery_backoff_seconds,
-                retried,
-            )
-            if outcome.delivered:
-                self.metrics.deliveries.labels(sink.name, team.id, "delivered").inc()
-            else:
-                await self.dead_letter(record, sink.name, team.id, "undeliverable", outcome.reason)
+        outcome = await with_retries(
+            lambda: sink.send(team, alert),
+            self.settings.delivery_attempts,
+            self.settings.delivery_backoff_seconds,
+            retried,
+        )
+        if outcome.delivered:
+            self.metrics.deliveries.labels(sink.name, team.id, "delivered").inc()
+        else:
+            await self.dead_letter(record, sink.name, team.id, "undeliverable", outcome.reason)
 
     async def dead_letter(self, record: Any, sink: str, team: str, code: str, reason: str) -> None:
         letter = DeadLetter(

@@ -6,10 +6,15 @@ process uses it::
     teams:
       wijkteam-noord:
         name: Wijkteam Noord
+        aliases: [WT Noord]                     # how source systems name this team (optional)
         email: noord@wijkteams.example          # new-alert notifications (optional)
         webhook: https://zaaksysteem.example/wijkhub  # state changes, signed (optional)
     accounts:
       j.jansen: {team: wijkteam-noord, password: "scrypt$16384$8$1$…"}
+
+A duplicate-help alert goes to the team responsible for the household and
+to every involved party that is a team here (matched by id, name or alias):
+the verwijsindex tells each party who else is involved.
 
 Passwords are stored as scrypt hashes only (``wijkhub inbox hash-password``).
 Webhook secrets never live in the file: ``WIJKHUB_WEBHOOK_SECRETS`` holds
@@ -69,6 +74,12 @@ class Team:
     name: str
     email: str = ""
     webhook: str = ""
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def known_as(self) -> set[str]:
+        """Every name under which source systems may record this team as a holder."""
+        return {self.id, self.name, *self.aliases}
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,16 @@ class Teams:
     def name(self, team: str) -> str:
         return self.teams[team].name if team in self.teams else team
 
+    def recipients(self, alert: dict[str, Any]) -> list[str]:
+        """The teams an alert goes to: the responsible team, then every involved party that
+        is one of our teams (duplicate help), each once."""
+        found = [alert["team"]]
+        for party in alert.get("involved") or ():
+            for team in self.teams.values():
+                if party["holder"] in team.known_as and team.id not in found:
+                    found.append(team.id)
+        return found
+
 
 def parse(text: str, source: str = "teams", webhook_secrets: str = "") -> Teams:
     try:
@@ -113,7 +134,12 @@ def parse(text: str, source: str = "teams", webhook_secrets: str = "") -> Teams:
             problems.append(f"team {team_id}: email {email!r} is not an address")
         if webhook and not webhook.startswith(("https://", "http://")):
             problems.append(f"team {team_id}: webhook must be an http(s) URL")
-        teams[str(team_id)] = Team(str(team_id), str(raw.get("name") or team_id), email, webhook)
+        aliases = raw.get("aliases") or []
+        if not isinstance(aliases, list):
+            problems.append(f"team {team_id}: aliases must be a list of names")
+            aliases = []
+        name = str(raw.get("name") or team_id)
+        teams[str(team_id)] = Team(str(team_id), name, email, webhook, tuple(map(str, aliases)))
     passwords: dict[str, tuple[str, str]] = {}
     for account, raw in (doc.get("accounts") or {}).items():
         raw = raw or {}

@@ -196,23 +196,16 @@ def same_help_different_holders(
     for kind in kinds:
         active = [i for i in view["involvements"] if i["kind"] == kind]
         if len({i["holder"] for i in active}) >= min_holders:
-            facts = [
-                {
-                    "event_id": i["event_id"],
-                    "on": i["since"],
-                    "type": f"involvement.{kind}",
-                    "description": f"Actief {kind}-traject bij {i['holder']}"
-                    + (f" (contact: {i['contact']})" if i["contact"] else ""),
-                }
-                for i in active
-            ]
-            yield f"{view['household_ref']}|{kind}", facts
+            yield f"{view['household_ref']}|{kind}", [_involvement_fact(i) for i in active]
 
 
 def _involvement_fact(i: dict) -> dict:
+    """Who is involved and how to reach them (the verwijsindex pattern): never case content."""
     contact = f" (contact: {i['contact']})" if i["contact"] else ""
+    party = {"holder": i["holder"], "kind": i["kind"], "contact": i["contact"]}
     return {"event_id": i["event_id"], "on": i["since"], "type": f"involvement.{i['kind']}",
-            "description": f"Actief {i['kind']}-traject bij {i['holder']}{contact}"}  # fmt: skip
+            "description": f"Actief {i['kind']}-traject bij {i['holder']}{contact}",
+            "party": party}  # fmt: skip
 
 
 def help_in_domains_without_coordinator(
@@ -347,4 +340,15 @@ def alert_record(
         "contact_made_at": _millis(alert["contact_made_at"]),
         "published_at": _millis(alert["published_at"]),
         "expires_at": expires,
+        "involved": _parties(alert["facts"]) if rule.family == DUPLICATE_HELP else [],
     }
+
+
+def _parties(facts: list[dict]) -> list[dict]:
+    """The organisations and teams involved, once each, in the order of the facts."""
+    seen: dict[tuple[str, str], dict] = {}
+    for f in facts:
+        party = f.get("party")
+        if party:
+            seen.setdefault((party["holder"], party["kind"]), party)
+    return list(seen.values())

@@ -41,14 +41,21 @@ class AlertStore:
             self.alerts[alert["alert_id"]] = alert
 
     def for_team(
-        self, team: str, rule: str | None = None, states: Iterable[str] = ACTIVE
+        self,
+        team: str,
+        rule: str | None = None,
+        states: Iterable[str] = ACTIVE,
+        recipients: Callable[[dict[str, Any]], list[str]] = lambda a: [a["team"]],
     ) -> list[dict[str, Any]]:
-        """The team's alerts in the given states, most severe first, then newest first."""
+        """The alerts a team receives (``recipients``: the responsible team and involved
+        parties) in the given states, most severe first, then newest first."""
         wanted = set(states)
         found = [
             a
             for a in self.alerts.values()
-            if a["team"] == team and a["state"] in wanted and (rule is None or a["rule_id"] == rule)
+            if a["state"] in wanted
+            and (rule is None or a["rule_id"] == rule)
+            and team in recipients(a)
         ]
         return sorted(
             found,

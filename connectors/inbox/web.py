@@ -103,6 +103,15 @@ class Inbox:
             text=html, content_type="text/html", status=status, headers=SECURITY_HEADERS
         )
 
+    def role(self, alert: dict[str, Any] | None, member: Member) -> str | None:
+        """'responsible' (the routed team), 'involved' (a party in a duplicate-help alert)
+        or None: the member may not see the alert at all."""
+        if alert is None:
+            return None
+        if alert["team"] == member.team:
+            return "responsible"
+        return "involved" if member.team in self.teams.recipients(alert) else None
+
     def locked(self, account: str) -> bool:
         now = time.monotonic()
         if len(self.failures) > MAX_TRACKED_ACCOUNTS:  # bounded, whatever names are tried
@@ -170,7 +179,9 @@ class Inbox:
         store = request.app[STORE]
         rule = request.query.get("regel") or None
         state = request.query.get("status", "actief")
-        found = store.for_team(member.team, rule, STATE_FILTERS.get(state, ACTIVE))
+        found = store.for_team(
+            member.team, rule, STATE_FILTERS.get(state, ACTIVE), self.teams.recipients
+        )
         self.metrics.inbox_pages.labels("list").inc()
         return self.page(
             "list.html",
@@ -192,10 +203,12 @@ class Inbox:
         member, csrf = session
         store, alert_id = request.app[STORE], request.match_info["alert_id"]
         alert = store.alerts.get(alert_id)
-        if alert is None or alert["team"] != member.team:
+        role = self.role(alert, member)
+        if alert is None or role is None:
             await self.audit(request, member, alert_id, False, "not an alert of this team")
             return self.page("not_found.html", status=404, member=member, csrf=csrf)
-        await self.audit(request, member, alert["household_ref"], True, f"melding {alert_id}")
+        reason = f"melding {alert_id}" + (" (betrokken partij)" if role == "involved" else "")
+        await self.audit(request, member, alert["household_ref"], True, reason)
         rule = self.rules.get(alert["rule_id"])
         record = store.view(alert["household_ref"])
         self.metrics.inbox_pages.labels("alert").inc()
@@ -206,9 +219,12 @@ class Inbox:
             alert=alert,
             rule=rule,
             csrf=csrf,
-            timeline=present.timeline(record, rule),
+            # An involved party learns who else is involved and how to reach them, no more.
+            timeline=present.timeline(record, rule) if role == "responsible" else [],
             coordinator=present.coordinator(record),
-            possible=actions.allowed(alert),
+            possible=actions.allowed(alert) if role == "responsible" else [],
+            role=role,
+            responsible=self.teams.name(alert["team"]),
             done=done,
             pending=request.query.get("verwerking") == "1",
         )
@@ -223,9 +239,12 @@ class Inbox:
             raise web.HTTPForbidden(text="Ongeldig formulier; laad de pagina opnieuw.")
         store, alert_id = request.app[STORE], request.match_info["alert_id"]
         alert = store.alerts.get(alert_id)
-        if alert is None or alert["team"] != member.team:
+        role = self.role(alert, member)
+        if alert is None or role is None:
             await self.audit(request, member, alert_id, False, "action on another team's alert")
             return self.page("not_found.html", status=404, member=member, csrf=csrf)
+        if role != "responsible":
+            raise web.HTTPForbidden(text="Alleen het team met de regie handelt deze melding af.")
         kind, outcome = str(form.get("action", "")), str(form.get("outcome", "")) or None
         if kind not in actions.allowed(alert):
             raise web.HTTPBadRequest(text="Deze actie kan niet (meer) op deze melding.")

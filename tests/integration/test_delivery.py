@@ -29,7 +29,7 @@ from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.streams.topics import ALERTS, DLQ_DELIVERY
 from wijkhub.supervise import DeliveryProcess
 
-from test_pipeline import BSNS_USED, arrears, household, person, series
+from test_pipeline import BSNS_USED, arrears, case, household, person, series
 
 FLAKY = ("wijkteam-centrum", "wijkteam-noord")
 DOWN = "wijkteam-centraal"  # the fallback team's receiver is down for the whole test
@@ -41,7 +41,7 @@ class Receiver(BaseHTTPRequestHandler):
     """A team's system: fails a third of first attempts (503), stalls another third past the
     sender's timeout (and then does process them), and keeps every idempotency key."""
 
-    accepted: ClassVar[dict[str, dict]] = {}  # idempotency key → body
+    accepted: ClassVar[dict[tuple[str, str], dict]] = {}  # (team, idempotency key) → body
     attempts: ClassVar[dict[str, int]] = {}
     duplicates = bad_signatures = requests = 0
     lock = threading.Lock()
@@ -57,9 +57,9 @@ class Receiver(BaseHTTPRequestHandler):
             if not verify(SECRETS[team], self.headers[SIGNATURE_HEADER], body):
                 cls.bad_signatures += 1
                 return self.answer(401)
-            key = self.headers["Idempotency-Key"]
+            key = (team, self.headers["Idempotency-Key"])
             attempt = cls.attempts[key] = cls.attempts.get(key, 0) + 1
-        kind = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 3
+        kind = int(hashlib.sha256(key[1].encode()).hexdigest(), 16) % 3
         if attempt == 1 and kind == 0:
             return self.answer(503)
         if attempt == 1 and kind == 1:
@@ -165,6 +165,12 @@ def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_persona
                 signals.append(arrears(postcode, number, "Water", "2026-04-01"))
             hub.ingest("vroegsignalering", signals)
             team_of[household(postcode, number)] = team
+    owner = person("1049WM", "100")  # centrum; two teams give the same help: duplicate help
+    hub.ingest("population", [owner])
+    hub.ingest(
+        "teams", [case(owner["bsn"], "wijkteam-centrum"), case(owner["bsn"], "wijkteam-noord")]
+    )
+    involved_ref = household("1049WM", "100")
     hub.wait_drained()
     wait_delivered(hub)
 
@@ -174,16 +180,20 @@ def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_persona
     ours = [a for _, a in alerts if a["household_ref"] in team_of]
     assert all(a["team"] == team_of[a["household_ref"]] for a in ours)  # routed by district
     assert len({a["alert_id"] for a in ours}) == 13 and len(ours) == 13 + 9  # 9 escalations
+    [shared] = [a for _, a in alerts if a["household_ref"] == involved_ref]
+    assert [p["holder"] for p in shared["involved"]] == ["wijkteam-centrum", "wijkteam-noord"]
     letters = [DeadLetter.from_headers(r.headers, r.value) for r in hub.records(DLQ_DELIVERY)]
     lettered = {d.origin for d in letters if d.source == "webhook"}
     for record, alert in alerts:
-        key = f"{alert['alert_id']}:{alert['revision']}"
+        key = (alert["team"], f"{alert['alert_id']}:{alert['revision']}")
         origin = f"{record.topic}/{record.partition}/{record.offset}"
         if alert["team"] in FLAKY:
             assert key in Receiver.accepted and origin not in lettered, key
             assert Receiver.accepted[key]["state"] == alert["state"]
         elif alert["team"] == DOWN:
             assert origin in lettered and key not in Receiver.accepted, key
+    # duplicate help: the involved team is told too, with the same idempotency key
+    assert ("wijkteam-noord", f"{shared['alert_id']}:1") in Receiver.accepted
     assert Receiver.bad_signatures == 0
     assert all(d.reason_code == "undeliverable" and "gave up after 4" in d.reason
                for d in letters if d.source == "webhook")  # fmt: skip
@@ -191,13 +201,13 @@ def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_persona
     raised = [a for a in ours if a["change"] == "raised" and a["team"] != "wijkteam-zuid"]
     mails = {m["Message-ID"]: m for m in mailbox.messages}
     for alert in raised:
-        mail = mails[f"<{alert['alert_id']}.1@wijkhub>"]
+        mail = mails[f"<{alert['alert_id']}.1.{alert['team']}@wijkhub>"]
         assert mail["To"] == f"{alert['team']}@wijkteams.example"
         body = mail.get_payload(decode=True).decode()
         assert f"https://inbox.gemeente.example/meldingen/{alert['alert_id']}" in body
         assert alert["household_ref"] not in body and "schuldeiser" not in body.lower()
         assert not any(bsn in body for bsn in BSNS_USED)
-    assert not any(m["Message-ID"].endswith(".2@wijkhub>") for m in mailbox.messages)
+    assert not any(".2." in m["Message-ID"] for m in mailbox.messages)  # no mail on updates
 
     metrics = series(delivery.metrics_text(), "wijkhub_deliveries_total")
     figures = {f"{labels['sink']}/{labels['team']}/{labels['result']}": v for labels, v in metrics}

@@ -28,7 +28,7 @@ from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
 from wijkhub.streams.topics import AUDIT
 
 from conftest import TEAM_A, TEAM_B, inbox_password
-from test_pipeline import arrears, household, person, series, wait_for_alerts
+from test_pipeline import arrears, case, household, person, series, wait_for_alerts
 
 SCREENSHOTS = Path(".wijkhub/screenshots")
 
@@ -172,6 +172,28 @@ def test_wrong_password_and_no_session_get_no_data(inbox, browser):
         raise AssertionError("logged in with a wrong password")
     except TimeoutException:
         pass
+
+
+def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(hub, inbox, browser):
+    p = person("1049ZH", "150")  # wijkteam-centrum's district
+    hub.ingest("population", [p])
+    hub.ingest("teams", [case(p["bsn"], "Wijkteam Centrum"), case(p["bsn"], "Wijkteam Noord")])
+    [raised] = wait_for_alerts(hub, {household("1049ZH", "150")}, 1)
+    assert raised["rule_id"] == "DH-TWO-HOLDERS-SAME-HELP" and raised["team"] == TEAM_A
+    aid = raised["alert_id"]
+
+    log_in(browser, inbox.base_url, "bram")  # team B: involved, not responsible
+    list_until(browser, inbox.base_url, aid)
+    row = browser.find_element(By.XPATH, f'//a[@href="/meldingen/{aid}"]/ancestor::tr').text
+    assert "Betrokken" in row
+    browser.find_element(By.CSS_SELECTOR, f'a[href="/meldingen/{aid}"]').click()
+    page = browser.find_element(By.TAG_NAME, "main").text
+    assert "De regie ligt bij Wijkteam Centrum" in page
+    assert "Betrokken partijen" in page and "06-00000000" in page  # how to reach the others
+    assert "Tijdlijn van het huishouden" not in page  # nothing of the household itself
+    assert not browser.find_elements(By.CSS_SELECTOR, "form[action$='/actie']")
+    opened = [e for e in audit_entries(hub) if e["actor"] == "bram" and e["allowed"]]
+    assert any("betrokken partij" in e["reason"] for e in opened)
 
 
 def post_login(base: str, account: str, password: str) -> int:

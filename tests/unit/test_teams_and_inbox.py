@@ -6,7 +6,7 @@ import pytest
 
 from wijkhub.connectors import teams
 from wijkhub.connectors.inbox import actions, present
-from wijkhub.streams import household, rules
+from wijkhub.streams import household, lifecycle, rules
 
 from helpers import arrears, case, consent, shipped_rules
 
@@ -133,3 +133,39 @@ def test_the_inbox_measures_open_alerts_and_the_oldest_unacknowledged_one():
     assert 'state="resolved"' not in text
     age = metrics.unacknowledged_age.labels("wijkteam-noord", "critical")._value.get()
     assert age == 50 * 3600
+
+
+def test_duplicate_help_goes_to_the_responsible_team_and_every_involved_team():
+    doc = """
+teams:
+  wijkteam-centrum: {name: Wijkteam Centrum}
+  wijkteam-noord: {name: Wijkteam Noord, aliases: [WT Noord]}
+"""
+    loaded = teams.parse(doc)
+    shared = alert(team="wijkteam-centrum", involved=[
+        {"holder": "Wijkteam Centrum", "kind": "schuldhulp", "contact": ""},
+        {"holder": "WT Noord", "kind": "schuldhulp", "contact": "06-1"},
+        {"holder": "Stadsbank", "kind": "schuldhulp", "contact": "020-1"}])  # fmt: skip
+    assert loaded.recipients(shared) == ["wijkteam-centrum", "wijkteam-noord"]
+    assert loaded.recipients(alert(team="wijkteam-noord")) == ["wijkteam-noord"]
+
+
+def test_a_duplicate_help_alert_names_each_party_once_and_early_detection_none():
+    by_id = RULES
+    view = household.new_view("H-1")
+    for e in (case("Team A", "c1"), case("Team B", "c2")):
+        household.apply(view, e)
+    [change] = lifecycle.step(view, rules.holding(view, shipped_rules()), by_id,
+                              lambda r: "wijkteam-noord", 0)  # fmt: skip
+    record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-1", "0363", "c",
+                                "raised")  # fmt: skip
+    assert [(p["holder"], p["contact"]) for p in record["involved"]] == [
+        ("Team A", "team@example"), ("Team B", "team@example")]  # fmt: skip
+    view = household.new_view("H-2")
+    for e in (arrears("Huur", 0), arrears("Energie", 10)):
+        household.apply(view, e)
+    [change] = lifecycle.step(view, rules.holding(view, shipped_rules()), by_id,
+                              lambda r: "wijkteam-noord", 0)  # fmt: skip
+    record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-2", "0363", "c",
+                                "raised")  # fmt: skip
+    assert record["involved"] == []
