@@ -109,6 +109,8 @@ class Settings:
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_starttls: bool = False
+    # CA bundle that signed the mail relay's certificate (empty: the system's CAs)
+    smtp_ca_file: str = ""
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
     mail_from: str = "wijkhub@gemeente.example"
@@ -173,6 +175,7 @@ class Settings:
             smtp_host=env.get(f"{p}SMTP_HOST", ""),
             smtp_port=_int(env, f"{p}SMTP_PORT", defaults.smtp_port),
             smtp_starttls=_bool(env, f"{p}SMTP_STARTTLS", defaults.smtp_starttls),
+            smtp_ca_file=env.get(f"{p}SMTP_CA_FILE", ""),
             smtp_user=env.get(f"{p}SMTP_USER", ""),
             smtp_password=env.get(f"{p}SMTP_PASSWORD", ""),
             mail_from=env.get(f"{p}MAIL_FROM", defaults.mail_from),
@@ -219,6 +222,7 @@ class Settings:
             f"{p}SMTP_HOST": self.smtp_host,
             f"{p}SMTP_PORT": str(self.smtp_port),
             f"{p}SMTP_STARTTLS": str(self.smtp_starttls).lower(),
+            f"{p}SMTP_CA_FILE": self.smtp_ca_file,
             f"{p}SMTP_USER": self.smtp_user,
             f"{p}SMTP_PASSWORD": self.smtp_password,
             f"{p}MAIL_FROM": self.mail_from,

@@ -1,5 +1,6 @@
 """Alert delivery on the real broker: ``wijkhub deliver`` against a webhook receiver that
-fails and stalls, one that is always down, and a real SMTP server (aiosmtpd).
+fails and stalls, one that is always down, and a real SMTP server (aiosmtpd) that takes
+mail only over STARTTLS, with a certificate from the test's own CA, after a login.
 
 Every alert state change ends exactly once at its team's receiver (by
 idempotency key) or as a dead letter; e-mails carry a link and nothing about
@@ -8,9 +9,12 @@ the household.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+import ipaddress
 import json
 import secrets
+import ssl
 import threading
 import time
 from email import message_from_bytes
@@ -20,6 +24,11 @@ from typing import ClassVar
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from wijkhub.broker import free_port
@@ -81,12 +90,46 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 class Mailbox:
+    """The relay: accepts mail only after STARTTLS and a login."""
+
     def __init__(self) -> None:
         self.messages: list = []
+        self.logins: list[str] = []
 
     async def handle_DATA(self, server, session, envelope) -> str:
+        assert session.ssl is not None and session.authenticated
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = (auth_data.login, auth_data.password) == (b"wijkhub", SMTP_PASSWORD.encode())
+        self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok)
+
+
+SMTP_PASSWORD = secrets.token_urlsafe(16)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1, as a municipality's own CA would issue for its relay."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    loopback = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(loopback, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "relay.crt", directory / "relay.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return cert_path, key_path
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +137,12 @@ def receivers(hub_settings, worker, tmp_path_factory):
     http = ThreadingHTTPServer(("127.0.0.1", free_port()), Receiver)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     mailbox = Mailbox()
-    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+    cert, key = self_signed(tmp_path_factory.mktemp("relay"))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=free_port(), tls_context=tls,
+                      require_starttls=True, authenticator=mailbox.authenticate,
+                      auth_required=True)  # fmt: skip
     smtp.start()
     base = f"http://127.0.0.1:{http.server_address[1]}"
     teams_file = tmp_path_factory.mktemp("delivery") / "teams.yaml"
@@ -112,6 +160,10 @@ def receivers(hub_settings, worker, tmp_path_factory):
         delivery_metrics_port=free_port(),
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
+        smtp_starttls=True,
+        smtp_ca_file=str(cert),
+        smtp_user="wijkhub",
+        smtp_password=SMTP_PASSWORD,
         inbox_base_url="https://inbox.gemeente.example",
     )
     proc = DeliveryProcess(settings, hub_settings.data_dir / "delivery.log").start()
@@ -208,6 +260,7 @@ def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_persona
         assert alert["household_ref"] not in body and "schuldeiser" not in body.lower()
         assert not any(bsn in body for bsn in BSNS_USED)
     assert not any(".2." in m["Message-ID"] for m in mailbox.messages)  # no mail on updates
+    assert mailbox.logins and set(mailbox.logins) == {"wijkhub"}  # over STARTTLS, logged in
 
     metrics = series(delivery.metrics_text(), "wijkhub_deliveries_total")
     figures = {f"{labels['sink']}/{labels['team']}/{labels['result']}": v for labels, v in metrics}
