@@ -110,5 +110,6 @@ def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus):
         groups = json.loads(answer.read())["data"]["groups"]
     assert sorted(r["name"] for g in groups for r in g["rules"]) == [
         "WijkhubAlertDeliveryFailing", "WijkhubConsumerLagGrowing",
-        "WijkhubCrisisAlertNotAcknowledged", "WijkhubDeadLettersSpiking", "WijkhubSourceStalled",
+        "WijkhubCrisisAlertNotAcknowledged", "WijkhubDeadLettersSpiking", "WijkhubDeliveryDown",
+        "WijkhubSourceStalled",
         "WijkhubWorkerDown"]  # fmt: skip
