@@ -20,7 +20,9 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -162,6 +164,13 @@ def test_wrong_password_and_no_session_get_no_data(inbox, browser):
     browser.delete_all_cookies()
     browser.get(f"{inbox.base_url}/meldingen")
     assert browser.current_url.endswith("/inloggen")  # no session: to the login page
+    # keyboard only: skip link, user name, password, button, in that order
+    order = []
+    for _ in range(4):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        active = browser.switch_to.active_element
+        order.append(active.get_attribute("id") or active.text)
+    assert order == ["Naar de inhoud", "account", "password", "Inloggen"]
     browser.find_element(By.ID, "account").send_keys("anna")
     browser.find_element(By.ID, "password").send_keys("niet-het-wachtwoord")
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
