@@ -45,7 +45,6 @@ SESSION_SECONDS = 9 * 3600
 LOCKOUT_FAILURES, LOCKOUT_SECONDS = 5, 15 * 60
 MAX_TRACKED_ACCOUNTS = 10_000
 ACTION_WAIT_SECONDS = 10.0
-EXPIRY_SWEEP_SECONDS = 3600.0
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
@@ -291,15 +290,19 @@ async def sweep_expired(settings: Settings, store: AlertStore, producer: AIOKafk
     """Duplicate-help alerts end two years after they were raised, even in a quiet household:
     the inbox sends the expiry action for every active alert past its ``expires_at``."""
     catalog, topic = Catalog(), full_name(ALERT_ACTIONS, settings.topic_prefix)
+    sent: set[str] = set()  # once per process: a refused expiry is in dlq.streams, not repeated
     await store.ready.wait()
     while True:
         for alert in store.due_for_expiry(dt.datetime.now(dt.UTC)):
+            if alert["alert_id"] in sent:
+                continue
             record = actions.expiry_record(alert, dt.datetime.now(dt.UTC))
             await producer.send_and_wait(
                 topic, catalog.encode(ALERT_ACTION, record), key=alert["household_ref"].encode()
             )
+            sent.add(alert["alert_id"])
             log.info("expiry sent", alert_id=alert["alert_id"])
-        await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+        await asyncio.sleep(settings.inbox_expiry_sweep_seconds)
 
 
 def _stopped(task: asyncio.Task) -> None:

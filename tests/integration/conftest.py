@@ -313,6 +313,7 @@ def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
         inbox_secret=secrets.token_urlsafe(32),
         inbox_port=port,
         inbox_base_url=f"http://127.0.0.1:{port}",
+        inbox_expiry_sweep_seconds=1.0,
     )
     proc = InboxProcess(settings, hub_settings.data_dir / "inbox.log").start()
     try:
