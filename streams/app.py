@@ -1,7 +1,7 @@
 """The processing topology, as in DESIGN.md:
 
     raw.<domain> ─ link (person stage) ─► by-address ─ addresses (address stage) ─► linked
-    linked ─ households ─► household-view, alerts          (unmatched: for review)
+    linked, alert-actions ─ households ─► household-view, alerts    (unmatched: for review)
 
 Agents are thin loops; decisions are in :mod:`linking` (where a person lived
 when), :mod:`residence` (who lived together, matching signals without BSN),
