@@ -102,6 +102,19 @@ class Inbox:
             text=html, content_type="text/html", status=status, headers=SECURITY_HEADERS
         )
 
+    async def visible(
+        self, request: web.Request, member: Member, refusal: str
+    ) -> tuple[dict[str, Any], str] | None:
+        """The requested alert and the member's role in it; None (audited as refused) when
+        the member may not see it: the answer is then the same as for no such alert."""
+        alert_id = request.match_info["alert_id"]
+        alert = request.app[STORE].alerts.get(alert_id)
+        role = self.role(alert, member)
+        if alert is None or role is None:
+            await self.audit(request, member, alert_id, False, refusal)
+            return None
+        return alert, role
+
     def role(self, alert: dict[str, Any] | None, member: Member) -> str | None:
         """'responsible' (the routed team), 'involved' (a party in a duplicate-help alert)
         or None: the member may not see the alert at all."""
@@ -201,11 +214,10 @@ class Inbox:
             raise web.HTTPSeeOther("/inloggen")
         member, csrf = session
         store, alert_id = request.app[STORE], request.match_info["alert_id"]
-        alert = store.alerts.get(alert_id)
-        role = self.role(alert, member)
-        if alert is None or role is None:
-            await self.audit(request, member, alert_id, False, "not an alert of this team")
+        found = await self.visible(request, member, "not an alert of this team")
+        if found is None:
             return self.page("not_found.html", status=404, member=member, csrf=csrf)
+        alert, role = found
         reason = f"melding {alert_id}" + (" (betrokken partij)" if role == "involved" else "")
         await self.audit(request, member, alert["household_ref"], True, reason)
         rule = self.rules.get(alert["rule_id"])
@@ -237,11 +249,10 @@ class Inbox:
         if not secrets.compare_digest(str(form.get("csrf", "")), csrf):
             raise web.HTTPForbidden(text="Ongeldig formulier; laad de pagina opnieuw.")
         store, alert_id = request.app[STORE], request.match_info["alert_id"]
-        alert = store.alerts.get(alert_id)
-        role = self.role(alert, member)
-        if alert is None or role is None:
-            await self.audit(request, member, alert_id, False, "action on another team's alert")
+        found = await self.visible(request, member, "action on another team's alert")
+        if found is None:
             return self.page("not_found.html", status=404, member=member, csrf=csrf)
+        alert, role = found
         if role != "responsible":
             raise web.HTTPForbidden(text="Alleen het team met de regie handelt deze melding af.")
         kind, outcome = str(form.get("action", "")), str(form.get("outcome", "")) or None
