@@ -151,9 +151,8 @@ def step(
 
 
 def _expired(rule: Rule, entry: dict, on: dt.date) -> bool:
-    if not rule.expires_after_days or not entry["on"]:
-        return False
-    return on >= dt.date.fromisoformat(entry["on"]) + dt.timedelta(days=rule.expires_after_days)
+    expires = rule.expires_on(entry["on"])
+    return expires is not None and on >= expires
 
 
 def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | Refused | None:
@@ -174,7 +173,7 @@ def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | 
     rule = rules.get(entry["rule"])
     if rule is None:
         return Refused("unknown-rule", f"rule {entry['rule']} is not in the active rules")
-    if action["team"] != entry["team"] and kind != "expire":
+    if action["team"] != entry["team"]:
         return Refused("other-team", "the alert belongs to another team")
     on = action["at"].date()
     refused = _refusal(kind, action, rule, entry, on)
@@ -216,10 +215,3 @@ def _refusal(kind: str, action: dict, rule: Rule, entry: dict, on: dt.date) -> R
     if kind == "expire" and not _expired(rule, entry, on):
         return Refused("not-expired", "the alert has not reached its expiry date")
     return None
-
-
-def expiry_date(rule: Rule, raised_on: str) -> dt.date | None:
-    """When a duplicate-help alert ends by itself (None: it does not)."""
-    if not rule.expires_after_days:
-        return None
-    return dt.date.fromisoformat(raised_on) + dt.timedelta(days=rule.expires_after_days)

@@ -43,6 +43,12 @@ class Rule:
     escalate: tuple[int, str] | None = None  # (facts at least, severity): new evidence escalates
     expires_after_days: int | None = None  # duplicate help: the alert ends after this long
 
+    def expires_on(self, raised_on: str) -> dt.date | None:
+        """When an alert raised on ``raised_on`` ends by itself (None: it does not)."""
+        if not self.expires_after_days or not raised_on:
+            return None
+        return dt.date.fromisoformat(raised_on) + dt.timedelta(days=self.expires_after_days)
+
     def severity_for(self, facts: list[dict]) -> str:
         """The rule's severity, or its escalated one once the evidence has grown enough."""
         if self.escalate and len(facts) >= self.escalate[0]:
@@ -89,7 +95,6 @@ def visible_to(rule: Rule, view: View) -> View:
 class AlertDraft:
     alert_id: str
     rule: Rule
-    household_ref: str
     facts: list[dict]
 
     @property
@@ -275,7 +280,7 @@ CONDITIONS: dict[str, Condition] = {
 def holding(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
     """Every condition that holds now, as the alert it means (open or not)."""
     return [
-        AlertDraft(alert_id(rule.id, key), rule, view["household_ref"], facts)
+        AlertDraft(alert_id(rule.id, key), rule, facts)
         for rule in rules
         for key, facts in rule.evaluate(rule.view_for(view))
     ]
@@ -305,11 +310,7 @@ def alert_record(
     def at(day: str) -> dt.datetime:
         return dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC)
 
-    expires = (
-        at(alert["on"]) + dt.timedelta(days=rule.expires_after_days)
-        if rule.expires_after_days
-        else None
-    )
+    expires = rule.expires_on(alert["on"])
     return {
         "alert_id": alert_id,
         "rule_id": rule.id,
@@ -339,7 +340,7 @@ def alert_record(
         "acknowledged_at": _millis(alert["acknowledged_at"]),
         "contact_made_at": _millis(alert["contact_made_at"]),
         "published_at": _millis(alert["published_at"]),
-        "expires_at": expires,
+        "expires_at": at(expires.isoformat()) if expires else None,
         "involved": _parties(alert["facts"]) if rule.family == DUPLICATE_HELP else [],
     }
 

@@ -122,8 +122,6 @@ class Settings:
         env = os.environ if env is None else env
         p = ENV_PREFIX
         defaults = cls()
-        batch_within = env.get(f"{p}BATCH_WITHIN_SECONDS")
-        match_threshold = env.get(f"{p}MATCH_THRESHOLD")
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             app_id=env.get(f"{p}APP_ID", defaults.app_id),
@@ -141,8 +139,8 @@ class Settings:
                 env, f"{p}ROCKSDB_BLOCK_CACHE_BYTES", defaults.rocksdb_block_cache_bytes
             ),
             batch_size=_int(env, f"{p}BATCH_SIZE", defaults.batch_size),
-            batch_within_seconds=(
-                float(batch_within) if batch_within else defaults.batch_within_seconds
+            batch_within_seconds=_float(
+                env, f"{p}BATCH_WITHIN_SECONDS", defaults.batch_within_seconds
             ),
             routing_file=env.get(f"{p}ROUTING_FILE", ""),
             ingest_tokens=env.get(f"{p}INGEST_TOKENS", ""),
@@ -155,9 +153,7 @@ class Settings:
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
             district_table=env.get(f"{p}DISTRICT_TABLE", ""),
             rules_file=env.get(f"{p}RULES_FILE", ""),
-            match_threshold=(
-                float(match_threshold) if match_threshold else defaults.match_threshold
-            ),
+            match_threshold=_float(env, f"{p}MATCH_THRESHOLD", defaults.match_threshold),
             teams_file=env.get(f"{p}TEAMS_FILE", ""),
             webhook_secrets=env.get(f"{p}WEBHOOK_SECRETS", ""),
             inbox_host=env.get(f"{p}INBOX_HOST", defaults.inbox_host),

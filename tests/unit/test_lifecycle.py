@@ -132,7 +132,7 @@ def test_contact_made_on_duplicate_help_acknowledges_it():
 def test_duplicate_help_expires_two_years_after_it_was_raised():
     view = household.new_view("H-1")
     [raised] = changes(view, case("Team A", "c1"), case("Team B", "c2"))
-    expires = lifecycle.expiry_date(raised.rule, raised.alert["on"])
+    expires = raised.rule.expires_on(raised.alert["on"])
     assert expires == dt.date.fromisoformat(raised.alert["on"]) + dt.timedelta(days=730)
     record = rules.alert_record(raised.alert_id, raised.alert, raised.rule, "H-1", "0363", "c",
                                 "raised")  # fmt: skip
