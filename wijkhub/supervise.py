@@ -1,4 +1,5 @@
-"""Start and stop hub processes (worker, inbox, delivery) from the demo, tests and benchmark."""
+"""Start and stop hub processes (worker, intake, inbox, delivery) from the demo, tests and
+benchmark."""
 
 from __future__ import annotations
 
@@ -79,6 +80,16 @@ class WorkerProcess:
         if self._log:
             self._log.close()
         return self.proc.returncode
+
+
+class IntakeProcess(WorkerProcess):
+    """``wijkhub serve-intake``: the HTTP ingest."""
+
+    command = ("serve-intake",)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.intake_host}:{self.settings.intake_port}"
 
 
 class InboxProcess(WorkerProcess):

@@ -8,10 +8,7 @@ prefix and consumer group, so runs never see each other's records.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +29,7 @@ from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, RAW_EVENT, Ca
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, LINKED, RAW_TOPICS, WORKER_INPUTS, full_name
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
-from wijkhub.supervise import InboxProcess, WorkerProcess
+from wijkhub.supervise import InboxProcess, IntakeProcess, WorkerProcess
 
 
 def pytest_collection_modifyitems(items):
@@ -251,24 +248,13 @@ class IntakeServer:
 
     def __init__(self, settings: Settings) -> None:
         self.token = secrets.token_urlsafe(32)
-        self.settings = settings.with_(
+        intake = settings.with_(
             intake_port=free_port(),
             ingest_tokens=",".join(f"{source}={self.token}" for source in SOURCES),
         )
-        self.base = f"http://127.0.0.1:{self.settings.intake_port}"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wijkhub", "serve-intake"],
-            env={**os.environ, **self.settings.to_env()},
-            stdout=subprocess.DEVNULL,
-            stderr=(settings.data_dir / "intake.log").open("ab"),  # checked by test_privacy
-        )
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(self.base + "/health", timeout=1)
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("serve-intake did not come up within 10 s")
+        # its JSON log is checked by test_privacy
+        self.process = IntakeProcess(intake, settings.data_dir / "intake.log").start()
+        self.base = self.process.base_url
 
     def post(self, source: str, body: bytes, token: str | None = "") -> tuple[int, dict]:
         """POST /ingest/<source>: (status, JSON answer). token None sends no header."""
@@ -282,8 +268,7 @@ class IntakeServer:
             return e.code, json.loads(e.read())
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
+        self.process.stop()
 
 
 @pytest.fixture(scope="session")
