@@ -34,6 +34,7 @@ def new_view(household_ref: str) -> View:
         "household_ref": household_ref,
         "address_ref": None,
         "members": [],
+        "member_periods": [],  # [{"person_ref", "from", "until"}], ISO dates
         "involvements": [],
         "signals": [],
         "coordinator": None,
@@ -45,8 +46,9 @@ def new_view(household_ref: str) -> View:
     }
 
 
-def _iso(d: dt.date | dt.datetime) -> str:
-    return d.isoformat()[:10]
+def _iso(d: dt.date | dt.datetime | str) -> str:
+    """A date as ISO text; facts kept in a stage's state already hold it as text."""
+    return (d if isinstance(d, str) else d.isoformat())[:10]
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,28 @@ def apply(view: View, linked: dict[str, Any]) -> bool:
         millis = int(env["occurred_at"].timestamp() * 1000)
         view["updated_at"] = max(view["updated_at"], millis)
     return changed
+
+
+def fold(view: View, fact: dict[str, Any]) -> None:
+    """Fold one stored fact (see :mod:`household_stage`) into the view, in event-date order.
+
+    Unlike :func:`apply`, membership is not a fact here (it comes from the address
+    stage as periods), and the caller guarantees each fact is folded once.
+    """
+    handler = HANDLERS.get(fact["name"].rsplit(".", 1)[-1])
+    if handler is not None and fact["name"] not in MEMBERSHIP_EVENTS:
+        handler(view, Fact(fact["id"], fact["domain"], fact["person"], fact["payload"]))
+
+
+def ends_something(name: str, payload: Payload) -> bool:
+    """Facts that end an involvement sort after those that start one on the same day."""
+    short = name.rsplit(".", 1)[-1]
+    return (
+        short == "CaseClosed"
+        or (short == "ProvisionStopped" and bool(payload.get("definitive")))
+        or (short in ("DebtHelpChanged",) and payload.get("change") == "ended")
+        or (short == "ToewijzingChanged" and payload.get("change") == "withdrawn")
+    )
 
 
 def _member_joined(view: View, f: Fact) -> bool:
@@ -240,6 +264,10 @@ def _consent(view: View, f: Fact) -> bool:
     return True
 
 
+MEMBERSHIP_EVENTS = (
+    "nl.wijkhub.population.PersonRegistered",
+    "nl.wijkhub.population.PersonDeceased",
+)
 HANDLERS: dict[str, Callable[[View, Fact], bool]] = {
     "PersonRegistered": _member_joined,
     "PersonDeceased": _member_left,
@@ -263,6 +291,14 @@ def to_record(view: View) -> dict[str, Any]:
         "household_ref": view["household_ref"],
         "address_ref": view["address_ref"],
         "members": list(view["members"]),
+        "member_periods": [
+            {
+                "person_ref": m["person_ref"],
+                "from": dt.date.fromisoformat(m["from"]),
+                "until": dt.date.fromisoformat(m["until"]) if m["until"] else None,
+            }
+            for m in view.get("member_periods", [])
+        ],
         "involvements": [
             {
                 "kind": i["kind"],
@@ -319,6 +355,14 @@ def from_record(record: dict[str, Any]) -> View:
     view.update(
         address_ref=record["address_ref"],
         members=list(record["members"]),
+        member_periods=[
+            {
+                "person_ref": m["person_ref"],
+                "from": _iso(m["from"]),
+                "until": _iso(m["until"]) if m["until"] else None,
+            }
+            for m in record.get("member_periods", [])
+        ],
         signals=[
             {**s, "on": _iso(s["on"]), "person": s.get("person_ref")} for s in record["signals"]
         ],

@@ -9,6 +9,7 @@ served: there is no unaudited read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -30,8 +31,15 @@ METRICS_CONTENT_TYPE = "; ".join(
 
 
 def register(
-    app: faust.App, settings: Settings, catalog: Catalog, metrics: Metrics, views: faust.TableT
+    app: faust.App,
+    settings: Settings,
+    catalog: Catalog,
+    metrics: Metrics,
+    views: faust.TableT,
+    read_view: Callable[[bytes], dict | None],
 ) -> None:
+    """``views``: the household stage's table (requests go to the worker holding the key);
+    ``read_view``: the household's view as that stage derives it."""
     operators = access.parse_tokens(settings.operator_tokens, "operator token")
     audit_name = full_name(AUDIT, settings.topic_prefix)
 
@@ -50,7 +58,7 @@ def register(
         if actor is None:
             await audit("unknown", ref, False, "missing or wrong operator token")
             return web.json({"error": "missing or wrong operator token"}, status=401)
-        view = views.get(ref.encode())
+        view = read_view(ref.encode())
         await audit(actor, ref, True, "" if view else "no such household")
         if view is None:
             return web.json({"error": f"no household {ref}"}, status=404)

@@ -26,7 +26,6 @@ Pure functions over JSON-ready dicts; no Kafka here.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -40,10 +39,6 @@ AddressState = dict[str, Any]  # {"residents": [...], "relations": [...]}
 LOW_CONFIDENCE_KINDS = ("briefadres", "instelling")
 
 
-def new_address() -> AddressState:
-    return {"residents": [], "relations": []}
-
-
 def building(address_ref: str) -> str:
     """The partition key of the address stage: ``1011AB-12-A-2`` → ``1011AB-12``."""
     if address_ref.startswith("BAG-"):
@@ -53,53 +48,6 @@ def building(address_ref: str) -> str:
 
 def _open_on(entry: dict[str, Any], day: str) -> bool:
     return entry["from"] <= day and (entry["until"] is None or day < entry["until"])
-
-
-def arrive(
-    state: AddressState,
-    person: str,
-    unit: str,
-    day: str,
-    until: str | None,
-    kind: str,
-    match: Person | None,
-) -> bool:
-    """Record a registration at ``unit`` (an address_ref in this building) from ``day``."""
-    for r in state["residents"]:
-        if r["person"] == person and r["from"] == day and r["unit"] == unit:
-            before = dict(r)
-            r.update(until=until if r["until"] is None else min(r["until"], until or r["until"]))
-            r.update(kind=kind, match=match or r["match"])
-            return r != before
-    state["residents"].append(
-        {"person": person, "unit": unit, "from": day, "until": until, "kind": kind, "match": match}
-    )
-    state["residents"].sort(key=lambda r: (r["from"], r["person"]))
-    return True
-
-
-def leave(state: AddressState, person: str, day: str) -> bool:
-    """The person stopped living here on ``day`` (moved away, died)."""
-    for r in state["residents"]:
-        if r["person"] == person and _open_on(r, day) and r["from"] < day:
-            r["until"] = day
-            return True
-    return False
-
-
-def relate(state: AddressState, a: str, b: str, relation: str, started: bool, day: str) -> bool:
-    """A relation between two people begins or ends on ``day`` (BRP relation change)."""
-    pair = sorted((a, b))
-    for rel in state["relations"]:
-        if rel["pair"] == pair and rel["until"] is None:
-            if started:
-                return False
-            rel["until"] = day
-            return True
-    if not started:
-        return False
-    state["relations"].append({"pair": pair, "relation": relation, "from": day, "until": None})
-    return True
 
 
 def residents_at(
@@ -175,17 +123,12 @@ def household_of(state: AddressState, address_ref: str, person: str, day: str) -
 
 
 @dataclass(frozen=True)
-class Applied:
-    member_change: str | None  # "joined" | "left" | None
-    changed: bool  # the state must be written back
-
-
-@dataclass(frozen=True)
 class Linked:
     household_ref: str
     linked_by: str  # "person" | "address" | "match"
     probability: float | None = None
     person_ref: str | None = None  # the resident a signal was matched to
+    unit: str | None = None  # the unit the household lives in (its ids derive from it)
 
 
 @dataclass(frozen=True)
@@ -217,18 +160,19 @@ def link_signal(
             return Unmatched(decision.reason, decision.probability or None)
         unit = next(r["unit"] for r in present if r["person"] == decision.person_ref)
         household = household_of(state, unit, decision.person_ref, day)
-        return Linked(household, "match", decision.probability, decision.person_ref)
+        return Linked(household, "match", decision.probability, decision.person_ref, unit)
     units = (
         [address_ref]
         if address_ref != building(address_ref)
         else sorted({r["unit"] for r in residents_at(state, day)})
     )  # without letter or toevoeging: any unit of the building, if only one is lived in
-    households = set()
+    households: dict[str, str] = {}
     for unit in units:  # households of people living there (a briefadres is not one)
         living = {r["person"] for r in residents_at(state, day, unit=unit)}
-        households |= {h for p, h in households_at(state, unit, day).items() if p in living}
+        households |= {h: unit for p, h in households_at(state, unit, day).items() if p in living}
     if len(households) == 1:
-        return Linked(households.pop(), "address")
+        household, unit = households.popitem()
+        return Linked(household, "address", unit=unit)
     if not households:
         return Unmatched("nobody registered at the address on the signal date")
     return Unmatched("several households at the address on the signal date")
@@ -253,32 +197,9 @@ def matching_person(match: dict[str, Any] | None, address_ref: str) -> Person | 
     return {**names, **unit_attributes(address_ref)}
 
 
-def apply(
-    state: AddressState, address_ref: str, role: str, until: dt.date | None, event: dict[str, Any]
-) -> Applied:
-    """Fold a routed event into the building's state (in place): what it meant for membership,
-    and whether the state changed (most events change nothing and need no write)."""
-    person = event["subject"]["person_ref"]
-    name, payload = event["payload"]
-    day = event_day(event)
-    if role == "arrived":
-        match = matching_person(event["subject"]["match"], address_ref)
-        kind = payload.get("address_kind", "woonadres")
-        end = until.isoformat() if until else None
-        return Applied("joined", arrive(state, person, address_ref, day, end, kind, match))
-    if role == "left":
-        return Applied("left", leave(state, person, day))
-    if name == RELATION_CHANGED and person:
-        started = payload["change"] == "started"
-        related = payload["related_person_ref"]
-        return Applied(None, relate(state, person, related, payload["relation"], started, day))
-    return Applied(None, False)
-
-
 def decide_link(
     state: AddressState,
     address_ref: str,
-    role: str,
     event: dict[str, Any],
     weights: Weights,
     threshold: float,
@@ -289,6 +210,4 @@ def decide_link(
     if person is None:
         match = matching_person(event["subject"]["match"], address_ref)
         return link_signal(state, address_ref, day, match, weights, threshold)
-    if role == "left":  # the household they were part of until that day
-        day = (dt.date.fromisoformat(day) - dt.timedelta(days=1)).isoformat()
-    return Linked(household_of(state, address_ref, person, day), "person")
+    return Linked(household_of(state, address_ref, person, day), "person", unit=address_ref)

@@ -391,25 +391,21 @@ def rules_backtest(
     as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False,
 ) -> None:
     """Replay the recorded raw topics through the rules in memory; nothing is delivered."""
-    from wijkhub.backtest import recorded_events, replay
-    from wijkhub.streams.district import DistrictTable
-    from wijkhub.streams.routing import Router
+    from wijkhub.backtest import recorded_records, replay
 
     s = settings()
     try:
         first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
     except ValueError:
         _fail("--from and --to must be dates like 2026-01-31")
-    active = _rules_or_fail(s.rules_file or None)
-    other = _rules_or_fail(str(candidate)) if candidate else None
-    router = Router.load(s.routing_file or None)
-    districts = (DistrictTable.load(Path(s.district_table), s.municipality)
-                 if s.district_table else None)  # fmt: skip
+    _rules_or_fail(s.rules_file or None)
+    if candidate:
+        _rules_or_fail(str(candidate))
     began = time.monotonic()
     with typer.progressbar(length=0, label="reading raw topics", file=sys.stderr) as bar:
-        events = recorded_events(s, bar.update)
-    current = replay(events, active.rules, router, districts, first, last)
-    proposed = replay(events, other.rules, router, districts, first, last) if other else None
+        events = recorded_records(s, bar.update)
+    current = replay(events, s, s.rules_file or None, first, last)
+    proposed = replay(events, s, str(candidate), first, last) if candidate else None
     rows = []
     for rule_id, team in sorted(set(current) | set(proposed or {})):
         row = {"rule": rule_id, "team": team, "active": current[(rule_id, team)]}
@@ -424,7 +420,7 @@ def rules_backtest(
         return
     typer.echo(f"{len(events)} events replayed in {result['seconds']} s; alerts {since}…{until}:")
     for row in rows:
-        extra = f"  candidate {row['candidate']} ({row['difference']:+d})" if other else ""
+        extra = f"  candidate {row['candidate']} ({row['difference']:+d})" if candidate else ""
         typer.echo(f"  {row['rule']:<36} {row['team']:<24} {row['active']}{extra}")
 
 

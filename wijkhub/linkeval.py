@@ -21,7 +21,7 @@ from typing import Any
 
 from wijkhub import simtown
 from wijkhub.connectors.identity import address_ref
-from wijkhub.streams import linking, residence
+from wijkhub.streams import address_stage, person_stage, residence
 from wijkhub.streams.matching import (
     Matcher,
     Person,
@@ -187,30 +187,39 @@ def evaluate(dataset: str | None, a: Path | None = None, b: Path | None = None,
 
 
 def _town_state(town: simtown.Town) -> tuple[dict, dict]:
-    """Person and building states built by the stream's own pure functions from the BRP."""
-    persons: dict[str, dict] = {}
-    buildings: dict[str, dict] = {}
-
-    def feed(event: dict[str, Any]) -> None:
-        person = event["subject"]["person_ref"]
-        state = persons.setdefault(person, linking.new_person())
-        decision = linking.route(event, state)
-        assert isinstance(decision, list)
-        for r in decision:
-            b = buildings.setdefault(residence.building(r.address_ref), residence.new_address())
-            until = dt.date.fromisoformat(r.until) if r.until else None
-            residence.apply(b, r.address_ref, r.role, until, event)
-
+    """Residence periods per person and the register per building, derived by the stream's
+    own stages (:mod:`person_stage`, :mod:`address_stage`) from the BRP facts."""
+    persons: dict[str, person_stage.PersonState] = {}
+    matches: dict[str, dict[str, Any]] = {}
     for r, (postcode, house), since in simtown.registrations(town):
-        match = {"family_name": r.family, "prefix": r.prefix, "initials": r.given[0],
-                 "birth_date": r.dob}  # fmt: skip
-        home = address_ref(postcode, house)
-        registered = {"address_kind": "woonadres"}
-        feed(_event(linking.PERSON_REGISTERED, since, r.person_ref, home, match, registered))
-    for a, b, kind in town.relations:
-        feed(_event(residence.RELATION_CHANGED, dt.date(2023, 1, 1), a, None, None,
-                    {"related_person_ref": b, "relation": kind, "change": "started"}))  # fmt: skip
-    return persons, buildings
+        state = persons.setdefault(r.person_ref, person_stage.new_state())
+        state["registrations"][f"r{len(state['registrations'])}"] = {
+            "address": address_ref(postcode, house), "day": since.isoformat(),
+            "kind": "woonadres", "value": ""}  # fmt: skip
+        matches[r.person_ref] = {"family_name": r.family, "prefix": r.prefix,
+                                 "initials": r.given[0],
+                                 "birth_date": r.dob.isoformat()}  # fmt: skip
+    lived = {p: person_stage.periods(state) for p, state in persons.items()}
+    buildings: dict[str, address_stage.AddressState] = {}
+    for person, periods in lived.items():
+        for p in periods:
+            b = buildings.setdefault(
+                residence.building(p["address_ref"]), address_stage.new_state()
+            )
+            resident = b["residents"].setdefault(
+                person, {"gen": 1, "periods": [], "match": matches[person]}
+            )
+            resident["periods"].append({"address_ref": p["address_ref"], "from_": p["from_"],
+                                        "until": p["until"], "kind": p["kind"]})  # fmt: skip
+    for n, (a, b_, kind) in enumerate(town.relations):
+        unit = person_stage.destination("2023-01-01", lived.get(a, []))
+        if unit.startswith("B:"):
+            state = buildings[residence.building(unit[2:])]
+            state["events"][f"rel{n}"] = {
+                "gen": 1, "withdrawn": False, "unit": unit[2:], "day": "2023-01-01",
+                "value": "", "lgen": 0, "link": None,
+                "relation": {"pair": sorted((a, b_)), "relation": kind, "started": True}}  # fmt: skip
+    return lived, {k: address_stage.register(v) for k, v in buildings.items()}
 
 
 def _event(name: str, day: dt.date, person: str | None, address: str | None,
@@ -265,8 +274,8 @@ def evaluate_town(weights: Weights, threshold: float, seed: int = 42) -> dict:
     for signal in town.signals:
         event = _signal_event(signal)
         address = event["subject"]["address_ref"]
-        state = buildings.get(residence.building(address)) or residence.new_address()
-        result = residence.decide_link(state, address, "event", event, weights, threshold)
+        state = buildings.get(residence.building(address)) or {"residents": [], "relations": []}
+        result = residence.decide_link(state, address, event, weights, threshold)
         if isinstance(result, residence.Unmatched):
             reasons[result.reason] = reasons.get(result.reason, 0) + 1
             continue
@@ -276,7 +285,7 @@ def evaluate_town(weights: Weights, threshold: float, seed: int = 42) -> dict:
             person_hits += 1
         if truth is not None:
             day = signal["day"].isoformat()
-            home = linking.address_at(persons[truth], day)
+            home = person_stage.destination(day, persons[truth])[2:]
             expected = residence.household_of(buildings[residence.building(home)], home, truth, day)
             household_hits += result.household_ref == expected
     about_residents = sum(1 for s in town.signals if s["truth"] is not None)

@@ -167,5 +167,13 @@ class Metrics:
             registry=r,
         )
 
+        self.late_facts = Counter(
+            "wijkhub_late_facts_total",
+            "Facts dated further back than the allowed lateness before their household's "
+            "newest fact (still applied: a source delivering that late needs a look).",
+            ["stage"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -89,6 +89,17 @@ class Settings:
     rules_file: str = ""
     # Match probability a signal without BSN needs to be linked to a resident.
     match_threshold: float = 0.99
+    # Facts dated this many days before the newest fact of their household still count
+    # (results never depend on arrival order); later ones are counted in
+    # wijkhub_late_facts_total so an operator sees a source delivering that late.
+    allowed_lateness_days: int = 90
+    # Consumer group liveness: a worker that dies without leaving is replaced after
+    # the session timeout (Kafka's default 45 s; faust's 60 s).
+    session_timeout_seconds: float = 10.0
+    heartbeat_interval_seconds: float = 1.0
+    # Kafka static membership (group.instance.id): a worker restarted under the same id
+    # within the session timeout takes its partitions back without a rebalance.
+    worker_instance_id: str = ""
     # 0 picks a free port, so parallel runs on one machine do not clash.
     kafka_port: int = 0
     # Teams, their inbox accounts (scrypt hashes), e-mail addresses and webhooks (YAML).
@@ -154,6 +165,16 @@ class Settings:
             district_table=env.get(f"{p}DISTRICT_TABLE", ""),
             rules_file=env.get(f"{p}RULES_FILE", ""),
             match_threshold=_float(env, f"{p}MATCH_THRESHOLD", defaults.match_threshold),
+            allowed_lateness_days=_int(
+                env, f"{p}ALLOWED_LATENESS_DAYS", defaults.allowed_lateness_days
+            ),
+            session_timeout_seconds=_float(
+                env, f"{p}SESSION_TIMEOUT_SECONDS", defaults.session_timeout_seconds
+            ),
+            heartbeat_interval_seconds=_float(
+                env, f"{p}HEARTBEAT_INTERVAL_SECONDS", defaults.heartbeat_interval_seconds
+            ),
+            worker_instance_id=env.get(f"{p}WORKER_INSTANCE_ID", ""),
             teams_file=env.get(f"{p}TEAMS_FILE", ""),
             webhook_secrets=env.get(f"{p}WEBHOOK_SECRETS", ""),
             inbox_host=env.get(f"{p}INBOX_HOST", defaults.inbox_host),
@@ -203,6 +224,10 @@ class Settings:
             f"{p}ROUTING_FILE": self.routing_file,
             f"{p}KAFKA_PORT": str(self.kafka_port),
             f"{p}MATCH_THRESHOLD": str(self.match_threshold),
+            f"{p}ALLOWED_LATENESS_DAYS": str(self.allowed_lateness_days),
+            f"{p}SESSION_TIMEOUT_SECONDS": str(self.session_timeout_seconds),
+            f"{p}HEARTBEAT_INTERVAL_SECONDS": str(self.heartbeat_interval_seconds),
+            f"{p}WORKER_INSTANCE_ID": self.worker_instance_id,
             f"{p}DISTRICT_TABLE": self.district_table,
             f"{p}RULES_FILE": self.rules_file,
             f"{p}INGEST_TOKENS": self.ingest_tokens,

@@ -1,0 +1,344 @@
+"""Address stage: who lived together in this building when, and which household each fact
+belongs to.
+
+Keyed and partitioned by building (postcode + huisnummer, or BAG id). The state
+is the set of facts routed here, each under its id with the highest generation
+seen: every resident's periods in the building (from the person stage), the
+BRP relation changes, and every event about the building's residents or
+address. Households as of a date are a function of those facts
+(:func:`residence.households_at`): the main household of a unit, and a family
+of its own where relations split one, with ids derived from the unit and the
+earliest-registered member, never from arrival.
+
+When the register facts change (a resident's periods, a relation), every
+event in the building is linked again as of its own date, and the household
+memberships are derived again; otherwise only the new events are linked. Only
+differences are published: an event leaving household X (``withdrawn``) and
+joining household Y, each with a higher generation; a signal that was
+unmatched and now links closes its review entry (a tombstone on
+``unmatched``); a household's membership periods (``members``).
+
+Pure: no Kafka. See :mod:`wijkhub.streams.stage` for the contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+from wijkhub.schemas.registry import LINKED_EVENT, RAW_EVENT, ROUTED, Catalog, DecodeError
+from wijkhub.streams import residence
+from wijkhub.streams.linking import event_day
+from wijkhub.streams.matching import Weights
+from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack, unpack
+from wijkhub.streams.topics import BY_ADDRESS, LINKED, UNMATCHED
+
+MEMBERS = "members"  # the event id of a household's membership fact
+
+
+class Residence(TypedDict):
+    address_ref: str
+    from_: str
+    until: str | None
+    kind: str
+
+
+class Resident(TypedDict):
+    gen: int
+    periods: list[Residence]
+    match: dict[str, Any] | None  # name and date of birth, for signals without BSN
+
+
+class Relation(TypedDict):
+    pair: list[str]
+    relation: str
+    started: bool
+
+
+class Link(TypedDict):
+    household: str | None  # None: unmatched
+    by: str  # person | address | match | the unmatched reason
+    probability: float | None
+    person: str | None
+    unit: str | None
+
+
+class EventFact(TypedDict):
+    gen: int
+    withdrawn: bool
+    unit: str
+    day: str
+    value: str  # packed raw event (with match attributes: they stop here)
+    relation: Relation | None
+    lgen: int  # generation of the link published for it
+    link: Link | None  # what was published
+
+
+class MembersSent(TypedDict):
+    gen: int
+    digest: str
+
+
+class AddressState(TypedDict):
+    residents: dict[str, Resident]
+    events: dict[str, EventFact]
+    members: dict[str, MembersSent]
+
+
+def new_state() -> AddressState:
+    return {"residents": {}, "events": {}, "members": {}}
+
+
+def register(state: AddressState) -> residence.AddressState:
+    """The building's residents and relations over time, in the shape :mod:`residence` reads."""
+    residents = [
+        {"person": person, "unit": p["address_ref"], "from": p["from_"], "until": p["until"],
+         "kind": p["kind"], "match": residence.matching_person(r["match"], p["address_ref"])}
+        for person, r in state["residents"].items()
+        for p in r["periods"]
+    ]  # fmt: skip
+    residents.sort(key=lambda r: (r["from"], r["person"], r["unit"]))
+    changes: dict[tuple[str, ...], list[tuple[str, int, str, Relation]]] = {}
+    for eid, e in state["events"].items():
+        rel = e["relation"]
+        if rel is not None and not e["withdrawn"]:
+            changes.setdefault(tuple(rel["pair"]), []).append(
+                (e["day"], 0 if rel["started"] else 1, eid, rel)
+            )
+    relations = []
+    for pair, facts in sorted(changes.items()):
+        current: dict[str, Any] | None = None
+        for day, _, _, rel in sorted(facts):
+            if rel["started"] and current is None:
+                current = {"pair": list(pair), "relation": rel["relation"], "from": day,
+                           "until": None}  # fmt: skip
+            elif not rel["started"] and current is not None:
+                current["until"] = day
+                relations.append(current)
+                current = None
+        if current is not None:
+            relations.append(current)
+    return {"residents": residents, "relations": relations}
+
+
+def memberships(reg: residence.AddressState) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """household → (unit, member periods), derived from the register at every change date."""
+    result: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    for unit in sorted({r["unit"] for r in reg["residents"]}):
+        people = {r["person"] for r in reg["residents"] if r["unit"] == unit}
+        days = {r["from"] for r in reg["residents"] if r["unit"] == unit}
+        days |= {r["until"] for r in reg["residents"] if r["unit"] == unit and r["until"]}
+        days |= {d for rel in reg["relations"] if set(rel["pair"]) & people
+                 for d in (rel["from"], rel["until"]) if d}  # fmt: skip
+        open_: dict[tuple[str, str], str] = {}  # (household, person) → from
+        periods: dict[str, list[dict[str, Any]]] = {}
+        for day in sorted(days):
+            now = {(h, p) for p, h in residence.households_at(reg, unit, day).items()}
+            for key in sorted(set(open_) - now):
+                periods.setdefault(key[0], []).append(
+                    {"person_ref": key[1], "from": open_.pop(key), "until": day}
+                )
+            for key in sorted(now - set(open_)):
+                open_[key] = day
+        for (household, person), since in sorted(open_.items()):
+            periods.setdefault(household, []).append(
+                {"person_ref": person, "from": since, "until": None}
+            )
+        for household, ps in periods.items():
+            ps.sort(key=lambda m: (m["from"], m["person_ref"]))
+            result[household] = (unit, ps)
+    return result
+
+
+class AddressStage:
+    """by-address → linked (facts per household), unmatched (review)."""
+
+    name = "address"
+    inputs = (BY_ADDRESS,)
+
+    def __init__(self, catalog: Catalog, weights: Weights, threshold: float) -> None:
+        self.catalog = catalog
+        self.weights = weights
+        self.threshold = threshold
+
+    def new_state(self) -> AddressState:
+        return new_state()
+
+    def process(self, state: AddressState, messages: Sequence[Message]) -> Result[AddressState]:
+        result: Result[AddressState] = Result(state)
+        register_changed = False
+        touched: set[str] = set()
+        for message in messages:
+            try:
+                routed = self.catalog.decode(message.value, ROUTED)
+                raw = (
+                    self.catalog.decode(routed["raw_event"], RAW_EVENT)
+                    if routed["raw_event"]
+                    else None
+                )
+            except DecodeError as exc:
+                result.outputs.append(dead_letter("addresses", message, "undecodable", str(exc)))
+                continue
+            if routed["role"] == "residency":
+                register_changed |= self._residency(state, routed, raw)
+            elif routed["role"] == "event":
+                changed = self._event(state, routed, raw)
+                if changed:
+                    touched.add(routed["event_id"])
+                    register_changed |= state["events"][routed["event_id"]]["relation"] is not None
+            else:  # arrived / left: written by the version-1 person stage only
+                result.outputs.append(dead_letter("addresses", message, "obsolete-role",
+                                                  "routed record of an older version"))  # fmt: skip
+        result.dirty = register_changed or bool(touched)
+        if result.dirty:
+            reg = register(state)
+            relink = set(state["events"]) if register_changed else touched
+            for eid in sorted(relink):
+                self._relink(state, reg, eid, result)
+            if register_changed:
+                self._publish_members(state, reg, result)
+        return result
+
+    # -- facts ---------------------------------------------------------------------------
+
+    def _residency(self, state: AddressState, routed: dict, raw: dict | None) -> bool:
+        person = routed["person_ref"]
+        known = state["residents"].get(person)
+        if known is not None and known["gen"] >= routed["generation"]:
+            return False
+        match = raw["subject"]["match"] if raw else None
+        state["residents"][person] = {
+            "gen": routed["generation"],
+            "periods": [
+                {
+                    "address_ref": i["address_ref"],
+                    "from_": i["from"].isoformat(),
+                    "until": i["until"].isoformat() if i["until"] else None,
+                    "kind": i["kind"],
+                }
+                for i in routed["intervals"]
+            ],
+            "match": _json_match(match),
+        }
+        return True
+
+    def _event(self, state: AddressState, routed: dict, raw: dict | None) -> bool:
+        eid = routed["event_id"]
+        known = state["events"].get(eid)
+        if known is not None and known["gen"] >= routed["generation"]:
+            return False  # a replay, or an older routing than the one we hold
+        if routed["withdrawn"] or raw is None:
+            if known is None:
+                state["events"][eid] = {"gen": routed["generation"], "withdrawn": True,
+                                        "unit": routed["address_ref"], "day": "", "value": "",
+                                        "relation": None, "lgen": 0, "link": None}  # fmt: skip
+                return False
+            known.update(gen=routed["generation"], withdrawn=True)
+            return True
+        payload_name, payload = raw["payload"]
+        relation: Relation | None = None
+        if payload_name == residence.RELATION_CHANGED:
+            person = raw["subject"]["person_ref"]
+            relation = {"pair": sorted((person, payload["related_person_ref"])),
+                        "relation": payload["relation"],
+                        "started": payload["change"] == "started"}  # fmt: skip
+        state["events"][eid] = {
+            "gen": routed["generation"], "withdrawn": False, "unit": routed["address_ref"],
+            "day": event_day(raw), "value": pack(routed["raw_event"]), "relation": relation,
+            "lgen": known["lgen"] if known else 0, "link": known["link"] if known else None,
+        }  # fmt: skip
+        return True
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _decide(self, reg: residence.AddressState, fact: EventFact) -> Link | None:
+        if fact["withdrawn"]:
+            return None
+        raw = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)
+        if fact["relation"] is not None:
+            return None  # a register fact: it shapes households, it is not one's fact
+        decided = residence.decide_link(reg, fact["unit"], raw, self.weights, self.threshold)
+        if isinstance(decided, residence.Unmatched):
+            return {"household": None, "by": decided.reason, "probability": decided.probability,
+                    "person": None, "unit": None}  # fmt: skip
+        person = decided.person_ref or raw["subject"]["person_ref"]
+        return {"household": decided.household_ref, "by": decided.linked_by,
+                "probability": decided.probability, "person": person,
+                "unit": decided.unit}  # fmt: skip
+
+    def _relink(self, state: AddressState, reg: residence.AddressState, eid: str,
+                result: Result) -> None:  # fmt: skip
+        fact = state["events"][eid]
+        link = self._decide(reg, fact)
+        old = fact["link"]
+        if link == old:
+            return
+        fact["lgen"] += 1
+        if (
+            old is not None
+            and old["household"]
+            and (link is None or link["household"] != old["household"])
+        ):
+            result.outputs.append(self._linked(old["household"], eid, fact, None, True))
+        if old is not None and old["household"] is None and (link is None or link["household"]):
+            result.outputs.append(Output(UNMATCHED, eid.encode(), None,
+                                         (("um_state", b"closed"),)))  # fmt: skip
+        if link is not None and link["household"]:
+            result.outputs.append(self._linked(link["household"], eid, fact, link, False))
+            result.counts["link_outcome", link["by"]] += 1
+        elif link is not None:
+            headers: list[tuple[str, bytes]] = [("um_state", b"open"),
+                                                ("um_reason", link["by"].encode())]  # fmt: skip
+            if link["probability"] is not None:
+                headers.append(("um_probability", f"{link['probability']:.4f}".encode()))
+            result.outputs.append(Output(UNMATCHED, eid.encode(), unpack(fact["value"]),
+                                         tuple(headers)))  # fmt: skip
+            result.counts["link_outcome", "unmatched"] += 1
+        fact["link"] = link
+
+    def _linked(self, household: str, eid: str, fact: EventFact, link: Link | None,
+                withdrawn: bool) -> Output:  # fmt: skip
+        value = b""
+        if link is not None:
+            raw = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)
+            raw["subject"]["match"] = None  # name and date of birth serve linking: they stop here
+            value = self.catalog.encode(RAW_EVENT, raw)
+        by = link["by"] if link is not None else "person"
+        record = {"household_ref": household, "linked_by": by, "raw_event": value,
+                  "member_change": None,
+                  "match_probability": link["probability"] if link else None,
+                  "event_id": eid, "generation": fact["lgen"], "withdrawn": withdrawn,
+                  "person_ref": link["person"] if link else None,
+                  "address_ref": link["unit"] if link else None, "members": []}  # fmt: skip
+        return Output(LINKED, household.encode(), self.catalog.encode(LINKED_EVENT, record))
+
+    def _publish_members(self, state: AddressState, reg: residence.AddressState,
+                         result: Result) -> None:  # fmt: skip
+        now = memberships(reg)
+        sent = state["members"]
+        for household in sorted(now.keys() | sent.keys()):
+            unit, periods = now.get(household, (None, []))
+            d = digest([unit, periods])
+            known = sent.get(household)
+            if known is not None and known["digest"] == d:
+                continue
+            gen = (known["gen"] if known else 0) + 1
+            sent[household] = {"gen": gen, "digest": d}
+            members = [{"person_ref": m["person_ref"], "from": dt.date.fromisoformat(m["from"]),
+                        "until": dt.date.fromisoformat(m["until"]) if m["until"] else None}
+                       for m in periods]  # fmt: skip
+            record = {"household_ref": household, "linked_by": "register", "raw_event": b"",
+                      "member_change": None, "match_probability": None, "event_id": MEMBERS,
+                      "generation": gen, "withdrawn": not periods, "person_ref": None,
+                      "address_ref": unit, "members": members}  # fmt: skip
+            result.outputs.append(
+                Output(LINKED, household.encode(), self.catalog.encode(LINKED_EVENT, record))
+            )
+
+
+def _json_match(match: dict | None) -> dict[str, Any] | None:
+    if not match:
+        return None
+    birth = match.get("birth_date")
+    return {**match, "birth_date": birth.isoformat() if isinstance(birth, dt.date) else birth}

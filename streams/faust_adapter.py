@@ -1,0 +1,237 @@
+"""Faust runs the stages: one agent and one changelogged table per stage.
+
+This module owns the one ordering guarantee that makes a crash harmless
+(docs/adr/0001-at-least-once-checkpoint.md), per batch:
+
+1. every stage output of the batch is sent and *acknowledged* by Kafka;
+2. only then is the state of each key the batch touched written to the table
+   (RocksDB and its changelog topic);
+3. Faust commits the offsets on its interval, and flushes the producer (so the
+   changelog records) first.
+
+A crash before 2 repeats the batch on restart with the old state: the stage
+derives the same outputs again and sends them again (every sink is keyed and
+idempotent). A crash between 2 and 3 repeats the batch with the new state:
+its facts are already known, so nothing changes and nothing is sent — and its
+outputs were acknowledged in 1. Local state is therefore never ahead of what
+was published.
+
+Faust private APIs used here, checked against faust-streaming 0.15.3 (pinned
+in pyproject.toml), and why:
+- ``faust.streams._current_event``: table writes pick their partition from the
+  stream's current event, which during ``take_events`` is the *last* event
+  read; :func:`_as_current_event` sets it to the event whose key is written.
+- ``Consumer._committed_offset``: committed offsets, for the lag gauge (no
+  public accessor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # private: see the module docstring
+
+from wijkhub.logs import get as get_logger
+from wijkhub.metrics import Metrics
+from wijkhub.settings import Settings
+from wijkhub.streams.stage import Message, Result, Stage
+from wijkhub.streams.topics import DLQ_STREAMS, WORKER_INPUTS, full_name, logical_name
+
+log = get_logger("wijkhub.streams")
+
+LINK_OUTCOMES = (
+    # person stage
+    "register", "diffed", "derived", "routed", "parked", "unparked", "handed-over",
+    "unlinkable", "withdrawn",
+    # address stage
+    "person", "address", "match", "unmatched",
+)  # fmt: skip
+
+
+def new_app(settings: Settings) -> faust.App:
+    """The Faust app: commit by time, fast failure detection, web server locked down."""
+    return faust.App(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="rocksdb://",
+        datadir=str(settings.data_dir / "worker"),
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.replication_factor,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger=0.005,
+        # Commit by time, not per N messages: a commit first flushes the producer.
+        broker_commit_every=100_000,
+        broker_commit_interval=2.0,
+        # A worker killed without leaving the group is replaced after this long.
+        broker_session_timeout=settings.session_timeout_seconds,
+        broker_heartbeat_interval=settings.heartbeat_interval_seconds,
+        broker_rebalance_timeout=max(30.0, settings.session_timeout_seconds),
+        consumer_group_instance_id=settings.worker_instance_id or None,
+        producer_max_batch_size=512 * 1024,
+        stream_buffer_maxsize=4 * settings.batch_size,
+        # Bind only where configured; never serve table contents over HTTP.
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
+    )
+
+
+@contextmanager
+def _as_current_event(event: faust.EventT) -> Iterator[None]:
+    """Make ``event`` the stream's current event while its key's state is read or written."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class Outbox:
+    """Sends of one batch, straight to the Kafka producer, awaited together."""
+
+    def __init__(self, producer: Any) -> None:
+        self.producer = producer
+        self.pending: list[Any] = []
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list | None
+    ) -> None:
+        self.pending.append(await self.producer.send(topic, key, value, None, None, headers))
+
+    async def delivered(self) -> None:
+        if self.pending:
+            await asyncio.gather(*self.pending)
+            self.pending.clear()
+
+
+def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage) -> faust.TableT:
+    """One agent for ``stage``, over its input topics, with its state table (returned)."""
+    prefix = settings.topic_prefix
+    table = app.Table(
+        f"{stage.name}-state",
+        key_type=bytes,  # keys are the record keys as they are: changelog recovery too
+        options={
+            "driver": "rocksdict",
+            "block_cache_size": settings.rocksdb_block_cache_bytes,
+            "block_cache_compressed_size": 0,
+        },
+    )
+    channel = app.topic(
+        *(full_name(t, prefix) for t in stage.inputs),
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    batch_size = metrics.batch_size.labels(stage.name)
+    observe = _Observer(metrics, stage.name, prefix)
+
+    async def agent(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
+            batch_size.observe(len(batch))
+            by_key: dict[bytes, list[faust.EventT]] = {}
+            for event in batch:
+                by_key.setdefault(event.message.key or b"", []).append(event)
+            out = Outbox(app.producer)
+            writes: list[tuple[bytes, Any, faust.EventT]] = []
+            for key, events in by_key.items():
+                with _as_current_event(events[-1]):
+                    stored = table.get(key)
+                messages = [
+                    Message(logical_name(e.message.topic, prefix), key, e.message.value,
+                            f"{e.message.topic}/{e.message.partition}/{e.message.offset}")
+                    for e in events
+                ]  # fmt: skip
+                result = stage.process(stored if stored is not None else stage.new_state(),
+                                       messages)  # fmt: skip
+                for o in result.outputs:
+                    await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
+                observe.result(result)
+                if result.dirty:
+                    writes.append((key, result.state, events[-1]))
+            observe.consumed(batch)
+            await out.delivered()  # 1. outputs acknowledged
+            for key, state, event in writes:  # 2. then state (and its changelog record)
+                with _as_current_event(event):
+                    table[key] = state
+            # 3. offsets: committed by Faust on its interval, after flushing the producer
+
+    app.agent(channel, name=stage.name)(agent)
+    return table
+
+
+class _Observer:
+    """Metrics and logs of one stage's results (labels: bounded, never an id)."""
+
+    def __init__(self, metrics: Metrics, stage: str, prefix: str) -> None:
+        self.m, self.stage, self.prefix = metrics, stage, prefix
+        self.outcomes = {o: metrics.link_outcomes.labels(o) for o in LINK_OUTCOMES}
+        self.latency = metrics.processing_latency.labels(stage)
+
+    def consumed(self, batch: list[faust.EventT]) -> None:
+        per_topic: dict[str, int] = {}
+        for event in batch:
+            per_topic[event.message.topic] = per_topic.get(event.message.topic, 0) + 1
+        for name, n in per_topic.items():
+            self.m.events_consumed.labels(name, self.stage).inc(n)
+
+    def result(self, result: Result) -> None:
+        m, now = self.m, time.time()
+        for o in result.outputs:
+            m.events_produced.labels(full_name(o.topic, self.prefix), self.stage).inc()
+            if o.topic == DLQ_STREAMS:
+                h = {k: v.decode() for k, v in o.headers}
+                m.dead_letters.labels(self.stage, h["dl_source"], h["dl_reason_code"]).inc()
+                log.warning("record dead-lettered", stage=self.stage, reason_code=h[
+                    "dl_reason_code"], reason=h["dl_reason"], origin=h["dl_origin"])  # fmt: skip
+        for received in result.received_at:
+            self.latency.observe(max(0.0, now - received))
+        for (metric, *labels), n in result.counts.items():
+            if metric == "link_outcome" and labels[0] in self.outcomes:
+                self.outcomes[labels[0]].inc(n)
+            elif metric == "alert_change":
+                m.alert_changes.labels(*labels).inc(n)
+                log.info("alert changed", rule_id=labels[0], team=labels[2], change=labels[3])
+            elif metric == "alert_raised":
+                m.alerts_raised.labels(*labels).inc(n)
+            elif metric == "unrouted":
+                m.alerts_unrouted.labels(*labels).inc(n)
+            elif metric == "alert_action":
+                m.alert_actions.labels(*labels).inc(n)
+            elif metric == "late_fact":
+                m.late_facts.labels(self.stage).inc(n)
+        histograms = {
+            "alert_latency": m.alert_latency,
+            "time_to_acknowledge": m.time_to_acknowledge,
+        }
+        for metric, labels, value in result.observations:
+            histograms[metric].labels(*labels).observe(value)
+
+
+def measure_lag(app: faust.App, settings: Settings, metrics: Metrics) -> None:
+    """Consumer lag per input partition, for the "lag growing" alert (every 5 s)."""
+    inputs = {full_name(t, settings.topic_prefix) for t in WORKER_INPUTS}
+
+    @app.timer(interval=5.0)
+    async def lag() -> None:
+        committed = app.consumer._committed_offset  # private: see the module docstring
+        for tp in app.consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            highwater = app.consumer.highwater(tp)
+            if highwater is None:
+                continue  # just assigned: no fetch yet, no highwater to measure against
+            name = logical_name(tp.topic, settings.topic_prefix)
+            lag_now = max(0, highwater - (committed.get(tp) or 0))
+            metrics.consumer_lag.labels(name, str(tp.partition)).set(lag_now)

@@ -1,0 +1,162 @@
+"""The whole topology in memory: the worker's own stage objects, without Kafka.
+
+Used by ``wijkhub rules backtest`` and by the tests (property tests draw
+arrival orders, batchings, replays and crashes). Topics are append-only
+lists; each stage keeps its state per key, stored as JSON the way the
+worker's tables store it (so a stage that mutated state it did not return,
+or kept something JSON cannot hold, fails here as it would in the worker).
+
+A *crash* is simulated the way the adapter's ordering allows one to happen:
+the batch's outputs were sent, its state was not written and its offsets
+were not committed, so the same messages come again.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wijkhub.schemas.registry import ALERT, HOUSEHOLD_VIEW, Catalog
+from wijkhub.settings import Settings
+from wijkhub.streams import ruleset
+from wijkhub.streams.address_stage import AddressStage
+from wijkhub.streams.district import DistrictTable
+from wijkhub.streams.household_stage import HouseholdStage
+from wijkhub.streams.matching import Weights
+from wijkhub.streams.person_stage import PersonStage
+from wijkhub.streams.routing import Router
+from wijkhub.streams.stage import Message, Output, Result, Stage
+from wijkhub.streams.topics import ALERTS, UNMATCHED
+from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
+
+
+def build_stages(
+    settings: Settings,
+    catalog: Catalog,
+    rules_file: str | None = None,
+    clock: Any = None,
+) -> tuple[PersonStage, AddressStage, HouseholdStage]:
+    """The three stages as the worker builds them from its settings (one place)."""
+    districts = (
+        DistrictTable.load(Path(settings.district_table), settings.municipality)
+        if settings.district_table
+        else None
+    )
+    household_options: dict[str, Any] = {} if clock is None else {"clock": clock}
+    return (
+        PersonStage(catalog),
+        AddressStage(catalog, Weights.shipped(), settings.match_threshold),
+        HouseholdStage(
+            catalog,
+            ruleset.load(rules_file or settings.rules_file or None).rules,
+            Router.load(settings.routing_file or None),
+            districts,
+            settings.municipality,
+            settings.allowed_lateness_days,
+            **household_options,
+        ),
+    )
+
+
+@dataclass
+class Harness:
+    """Feeds input records through the stages until every topic is drained."""
+
+    stages: tuple[Stage, ...]
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    max_batch: int = 50
+    log: dict[str, list[Output]] = field(default_factory=dict)
+    state: dict[str, dict[bytes, str]] = field(default_factory=dict)
+    pending: dict[str, list[Message]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.consumers = {t: s for s in self.stages for t in s.inputs}
+        for s in self.stages:
+            self.state.setdefault(s.name, {})
+            self.pending.setdefault(s.name, [])
+
+    def feed(self, topic: str, key: bytes, value: bytes) -> None:
+        """An input record arrives on ``topic`` (e.g. raw.debt, alert-actions)."""
+        self._append(Output(topic, key, value))
+
+    def _append(self, out: Output) -> None:
+        self.log.setdefault(out.topic, []).append(out)
+        stage = self.consumers.get(out.topic)
+        if stage is not None:
+            self.pending[stage.name].append(Message(out.topic, out.key, out.value, out.topic))
+
+    def step(self, shuffle: bool = False, crash: bool = False) -> bool:
+        """One batch of one stage; False when nothing is pending anywhere."""
+        ready = [s for s in self.stages if self.pending[s.name]]
+        if not ready:
+            return False
+        stage = self.rng.choice(ready) if shuffle else ready[0]
+        queue = self.pending[stage.name]
+        size = self.rng.randint(1, self.max_batch) if shuffle else self.max_batch
+        if shuffle:
+            self.rng.shuffle(queue)
+        batch, self.pending[stage.name] = queue[:size], queue[size:]
+        by_key: dict[bytes, list[Message]] = {}
+        for m in batch:
+            by_key.setdefault(m.key, []).append(m)
+        states = self.state[stage.name]
+        new: dict[bytes, str] = {}
+        for key, messages in by_key.items():
+            stored = states.get(key)
+            state = json.loads(stored) if stored is not None else stage.new_state()
+            result: Result = stage.process(state, messages)
+            for out in result.outputs:
+                self._append(out)
+            if result.dirty:
+                new[key] = json.dumps(result.state)
+        if crash:  # outputs sent; state not written, offsets not committed: all again
+            self.pending[stage.name] = batch + self.pending[stage.name]
+        else:
+            states.update(new)
+        return True
+
+    def run(self, shuffle: bool = False, crash_rate: float = 0.0) -> None:
+        while self.step(shuffle, crash=shuffle and self.rng.random() < crash_rate):
+            pass
+
+    # -- what a team, an operator or a test sees ----------------------------------------
+
+    def latest(self, topic: str) -> dict[bytes, Output]:
+        """The compacted view of a topic: the latest record per key (tombstones drop it)."""
+        found: dict[bytes, Output] = {}
+        for out in self.log.get(topic, []):
+            if out.value is None:
+                found.pop(out.key, None)
+            else:
+                found[out.key] = out
+        return found
+
+    def alerts(self, catalog: Catalog) -> dict[str, dict[str, Any]]:
+        return {k.decode(): catalog.decode(o.value, ALERT) for k, o in self.latest(ALERTS).items()}
+
+    def views(self, catalog: Catalog) -> dict[str, dict[str, Any]]:
+        return {
+            k.decode(): catalog.decode(o.value, HOUSEHOLD_VIEW)
+            for k, o in self.latest(VIEW_TOPIC).items()
+        }
+
+    def review(self) -> dict[str, str]:
+        """Open review entries: event id → reason."""
+        return {k.decode(): dict(o.headers).get("um_reason", b"").decode()
+                for k, o in self.latest(UNMATCHED).items()}  # fmt: skip
+
+    def records(self, topic: str) -> list[Output]:
+        return list(self.log.get(topic, []))
+
+
+def run_all(stages: tuple[Stage, ...], records: Iterable[tuple[str, bytes, bytes]]) -> Harness:
+    """Every record in the given order, batch after batch: the backtest's plain run."""
+    harness = Harness(stages)
+    for topic, key, value in records:
+        harness.feed(topic, key, value)
+    harness.run()
+    return harness

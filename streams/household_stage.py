@@ -1,0 +1,358 @@
+"""Household stage: the household view, the rules and the alert lifecycle, from facts.
+
+Keyed and partitioned by household (``linked`` and ``alert-actions`` are
+co-partitioned). The state is the set of facts linked to the household, each
+under its event id with the highest generation seen (a withdrawn fact is kept
+as a tombstone so an older copy cannot bring it back), the household's member
+periods, the team actions (by action id), and what was published.
+
+After each batch the whole story is derived again, in *event time*: facts are
+folded in date order (so a DDAS "repeat" is judged against earlier-dated
+signals, not earlier-arrived ones), the rules are evaluated as of every date,
+and the team actions are applied at their own moment. The alerts that story
+yields are compared with the alerts published before, and only differences go
+out: a new alert, a changed one, or one the facts no longer support (withdrawn,
+with the reason). The same set of facts and actions therefore gives the same
+alerts and the same view, whatever the order, replays or restarts.
+
+Pure: no Kafka. See :mod:`wijkhub.streams.stage` for the contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypedDict
+
+from wijkhub.schemas.registry import (
+    ALERT,
+    ALERT_ACTION,
+    HOUSEHOLD_VIEW,
+    LINKED_EVENT,
+    RAW_EVENT,
+    Catalog,
+    DecodeError,
+)
+from wijkhub.streams import household, lifecycle, rules
+from wijkhub.streams.district import DistrictTable
+from wijkhub.streams.linking import event_day
+from wijkhub.streams.routing import Router
+from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest
+from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, LINKED
+from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
+
+WITHDRAWN = "withdrawn"
+WITHDRAWN_REASON = "withdrawn: the facts behind it no longer belong to this household"
+
+
+class StoredFact(TypedDict):
+    gen: int
+    withdrawn: bool
+    id: str
+    day: str
+    rank: int  # 0: starts or adds something, 1: ends something (sorted after, same day)
+    name: str
+    domain: str
+    person: str | None
+    payload: dict[str, Any]  # JSON-ready: dates as ISO text
+    correlation_id: str
+    received: float
+
+
+class Published(TypedDict):
+    revision: int
+    digest: str
+    published_at: int | None
+    rule: str
+    change: str
+    entry: dict[str, Any]
+
+
+class HouseholdState(TypedDict):
+    facts: dict[str, StoredFact]
+    members: dict[str, Any]  # {"gen": int, "periods": [...], "unit": str | None}
+    address_ref: str | None
+    actions: dict[str, dict[str, Any]]
+    published: dict[str, Published]
+    refused: list[str]  # action ids already dead-lettered
+    view_digest: str
+    watermark: str  # the newest fact date seen (for the lateness metric)
+
+
+def new_state() -> HouseholdState:
+    return {"facts": {}, "members": {"gen": 0, "periods": [], "unit": None},
+            "address_ref": None, "actions": {}, "published": {}, "refused": [],
+            "view_digest": "", "watermark": ""}  # fmt: skip
+
+
+def plain(value: Any) -> Any:
+    """Avro-decoded data as JSON-ready data (dates and times as ISO text)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class HouseholdStage:
+    """linked, alert-actions → household-view, alerts (and dlq.streams)."""
+
+    name = "household"
+    inputs = (LINKED, ALERT_ACTIONS)
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        active_rules: tuple[rules.Rule, ...],
+        router: Router,
+        districts: DistrictTable | None,
+        municipality: str,
+        lateness_days: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.catalog = catalog
+        self.rules = active_rules
+        self.rules_by_id = {r.id: r for r in active_rules}
+        self.router = router
+        self.districts = districts
+        self.municipality = municipality
+        self.lateness = dt.timedelta(days=lateness_days)
+        self.clock = clock
+
+    def new_state(self) -> HouseholdState:
+        return new_state()
+
+    def process(self, state: HouseholdState, messages: Sequence[Message]) -> Result:
+        result: Result[HouseholdState] = Result(state)
+        ref = ""
+        for message in messages:
+            ref = message.key.decode()
+            try:
+                if message.topic == ALERT_ACTIONS:
+                    result.dirty |= self._action(state, message, result)
+                else:
+                    result.dirty |= self._linked(state, message, result)
+            except DecodeError as exc:
+                result.outputs.append(dead_letter("household", message, "undecodable", str(exc)))
+        if result.dirty:
+            self._publish(state, ref, result)
+        return result
+
+    # -- facts ---------------------------------------------------------------------------
+
+    def _linked(self, state: HouseholdState, message: Message, result: Result) -> bool:
+        linked = self.catalog.decode(message.value, LINKED_EVENT)
+        if linked["linked_by"] == "register":
+            known = state["members"]
+            if known["gen"] >= linked["generation"]:
+                return False
+            periods = [{"person_ref": m["person_ref"], "from": m["from"].isoformat(),
+                        "until": m["until"].isoformat() if m["until"] else None}
+                       for m in linked["members"]]  # fmt: skip
+            state["members"] = {"gen": linked["generation"], "periods": periods,
+                                "unit": linked["address_ref"]}  # fmt: skip
+            return True
+        raw = self.catalog.decode(linked["raw_event"], RAW_EVENT) if linked["raw_event"] else None
+        eid = linked["event_id"] or (raw["envelope"]["event_id"] if raw else "")
+        known = state["facts"].get(eid)
+        if known is not None and known["gen"] >= linked["generation"]:
+            return False  # a replay or redelivery: nothing changes, whatever it did before
+        if linked["withdrawn"] or raw is None:
+            stub = known or self._fact(eid, None, None)
+            state["facts"][eid] = {**stub, "gen": linked["generation"], "withdrawn": True}
+            return known is not None
+        fact = self._fact(eid, raw, linked["person_ref"] or raw["subject"]["person_ref"])
+        state["facts"][eid] = {**fact, "gen": linked["generation"]}
+        unit = linked["address_ref"] or raw["subject"]["address_ref"]
+        if unit and (state["address_ref"] is None or unit < state["address_ref"]):
+            state["address_ref"] = unit
+        if (
+            state["watermark"]
+            and dt.date.fromisoformat(fact["day"])
+            < dt.date.fromisoformat(state["watermark"]) - self.lateness
+        ):
+            result.counts["late_fact"] += 1
+        state["watermark"] = max(state["watermark"], fact["day"])
+        result.received_at.append(fact["received"])
+        return True
+
+    @staticmethod
+    def _fact(eid: str, raw: dict | None, person: str | None) -> StoredFact:
+        if raw is None:
+            return {"gen": 0, "withdrawn": True, "id": eid, "day": "", "rank": 0, "name": "",
+                    "domain": "", "person": None, "payload": {}, "correlation_id": "",
+                    "received": 0.0}  # fmt: skip
+        name, payload = raw["payload"]
+        env = raw["envelope"]
+        return {"gen": 0, "withdrawn": False, "id": eid, "day": event_day(raw),
+                "rank": 1 if household.ends_something(name, payload) else 0, "name": name,
+                "domain": env["domain"], "person": person, "payload": plain(payload),
+                "correlation_id": env["correlation_id"],
+                "received": env["received_at"].timestamp()}  # fmt: skip
+
+    def _action(self, state: HouseholdState, message: Message, result: Result) -> bool:
+        action = self.catalog.decode(message.value, ALERT_ACTION)
+        if action["action_id"] in state["actions"]:
+            result.counts["alert_action", action["action"], "-", "duplicate"] += 1
+            return False
+        state["actions"][action["action_id"]] = {
+            **plain(action),
+            "at_ms": int(action["at"].timestamp() * 1000),
+        }
+        return True
+
+    # -- the story, in event time --------------------------------------------------------
+
+    def derive(self, state: HouseholdState, ref: str) -> tuple[household.View, dict, dict]:
+        """The view, the alerts (id → (change, entry, rule)) and each action's outcome."""
+        view = household.new_view(ref)
+        view["address_ref"] = state["address_ref"] or state["members"]["unit"]
+        if self.districts is not None and view["address_ref"]:
+            found = self.districts.lookup(view["address_ref"])
+            view["district"] = found.as_record() if found else None
+        facts = sorted((f for f in state["facts"].values() if not f["withdrawn"]),
+                       key=lambda f: (f["day"], f["rank"], f["id"]))  # fmt: skip
+        actions = sorted(state["actions"].values(), key=lambda a: (a["at_ms"], a["action_id"]))
+        days = sorted({f["day"] for f in facts} | {a["at"][:10] for a in actions})
+        alerts: dict[str, tuple[str, dict, rules.Rule]] = {}
+        outcomes: dict[str, lifecycle.Change | lifecycle.Refused | None] = {}
+        fi = ai = 0
+
+        def team_for(rule: rules.Rule) -> str:
+            return self.router.route(rule.id, view.get("district")).team
+
+        for day in days:
+            while fi < len(facts) and facts[fi]["day"] == day:
+                household.fold(view, facts[fi])
+                fi += 1
+            view["updated_at"] = _millis(day)
+            for change in lifecycle.step(view, rules.holding(view, self.rules), self.rules_by_id,
+                                         team_for, 0):  # fmt: skip
+                alerts[change.alert_id] = (change.kind, change.alert, change.rule)
+            while ai < len(actions) and actions[ai]["at"][:10] == day:
+                a = actions[ai]
+                ai += 1
+                done = lifecycle.act(view, _action_record(a), self.rules_by_id)
+                outcomes[a["action_id"]] = done
+                if isinstance(done, lifecycle.Change):
+                    alerts[done.alert_id] = (done.kind, done.alert, done.rule)
+        view["member_periods"] = state["members"]["periods"]
+        view["members"] = sorted({m["person_ref"] for m in view["member_periods"]
+                                  if m["until"] is None})  # fmt: skip
+        return view, alerts, outcomes
+
+    # -- publishing the differences ------------------------------------------------------
+
+    def _publish(self, state: HouseholdState, ref: str, result: Result) -> None:
+        view, alerts, outcomes = self.derive(state, ref)
+        facts = state["facts"]
+        for aid, (kind, entry, rule) in sorted(alerts.items()):
+            newest = max((facts[f["event_id"]] for f in entry["facts"] if f["event_id"] in facts),
+                         key=lambda f: (f["day"], f["id"]), default=None)  # fmt: skip
+            self._send_alert(state, ref, aid, kind, entry, rule, newest, result)
+        for aid, published in sorted(state["published"].items()):
+            if aid not in alerts and published["change"] != WITHDRAWN:
+                rule = self.rules_by_id.get(published["rule"])
+                if rule is not None:  # a rule no longer in the file: its alerts stay
+                    entry = {**published["entry"], "state": "resolved",
+                             "resolution": WITHDRAWN_REASON}  # fmt: skip
+                    self._send_alert(state, ref, aid, WITHDRAWN, entry, rule, None, result)
+        for action_id, outcome in sorted(outcomes.items()):
+            self._count_action(state, action_id, outcome, result)
+        record = household.to_record(view)
+        view_digest = digest(household.to_json(view))
+        if view_digest != state["view_digest"]:
+            state["view_digest"] = view_digest
+            value = self.catalog.encode(HOUSEHOLD_VIEW, record)
+            result.outputs.append(Output(HOUSEHOLD_VIEW_TOPIC, ref.encode(), value))
+            result.counts["view_published"] += 1
+
+    def _send_alert(
+        self,
+        state: HouseholdState,
+        ref: str,
+        aid: str,
+        kind: str,
+        entry: dict,
+        rule: rules.Rule,
+        newest: StoredFact | None,
+        result: Result,
+    ) -> None:
+        published = state["published"].get(aid)
+        content = {k: v for k, v in entry.items() if k not in ("revision", "published_at")}
+        d = digest([kind, content])
+        if published is not None and published["digest"] == d:
+            return
+        now_ms = int(self.clock() * 1000)
+        published_at = published["published_at"] if published else now_ms
+        revision = entry["revision"]
+        if published is not None and revision <= published["revision"]:
+            revision = published["revision"] + 1
+        if kind == WITHDRAWN:
+            revision = published["revision"] + 1 if published else 1
+        entry = {**entry, "revision": revision, "published_at": published_at}
+        correlation = newest["correlation_id"] if newest else ""
+        record = rules.alert_record(aid, entry, rule, ref, self.municipality, correlation, kind)
+        result.outputs.append(Output(ALERTS, aid.encode(), self.catalog.encode(ALERT, record)))
+        state["published"][aid] = {"revision": revision, "digest": d, "published_at": published_at,
+                                   "rule": rule.id, "change": kind, "entry": entry}  # fmt: skip
+        team = entry["team"] or "-"
+        result.counts["alert_change", rule.id, rule.family, team, kind] += 1
+        if published is None:
+            result.counts["alert_raised", rule.id, rule.family, team] += 1
+            if self.router.route(rule.id, None).team == team and self._unrouted(rule, ref, state):
+                result.counts["unrouted", rule.family] += 1
+            if newest is not None:
+                result.observations.append(
+                    ("alert_latency", (rule.family,), max(0.0, self.clock() - newest["received"]))
+                )
+        if kind == "acknowledged" and entry.get("acknowledged_at") and published_at:
+            result.observations.append(
+                (
+                    "time_to_acknowledge",
+                    (team,),
+                    max(0.0, (entry["acknowledged_at"] - published_at) / 1000),
+                )
+            )
+
+    def _unrouted(self, rule: rules.Rule, ref: str, state: HouseholdState) -> bool:
+        view = household.new_view(ref)
+        address = state["address_ref"] or state["members"]["unit"]
+        found = self.districts.lookup(address) if self.districts and address else None
+        view["district"] = found.as_record() if found else None
+        return self.router.route(rule.id, view["district"]).routed_by == "fallback"
+
+    def _count_action(self, state: HouseholdState, action_id: str, outcome: Any,
+                      result: Result) -> None:  # fmt: skip
+        action = state["actions"][action_id]
+        if action.get("counted"):
+            return
+        if isinstance(outcome, lifecycle.Refused):
+            if outcome.code == "unknown-alert":
+                return  # kept: the alert may yet be derived (facts still arriving)
+            action["counted"] = True
+            result.counts["alert_action", action["action"], "-", "refused"] += 1
+            message = Message(ALERT_ACTIONS, action["household_ref"].encode(),
+                              self.catalog.encode(ALERT_ACTION, _action_record(action)),
+                              f"alert-actions/{action_id}")  # fmt: skip
+            result.outputs.append(dead_letter("household", message, outcome.code, outcome.reason))
+        elif isinstance(outcome, lifecycle.Change):
+            action["counted"] = True
+            label = action["outcome"] if action["outcome"] in lifecycle.OUTCOMES else "-"
+            result.counts["alert_action", action["action"], label, "applied"] += 1
+
+
+def _millis(day: str) -> int:
+    return int(
+        dt.datetime.combine(dt.date.fromisoformat(day), dt.time(), dt.UTC).timestamp() * 1000
+    )
+
+
+def _action_record(a: dict[str, Any]) -> dict[str, Any]:
+    """A stored action back in the AlertAction record's shape."""
+    record = {k: v for k, v in a.items() if k not in ("at_ms", "counted")}
+    record["at"] = dt.datetime.fromtimestamp(a["at_ms"] / 1000, dt.UTC)
+    return record

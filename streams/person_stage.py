@@ -1,0 +1,325 @@
+"""Person stage: where did this person live when each of their events happened?
+
+Keyed and partitioned like ``raw.<domain>`` (by person_ref; events about an
+address only are routed without state). The state is the *set of facts*
+about one person, each under its source event id:
+
+- BRP registrations and endings (death, departure): the residence periods are
+  derived from them, so a late registration, a late move or a correction
+  re-derives every period, whatever order they came in;
+- iJw/iWmo 301 snapshots per provider: the ``ToewijzingChanged`` events are
+  derived by diffing consecutive snapshots *in date order* (a late older
+  snapshot is inserted where it belongs, not ignored);
+- every other event about the person, with where it was sent.
+
+After each batch every event is routed again as of its own date (the unit the
+person lived in, a hand-over after leaving the municipality, or parked while
+no registration is known) and only *differences* are sent: a re-routed event
+is withdrawn from the building it leaves and sent to the one it joins, each
+with a higher generation so the address stage keeps the latest whatever the
+delivery order. Each building the person lived in gets the person's periods
+there (``residency``), so the address stage knows who lived together when.
+
+Pure: no Kafka. See :mod:`wijkhub.streams.stage` for the contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypedDict
+
+from wijkhub.schemas.registry import RAW_EVENT, ROUTED, Catalog, DecodeError
+from wijkhub.streams import toewijzing
+from wijkhub.streams.linking import PERSON_DECEASED, PERSON_DEPARTED, PERSON_REGISTERED, event_day
+from wijkhub.streams.residence import building
+from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack, unpack
+from wijkhub.streams.topics import BY_ADDRESS, HAND_OVER, RAW_TOPICS, UNMATCHED
+
+
+class Registration(TypedDict):
+    address: str
+    day: str
+    kind: str  # woonadres | briefadres | instelling
+    value: str  # the packed raw event (it carries the match attributes)
+
+
+class Ending(TypedDict):
+    day: str
+    why: str  # deceased | departed
+
+
+class Snapshot(TypedDict):
+    provider: str
+    on: str
+    value: str
+
+
+class RoutedEvent(TypedDict):
+    value: str  # packed raw event (derived events: as derived)
+    day: str
+    received: float  # received_at (epoch seconds): which copy of a corrected id wins
+    content: str  # digest of the event without its arrival time: a replay is no change
+    derived: bool  # a ToewijzingChanged derived from the snapshots
+    live: bool  # derived events the snapshots no longer yield are withdrawn, not forgotten
+    gen: int
+    sent: str  # where it went: "B:<unit>" | "H:<departed_on>" | "P" (parked) | "" (nowhere)
+
+
+class PersonState(TypedDict):
+    registrations: dict[str, Registration]
+    endings: dict[str, Ending]
+    snapshots: dict[str, Snapshot]
+    events: dict[str, RoutedEvent]
+    residency_gen: int
+    residency_sent: dict[str, str]  # building → digest of the periods sent there
+
+
+class Period(TypedDict):
+    address_ref: str
+    from_: str
+    until: str | None
+    kind: str
+    ended_by: str | None  # moved | deceased | departed | None (still living there)
+
+
+def new_state() -> PersonState:
+    return {"registrations": {}, "endings": {}, "snapshots": {}, "events": {},
+            "residency_gen": 0, "residency_sent": {}}  # fmt: skip
+
+
+def periods(state: PersonState) -> list[Period]:
+    """Residence periods from the registrations and endings, in date order."""
+    points: list[tuple[str, int, str]] = [(e["day"], 0, eid) for eid, e in state["endings"].items()]
+    points += [(r["day"], 1, eid) for eid, r in state["registrations"].items()]
+    result: list[Period] = []
+    current: Period | None = None
+    for day, rank, eid in sorted(points):
+        if rank == 0:
+            if current is not None:
+                current.update(until=day, ended_by=state["endings"][eid]["why"])
+                result.append(current)
+            current = None
+            continue
+        reg = state["registrations"][eid]
+        if current is not None and (current["address_ref"], current["kind"]) == (
+            reg["address"], reg["kind"]):  # fmt: skip
+            continue  # re-registration at the same address: one period
+        if current is not None:
+            current.update(until=day, ended_by="moved")
+            result.append(current)
+        current = {"address_ref": reg["address"], "from_": day, "until": None,
+                   "kind": reg["kind"], "ended_by": None}  # fmt: skip
+    if current is not None:
+        result.append(current)
+    return [p for p in result if p["until"] is None or p["from_"] < p["until"]]
+
+
+def destination(day: str, lived: list[Period]) -> str:
+    """Where an event dated ``day`` goes, given the person's periods."""
+    if not lived:
+        return "P"
+    if day < lived[0]["from_"]:
+        return "B:" + lived[0]["address_ref"]  # the register gives the current address
+    last: Period | None = None
+    for p in lived:
+        if p["from_"] <= day:
+            last = p
+    assert last is not None
+    if last["until"] is None or day < last["until"] or last["ended_by"] != "departed":
+        return "B:" + last["address_ref"]  # after a death: still that household's matter
+    return "H:" + last["until"]
+
+
+class PersonStage:
+    """raw.<domain> → by-address (and hand-over, unmatched)."""
+
+    name = "person"
+    inputs = RAW_TOPICS
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def new_state(self) -> PersonState:
+        return new_state()
+
+    def process(self, state: PersonState, messages: Sequence[Message]) -> Result[PersonState]:
+        result: Result[PersonState] = Result(state)
+        for message in messages:
+            try:
+                raw = self.catalog.decode(message.value, RAW_EVENT)
+            except DecodeError as exc:
+                result.outputs.append(dead_letter("link", message, "undecodable", str(exc)))
+                continue
+            if raw["subject"]["person_ref"] is None:
+                self._address_only(raw, message, result)
+                continue
+            result.dirty |= self._add_fact(state, raw, message.value or b"", result)
+        if result.dirty:
+            self._reroute(state, result)
+        return result
+
+    # -- facts ---------------------------------------------------------------------------
+
+    def _add_fact(self, state: PersonState, raw: dict, value: bytes, result: Result) -> bool:
+        """Keep the fact under its event id; False if it was already there (a replay)."""
+        env, subject = raw["envelope"], raw["subject"]
+        name = raw["payload"][0]
+        eid, day = env["event_id"], event_day(raw)
+        if name == PERSON_REGISTERED and subject["address_ref"]:
+            result.counts["link_outcome", "register"] += 1
+            if eid in state["registrations"]:
+                return False
+            kind = raw["payload"][1].get("address_kind") or "woonadres"
+            state["registrations"][eid] = {"address": subject["address_ref"], "day": day,
+                                           "kind": kind, "value": pack(value)}  # fmt: skip
+            return True
+        if name in (PERSON_DECEASED, PERSON_DEPARTED):
+            result.counts["link_outcome", "register"] += 1
+            if eid in state["endings"]:
+                return False
+            why = "deceased" if name == PERSON_DECEASED else "departed"
+            state["endings"][eid] = {"day": day, "why": why}
+            return True
+        if toewijzing.is_snapshot(raw):
+            result.counts["link_outcome", "diffed"] += 1
+            if eid in state["snapshots"]:
+                return False
+            provider = raw["payload"][1]["provider"]
+            on = raw["payload"][1]["snapshot_on"].isoformat()
+            state["snapshots"][eid] = {"provider": provider, "on": on, "value": pack(value)}
+            return True
+        return self._add_event(state, raw, value, False)
+
+    @staticmethod
+    def _add_event(state: PersonState, raw: dict, value: bytes, derived: bool) -> bool:
+        env = raw["envelope"]
+        eid, received = env["event_id"], env["received_at"].timestamp()
+        content = digest([{**env, "received_at": None}, raw["subject"], raw["payload"]])
+        known = state["events"].get(eid)
+        if known is not None and known["live"]:
+            if known["content"] == content:
+                return False  # the same event again (a replay, a re-sent file)
+            if known["received"] >= received:
+                return False  # a source's correction under the same id: the later one wins
+        state["events"][eid] = {"value": pack(value), "day": event_day(raw),
+                                "received": received, "content": content,
+                                "derived": derived, "live": True,
+                                "gen": known["gen"] if known else 0,
+                                "sent": known["sent"] if known else ""}  # fmt: skip
+        return True
+
+    def _derive_toewijzingen(self, state: PersonState, result: Result) -> None:
+        """ToewijzingChanged events from the snapshots, diffed per provider in date order."""
+        by_provider: dict[str, list[tuple[str, str]]] = {}
+        for eid, snap in state["snapshots"].items():
+            by_provider.setdefault(snap["provider"], []).append((snap["on"], eid))
+        derived: dict[str, dict[str, Any]] = {}
+        for provider in sorted(by_provider):
+            previous = None
+            for _, eid in sorted(by_provider[provider]):
+                snapshot = self.catalog.decode(unpack(state["snapshots"][eid]["value"]), RAW_EVENT)
+                diff = toewijzing.diff(previous, snapshot)
+                previous = diff.state
+                for event in diff.events:
+                    derived[event["envelope"]["event_id"]] = event
+        for eid, event in derived.items():
+            if eid not in state["events"] or not state["events"][eid]["live"]:
+                result.counts["link_outcome", "derived"] += 1
+                self._add_event(state, event, self.catalog.encode(RAW_EVENT, event), True)
+        for eid, known in state["events"].items():
+            if known["derived"] and eid not in derived:
+                known["live"] = False
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _reroute(self, state: PersonState, result: Result) -> None:
+        self._derive_toewijzingen(state, result)
+        lived = periods(state)
+        self._send_residency(state, lived, result)
+        for eid, event in sorted(state["events"].items()):
+            target = destination(event["day"], lived) if event["live"] else ""
+            if target == event["sent"]:
+                continue
+            event["gen"] += 1
+            self._send(eid, event, target, result)
+            if event["sent"] == "P" and target.startswith("B:"):
+                result.counts["link_outcome", "unparked"] += 1
+            result.counts["link_outcome", {"B": "routed", "H": "handed-over", "P": "parked"}.get(
+                target[:1], "withdrawn")] += 1  # fmt: skip
+            event["sent"] = target
+
+    def _send(self, eid: str, event: RoutedEvent, target: str, result: Result) -> None:
+        old, value = event["sent"], unpack(event["value"])
+        raw = self.catalog.decode(value, RAW_EVENT)
+        person = raw["subject"]["person_ref"]
+        if old.startswith("B:") and (
+            not target.startswith("B:") or building(old[2:]) != building(target[2:])
+        ):
+            result.outputs.append(self._routed(old[2:], eid, event["gen"], b"", person, True))
+        if old.startswith("H:") and not target.startswith("H:"):
+            result.outputs.append(Output(HAND_OVER, eid.encode(), None,
+                                         (("ho_state", b"withdrawn"),)))  # fmt: skip
+        if target.startswith("B:"):
+            result.outputs.append(self._routed(target[2:], eid, event["gen"], value, person))
+        elif target.startswith("H:"):
+            headers = (("ho_state", b"handed-over"), ("ho_reason", b"left the municipality"),
+                       ("ho_departed_on", target[2:].encode()))  # fmt: skip
+            result.outputs.append(Output(HAND_OVER, eid.encode(), value, headers))
+
+    def _routed(self, unit: str, eid: str, gen: int, value: bytes, person: str | None,
+                withdrawn: bool = False) -> Output:  # fmt: skip
+        record = {"address_ref": unit, "role": "event", "until": None, "raw_event": value,
+                  "event_id": eid, "generation": gen, "withdrawn": withdrawn,
+                  "person_ref": person, "intervals": []}  # fmt: skip
+        return Output(BY_ADDRESS, building(unit).encode(), self.catalog.encode(ROUTED, record))
+
+    def _send_residency(self, state: PersonState, lived: list[Period], result: Result) -> None:
+        """Each building gets the person's periods there; one that no longer has any, none."""
+        per_building: dict[str, list[Period]] = {}
+        for p in lived:
+            per_building.setdefault(building(p["address_ref"]), []).append(p)
+        regs = sorted(state["registrations"].values(), key=lambda r: (r["day"], r["value"]))
+        matchable = [r["value"] for r in regs if self._has_match(r["value"])]
+        carrier = matchable[-1] if matchable else (regs[-1]["value"] if regs else "")
+        wanted = {b: digest([ps, carrier]) for b, ps in per_building.items()}
+        sent = state["residency_sent"]
+        changed = {b for b in wanted.keys() | sent.keys() if wanted.get(b) != sent.get(b)}
+        if not changed:
+            return
+        state["residency_gen"] += 1
+        person = self._person_of(state)
+        for b in sorted(changed):
+            intervals = [{"address_ref": p["address_ref"],
+                          "from": dt.date.fromisoformat(p["from_"]),
+                          "until": dt.date.fromisoformat(p["until"]) if p["until"] else None,
+                          "kind": p["kind"]} for p in per_building.get(b, [])]  # fmt: skip
+            record = {"address_ref": b, "role": "residency", "until": None,
+                      "raw_event": unpack(carrier) if carrier else b"",
+                      "event_id": f"residency:{person}", "generation": state["residency_gen"],
+                      "withdrawn": not intervals, "person_ref": person,
+                      "intervals": intervals}  # fmt: skip
+            result.outputs.append(
+                Output(BY_ADDRESS, b.encode(), self.catalog.encode(ROUTED, record))
+            )
+        state["residency_sent"] = wanted
+
+    def _has_match(self, packed: str) -> bool:
+        return self.catalog.decode(unpack(packed), RAW_EVENT)["subject"]["match"] is not None
+
+    def _person_of(self, state: PersonState) -> str:
+        for reg in state["registrations"].values():
+            return self.catalog.decode(unpack(reg["value"]), RAW_EVENT)["subject"]["person_ref"]
+        raise AssertionError("residency without a registration")
+
+    def _address_only(self, raw: dict, message: Message, result: Result) -> None:
+        """An event about an address (a creditor's signal without BSN): to that building."""
+        address, eid = raw["subject"]["address_ref"], raw["envelope"]["event_id"]
+        if address is None:
+            headers = (("um_state", b"open"),
+                       ("um_reason", b"no BSN and no address: nothing to link on"))  # fmt: skip
+            result.outputs.append(Output(UNMATCHED, eid.encode(), message.value, headers))
+            result.counts["link_outcome", "unlinkable"] += 1
+            return
+        result.outputs.append(self._routed(address, eid, 0, message.value or b"", None))
+        result.counts["link_outcome", "routed"] += 1

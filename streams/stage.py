@@ -1,0 +1,110 @@
+"""The stage contract: ``(state, messages) → (state, outputs)``, nothing of Kafka or Faust.
+
+Each of the three linking stages (person, address, household) is a plain object
+with this contract, as bytewax's ``stateful_map`` or Quix Streams' ``State``:
+it receives the stored state of *one key* and the messages of one batch for
+that key, and returns the new state and the records to send. The Faust
+adapter (:mod:`wijkhub.streams.app`) and the in-memory harness
+(:mod:`wijkhub.streams.harness`) both run exactly these objects, so the tests
+and ``wijkhub rules backtest`` exercise the worker's own logic.
+
+Why a state of *facts*: a stage whose state is the set of facts it has seen,
+keyed by their source ids, and whose outputs are recomputed from those facts
+and diffed against what it published before, gives the same final outputs for
+any arrival order, any replay and any redelivery (see docs/adr and
+``../shared/SEQUENCE_NEUTRAL.md``). The ordering guarantee that makes a
+crash just one more replay lives in the adapter: outputs acknowledged, then
+state written, then offsets committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+from wijkhub.connectors.deadletter import DeadLetter
+from wijkhub.streams.topics import DLQ_STREAMS
+
+Headers = tuple[tuple[str, bytes], ...]
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One input record: its logical topic (without the cluster prefix), key and value."""
+
+    topic: str
+    key: bytes
+    value: bytes | None
+    origin: str = ""  # topic/partition/offset, for dead letters and logs
+
+
+@dataclass(frozen=True)
+class Output:
+    """One record to send: logical topic, key, value (None: a tombstone) and headers."""
+
+    topic: str
+    key: bytes
+    value: bytes | None
+    headers: Headers = ()
+
+
+@dataclass
+class Result(Generic[S]):
+    """What a stage returns for one key and one batch.
+
+    ``dirty``: the state changed and must be written back (most batches of a
+    stateless route change nothing). ``counts``: what happened, for metrics,
+    keyed by tuples whose first element names the metric.
+    """
+
+    state: S
+    outputs: list[Output] = field(default_factory=list)
+    dirty: bool = False
+    counts: Counter = field(default_factory=Counter)
+    received_at: list[float] = field(default_factory=list)  # of facts applied (latency)
+    observations: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
+
+
+class Stage(Protocol[S]):
+    """A stream-processing stage: pure, deterministic, state per key."""
+
+    name: str
+    inputs: tuple[str, ...]  # logical topic names it consumes
+
+    def new_state(self) -> S: ...
+
+    def process(self, state: S, messages: Sequence[Message]) -> Result[S]: ...
+
+
+def dead_letter(stage: str, message: Message, code: str, reason: str) -> Output:
+    """A record this stage cannot process: to ``dlq.streams`` with its original bytes."""
+    letter = DeadLetter(
+        stage=stage,
+        reason_code=code,
+        reason=reason,
+        source=message.topic,
+        original=message.value or b"",
+        origin=message.origin,
+    )
+    return Output(DLQ_STREAMS, message.key, letter.original, tuple(letter.headers()))
+
+
+def pack(value: bytes) -> str:
+    """Bytes as they are kept in a JSON state (the tables' value format)."""
+    return base64.b64encode(value).decode("ascii")
+
+
+def unpack(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+def digest(value: Any) -> str:
+    """A stable digest of JSON-ready data: what was published, to diff against."""
+    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
