@@ -218,7 +218,8 @@ def _town_state(town: simtown.Town) -> tuple[dict, dict]:
             state["events"][f"rel{n}"] = {
                 "gen": 1, "withdrawn": False, "unit": unit[2:], "day": "2023-01-01",
                 "value": "", "lgen": 0, "link": None,
-                "relation": {"pair": sorted((a, b_)), "relation": kind, "started": True}}  # fmt: skip
+                "relation": {"pair": sorted((a, b_)), "relation": kind,
+                             "started": True}}  # fmt: skip
     return lived, {k: address_stage.register(v) for k, v in buildings.items()}
 
 
