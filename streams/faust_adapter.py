@@ -1,20 +1,11 @@
 """Faust runs the stages: one agent and one changelogged table per stage.
 
-This module owns the one ordering guarantee that makes a crash harmless
-(docs/adr/0001-at-least-once-checkpoint.md), per batch:
-
-1. every stage output of the batch is sent and *acknowledged* by Kafka;
-2. only then is the state of each key the batch touched written to the table
-   (RocksDB and its changelog topic);
-3. Faust commits the offsets on its interval, and flushes the producer (so the
-   changelog records) first.
-
-A crash before 2 repeats the batch on restart with the old state: the stage
-derives the same outputs again and sends them again (every sink is keyed and
-idempotent). A crash between 2 and 3 repeats the batch with the new state:
-its facts are already known, so nothing changes and nothing is sent — and its
-outputs were acknowledged in 1. Local state is therefore never ahead of what
-was published.
+It executes each batch's :class:`~wijkhub.streams.stage.Plan` in the order
+that plan documents (docs/adr/0001-checkpoint-order.md): the touched keys'
+state with its outbox written and the changelog flushed; then every output
+sent and acknowledged; then the outboxes emptied; then (Faust, on its
+interval, after flushing the producer) the offsets committed. A stage's
+decisions are therefore never lost and never sent without the state knowing.
 
 Faust private APIs used here, checked against faust-streaming 0.15.3 (pinned
 in pyproject.toml), and why:
@@ -40,7 +31,7 @@ from faust.streams import _current_event  # private: see the module docstring
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
-from wijkhub.streams.stage import Message, Result, Stage
+from wijkhub.streams.stage import Message, Result, Stage, plan
 from wijkhub.streams.topics import DLQ_STREAMS, WORKER_INPUTS, full_name, logical_name
 
 log = get_logger("wijkhub.streams")
@@ -140,32 +131,37 @@ def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage
     async def agent(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
             batch_size.observe(len(batch))
-            by_key: dict[bytes, list[faust.EventT]] = {}
-            for event in batch:
-                by_key.setdefault(event.message.key or b"", []).append(event)
-            out = Outbox(app.producer)
-            writes: list[tuple[bytes, Any, faust.EventT]] = []
-            for key, events in by_key.items():
-                with _as_current_event(events[-1]):
-                    stored = table.get(key)
-                messages = [
+            by_key: dict[bytes, list[Message]] = {}
+            last: dict[bytes, faust.EventT] = {}
+            for e in batch:
+                key = e.message.key or b""
+                by_key.setdefault(key, []).append(
                     Message(logical_name(e.message.topic, prefix), key, e.message.value,
-                            f"{e.message.topic}/{e.message.partition}/{e.message.offset}")
-                    for e in events
-                ]  # fmt: skip
-                result = stage.process(stored if stored is not None else stage.new_state(),
-                                       messages)  # fmt: skip
-                for o in result.outputs:
-                    await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
+                            f"{e.message.topic}/{e.message.partition}/{e.message.offset}"))  # fmt: skip
+                last[key] = e
+            stored = {}
+            for key in by_key:
+                with _as_current_event(last[key]):
+                    entry = table.get(key)
+                if entry is not None:
+                    stored[key] = entry
+            todo = plan(stage, stored, by_key)
+            for result in todo.results:
                 observe.result(result)
-                if result.dirty:
-                    writes.append((key, result.state, events[-1]))
             observe.consumed(batch)
-            await out.delivered()  # 1. outputs acknowledged
-            for key, state, event in writes:  # 2. then state (and its changelog record)
-                with _as_current_event(event):
-                    table[key] = state
-            # 3. offsets: committed by Faust on its interval, after flushing the producer
+            if todo.writes:  # 1. state with its outbox, durable (changelog flushed)
+                for key, entry in todo.writes.items():
+                    with _as_current_event(last[key]):
+                        table[key] = entry
+                await app.producer.flush()
+            out = Outbox(app.producer)  # 2. every output sent and acknowledged
+            for o in todo.outputs:
+                await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
+            await out.delivered()
+            for key, entry in todo.clears.items():  # 3. outboxes emptied
+                with _as_current_event(last[key]):
+                    table[key] = entry
+            # 4. offsets: committed by Faust on its interval, after flushing the producer
 
     app.agent(channel, name=stage.name)(agent)
     return table

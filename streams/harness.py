@@ -29,7 +29,7 @@ from wijkhub.streams.household_stage import HouseholdStage
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.person_stage import PersonStage
 from wijkhub.streams.routing import Router
-from wijkhub.streams.stage import Message, Output, Result, Stage
+from wijkhub.streams.stage import Message, Output, Stage, plan
 from wijkhub.streams.topics import ALERTS, UNMATCHED
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
 
@@ -89,8 +89,12 @@ class Harness:
         if stage is not None:
             self.pending[stage.name].append(Message(out.topic, out.key, out.value, out.topic))
 
-    def step(self, shuffle: bool = False, crash: bool = False) -> bool:
-        """One batch of one stage; False when nothing is pending anywhere."""
+    def step(self, shuffle: bool = False, crash: str = "") -> bool:
+        """One batch of one stage; False when nothing is pending anywhere.
+
+        ``crash``: where the worker dies in the checkpoint (:class:`stage.Plan`):
+        ``before-state``, ``after-state`` or ``after-outputs``; the batch comes again.
+        """
         ready = [s for s in self.stages if self.pending[s.name]]
         if not ready:
             return False
@@ -104,23 +108,22 @@ class Harness:
         for m in batch:
             by_key.setdefault(m.key, []).append(m)
         states = self.state[stage.name]
-        new: dict[bytes, str] = {}
-        for key, messages in by_key.items():
-            stored = states.get(key)
-            state = json.loads(stored) if stored is not None else stage.new_state()
-            result: Result = stage.process(state, messages)
-            for out in result.outputs:
-                self._append(out)
-            if result.dirty:
-                new[key] = json.dumps(result.state)
-        if crash:  # outputs sent; state not written, offsets not committed: all again
+        stored = {k: json.loads(states[k]) for k in by_key if k in states}
+        todo = plan(stage, stored, by_key)
+        if crash != "before-state":
+            states.update({k: json.dumps(v) for k, v in todo.writes.items()})  # 1. durable
+            if crash != "after-state":
+                for out in todo.outputs:  # 2. sent and acknowledged
+                    self._append(out)
+                if crash != "after-outputs":
+                    states.update({k: json.dumps(v) for k, v in todo.clears.items()})  # 3.
+        if crash:  # offsets not committed (4.): the same records come again
             self.pending[stage.name] = batch + self.pending[stage.name]
-        else:
-            states.update(new)
         return True
 
     def run(self, shuffle: bool = False, crash_rate: float = 0.0) -> None:
-        while self.step(shuffle, crash=shuffle and self.rng.random() < crash_rate):
+        modes = ("before-state", "after-state", "after-outputs")
+        while self.step(shuffle, self.rng.choice(modes) if self.rng.random() < crash_rate else ""):
             pass
 
     # -- what a team, an operator or a test sees ----------------------------------------

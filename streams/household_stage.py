@@ -293,6 +293,8 @@ class HouseholdStage:
             revision = published["revision"] + 1
         if kind == WITHDRAWN:
             revision = published["revision"] + 1 if published else 1
+        if published is None and entry["state"] != "resolved":
+            kind = "raised"  # new to everyone downstream, whatever happened before in event time
         entry = {**entry, "revision": revision, "published_at": published_at}
         correlation = newest["correlation_id"] if newest else ""
         record = rules.alert_record(aid, entry, rule, ref, self.municipality, correlation, kind)
