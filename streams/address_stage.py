@@ -178,8 +178,9 @@ class AddressStage:
                     else None
                 )
             except DecodeError as exc:
-                result.outputs.append(dead_letter("addresses", message, "undecodable", str(exc)))
+                result.outputs.append(dead_letter(self.name, message, "undecodable", str(exc)))
                 continue
+            result.counts["link_outcome", routed["role"]] += 1
             if routed["role"] == "residency":
                 register_changed |= self._residency(state, routed, raw)
             elif routed["role"] == "event":
@@ -188,7 +189,7 @@ class AddressStage:
                     touched.add(routed["event_id"])
                     register_changed |= state["events"][routed["event_id"]]["relation"] is not None
             else:  # arrived / left: written by the version-1 person stage only
-                result.outputs.append(dead_letter("addresses", message, "obsolete-role",
+                result.outputs.append(dead_letter(self.name, message, "obsolete-role",
                                                   "routed record of an older version"))  # fmt: skip
         result.dirty = register_changed or bool(touched)
         if result.dirty:

@@ -41,10 +41,10 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         tables[stage.name] = faust_adapter.run_stage(app, settings, metrics, stage)
 
     def read_view(ref: bytes) -> dict | None:
-        state = tables[household.name].get(ref)
-        if state is None:
+        entry = tables[household.name].get(ref)  # {"state": ..., "outbox": [...]}
+        if entry is None:
             return None
-        view, _, _ = household.derive(state, ref.decode())
+        view, _, _ = household.derive(entry["state"], ref.decode())
         return view
 
     pages.register(app, settings, catalog, metrics, tables[household.name], read_view)

@@ -37,10 +37,13 @@ from wijkhub.streams.topics import DLQ_STREAMS, WORKER_INPUTS, full_name, logica
 log = get_logger("wijkhub.streams")
 
 LINK_OUTCOMES = (
-    # person stage
-    "register", "diffed", "derived", "routed", "parked", "unparked", "handed-over",
-    "unlinkable", "withdrawn",
-    # address stage
+    # person stage, per input record: exactly one of these (or a dead letter)
+    "register", "diffed", "person-event", "address-event", "unlinkable",
+    # person stage, per decision (an event routed again when the BRP facts change)
+    "derived", "routed", "parked", "unparked", "handed-over", "withdrawn",
+    # address stage, per input record (or a dead letter)
+    "residency", "event",
+    # address stage, per decision
     "person", "address", "match", "unmatched",
 )  # fmt: skip
 
@@ -135,9 +138,9 @@ def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage
             last: dict[bytes, faust.EventT] = {}
             for e in batch:
                 key = e.message.key or b""
-                by_key.setdefault(key, []).append(
-                    Message(logical_name(e.message.topic, prefix), key, e.message.value,
-                            f"{e.message.topic}/{e.message.partition}/{e.message.offset}"))  # fmt: skip
+                origin = f"{e.message.topic}/{e.message.partition}/{e.message.offset}"
+                topic = logical_name(e.message.topic, prefix)
+                by_key.setdefault(key, []).append(Message(topic, key, e.message.value, origin))
                 last[key] = e
             stored = {}
             for key in by_key:

@@ -136,7 +136,7 @@ class HouseholdStage:
                 else:
                     result.dirty |= self._linked(state, message, result)
             except DecodeError as exc:
-                result.outputs.append(dead_letter("household", message, "undecodable", str(exc)))
+                result.outputs.append(dead_letter(self.name, message, "undecodable", str(exc)))
         if result.dirty:
             self._publish(state, ref, result)
         return result
@@ -340,7 +340,7 @@ class HouseholdStage:
             message = Message(ALERT_ACTIONS, action["household_ref"].encode(),
                               self.catalog.encode(ALERT_ACTION, _action_record(action)),
                               f"alert-actions/{action_id}")  # fmt: skip
-            result.outputs.append(dead_letter("household", message, outcome.code, outcome.reason))
+            result.outputs.append(dead_letter(self.name, message, outcome.code, outcome.reason))
         elif isinstance(outcome, lifecycle.Change):
             action["counted"] = True
             label = action["outcome"] if action["outcome"] in lifecycle.OUTCOMES else "-"

@@ -149,7 +149,7 @@ class PersonStage:
             try:
                 raw = self.catalog.decode(message.value, RAW_EVENT)
             except DecodeError as exc:
-                result.outputs.append(dead_letter("link", message, "undecodable", str(exc)))
+                result.outputs.append(dead_letter(self.name, message, "undecodable", str(exc)))
                 continue
             if raw["subject"]["person_ref"] is None:
                 self._address_only(raw, message, result)
@@ -189,6 +189,7 @@ class PersonStage:
             on = raw["payload"][1]["snapshot_on"].isoformat()
             state["snapshots"][eid] = {"provider": provider, "on": on, "value": pack(value)}
             return True
+        result.counts["link_outcome", "person-event"] += 1
         return self._add_event(state, raw, value, False)
 
     @staticmethod
@@ -322,4 +323,4 @@ class PersonStage:
             result.counts["link_outcome", "unlinkable"] += 1
             return
         result.outputs.append(self._routed(address, eid, 0, message.value or b"", None))
-        result.counts["link_outcome", "routed"] += 1
+        result.counts["link_outcome", "address-event"] += 1

@@ -77,8 +77,11 @@ class Scenario:
 
     def arrears(self, postcode: str, number: str, creditor: str, day: str,
                 who: Person | None = None, crisis: bool = False, since: str | None = None,
-                amount: int = 45_000) -> Record:  # fmt: skip
+                amount: int = 45_000, with_bsn: bool = False) -> Record:  # fmt: skip
+        """A DDAS signal: by name and date of birth (``who``), or with ``who``'s BSN."""
         names = who.names() if who else {}
+        if with_bsn and who is not None:
+            names["bsn"] = who.bsn
         return self._add("vroegsignalering", "arrears_signal", day, postcode=postcode,
                          huisnummer=number, signal_id=f"S-{next(self._ids)}",
                          creditor_type=creditor, amount_cents=amount, arrears_months=1,
@@ -86,8 +89,8 @@ class Scenario:
                          **({"arrears_since": since} if since else {}), **names)  # fmt: skip
 
     def debt_help(self, p: Person, organisation: str, trajectory: str, change: str, day: str):
-        return self._add("schuldhulp", "debt_help_changed", day, bsn=p.bsn, trajectory_id=trajectory,
-                         organisation=organisation, change=change, on=day,
+        return self._add("schuldhulp", "debt_help_changed", day, bsn=p.bsn,
+                         trajectory_id=trajectory, organisation=organisation, change=change,
                          contact=f"{organisation.lower()}@example.nl")  # fmt: skip
 
     def case(self, p: Person, team: str, case_type: str, day: str):
@@ -97,10 +100,11 @@ class Scenario:
 
     def consent(self, p: Person, purpose: str, domain: str, day: str):
         return self._add("teams", "consent_changed", day, bsn=p.bsn, purpose=purpose,
-                         domain=domain, given="true", on=day)  # fmt: skip
+                         consent_domain=domain, consent="given")  # fmt: skip
 
-    def raw_records(self, key: bytes, catalog: Catalog | None = None) -> list[tuple[str, bytes,
-                                                                                   bytes]]:  # fmt: skip
+    def raw_records(
+        self, key: bytes, catalog: Catalog | None = None
+    ) -> list[tuple[str, bytes, bytes]]:
         """(topic, key, value) as the connectors would write them, under pseudonym key ``key``."""
         catalog = catalog or Catalog()
         pseudonymiser = Pseudonymiser(key)

@@ -254,14 +254,14 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
 
             produced = "wijkhub_events_produced_total"
             return (
-                total("wijkhub_events_consumed_total", stage="link") >= raw_records
-                and total("wijkhub_events_consumed_total", stage="addresses")
-                >= total(produced, stage="link")
+                total("wijkhub_events_consumed_total", stage="person") >= raw_records
+                and total("wijkhub_events_consumed_total", stage="address")
+                >= total(produced, stage="person")
                 and total("wijkhub_events_consumed_total", stage="household")
-                >= total(produced, stage="addresses")
+                >= total(produced, stage="address")
             )
 
-        _wait(lambda: consumed("link") > 0, 120, "the pipeline to start")
+        _wait(lambda: consumed("person") > 0, 120, "the pipeline to start")
         began = time.perf_counter()
         _wait(lambda: drained(n), 1800, "the pipeline to finish the backlog")
         pipe_seconds = time.perf_counter() - began
@@ -276,7 +276,7 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
         )
         hist_before = _buckets(metrics_after_backlog, "wijkhub_processing_latency_seconds")
         producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
-        target = consumed("link") + live_n
+        target = consumed("person") + live_n
         for i, (source, record) in enumerate(_source_records(live_n, seed=12)):
             # Stamped as the connector would: accepted now, so latency starts here.
             topic, key, value = encode(source, record, dt.datetime.now(dt.UTC))

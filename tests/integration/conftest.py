@@ -152,15 +152,26 @@ class Hub:
             consumer.close()
 
     def linked(self) -> dict[str, list[dict]]:
-        """event_id → where the event was linked: household, method, member change."""
+        """event_id → where the event is linked now: household, method, member change.
+
+        A correction withdraws an event from one household (a record with a higher
+        generation) and links it to another: only the placements still standing count.
+        """
         catalog = Catalog()
-        found: dict[str, list[dict]] = {}
+        latest: dict[tuple[str, str], dict] = {}
         for record in self.records(LINKED):
             linked = catalog.decode(record.value, LINKED_EVENT)
-            event = catalog.decode(linked["raw_event"], RAW_EVENT)
-            found.setdefault(event["envelope"]["event_id"], []).append(
-                {k: linked[k] for k in ("household_ref", "linked_by", "member_change")}
-            )
+            if linked["linked_by"] == "register":
+                continue  # a household's membership periods, not an event
+            at = (linked["event_id"], linked["household_ref"])
+            if at not in latest or latest[at]["generation"] < linked["generation"]:
+                latest[at] = linked
+        found: dict[str, list[dict]] = {}
+        for (event_id, _), linked in sorted(latest.items()):
+            if not linked["withdrawn"]:
+                found.setdefault(event_id, []).append(
+                    {k: linked[k] for k in ("household_ref", "linked_by", "member_change")}
+                )
         return found
 
     def view(self, household_ref: str) -> dict | None:

@@ -114,8 +114,9 @@ def test_a_signal_without_bsn_links_by_name_or_goes_to_review(hub):
     assert only(linked, ids[0]) == {"household_ref": household("1051EE", "5"),
                                     "linked_by": "match", "member_change": None}  # fmt: skip
     assert ids[1] not in linked
-    [review] = [r for r in hub.records(UNMATCHED) if r.key == address_ref("1051EE", "5").encode()]
+    [review] = [r for r in hub.records(UNMATCHED) if r.key == ids[1].encode()]
     assert dict(review.headers)["um_reason"] == b"below-threshold"
+    assert dict(review.headers)["um_state"] == b"open"
 
 
 def test_operators_read_a_household_with_a_token_and_every_read_is_audited(hub):

@@ -89,8 +89,8 @@ def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus):
     hub.wait_drained()
     text = hub.worker.metrics_text()
     expected = sum(v for labels, v in series(text, "wijkhub_events_consumed_total")
-                   if labels["stage"] == "link")  # fmt: skip
-    expr = 'sum(wijkhub_events_consumed_total{job="wijkhub-worker", stage="link"})'
+                   if labels["stage"] == "person")  # fmt: skip
+    expr = 'sum(wijkhub_events_consumed_total{job="wijkhub-worker", stage="person"})'
     deadline, seen = time.monotonic() + 60, None
     while time.monotonic() < deadline:
         result = query(prometheus, expr)
