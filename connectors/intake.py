@@ -4,7 +4,9 @@ Every record read ends up as exactly one Kafka record: a RawEvent on
 raw.<domain>, or a dead letter on dlq.ingest (original bytes sealed, source,
 position and reason in headers). ``read == events + dead_lettered`` is what
 the tests assert and what every intake path reports. All intake paths (CLI,
-file drop, HTTP, Kafka relay) call :meth:`Intake.ingest`.
+file drop, HTTP, Kafka relay) call :meth:`Intake.ingest`. An intake that makes
+its own producer first checks that the cluster answers and has the topics
+(:mod:`wijkhub.connectors.preflight`): ``IntakeNotReady`` says what to do.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from wijkhub.connectors.deadletter import DeadLetter, seal
 from wijkhub.connectors.formats import Item, parse
 from wijkhub.connectors.formats.base import safe_reason
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
+from wijkhub.connectors.preflight import require_topics
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
@@ -83,6 +86,10 @@ class Intake:
         metrics: Metrics | None = None,
     ) -> None:
         settings.require_secrets()
+        if kafka is None:
+            # Fail in seconds with what to do, not after a minute's metadata wait. A caller
+            # that brings its own producer has taken charge of the connection itself.
+            require_topics(settings, [source])
         self.settings = settings
         self.source = source
         self.catalog = catalog or Catalog()

@@ -134,6 +134,16 @@ def worker() -> None:
     worker_mod.run(settings())
 
 
+def _require_intake_topics(s: Settings, sources: list[str] | tuple[str, ...]) -> None:
+    """Start-up check of every intake command: one line and exit 2 if the topics are missing."""
+    from wijkhub.connectors.preflight import IntakeNotReady, require_topics
+
+    try:
+        require_topics(s, sources)
+    except IntakeNotReady as exc:
+        _fail(str(exc))
+
+
 def _serve_connector_metrics(s: Settings, one_shot: bool = False) -> Metrics:
     """The connector's metrics, served at http://<intake host>:<port>/metrics while it runs."""
     from prometheus_client import start_http_server
@@ -168,12 +178,16 @@ def ingest(
 
     from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
+    from wijkhub.connectors.preflight import IntakeNotReady
     from wijkhub.metrics import Metrics
 
     if source not in SOURCES:
         _fail(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     metrics = Metrics()
-    intake = Intake(settings(), source, metrics=metrics)
+    try:
+        intake = Intake(settings(), source, metrics=metrics)
+    except IntakeNotReady as exc:
+        _fail(str(exc))
     totals: dict[str, object] = {
         "source": source,
         "files": 0,
@@ -217,9 +231,12 @@ def watch(
 ) -> None:
     """File drop: ingest every file put in <root>/<source>/incoming/, then move it."""
     from wijkhub.connectors.filedrop import FileDrop
+    from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
 
     s = settings()
+    s.require_secrets()
+    _require_intake_topics(s, tuple(SOURCES))
     metrics = _serve_connector_metrics(s, once)
     drop = FileDrop(root, lambda source: Intake(s, source, metrics=metrics))
     drop.prepare()
@@ -247,6 +264,7 @@ def serve_intake() -> None:
     tokens = parse_tokens(s.ingest_tokens)
     if not tokens:
         _fail("WIJKHUB_INGEST_TOKENS is empty: no source could authenticate")
+    _require_intake_topics(s, tuple(tokens))
     metrics = Metrics()
     application = build(tokens, lambda source: Intake(s, source, metrics=metrics), metrics)
     web.run_app(application, host=s.intake_host, port=s.intake_port, print=None)
@@ -332,10 +350,15 @@ def relay(
     """Kafka source: every record of another system's topic is one input of SOURCE."""
     from kafka import KafkaConsumer
 
+    from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
     from wijkhub.connectors.relay import relay as run_relay
 
+    if source not in SOURCES:
+        _fail(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     s = settings()
+    s.require_secrets()
+    _require_intake_topics(s, [source])
     consumer = KafkaConsumer(
         *topic,
         bootstrap_servers=bootstrap or s.require_bootstrap(),

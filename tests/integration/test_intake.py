@@ -225,3 +225,29 @@ def test_file_drop_process_serves_its_intake_metrics(hub, topics, tmp_path):
     assert re.search(r'wijkhub_intake_last_success_timestamp_seconds\{source="income"\} 1\.7', text)
     events, dead = topics.new()
     assert len(events) == 1 and len(dead) == 1
+
+
+def test_intake_commands_before_topics_exist_fail_at_once_with_one_line(hub, tmp_path):
+    """A topic prefix never created: ingest, watch and relay say so in seconds, exit 2."""
+    prefix = f"never-created-{time.monotonic_ns()}."
+    env = {**os.environ, **hub.settings.with_(topic_prefix=prefix).to_env()}
+    data = tmp_path / "uitkering.csv"
+    data.write_bytes(b"benefit_id;benefit_type;change;occurred_at;bsn\nB-1;bijstand;ended;"
+                     b"2026-05-01;111222333\n")  # fmt: skip
+    commands = {
+        "income": ["ingest", "income", str(data), "--json"],
+        "youth": ["watch", str(tmp_path / "drop"), "--once"],  # every source: ijw's first
+        "debt": ["relay", "vroegsignalering", "--topic", hub.topic("external.nothing")],
+    }
+    for domain, args in commands.items():
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "wijkhub", *args], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 2, (args, done.stderr)
+        assert time.monotonic() - began < 20, args  # no minute-long metadata wait
+        assert "Traceback" not in done.stderr and done.stdout == ""
+        assert done.stderr.strip().splitlines()[-1] == (
+            f"error: topic {prefix}raw.{domain} does not exist (nor 6 more of the hub's "
+            "topics): run `wijkhub topics create` first"
+        )
+    assert not (tmp_path / "drop").exists()
