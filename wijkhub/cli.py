@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from wijkhub.settings import Settings, SettingsError
+from wijkhub.settings import CLI_OPERATOR_TOKEN, Settings, SettingsError, cli_operator_token
 
 if TYPE_CHECKING:
     from wijkhub.metrics import Metrics
@@ -465,9 +465,7 @@ def household_show(
     ref: Annotated[str, typer.Argument(help="household_ref, e.g. H-3f2a…")],
     token: Annotated[
         str | None,
-        typer.Option(
-            envvar="WIJKHUB_OPERATOR_TOKEN", help="Your operator token", show_default=False
-        ),
+        typer.Option(envvar=CLI_OPERATOR_TOKEN, help="Your operator token", show_default=False),
     ] = None,
 ) -> None:
     """Show one household view (read through the worker: access checked and audited)."""
@@ -475,8 +473,17 @@ def household_show(
     import urllib.request
 
     s = settings()
+    try:
+        token, deprecated = cli_operator_token(token)
+    except SettingsError as exc:
+        _fail(str(exc))
+    if deprecated:
+        typer.secho(f"warning: {deprecated}", fg=typer.colors.YELLOW, err=True)
     if not token:
-        _fail("an operator token is needed: --token or WIJKHUB_OPERATOR_TOKEN")
+        _fail(
+            f"an operator token is needed: --token or {CLI_OPERATOR_TOKEN} "
+            "(WIJKHUB_OPERATOR_TOKENS is the worker's list of every operator's token)"
+        )
     request = urllib.request.Request(
         f"http://{s.web_host}:{s.web_port}/households/{ref}",
         headers={"Authorization": f"Bearer {token}"},
