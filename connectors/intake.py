@@ -37,13 +37,29 @@ log = get_logger("wijkhub.intake")
 
 @dataclass
 class IntakeReport:
+    """What one input (or, added up, a run) gave: counts, and dead letters by reason.
+
+    ``reasons`` counts dead letters by code (``invalid``, ``schema``), as the
+    metrics do; ``dead_letter_reasons`` by the reason itself, which is what
+    an operator corrects in the source ("field change must be one of …").
+    """
+
     source: str
     read: int = 0
     events: int = 0
     dead_lettered: int = 0
     reasons: Counter = field(default_factory=Counter)
+    dead_letter_reasons: Counter = field(default_factory=Counter)
     event_ids: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)  # position + reason
+
+    def add(self, other: IntakeReport) -> None:
+        """Add another report's counts to this one (totals of a run; ids are not kept)."""
+        self.read += other.read
+        self.events += other.events
+        self.dead_lettered += other.dead_lettered
+        self.reasons.update(other.reasons)
+        self.dead_letter_reasons.update(other.dead_letter_reasons)
 
     def as_dict(self) -> dict:
         return {
@@ -52,6 +68,7 @@ class IntakeReport:
             "events": self.events,
             "dead_lettered": self.dead_lettered,
             "reasons": dict(self.reasons),
+            "dead_letter_reasons": dict(self.dead_letter_reasons),
         }
 
 
@@ -123,6 +140,7 @@ class Intake:
         )
         report.dead_lettered += 1
         report.reasons[code] += 1
+        report.dead_letter_reasons[reason] += 1
         report.rejected.append({"position": item.position, "reason": reason})
         self.metrics.dead_letters.labels("ingest", self.source, code).inc()
         log.warning(

@@ -7,13 +7,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from wijkhub.settings import CLI_OPERATOR_TOKEN, Settings, SettingsError, cli_operator_token
 
 if TYPE_CHECKING:
+    from wijkhub.connectors.intake import IntakeReport
     from wijkhub.metrics import Metrics
     from wijkhub.streams.ruleset import RuleSet
 
@@ -177,7 +178,7 @@ def ingest(
     from prometheus_client import write_to_textfile
 
     from wijkhub.connectors.formats import SOURCES
-    from wijkhub.connectors.intake import Intake
+    from wijkhub.connectors.intake import Intake, IntakeReport
     from wijkhub.connectors.preflight import IntakeNotReady
     from wijkhub.metrics import Metrics
 
@@ -188,37 +189,51 @@ def ingest(
         intake = Intake(settings(), source, metrics=metrics)
     except IntakeNotReady as exc:
         _fail(str(exc))
-    totals: dict[str, object] = {
-        "source": source,
-        "files": 0,
-        "read": 0,
-        "events": 0,
-        "dead_lettered": 0,
-        "reasons": {},
-    }
+    totals = IntakeReport(source)
+    per_file: list[tuple[str, IntakeReport]] = []
     began = time.monotonic()
     try:
         with typer.progressbar(paths, label=f"ingest {source}", file=sys.stderr) as bar:
             for path in bar:
                 report = intake.ingest(path.read_bytes(), path.name)
-                totals["files"] += 1  # type: ignore[operator]
-                for k in ("read", "events", "dead_lettered"):
-                    totals[k] += getattr(report, k)  # type: ignore[operator]
-                for reason, n in report.reasons.items():
-                    totals["reasons"][reason] = totals["reasons"].get(reason, 0) + n  # type: ignore[index,union-attr]
+                totals.add(report)
+                per_file.append((str(path), report))
     finally:
         intake.close()
         if metrics_file is not None:  # also after a failure: what did get in is counted
             write_to_textfile(str(metrics_file), metrics.registry)
-    totals["seconds"] = round(time.monotonic() - began, 2)
-    if as_json:
-        typer.echo(json.dumps(totals))
-    else:
-        typer.echo(
-            f"{totals['files']} files, {totals['read']} records read: {totals['events']} "
-            f"events, {totals['dead_lettered']} dead letters {totals['reasons'] or ''} "
-            f"in {totals['seconds']} s"
+    summary = ingest_summary(totals, per_file, time.monotonic() - began)
+    typer.echo(json.dumps(summary, ensure_ascii=False) if as_json else ingest_text(summary))
+
+
+def ingest_summary(
+    totals: IntakeReport, per_file: list[tuple[str, IntakeReport]], seconds: float
+) -> dict[str, Any]:
+    """The ``ingest --json`` document: the totals, and the same counts for every file.
+
+    Per file, so that an operator loading a backlog sees which file the dead
+    letters came from and why, without reading the dead-letter topic.
+    """
+    files = [{"file": name, **report.as_dict()} for name, report in per_file]
+    for f in files:
+        del f["source"]
+    return {**totals.as_dict(), "files": len(files), "seconds": round(seconds, 2),
+            "per_file": files}  # fmt: skip
+
+
+def ingest_text(summary: dict[str, Any]) -> str:
+    """A line per file (with its dead letters by reason), then the totals."""
+
+    def line(d: dict[str, Any]) -> str:
+        reasons = "; ".join(f"{n}: {r}" for r, n in d["dead_letter_reasons"].items())
+        return (
+            f"{d['read']} records read: {d['events']} events, {d['dead_lettered']} dead letters"
+            + (f" [{reasons}]" if reasons else "")
         )
+
+    lines = [f"{f['file']}: {line(f)}" for f in summary["per_file"]]
+    lines.append(f"{summary['files']} files, {line(summary)} in {summary['seconds']} s")
+    return "\n".join(lines)
 
 
 @app.command()
