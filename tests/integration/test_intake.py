@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -46,6 +47,11 @@ def test_cli_loads_the_ijw_examples_one_dead_letter_for_jw315(hub, topics):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert (summary["read"], summary["events"], summary["dead_lettered"]) == (6, 5, 1)
+    per_file = {Path(f["file"]).name: f for f in summary["per_file"]}
+    assert [(f["read"], f["events"], f["dead_lettered"]) for f in summary["per_file"]] == [
+        (1, 1, 0), (2, 2, 0), (2, 2, 0), (1, 0, 1)]  # fmt: skip
+    [(why, count)] = per_file["JW315.example.xml"]["dead_letter_reasons"].items()
+    assert count == 1 and why.startswith("XSD JW315: ToewijzingEinddatum: day is out of range")
     events, dead = topics.new()
     assert sorted(e["payload"][0].rsplit(".", 1)[1] for e in events) == [
         "ProvisionStarted", "ProvisionStarted", "ProvisionStopped", "ProvisionStopped",
