@@ -11,33 +11,13 @@ from wijkhub import cli
 from wijkhub.connectors import intake as intake_module
 from wijkhub.connectors import preflight
 
+from helpers import FakeKafka
+
 SAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "samples"
 ELFPROEF = "BSN fails the elfproef or is not 8-9 digits"
 CHANGE = "field change must be one of granted, suspended, ended, sanction"
 ENV = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "WIJKHUB_PSEUDONYM_KEY": "p" * 32,
        "WIJKHUB_DEAD_LETTER_KEY": "d" * 32, "WIJKHUB_TOPIC_PREFIX": ""}  # fmt: skip
-
-
-class _Acknowledged:
-    def failed(self) -> bool:
-        return False
-
-
-class FakeKafka:
-    """Stands in for the producer: every record acknowledged, topics noted."""
-
-    def __init__(self) -> None:
-        self.topics: list[str] = []
-
-    def send(self, topic: str, **_record: object) -> _Acknowledged:
-        self.topics.append(topic)
-        return _Acknowledged()
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
