@@ -7,7 +7,7 @@ these flat records. The clear BSN goes in, a ``person_ref`` comes out.
 Common fields (strings): ``kind`` (a key of :data:`KINDS`), ``message_id``
 (unique per source message: the event id is derived from it, so a re-delivered
 message is the same event), ``occurred_at`` (ISO date or date-time), ``bsn``,
-``postcode`` + ``huisnummer`` or ``bag_id``, and for signals without a usable
+``postcode`` + ``huisnummer`` (or ``bag_id`` when they are absent), and for signals without a usable
 BSN the match attributes ``family_name``, ``prefix``, ``initials``,
 ``birth_date``. Each kind's own fields are read by its builder below.
 """

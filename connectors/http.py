@@ -5,7 +5,8 @@ with a reason per rejected record otherwise. In both cases every record was
 handled: valid ones are events, invalid ones dead letters (nothing is lost,
 and the sender learns what to correct). 401 for a missing or wrong token,
 404 for an unknown source, 413 for a body over the limit, 503 when Kafka
-did not acknowledge (the sender must retry; event ids make that safe).
+did not acknowledge or is not ready (the sender must retry; event ids make
+that safe).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 from wijkhub import access
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.intake import Intake, IntakeError
+from wijkhub.connectors.preflight import IntakeNotReady
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 
@@ -45,7 +47,10 @@ def build(tokens: Mapping[str, str], intake_for: Callable[[str], Intake],
         if (request.content_length or 0) > MAX_BODY:
             return web.json_response({"error": "body larger than 20 MiB"}, status=413)
         body = await request.read()
-        intake = intakes.get(source) or intakes.setdefault(source, intake_for(source))
+        try:
+            intake = intakes.get(source) or intakes.setdefault(source, intake_for(source))
+        except IntakeNotReady as exc:  # topics deleted or broker gone since start-up
+            return web.json_response({"error": str(exc), "retry": True}, status=503)
         lock = locks.setdefault(source, asyncio.Lock())
         async with lock:  # one producer flush at a time per source
             try:

@@ -69,12 +69,17 @@ _BAG_ID = re.compile(r"^[0-9]{16}$")
 def address_ref(
     postcode: str | None = None, house: str | None = None, bag_id: str | None = None
 ) -> str:
-    """A stable address key: the BAG nummeraanduiding id, else ``1234AB-12-A-2``.
+    """A stable address key: ``1234AB-12-A-2``, else ``BAG-`` + the nummeraanduiding id.
 
     Postcode and house number are normalised ("1234 ab" == "1234AB",
     "12-a" == "12 A"), so the same door gives the same key from every source.
+    They win over a BAG id: creditors and care systems only know the postcode
+    form, and a BRP record keyed by its BAG id would put the residents on a
+    different key than the signals for the same door. The BAG id is the key
+    only for a record without postcode and house number; a record that has
+    them but malformed is refused rather than silently keyed otherwise.
     """
-    if bag_id:
+    if bag_id and not (postcode and house):
         bag_id = bag_id.strip()
         if not _BAG_ID.match(bag_id):
             raise InvalidInput("BAG nummeraanduiding id must be 16 digits")

@@ -4,7 +4,9 @@ Every record read ends up as exactly one Kafka record: a RawEvent on
 raw.<domain>, or a dead letter on dlq.ingest (original bytes sealed, source,
 position and reason in headers). ``read == events + dead_lettered`` is what
 the tests assert and what every intake path reports. All intake paths (CLI,
-file drop, HTTP, Kafka relay) call :meth:`Intake.ingest`.
+file drop, HTTP, Kafka relay) call :meth:`Intake.ingest`. An intake that makes
+its own producer first checks that the cluster answers and has the topics
+(:mod:`wijkhub.connectors.preflight`): ``IntakeNotReady`` says what to do.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from wijkhub.connectors.deadletter import DeadLetter, seal
 from wijkhub.connectors.formats import Item, parse
 from wijkhub.connectors.formats.base import safe_reason
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
+from wijkhub.connectors.preflight import require_topics
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
@@ -34,13 +37,29 @@ log = get_logger("wijkhub.intake")
 
 @dataclass
 class IntakeReport:
+    """What one input (or, added up, a run) gave: counts, and dead letters by reason.
+
+    ``reasons`` counts dead letters by code (``invalid``, ``schema``), as the
+    metrics do; ``dead_letter_reasons`` by the reason itself, which is what
+    an operator corrects in the source ("field change must be one of …").
+    """
+
     source: str
     read: int = 0
     events: int = 0
     dead_lettered: int = 0
     reasons: Counter = field(default_factory=Counter)
+    dead_letter_reasons: Counter = field(default_factory=Counter)
     event_ids: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)  # position + reason
+
+    def add(self, other: IntakeReport) -> None:
+        """Add another report's counts to this one (totals of a run; ids are not kept)."""
+        self.read += other.read
+        self.events += other.events
+        self.dead_lettered += other.dead_lettered
+        self.reasons.update(other.reasons)
+        self.dead_letter_reasons.update(other.dead_letter_reasons)
 
     def as_dict(self) -> dict:
         return {
@@ -49,6 +68,7 @@ class IntakeReport:
             "events": self.events,
             "dead_lettered": self.dead_lettered,
             "reasons": dict(self.reasons),
+            "dead_letter_reasons": dict(self.dead_letter_reasons),
         }
 
 
@@ -83,6 +103,10 @@ class Intake:
         metrics: Metrics | None = None,
     ) -> None:
         settings.require_secrets()
+        if kafka is None:
+            # Fail in seconds with what to do, not after a minute's metadata wait. A caller
+            # that brings its own producer has taken charge of the connection itself.
+            require_topics(settings, [source])
         self.settings = settings
         self.source = source
         self.catalog = catalog or Catalog()
@@ -116,6 +140,7 @@ class Intake:
         )
         report.dead_lettered += 1
         report.reasons[code] += 1
+        report.dead_letter_reasons[reason] += 1
         report.rejected.append({"position": item.position, "reason": reason})
         self.metrics.dead_letters.labels("ingest", self.source, code).inc()
         log.warning(

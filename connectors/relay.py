@@ -40,8 +40,5 @@ def relay(
             continue
         report = intake.ingest_items(_items(source, records))
         consumer.commit()
-        total.read += report.read
-        total.events += report.events
-        total.dead_lettered += report.dead_lettered
-        total.reasons.update(report.reasons)
+        total.add(report)
     return total

@@ -1,4 +1,13 @@
-"""Where the real reference material lives: ``../shared/data`` beside the clone (as in CI)."""
+"""Where the real reference material lives: ``../shared/data`` beside the clone (as in CI).
+
+Also what every file in ``connectors/samples/`` must give (:data:`SAMPLE_EXPECTED`): one
+table for the unit test (tests/unit/test_samples.py, offline) and the integration test
+(tests/integration/test_intake_paths.py, every intake path into Kafka). Every CSV and JSON
+sample has a record that must be dead-lettered. An XML file is one iJw/iWmo message,
+accepted or dead-lettered whole: the XML samples are one per message type and standard,
+and the dead-lettered one is ``iwmo.wmo315.xml`` (its BSN has the XSD's nine digits but
+fails the elfproef).
+"""
 
 import re
 from pathlib import Path
@@ -24,3 +33,58 @@ def as_iwmo(jw_message: bytes, number: str, code: str) -> bytes:
     text = re.sub(r"<(/?)ijw:", r"<\1iwmo:", text).replace("xmlns:ijw", "xmlns:iwmo")
     text = text.replace("Categorie>55<", "Categorie>02<").replace("Code>55A1", "Code>02A0")
     return re.sub(r"BerichtCode>\d+<", f"BerichtCode>{code}<", text).encode()
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "connectors" / "samples"
+ELFPROEF = "BSN fails the elfproef or is not 8-9 digits"
+
+# sample file → (source, event types, dead-letter reasons (prefixes)), both sorted
+SAMPLE_EXPECTED: dict[str, tuple[str, list[str], list[str]]] = {
+    "ijw.jw301.xml": ("ijw", ["ToewijzingSnapshot"], []),
+    "ijw.jw305.xml": ("ijw", ["ProvisionStarted"] * 2, []),
+    "ijw.jw307.xml": ("ijw", ["ProvisionStopped"] * 2, []),
+    "ijw.jw315.xml": ("ijw", ["ProvisionRequested"] * 2, []),
+    "iwmo.wmo301.xml": ("iwmo", ["ToewijzingSnapshot"], []),
+    "iwmo.wmo305.xml": ("iwmo", ["ProvisionStarted"] * 2, []),
+    "iwmo.wmo307.xml": ("iwmo", ["ProvisionStopped"] * 2, []),
+    "iwmo.wmo315.xml": ("iwmo", [], [ELFPROEF]),
+    "vroegsignalering.ddas.csv": (
+        "vroegsignalering",
+        ["ArrearsSignal"] * 2,
+        ["field occurred_at is not an ISO date or date-time"],
+    ),
+    "vroegsignalering.ddas.json": (
+        "vroegsignalering",
+        ["ArrearsSignal"] * 2,
+        ["field creditor_type must be one of Energie, Huur,"],
+    ),
+    "income.csv": (
+        "income",
+        ["BenefitChanged"] * 2,
+        ["field change must be one of granted, suspended, ended, sanction"],
+    ),
+    "income.json": ("income", ["BenefitChanged"] * 2, [ELFPROEF]),
+    "schuldhulp.csv": (
+        "schuldhulp",
+        ["DebtHelpChanged"] * 2,
+        ["field change must be one of intake, started, ended"],
+    ),
+    "schuldhulp.json": (
+        "schuldhulp",
+        ["DebtHelpChanged"] * 2,
+        ["BSN is missing; this source must provide one"],
+    ),
+    "population.brp.csv": (
+        "population",
+        ["PersonDeceased", "PersonRegistered", "PersonRegistered"],
+        [ELFPROEF],
+    ),
+    "population.haalcentraal.json": (
+        "population",
+        ["PersonRegistered"] * 2,
+        ["field occurred_at is missing"],
+    ),
+    "population.haalcentraal.csv": ("population", ["PersonRegistered"] * 2, [ELFPROEF]),
+    "teams.jsonl": ("teams", ["CaseOpened", "ConsentChanged", "CoordinatorAssigned"], [ELFPROEF]),
+    "teams.zgw.csv": ("teams", ["CaseOpened"], ["unknown kind"]),
+}

@@ -7,13 +7,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from wijkhub.settings import Settings, SettingsError
+from wijkhub.settings import CLI_OPERATOR_TOKEN, Settings, SettingsError, cli_operator_token
 
 if TYPE_CHECKING:
+    from wijkhub.connectors.intake import IntakeReport
     from wijkhub.metrics import Metrics
     from wijkhub.streams.ruleset import RuleSet
 
@@ -134,6 +135,16 @@ def worker() -> None:
     worker_mod.run(settings())
 
 
+def _require_intake_topics(s: Settings, sources: list[str] | tuple[str, ...]) -> None:
+    """Start-up check of every intake command: one line and exit 2 if the topics are missing."""
+    from wijkhub.connectors.preflight import IntakeNotReady, require_topics
+
+    try:
+        require_topics(s, sources)
+    except IntakeNotReady as exc:
+        _fail(str(exc))
+
+
 def _serve_connector_metrics(s: Settings, one_shot: bool = False) -> Metrics:
     """The connector's metrics, served at http://<intake host>:<port>/metrics while it runs."""
     from prometheus_client import start_http_server
@@ -167,44 +178,62 @@ def ingest(
     from prometheus_client import write_to_textfile
 
     from wijkhub.connectors.formats import SOURCES
-    from wijkhub.connectors.intake import Intake
+    from wijkhub.connectors.intake import Intake, IntakeReport
+    from wijkhub.connectors.preflight import IntakeNotReady
     from wijkhub.metrics import Metrics
 
     if source not in SOURCES:
         _fail(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     metrics = Metrics()
-    intake = Intake(settings(), source, metrics=metrics)
-    totals: dict[str, object] = {
-        "source": source,
-        "files": 0,
-        "read": 0,
-        "events": 0,
-        "dead_lettered": 0,
-        "reasons": {},
-    }
+    try:
+        intake = Intake(settings(), source, metrics=metrics)
+    except IntakeNotReady as exc:
+        _fail(str(exc))
+    totals = IntakeReport(source)
+    per_file: list[tuple[str, IntakeReport]] = []
     began = time.monotonic()
     try:
         with typer.progressbar(paths, label=f"ingest {source}", file=sys.stderr) as bar:
             for path in bar:
                 report = intake.ingest(path.read_bytes(), path.name)
-                totals["files"] += 1  # type: ignore[operator]
-                for k in ("read", "events", "dead_lettered"):
-                    totals[k] += getattr(report, k)  # type: ignore[operator]
-                for reason, n in report.reasons.items():
-                    totals["reasons"][reason] = totals["reasons"].get(reason, 0) + n  # type: ignore[index,union-attr]
+                totals.add(report)
+                per_file.append((str(path), report))
     finally:
         intake.close()
         if metrics_file is not None:  # also after a failure: what did get in is counted
             write_to_textfile(str(metrics_file), metrics.registry)
-    totals["seconds"] = round(time.monotonic() - began, 2)
-    if as_json:
-        typer.echo(json.dumps(totals))
-    else:
-        typer.echo(
-            f"{totals['files']} files, {totals['read']} records read: {totals['events']} "
-            f"events, {totals['dead_lettered']} dead letters {totals['reasons'] or ''} "
-            f"in {totals['seconds']} s"
+    summary = ingest_summary(totals, per_file, time.monotonic() - began)
+    typer.echo(json.dumps(summary, ensure_ascii=False) if as_json else ingest_text(summary))
+
+
+def ingest_summary(
+    totals: IntakeReport, per_file: list[tuple[str, IntakeReport]], seconds: float
+) -> dict[str, Any]:
+    """The ``ingest --json`` document: the totals, and the same counts for every file.
+
+    Per file, so that an operator loading a backlog sees which file the dead
+    letters came from and why, without reading the dead-letter topic.
+    """
+    files = [{"file": name, **report.as_dict()} for name, report in per_file]
+    for f in files:
+        del f["source"]
+    return {**totals.as_dict(), "files": len(files), "seconds": round(seconds, 2),
+            "per_file": files}  # fmt: skip
+
+
+def ingest_text(summary: dict[str, Any]) -> str:
+    """A line per file (with its dead letters by reason), then the totals."""
+
+    def line(d: dict[str, Any]) -> str:
+        reasons = "; ".join(f"{n}: {r}" for r, n in d["dead_letter_reasons"].items())
+        return (
+            f"{d['read']} records read: {d['events']} events, {d['dead_lettered']} dead letters"
+            + (f" [{reasons}]" if reasons else "")
         )
+
+    lines = [f"{f['file']}: {line(f)}" for f in summary["per_file"]]
+    lines.append(f"{summary['files']} files, {line(summary)} in {summary['seconds']} s")
+    return "\n".join(lines)
 
 
 @app.command()
@@ -217,9 +246,12 @@ def watch(
 ) -> None:
     """File drop: ingest every file put in <root>/<source>/incoming/, then move it."""
     from wijkhub.connectors.filedrop import FileDrop
+    from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
 
     s = settings()
+    s.require_secrets()
+    _require_intake_topics(s, tuple(SOURCES))
     metrics = _serve_connector_metrics(s, once)
     drop = FileDrop(root, lambda source: Intake(s, source, metrics=metrics))
     drop.prepare()
@@ -247,6 +279,7 @@ def serve_intake() -> None:
     tokens = parse_tokens(s.ingest_tokens)
     if not tokens:
         _fail("WIJKHUB_INGEST_TOKENS is empty: no source could authenticate")
+    _require_intake_topics(s, tuple(tokens))
     metrics = Metrics()
     application = build(tokens, lambda source: Intake(s, source, metrics=metrics), metrics)
     web.run_app(application, host=s.intake_host, port=s.intake_port, print=None)
@@ -332,10 +365,15 @@ def relay(
     """Kafka source: every record of another system's topic is one input of SOURCE."""
     from kafka import KafkaConsumer
 
+    from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
     from wijkhub.connectors.relay import relay as run_relay
 
+    if source not in SOURCES:
+        _fail(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     s = settings()
+    s.require_secrets()
+    _require_intake_topics(s, [source])
     consumer = KafkaConsumer(
         *topic,
         bootstrap_servers=bootstrap or s.require_bootstrap(),
@@ -438,9 +476,7 @@ def household_show(
     ref: Annotated[str, typer.Argument(help="household_ref, e.g. H-3f2a…")],
     token: Annotated[
         str | None,
-        typer.Option(
-            envvar="WIJKHUB_OPERATOR_TOKEN", help="Your operator token", show_default=False
-        ),
+        typer.Option(envvar=CLI_OPERATOR_TOKEN, help="Your operator token", show_default=False),
     ] = None,
 ) -> None:
     """Show one household view (read through the worker: access checked and audited)."""
@@ -448,8 +484,17 @@ def household_show(
     import urllib.request
 
     s = settings()
+    try:
+        token, deprecated = cli_operator_token(token)
+    except SettingsError as exc:
+        _fail(str(exc))
+    if deprecated:
+        typer.secho(f"warning: {deprecated}", fg=typer.colors.YELLOW, err=True)
     if not token:
-        _fail("an operator token is needed: --token or WIJKHUB_OPERATOR_TOKEN")
+        _fail(
+            f"an operator token is needed: --token or {CLI_OPERATOR_TOKEN} "
+            "(WIJKHUB_OPERATOR_TOKENS is the worker's list of every operator's token)"
+        )
     request = urllib.request.Request(
         f"http://{s.web_host}:{s.web_port}/households/{ref}",
         headers={"Authorization": f"Bearer {token}"},

@@ -13,6 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ENV_PREFIX = "WIJKHUB_"
+# The CLI user's own operator token (``wijkhub household show``). The worker reads the list
+# of every operator's token from WIJKHUB_OPERATOR_TOKENS: one letter apart, the two names
+# were set for each other, so the CLI's has a name of its own; the old one still works.
+CLI_OPERATOR_TOKEN = "WIJKHUB_CLI_OPERATOR_TOKEN"
+DEPRECATED_CLI_OPERATOR_TOKEN = "WIJKHUB_OPERATOR_TOKEN"
 
 
 class SettingsError(ValueError):
@@ -46,6 +51,33 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw not in ("1", "0", "true", "false", "yes", "no"):
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
     return raw in ("1", "true", "yes")
+
+
+def cli_operator_token(
+    given: str | None, env: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """(the CLI user's own operator token, a deprecation warning or None).
+
+    ``given`` is ``--token`` or WIJKHUB_CLI_OPERATOR_TOKEN; without either, the
+    old WIJKHUB_OPERATOR_TOKEN is used, with a warning naming the new variable.
+    A ``name=token`` list (the worker's format) is refused: it is never one
+    person's token, and the message says which variable the worker reads.
+    """
+    env = os.environ if env is None else env
+    token, warning = (given or "").strip(), None
+    if not token and (env.get(DEPRECATED_CLI_OPERATOR_TOKEN) or "").strip():
+        token = env[DEPRECATED_CLI_OPERATOR_TOKEN].strip()
+        warning = (
+            f"{DEPRECATED_CLI_OPERATOR_TOKEN} is deprecated: set your own token in "
+            f"{CLI_OPERATOR_TOKEN} (the worker's list stays WIJKHUB_OPERATOR_TOKENS)"
+        )
+    name, equals, rest = token.partition("=")
+    if equals and name.strip() and len(rest.rstrip("=")) >= 24:
+        raise SettingsError(
+            f"{CLI_OPERATOR_TOKEN} holds a name=token list, the worker's format "
+            "(WIJKHUB_OPERATOR_TOKENS): give only your own token"
+        )
+    return token or None, warning
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ unchanged. Codes in those systems (``W``/``B`` for the address function,
 Dutch event names) are translated to the canonical values.
 
 Unknown columns are ignored, so a full BRP extract (names, nationality and
-more) passes through without that data going any further.
+more) passes through without that data going any further. Every name and
+code here is listed in connectors/MAPPING.md (tests/unit/test_mapping_doc.py
+fails otherwise): what is read from a BRP extract is never a surprise.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -46,6 +47,11 @@ def test_cli_loads_the_ijw_examples_one_dead_letter_for_jw315(hub, topics):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert (summary["read"], summary["events"], summary["dead_lettered"]) == (6, 5, 1)
+    per_file = {Path(f["file"]).name: f for f in summary["per_file"]}
+    assert [(f["read"], f["events"], f["dead_lettered"]) for f in summary["per_file"]] == [
+        (1, 1, 0), (2, 2, 0), (2, 2, 0), (1, 0, 1)]  # fmt: skip
+    [(why, count)] = per_file["JW315.example.xml"]["dead_letter_reasons"].items()
+    assert count == 1 and why.startswith("XSD JW315: ToewijzingEinddatum: day is out of range")
     events, dead = topics.new()
     assert sorted(e["payload"][0].rsplit(".", 1)[1] for e in events) == [
         "ProvisionStarted", "ProvisionStarted", "ProvisionStopped", "ProvisionStopped",
@@ -225,3 +231,29 @@ def test_file_drop_process_serves_its_intake_metrics(hub, topics, tmp_path):
     assert re.search(r'wijkhub_intake_last_success_timestamp_seconds\{source="income"\} 1\.7', text)
     events, dead = topics.new()
     assert len(events) == 1 and len(dead) == 1
+
+
+def test_intake_commands_before_topics_exist_fail_at_once_with_one_line(hub, tmp_path):
+    """A topic prefix never created: ingest, watch and relay say so in seconds, exit 2."""
+    prefix = f"never-created-{time.monotonic_ns()}."
+    env = {**os.environ, **hub.settings.with_(topic_prefix=prefix).to_env()}
+    data = tmp_path / "uitkering.csv"
+    data.write_bytes(b"benefit_id;benefit_type;change;occurred_at;bsn\nB-1;bijstand;ended;"
+                     b"2026-05-01;111222333\n")  # fmt: skip
+    commands = {
+        "income": ["ingest", "income", str(data), "--json"],
+        "youth": ["watch", str(tmp_path / "drop"), "--once"],  # every source: ijw's first
+        "debt": ["relay", "vroegsignalering", "--topic", hub.topic("external.nothing")],
+    }
+    for domain, args in commands.items():
+        began = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "wijkhub", *args], env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 2, (args, done.stderr)
+        assert time.monotonic() - began < 20, args  # no minute-long metadata wait
+        assert "Traceback" not in done.stderr and done.stdout == ""
+        assert done.stderr.strip().splitlines()[-1] == (
+            f"error: topic {prefix}raw.{domain} does not exist (nor 6 more of the hub's "
+            "topics): run `wijkhub topics create` first"
+        )
+    assert not (tmp_path / "drop").exists()

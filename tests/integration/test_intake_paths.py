@@ -1,8 +1,8 @@
 """Every sample format through every intake path: the same events and dead letters out.
 
-The samples are the files in ``connectors/samples/`` (one per source format,
-each with at least one record that must be dead-lettered) plus the iJw example
-of the iStandaarden. Whatever the path (the operator's CLI, the file drop,
+The samples are the files in ``connectors/samples/`` (one per source format;
+what each must give is the table in tests/shared_data.py, which the unit
+tests check offline). Whatever the path (the operator's CLI, the file drop,
 HTTP, a Kafka topic of another system), one parsing core decides, so the
 outcome must be identical: the same event types and the same reasons.
 """
@@ -26,49 +26,14 @@ from wijkhub.connectors.identity import bsn_is_valid
 from wijkhub.connectors.intake import Intake
 from wijkhub.connectors.relay import relay
 
-from shared_data import IJW
+from shared_data import SAMPLE_EXPECTED as EXPECTED
+from shared_data import SAMPLES
 
-SAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "samples"
-ELFPROEF = "BSN fails the elfproef or is not 8-9 digits"
-
-# sample file → (source, event types, dead-letter reasons), both sorted
-EXPECTED: dict[str, tuple[str, list[str], list[str]]] = {
-    "JW307.example.xml": ("ijw", ["ProvisionStopped"] * 2, []),
-    "iwmo.wmo305.xml": ("iwmo", ["ProvisionStarted"] * 2, []),
-    "vroegsignalering.ddas.csv": (
-        "vroegsignalering",
-        ["ArrearsSignal"] * 2,
-        ["field occurred_at is not an ISO date or date-time"],
-    ),
-    "income.csv": (
-        "income",
-        ["BenefitChanged"] * 2,
-        ["field change must be one of granted, suspended, ended, sanction"],
-    ),
-    "income.json": ("income", ["BenefitChanged"] * 2, [ELFPROEF]),
-    "schuldhulp.csv": (
-        "schuldhulp",
-        ["DebtHelpChanged"] * 2,
-        ["field change must be one of intake, started, ended"],
-    ),
-    "population.brp.csv": (
-        "population",
-        ["PersonDeceased", "PersonRegistered", "PersonRegistered"],
-        [ELFPROEF],
-    ),
-    "population.haalcentraal.json": (
-        "population",
-        ["PersonRegistered"] * 2,
-        ["field occurred_at is missing"],
-    ),
-    "teams.jsonl": ("teams", ["CaseOpened", "ConsentChanged", "CoordinatorAssigned"], [ELFPROEF]),
-    "teams.zgw.csv": ("teams", ["CaseOpened"], ["unknown kind"]),
-}
 PATHS = ("cli", "file-drop", "http", "kafka")
 
 
 def sample(name: str) -> Path:
-    return IJW / name if name.startswith("JW") else SAMPLES / name
+    return SAMPLES / name
 
 
 def sample_bsns() -> set[str]:

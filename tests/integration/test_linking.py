@@ -124,14 +124,14 @@ def test_operators_read_a_household_with_a_token_and_every_read_is_audited(hub):
     hub.ingest("population", [p])
     hub.wait_drained()
     ref = household("1061FF", "6")
-    env = {**os.environ, **hub.settings.to_env(), "WIJKHUB_OPERATOR_TOKEN": OPERATOR_TOKEN}
+    env = {**os.environ, **hub.settings.to_env(), "WIJKHUB_CLI_OPERATOR_TOKEN": OPERATOR_TOKEN}
     shown = subprocess.run([sys.executable, "-m", "wijkhub", "household", "show", ref], env=env,
                            capture_output=True, text=True, timeout=60)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     view = json.loads(shown.stdout)
     assert view["household_ref"] == ref and len(view["members"]) == 1
     assert view["district"]["buurt"].startswith("BU0363")
-    env["WIJKHUB_OPERATOR_TOKEN"] = "not-the-token-" * 3
+    env["WIJKHUB_CLI_OPERATOR_TOKEN"] = "not-the-token-" * 3
     refused = subprocess.run([sys.executable, "-m", "wijkhub", "household", "show", ref], env=env,
                              capture_output=True, text=True, timeout=60)  # fmt: skip
     assert refused.returncode != 0 and "401" in refused.stderr

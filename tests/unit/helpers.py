@@ -1,7 +1,8 @@
-"""Build linked events for pure-logic tests, the way the link stage produces them."""
+"""Pure-logic test helpers: linked events as the link stage makes them, a fake producer."""
 
 import datetime as dt
 import itertools
+from dataclasses import dataclass, field
 
 _ids = itertools.count(1)
 
@@ -175,3 +176,30 @@ def benefit(change, day, **kw):
         domain="income",
         **kw,
     )
+
+
+class Acknowledged:
+    def failed(self) -> bool:
+        return False
+
+
+@dataclass
+class FakeKafka:
+    """What an :class:`~wijkhub.connectors.intake.Intake` sent, per record, without a broker."""
+
+    sent: list[dict] = field(default_factory=list)
+
+    def send(self, topic: str, key=None, value=None, headers=None) -> Acknowledged:
+        self.sent.append({"topic": topic, "key": key, "value": value,
+                          "headers": dict(headers or [])})  # fmt: skip
+        return Acknowledged()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def topics(self) -> list[str]:
+        return [r["topic"] for r in self.sent]

@@ -52,7 +52,7 @@ def test_a_haal_centraal_persoon_as_nested_json():
         },
     }
     [event] = events("population", json.dumps(persoon).encode())
-    assert event["subject"]["address_ref"] == address_ref(None, None, "0363010000758545")
+    assert event["subject"]["address_ref"] == "1011AB-5"  # the postcode form, not BAG-…
     assert event["envelope"]["occurred_at"].date() == dt.date(2025, 11, 1)
     assert "wordt niet doorgegeven" not in json.dumps(event, default=str)
     match = event["subject"]["match"]  # for linking signals without BSN; dropped there
@@ -80,3 +80,66 @@ def test_canonical_names_win_over_system_names():
     record = {"kind": "case_closed", "gebeurtenis": "zaak geopend", "case_id": "C1"}
     [item] = parse("teams", json.dumps(record).encode(), "x")
     assert item.record["kind"] == "case_closed" and item.record["case_id"] == "C1"
+
+
+def test_a_haal_centraal_persoon_with_only_a_bag_id_is_keyed_by_it():
+    persoon = {
+        "gebeurtenis": "inschrijving",
+        "burgerservicenummer": "999993653",
+        "verblijfplaats": {
+            "adresseerbaarObjectIdentificatie": "0363010000758545",
+            "datumVan": {"datum": "2025-11-01"},
+        },
+    }
+    [event] = events("population", json.dumps(persoon).encode())
+    assert event["subject"]["address_ref"] == "BAG-0363010000758545"
+
+
+def test_one_door_one_address_ref_from_brp_csv_haal_centraal_and_ddas():
+    """Residents and creditor signals for 1011 AB 12 a-2 must meet on the same key."""
+    brp_csv = (
+        "Burgerservicenummer;Gebeurtenis;Datum;AdresseerbaarObjectIdentificatie;Postcode;"
+        "Huisnummer;Huisletter;Huisnummertoevoeging\n"
+        "999993653;Inschrijving;2026-03-02;0363010000758545;1011 ab;12;a;2\n"
+    )
+    haal_centraal = {
+        "gebeurtenis": "inschrijving",
+        "burgerservicenummer": "999993653",
+        "verblijfplaats": {
+            "adresseerbaarObjectIdentificatie": "0363010000758545",
+            "datumVan": {"datum": "2026-03-02"},
+            "verblijfadres": {
+                "postcode": "1011AB",
+                "huisnummer": 12,
+                "huisletter": "A",
+                "huisnummertoevoeging": "2",
+            },
+        },
+    }
+    ddas = {
+        "leveringen": [
+            {
+                "vroegsignalen": [
+                    {
+                        "ID": "VS-1",
+                        "signaaldatum": "2026-03-10",
+                        "signaalpartner": {"type": "Huur"},
+                        "bedrag": 612.4,
+                        "client": {
+                            "Achternaam": "Bakker",
+                            "Postcode": "1011AB",
+                            "Huisnummer": "12",
+                            "Huisletter": "a",
+                            "Huisnummertoevoeging": "2",
+                        },
+                    }
+                ]
+            }
+        ]
+    }
+    [from_csv] = events("population", brp_csv.encode())
+    [from_api] = events("population", json.dumps(haal_centraal).encode())
+    [signal] = events("vroegsignalering", json.dumps(ddas).encode())
+    refs = {e["subject"]["address_ref"] for e in (from_csv, from_api, signal)}
+    assert refs == {"1011AB-12-A-2"}
+    assert from_csv["subject"]["person_ref"] == from_api["subject"]["person_ref"]

@@ -66,10 +66,15 @@ def test_address_normalisation(postcode, house, expected):
     assert address_ref(postcode, house) == expected
 
 
-def test_bag_id_wins_and_is_checked():
-    assert address_ref("1234AB", "1", "0363200000123456") == "BAG-0363200000123456"
+def test_postcode_and_house_win_over_the_bag_id_which_is_checked():
+    # Signals without a BRP link only know the postcode form: one door, one key.
+    assert address_ref("1234AB", "1 a", "0363200000123456") == "1234AB-1-A"
+    assert address_ref(None, None, "0363200000123456") == "BAG-0363200000123456"
+    assert address_ref("1234AB", None, "0363200000123456") == "BAG-0363200000123456"
     with pytest.raises(InvalidInput):
         address_ref(bag_id="12345")
+    with pytest.raises(InvalidInput):  # malformed postcode: refused, not keyed by the BAG id
+        address_ref("12345", "1", "0363200000123456")
 
 
 @pytest.mark.parametrize(
