@@ -231,10 +231,11 @@ class AddressStage:
             return False  # a replay, or an older routing than the one we hold
         if routed["withdrawn"] or raw is None:
             if known is None:
+                # kept: an older routing of the same event arriving later must not count
                 state["events"][eid] = {"gen": routed["generation"], "withdrawn": True,
                                         "unit": routed["address_ref"], "day": "", "value": "",
                                         "relation": None, "lgen": 0, "link": None}  # fmt: skip
-                return False
+                return True
             known.update(gen=routed["generation"], withdrawn=True)
             return True
         payload_name, payload = raw["payload"]

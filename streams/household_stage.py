@@ -162,8 +162,9 @@ class HouseholdStage:
             return False  # a replay or redelivery: nothing changes, whatever it did before
         if linked["withdrawn"] or raw is None:
             stub = known or self._fact(eid, None, None)
+            # kept even when the fact never arrived: an older copy must not bring it back
             state["facts"][eid] = {**stub, "gen": linked["generation"], "withdrawn": True}
-            return known is not None
+            return True
         fact = self._fact(eid, raw, linked["person_ref"] or raw["subject"]["person_ref"])
         state["facts"][eid] = {**fact, "gen": linked["generation"]}
         unit = linked["address_ref"] or raw["subject"]["address_ref"]
@@ -262,6 +263,13 @@ class HouseholdStage:
                     self._send_alert(state, ref, aid, WITHDRAWN, entry, rule, None, result)
         for action_id, outcome in sorted(outcomes.items()):
             self._count_action(state, action_id, outcome, result)
+        if not view["member_periods"] and not any(
+            not f["withdrawn"] for f in state["facts"].values()
+        ):  # nothing belongs here (any more): no view, as if it had never been derived
+            if state["view_digest"]:
+                state["view_digest"] = ""
+                result.outputs.append(Output(HOUSEHOLD_VIEW_TOPIC, ref.encode(), None))
+            return
         record = household.to_record(view)
         view_digest = digest(household.to_json(view))
         if view_digest != state["view_digest"]:
@@ -295,6 +303,8 @@ class HouseholdStage:
             revision = published["revision"] + 1 if published else 1
         if published is None and entry["state"] != "resolved":
             kind = "raised"  # new to everyone downstream, whatever happened before in event time
+        elif published is not None and kind == "raised":
+            kind = "updated"  # raised once; a correction of its facts is an update
         entry = {**entry, "revision": revision, "published_at": published_at}
         correlation = newest["correlation_id"] if newest else ""
         record = rules.alert_record(aid, entry, rule, ref, self.municipality, correlation, kind)
