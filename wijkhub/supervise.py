@@ -67,6 +67,15 @@ class WorkerProcess:
         with urllib.request.urlopen(self.base_url + "/metrics", timeout=5) as r:
             return r.read().decode()
 
+    def kill(self) -> None:
+        """``kill -9``: no LeaveGroup, no flush, no commit (fault-injection tests)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+
     def stop(self, timeout: float = 30.0) -> int | None:
         if self.proc is None:
             return None

@@ -1,0 +1,218 @@
+"""Fault injection on the real broker, the worker as a subprocess: nothing lost, nothing extra.
+
+Every fault runs the same synthetic municipality under a fresh topic prefix and
+consumer group, and its end state is compared with a clean run of the same input:
+alert ids with rule, team, severity, state and revision; household views; the review
+queue; dead letters. Differences are named; none are expected. Recovery times are
+printed for the closing note (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from kafka import KafkaAdminClient
+
+from wijkhub.admin import create_topics
+from wijkhub.broker import free_port
+from wijkhub.connectors.alerts import iter_alerts
+from wijkhub.connectors.intake import Intake
+from wijkhub.schemas.registry import HOUSEHOLD_VIEW, Catalog
+from wijkhub.settings import Settings
+from wijkhub.streams.topics import DLQ_INGEST, DLQ_STREAMS, UNMATCHED
+from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
+from wijkhub.supervise import WorkerProcess
+from wijkhub.synthetic import SOURCE_ORDER, generate
+
+from conftest import OPERATOR_TOKEN, Hub
+
+pytestmark = pytest.mark.timeout(900)
+TOWN = generate(households=200, seed=4242)
+RECOVERY_LIMIT = 15.0  # seconds: a restarted, replaced or added worker resumes within this
+
+
+def fresh(hub_settings: Settings, tmp: Path, name: str) -> Settings:
+    run = uuid.uuid4().hex[:6]
+    settings = hub_settings.with_(app_id=f"wijkhub-fault-{run}", topic_prefix=f"fault-{run}.",
+                                  data_dir=tmp / name, web_port=free_port(),
+                                  worker_instance_id=f"worker-{run}-1")  # fmt: skip
+    create_topics(settings)
+    return settings
+
+
+def ingest_town(settings: Settings, sources=SOURCE_ORDER) -> None:
+    for source in sources:
+        intake = Intake(settings, source)
+        try:
+            intake.ingest(b"\n".join(TOWN.lines(source)), f"town-{source}.jsonl")
+        finally:
+            intake.close()
+
+
+def end_state(settings: Settings) -> dict:
+    """What teams, operators and reviewers would see: compared field by field."""
+    hub = Hub(settings, None)  # type: ignore[arg-type]
+    catalog = Catalog()
+    alerts, raised = {}, Counter()
+    for a in iter_alerts(settings, follow=False):
+        alerts[a["alert_id"]] = (a["rule_id"], a["team"], a["severity"], a["state"],
+                                 a["revision"], a["change"])  # fmt: skip
+        if a["change"] == "raised":
+            raised[(a["alert_id"], a["revision"])] += 1
+    views: dict[str, object] = {}
+    for r in hub.records(VIEW_TOPIC):
+        if r.value is None:
+            views.pop(r.key.decode(), None)
+        else:
+            v = catalog.decode(r.value, HOUSEHOLD_VIEW)
+            views[r.key.decode()] = json.dumps({**v, "updated_at": None}, default=str)
+    review: dict[str, bool] = {}
+    for r in hub.records(UNMATCHED):
+        review[r.key.decode()] = r.value is not None
+    letters = set()
+    for r in hub.records(DLQ_INGEST) + hub.records(DLQ_STREAMS):
+        h = {k: v.decode() for k, v in r.headers}
+        origin = h.get("dl_origin", "").removeprefix(settings.topic_prefix)
+        letters.add((h.get("dl_stage"), h.get("dl_reason_code"), origin))
+    return {"alerts": alerts, "raised": raised, "views": views,
+            "review": {k for k, v in review.items() if v}, "dead_letters": letters}  # fmt: skip
+
+
+def differences(clean: dict, faulty: dict) -> list[str]:
+    found = []
+    for part in ("alerts", "views"):
+        for key in sorted(set(clean[part]) | set(faulty[part])):
+            if clean[part].get(key) != faulty[part].get(key):
+                found.append(f"{part} {key}: {clean[part].get(key)} != {faulty[part].get(key)}")
+    for part in ("review", "dead_letters"):
+        if clean[part] != faulty[part]:
+            found.append(f"{part}: {sorted(clean[part] ^ faulty[part])[:5]}")
+    distinct = {aid for aid, _ in faulty["raised"]}
+    twice = [aid for aid in distinct if sum(1 for a, _ in faulty["raised"] if a == aid) > 1]
+    found += [f"raised twice (different revisions): {aid}" for aid in twice]
+    return found
+
+
+def drained(settings: Settings, timeout: float = 180.0) -> None:
+    Hub(settings, None).wait_drained(timeout)  # type: ignore[arg-type]
+
+
+def timed_start(worker: WorkerProcess) -> float:
+    began = time.monotonic()
+    worker.start(timeout=120)
+    return time.monotonic() - began
+
+
+@pytest.fixture(scope="module")
+def clean(hub_settings, tmp_path_factory) -> dict:
+    settings = fresh(hub_settings, tmp_path_factory.mktemp("faults"), "clean")
+    worker = WorkerProcess(settings, settings.data_dir / "worker.log").start()
+    try:
+        ingest_town(settings)
+        drained(settings)
+    finally:
+        worker.stop()
+    state = end_state(settings)
+    assert len(state["alerts"]) == sum(TOWN.expected.values()) and state["dead_letters"]
+    return state
+
+
+def test_worker_killed_three_times_while_processing_loses_nothing(hub_settings, tmp_path, clean):
+    settings = fresh(hub_settings, tmp_path, "killed")
+    worker = WorkerProcess(settings, settings.data_dir / "worker.log").start()
+    ingest_town(settings)
+    restarts = []
+    try:
+        for _ in range(3):
+            time.sleep(1.5)  # mid-stream: the backlog takes longer than this
+            worker.kill()
+            restarts.append(timed_start(worker))
+        drained(settings)
+    finally:
+        worker.stop()
+    print("kill -9 three times, restart until ready (s):", [round(t, 1) for t in restarts])
+    assert differences(clean, end_state(settings)) == []
+    assert max(restarts) < RECOVERY_LIMIT
+
+
+def test_state_dir_lost_tables_restore_from_their_changelogs(hub_settings, tmp_path, clean):
+    settings = fresh(hub_settings, tmp_path, "disk-lost")
+    worker = WorkerProcess(settings, settings.data_dir / "worker.log").start()
+    try:
+        ingest_town(settings)
+        drained(settings)
+        worker.stop()
+        shutil.rmtree(settings.data_dir / "worker")
+        restored_in = timed_start(worker)
+        state = end_state(settings)
+        tables = {}
+        for ref in state["views"]:
+            request = urllib.request.Request(
+                f"{worker.base_url}/households/{ref}",
+                headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as r:
+                tables[ref] = json.loads(r.read())
+    finally:
+        worker.stop()
+    print("state dir deleted: restored from changelogs and ready in", round(restored_in, 1), "s")
+    assert differences(clean, state) == []
+    for ref, view in tables.items():  # the restored table derives the published view
+        published = json.loads(state["views"][ref])
+        assert sorted(view["members"]) == sorted(published["members"])
+        assert sorted(s["event_id"] for s in view["signals"]) == sorted(
+            s["event_id"] for s in published["signals"])  # fmt: skip
+        assert sorted(view["open_alerts"]) == sorted(published["open_alerts"])
+    assert restored_in < RECOVERY_LIMIT + 15  # a fresh disk replays every changelog
+
+
+def group_members(settings: Settings) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        [group] = admin.describe_consumer_groups([settings.app_id])
+        return len(group.members) if group.state == "Stable" else -1
+    finally:
+        admin.close()
+
+
+def wait_for(check, timeout: float) -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if check():
+            return time.monotonic() - began
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s")
+
+
+def test_a_second_worker_joins_and_one_of_two_dies_without_loss(hub_settings, tmp_path, clean):
+    settings = fresh(hub_settings, tmp_path, "scale")
+    other = settings.with_(data_dir=settings.data_dir / "second", web_port=free_port(),
+                           worker_instance_id=settings.worker_instance_id[:-1] + "2")  # fmt: skip
+    first = WorkerProcess(settings, settings.data_dir / "worker.log").start()
+    second = WorkerProcess(other, other.data_dir / "worker.log")
+    try:
+        ingest_town(settings, SOURCE_ORDER[:2])
+        joined = timed_start(second)  # mid-stream
+        stable = wait_for(lambda: group_members(settings) == 2 and first.ready(), 60)
+        ingest_town(settings, SOURCE_ORDER[2:])
+        time.sleep(1.0)
+        first.kill()
+        began = time.monotonic()
+        wait_for(lambda: group_members(settings) == 1 and second.ready(), 60)
+        takeover = time.monotonic() - began
+        drained(settings)
+        assert second.proc is not None and second.proc.poll() is None  # the survivor lives
+    finally:
+        second.stop()
+        first.stop()
+    print(f"second worker ready in {joined:.1f} s (+{stable:.1f} s to a stable group of two); "
+          f"survivor took over in {takeover:.1f} s")  # fmt: skip
+    assert differences(clean, end_state(settings)) == []
+    assert joined < RECOVERY_LIMIT and takeover < RECOVERY_LIMIT
