@@ -130,26 +130,28 @@ class Hub:
         finally:
             consumer.close()
 
-    def wait_drained(self, timeout: float = 60.0) -> None:
-        """Until the worker has committed every record of every topic it consumes."""
+    def lag(self) -> int:
+        """Records on the worker's input topics that its group has not committed yet."""
         admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
         consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
         try:
-            deadline = time.monotonic() + timeout
             inputs = [self.topic(t) for t in WORKER_INPUTS]
             tps = [TopicPartition(t, p) for t in inputs for p in consumer.partitions_for_topic(t)]
-            while time.monotonic() < deadline:
-                end = consumer.end_offsets(tps)
-                group = self.settings.app_id
-                committed = admin.list_group_offsets({group: None}).get(group, {})
-                lag = sum(end[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
-                if lag == 0:
-                    return
-                time.sleep(0.5)
-            raise AssertionError(f"worker still has {lag} records to process after {timeout}s")
+            end = consumer.end_offsets(tps)
+            group = self.settings.app_id
+            committed = admin.list_group_offsets({group: None}).get(group, {})
+            return sum(end[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
         finally:
             admin.close()
             consumer.close()
+
+    def wait_drained(self, timeout: float = 60.0) -> None:
+        """Until the worker has committed every record of every topic it consumes."""
+        deadline = time.monotonic() + timeout
+        while (lag := self.lag()) > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker still has {lag} records to process after {timeout}s")
+            time.sleep(0.5)
 
     def linked(self) -> dict[str, list[dict]]:
         """event_id → where the event is linked now: household, method, member change.
