@@ -184,10 +184,15 @@ def income_loss_then_arrears(
 def crisis_signal(
     view: View, window_days: int, min_amount_cents: int
 ) -> Iterator[tuple[str, list[dict]]]:
-    """Eviction, cut-off of energy or water, end of health insurance: contact within 3 days."""
-    newest = max((_day(s) for s in view["signals"]), default=None)
+    """Eviction, cut-off of energy or water, end of health insurance: contact within 3 days.
+
+    A crisis signal holds for ``window_days`` from its own date, as of the day the
+    household stage evaluates (its story runs in event time): never anchored on the
+    household's newest event, so a crisis signal that arrives late still fires.
+    """
+    as_of = dt.datetime.fromtimestamp(view["updated_at"] / 1000, dt.UTC).date()
     for s in _arrears(view, min_amount_cents):
-        if s.get("crisis") and newest is not None and (newest - _day(s)).days <= window_days:
+        if s.get("crisis") and 0 <= (as_of - _day(s)).days <= window_days:
             fact = {**_arrears_fact(s), "description":
                     f"Crisissignaal van schuldeiser {s['category']} (huisuitzetting, afsluiting "
                     "of beëindiging zorgverzekering dreigt)"}  # fmt: skip

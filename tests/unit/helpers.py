@@ -46,6 +46,8 @@ def linked(
 
 
 def arrears(creditor, day, amount=100, since=None, crisis=False, **kw):
+    signal_date = dt.date(2026, 1, 1) + dt.timedelta(days=day)
+    kw.setdefault("when", dt.datetime.combine(signal_date, dt.time(), dt.UTC))
     return linked(
         "nl.wijkhub.debt.ArrearsSignal",
         {

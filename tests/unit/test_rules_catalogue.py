@@ -122,3 +122,32 @@ def test_wmo_coordination_reads_youth_help_only_with_consent():
     assert "DH-3-DOMAINS-NO-REGISSEUR" not in fired(*three)
     given = consent(True, dt.date(2026, 1, 1), purpose="wmo-regie", domain="youth")
     assert "DH-3-DOMAINS-NO-REGISSEUR" in fired(*three, given)
+
+
+def test_three_domains_counts_kinds_of_help_not_sources():
+    """As documented: iJw youth care and a wijkteam jeugd case are one kind (jeugd)."""
+    given = consent(True, dt.date(2026, 1, 1), purpose="wmo-regie", domain="youth")
+    two_kinds = [case("Jeugdteam", "c1", case_type="jeugd"),
+                 provision("AGB9", "j1", domain="youth"), provision("AGB1", "p1"), given]  # fmt: skip
+    assert "DH-3-DOMAINS-NO-REGISSEUR" not in fired(*two_kinds)  # jeugd + zorg
+    three_kinds = [*two_kinds, case("Schuldhulp Noord", "c2")]  # + schuldhulp
+    assert "DH-3-DOMAINS-NO-REGISSEUR" in fired(*three_kinds)
+
+
+def test_two_teams_means_two_different_teams_and_two_kinds_of_help():
+    """As documented: one kind at two teams is the same-help rule, not this one."""
+    same_kind = fired(case("Wijkteam Noord", "c1"), case("Wijkteam Zuid", "c2"))
+    assert "DH-TWO-TEAMS-OPEN-CASES" not in same_kind
+    assert "DH-TWO-HOLDERS-SAME-HELP" in same_kind
+
+
+def test_every_rule_description_states_its_condition():
+    """Each description names its numbers (window, counts) as the condition uses them."""
+    doc = yaml.safe_load(ruleset.RULES_FILE.read_text())
+    for rule in doc["rules"]:
+        text = rule["description"]
+        for value in rule["condition"].values():
+            if isinstance(value, int) and value > 1 and not str(value).endswith("00"):
+                assert str(value) in text or {2: "wee", 3: "rie"}.get(value, "?") in text, rule
+        if rule["window_days"] < 365:
+            assert str(rule["window_days"]) in text, rule["id"]
