@@ -128,7 +128,8 @@ def test_three_domains_counts_kinds_of_help_not_sources():
     """As documented: iJw youth care and a wijkteam jeugd case are one kind (jeugd)."""
     given = consent(True, dt.date(2026, 1, 1), purpose="wmo-regie", domain="youth")
     two_kinds = [case("Jeugdteam", "c1", case_type="jeugd"),
-                 provision("AGB9", "j1", domain="youth"), provision("AGB1", "p1"), given]  # fmt: skip
+                 provision("AGB9", "j1", domain="youth"),
+                 provision("AGB1", "p1"), given]  # fmt: skip
     assert "DH-3-DOMAINS-NO-REGISSEUR" not in fired(*two_kinds)  # jeugd + zorg
     three_kinds = [*two_kinds, case("Schuldhulp Noord", "c2")]  # + schuldhulp
     assert "DH-3-DOMAINS-NO-REGISSEUR" in fired(*three_kinds)
