@@ -56,21 +56,41 @@ def _fail(message: str) -> None:
 
 
 @broker_app.command("start")
-def broker_start() -> None:
-    """Start the local broker (fetching the jars once), print its bootstrap address."""
+def broker_start(
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Stop it, wipe its data and format new storage")
+    ] = False,
+) -> None:
+    """Start the local broker on its kept data (formatting storage only the first time)."""
+    from wijkhub.broker import BrokerError
+
     s = Settings.from_env()
     if s.bootstrap_servers:
         typer.echo(f"KAFKA_BOOTSTRAP_SERVERS is set ({s.bootstrap_servers}); nothing started")
         return
     broker = _local_broker(s)
-    typer.echo(broker.start(port=s.kafka_port))
+    try:
+        typer.echo(broker.start(port=s.kafka_port, fresh=fresh))
+    except BrokerError as exc:
+        _fail(str(exc))
 
 
 @broker_app.command("stop")
-def broker_stop() -> None:
-    """Stop the local broker by its PID."""
-    stopped = _local_broker(Settings.from_env()).stop()
-    typer.echo("stopped" if stopped else "not running")
+def broker_stop(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait after SIGTERM")] = 30.0,
+) -> None:
+    """Stop the local broker (SIGTERM) and return once its process is gone; data is kept."""
+    from wijkhub.broker import StopOutcome
+
+    outcome = _local_broker(Settings.from_env()).shutdown(timeout)
+    if outcome is StopOutcome.KILLED:
+        typer.secho(
+            f"killed: the broker did not stop within {timeout:.0f} s of SIGTERM, so it got "
+            "SIGKILL (its logs will be recovered at the next start)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    typer.echo(outcome.value)
 
 
 @broker_app.command("status")
@@ -79,7 +99,8 @@ def broker_status() -> None:
     broker = _local_broker(Settings.from_env())
     state = broker.running()
     if not state:
-        typer.echo("not running")
+        kept = f" (data kept in {broker.data_dir})" if broker.formatted() else ""
+        typer.echo(f"not running{kept}")
         raise typer.Exit(1)
     rss = broker.memory_rss_bytes() or 0
     typer.echo(
@@ -88,6 +109,7 @@ def broker_status() -> None:
                 "bootstrap": f"127.0.0.1:{state['port']}",
                 "pid": state["pid"],
                 "rss_mib": round(rss / 2**20),
+                "data_dir": str(broker.data_dir),
                 **state,
             }
         )
