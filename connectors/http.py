@@ -5,7 +5,10 @@ with a reason per rejected record otherwise. In both cases every record was
 handled: valid ones are events, invalid ones dead letters (nothing is lost,
 and the sender learns what to correct). 401 for a missing or wrong token,
 404 for an unknown source, 413 for a body over the limit, 503 when Kafka
-did not acknowledge (the sender must retry; event ids make that safe).
+did not acknowledge (the sender must retry the same body: event ids and
+dead-letter keys, from the body's digest and the record's index, make that
+safe). Each rejected record names its dead letter's key, a reference for
+support that says nothing about the record.
 """
 
 from __future__ import annotations

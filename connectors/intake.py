@@ -4,7 +4,13 @@ Every record read ends up as exactly one Kafka record: a RawEvent on
 raw.<domain>, or a dead letter on dlq.ingest (original bytes sealed, source,
 position and reason in headers). ``read == events + dead_lettered`` is what
 the tests assert and what every intake path reports. All intake paths (CLI,
-file drop, HTTP, Kafka relay) call :meth:`Intake.ingest`.
+file drop, HTTP, Kafka relay) call :meth:`Intake.ingest` or
+:meth:`Intake.ingest_items`.
+
+Ingesting an input again is harmless, so every path may retry and an
+operator may re-run a killed load: event ids derive from source message ids
+(or the record's content), and a dead letter's key from the record's place in
+its input (:func:`~wijkhub.connectors.deadletter.letter_key`).
 """
 
 from __future__ import annotations
@@ -13,13 +19,13 @@ import datetime as dt
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
 
 from wijkhub.connectors.canonical import cloudevent_headers, to_raw_event
-from wijkhub.connectors.deadletter import DeadLetter, seal
+from wijkhub.connectors.deadletter import DeadLetter, content_id, letter_key, seal
 from wijkhub.connectors.formats import Item, parse
 from wijkhub.connectors.formats.base import safe_reason
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
@@ -31,6 +37,15 @@ from wijkhub.streams.topics import DLQ_INGEST, full_name, raw
 
 log = get_logger("wijkhub.intake")
 
+Placed = tuple[str, Item]  # (the record's place in its input, the record)
+
+
+def placed(input_id: str, items: Iterable[Item]) -> Iterator[Placed]:
+    """Each record of one input with its place: the input's identity and the record's index.
+    Parsing is deterministic, so the same input gives every record the same place again."""
+    for index, item in enumerate(items):
+        yield f"{input_id}#{index}", item
+
 
 @dataclass
 class IntakeReport:
@@ -40,7 +55,7 @@ class IntakeReport:
     dead_lettered: int = 0
     reasons: Counter = field(default_factory=Counter)
     event_ids: list[str] = field(default_factory=list)
-    rejected: list[dict[str, str]] = field(default_factory=list)  # position + reason
+    rejected: list[dict[str, str]] = field(default_factory=list)  # position, reason, key
 
     def as_dict(self) -> dict:
         return {
@@ -95,8 +110,11 @@ class Intake:
     def _topic(self, name: str) -> str:
         return full_name(name, self.settings.topic_prefix)
 
-    def _dead_letter(self, report: IntakeReport, item: Item, code: str, reason: str) -> None:
+    def _dead_letter(
+        self, report: IntakeReport, place: str, item: Item, code: str, reason: str
+    ) -> None:
         reason = safe_reason(reason)
+        key = letter_key(self.settings.dead_letter_key, self.source, place)
         letter = DeadLetter(
             stage="ingest",
             reason_code=code,
@@ -109,14 +127,14 @@ class Intake:
         self._pending.append(
             self.kafka.send(
                 self._topic(DLQ_INGEST),
-                key=self.source.encode(),
+                key=key.encode(),
                 value=letter.original,
                 headers=letter.headers(),
             )
         )
         report.dead_lettered += 1
         report.reasons[code] += 1
-        report.rejected.append({"position": item.position, "reason": reason})
+        report.rejected.append({"position": item.position, "reason": reason, "key": key})
         self.metrics.dead_letters.labels("ingest", self.source, code).inc()
         log.warning(
             "input dead-lettered",
@@ -124,9 +142,10 @@ class Intake:
             reason_code=code,
             reason=reason,
             origin=item.position,
+            dead_letter_key=key,
         )
 
-    def _event(self, report: IntakeReport, item: Item) -> None:
+    def _event(self, report: IntakeReport, place: str, item: Item) -> None:
         assert item.record is not None
         if not str(item.record.get("message_id") or "").strip():
             # An export without message ids: the content is the identity, so a
@@ -139,12 +158,11 @@ class Intake:
             )
             value = self.catalog.encode(RAW_EVENT, event)
         except InvalidInput as exc:
-            self._dead_letter(report, item, "invalid", str(exc))
+            self._dead_letter(report, place, item, "invalid", str(exc))
             return
         except (ValueError, TypeError, AttributeError) as exc:  # Avro refused a value
-            self._dead_letter(
-                report, item, "schema", f"does not fit the RawEvent schema ({type(exc).__name__})"
-            )
+            reason = f"does not fit the RawEvent schema ({type(exc).__name__})"
+            self._dead_letter(report, place, item, "schema", reason)
             return
         self._pending.append(
             self.kafka.send(
@@ -157,16 +175,17 @@ class Intake:
         report.events += 1
         report.event_ids.append(event["envelope"]["event_id"])
 
-    def ingest_items(self, items: Iterable[Item]) -> IntakeReport:
-        """Produce an event or a dead letter per item, then wait for Kafka's acknowledgements."""
+    def ingest_items(self, items: Iterable[Placed]) -> IntakeReport:
+        """Produce an event or a dead letter per placed item, then wait for Kafka's
+        acknowledgements."""
         report = IntakeReport(self.source)
         self._pending = []
-        for item in items:
+        for place, item in items:
             report.read += 1
             if item.error is not None:
-                self._dead_letter(report, item, "invalid", item.error)
+                self._dead_letter(report, place, item, "invalid", item.error)
             else:
-                self._event(report, item)
+                self._event(report, place, item)
         self.kafka.flush()
         failed = sum(1 for f in self._pending if f.failed())
         self._pending = []
@@ -181,8 +200,9 @@ class Intake:
         return report
 
     def ingest(self, data: bytes, origin: str) -> IntakeReport:
-        """Parse one input of this source (file, request body, message) and ingest it."""
-        return self.ingest_items(parse(self.source, data, origin))
+        """Parse one input of this source (file, request body) and ingest it. The input is
+        identified by its bytes, not by ``origin`` (a name, kept in the dead letters' headers)."""
+        return self.ingest_items(placed(content_id(data), parse(self.source, data, origin)))
 
     def close(self) -> None:
         if self._owns_kafka:

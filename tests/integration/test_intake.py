@@ -150,14 +150,17 @@ def test_http_ingest_answers_202_with_ids_422_with_reasons_401_without_token(
     assert status == 422
     assert answer["events"] == 1
     ids += answer["event_ids"]
-    assert answer["rejected"] == [
-        {"position": "http:teams#2", "reason": "BSN fails the elfproef or is not 8-9 digits"}
-    ]
+    [rejected] = answer["rejected"]
+    key = rejected.pop("key")  # the dead letter's key: a reference for support
+    assert rejected == {
+        "position": "http:teams#2", "reason": "BSN fails the elfproef or is not 8-9 digits"
+    }  # fmt: skip
     assert post("teams", b"[]", token="wrong-token")[0] == 401
     assert post("bank", b"[]")[0] == 404
     events, dead = topics.new()
     assert sorted(e["envelope"]["event_id"] for e in events) == sorted(ids)
-    assert len(dead) == 1
+    [letter] = dead
+    assert letter.key == key.encode() and key.startswith("DL-")
 
 
 def test_kafka_relay_reads_another_systems_topic(hub, topics):
