@@ -17,10 +17,11 @@ import asyncio
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
+from kafka.errors import KafkaError
 
 from wijkhub import access
 from wijkhub.connectors.formats import SOURCES
-from wijkhub.connectors.intake import Intake, IntakeError
+from wijkhub.connectors.intake import Intake, IntakeError, retriable
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 
@@ -53,8 +54,9 @@ def build(tokens: Mapping[str, str], intake_for: Callable[[str], Intake],
         async with lock:  # one producer flush at a time per source
             try:
                 report = await asyncio.to_thread(intake.ingest, body, f"http:{source}")
-            except IntakeError as exc:
-                return web.json_response({"error": str(exc), "retry": True}, status=503)
+            except (IntakeError, KafkaError) as exc:
+                answer = {"error": str(exc) or type(exc).__name__, "retry": retriable(exc)}
+                return web.json_response(answer, status=503)
         answer = {**report.as_dict(), "event_ids": report.event_ids, "rejected": report.rejected}
         return web.json_response(answer, status=422 if report.dead_lettered else 202)
 

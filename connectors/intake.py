@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from wijkhub.connectors.canonical import cloudevent_headers, to_raw_event
 from wijkhub.connectors.deadletter import DeadLetter, content_id, letter_key, seal
@@ -83,7 +84,20 @@ def producer(settings: Settings, **overrides: object) -> KafkaProducer:
 
 
 class IntakeError(RuntimeError):
-    """Kafka did not acknowledge some records: the caller must retry the input."""
+    """Kafka did not acknowledge some records: the caller must keep the input.
+
+    ``retriable``: every failure was one Kafka calls transient (broker away,
+    timeout), so the same input can simply be ingested again later.
+    """
+
+    def __init__(self, message: str, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+def retriable(exc: BaseException) -> bool:
+    """Kafka unavailable for now (not a record Kafka refuses for good, not a bad input)."""
+    return isinstance(exc, IntakeError | KafkaError) and bool(exc.retriable)
 
 
 class Intake:
@@ -177,7 +191,7 @@ class Intake:
 
     def ingest_items(self, items: Iterable[Placed]) -> IntakeReport:
         """Produce an event or a dead letter per placed item, then wait for Kafka's
-        acknowledgements."""
+        acknowledgements: the report is returned only when every record is acknowledged."""
         report = IntakeReport(self.source)
         self._pending = []
         for place, item in items:
@@ -187,11 +201,15 @@ class Intake:
             else:
                 self._event(report, place, item)
         self.kafka.flush()
-        failed = sum(1 for f in self._pending if f.failed())
-        self._pending = []
-        if failed:
-            # Nothing is lost silently: the caller keeps the input and retries it.
-            raise IntakeError(f"{failed} of {report.read} records were not acknowledged by Kafka")
+        pending, self._pending = self._pending, []
+        # Acknowledged means succeeded, not merely "not failed": a send still pending
+        # counts as not acknowledged. Nothing is lost silently: the caller keeps the input.
+        unacked = [f for f in pending if not f.succeeded()]
+        if unacked:
+            raise IntakeError(
+                f"{len(unacked)} of {report.read} records were not acknowledged by Kafka",
+                retriable=all(f.retriable() for f in unacked if f.failed()),
+            )
         m = self.metrics
         m.intake_records.labels(self.source).inc(report.read)
         m.intake_events.labels(self.source).inc(report.events)

@@ -1,8 +1,10 @@
-"""Dead-letter keys, with a recording producer instead of Kafka.
+"""Dead-letter keys and Kafka acknowledgements, with a recording producer instead of Kafka.
 
 An input ingested again (a retry, a re-run after a kill) must give its dead
 letters the same keys, so a reader taking the latest per key sees each bad
 record once; a key is an HMAC of the record's place, never a hash of the row.
+A dropped file moves to processed/ only when every record was acknowledged.
+The same on the real broker: tests/integration/test_crash_safe_intake.py.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import hashlib
 import re
 from collections import namedtuple
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
+from kafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from kafka.future import Future
 
 from wijkhub.connectors.deadletter import distinct_count, letter_key
-from wijkhub.connectors.intake import Intake
+from wijkhub.connectors.filedrop import FileDrop
+from wijkhub.connectors.intake import Intake, IntakeError
 from wijkhub.connectors.relay import relay
 from wijkhub.settings import Settings
 
@@ -136,3 +142,74 @@ def test_relay_keys_a_dead_letter_by_topic_partition_offset_and_bytes():
     assert run([Record("external", 0, 7, header + bad), Record("external", 0, 8, b"")]) == first
     # the topic was re-created, offsets start again: other bytes never reuse a key
     assert not set(run([Record("external", 0, 7, header + bad + b" ")])) & set(first)
+
+
+def drop(tmp_path: Path, kafka: RecordingProducer) -> FileDrop:
+    fd = FileDrop(tmp_path, lambda source: intake(kafka, source), sources=("income",))
+    fd.prepare()
+    (tmp_path / "income" / "incoming" / "uitkering.csv").write_bytes(CSV)
+    return fd
+
+
+def where(tmp_path: Path) -> dict[str, list[str]]:
+    return {sub: sorted(p.name for p in (tmp_path / "income" / sub).iterdir())
+            for sub in ("incoming", "processed", "failed")}  # fmt: skip
+
+
+def test_a_file_is_processed_only_once_every_record_is_acknowledged(tmp_path):
+    kafka = RecordingProducer()
+    assert [r.read for r in drop(tmp_path, kafka).scan_once()] == [3]
+    assert where(tmp_path) == {"incoming": [], "processed": ["uitkering.csv"], "failed": []}
+
+
+@pytest.mark.parametrize(
+    "unacked",
+    [KafkaTimeoutError("broker away"), "pending"],
+    ids=["send-failed-retriable", "never-acknowledged"],
+)
+def test_an_unacknowledged_record_keeps_the_file_in_incoming_and_the_next_scan_retries(
+    tmp_path, unacked
+):
+    broken = {"on": True}
+    kafka = RecordingProducer(lambda n: unacked if broken["on"] and n == 2 else None)
+    fd = drop(tmp_path, kafka)
+    assert fd.scan_once() == []  # the third record (a dead letter) was not acknowledged
+    assert where(tmp_path) == {"incoming": ["uitkering.csv"], "processed": [], "failed": []}
+    keys = kafka.letters()
+    broken["on"] = False
+    [report] = fd.scan_once()
+    assert (report.events, report.dead_lettered) == (1, 2)
+    assert where(tmp_path) == {"incoming": [], "processed": ["uitkering.csv"], "failed": []}
+    assert distinct_count(kafka.letters()) == 2 and set(kafka.letters()) == set(keys)
+
+
+def test_kafka_unreachable_at_send_keeps_the_file_in_incoming(tmp_path):
+    kafka = RecordingProducer()
+    kafka.raise_on_send = KafkaTimeoutError("Failed to update metadata after 60.0 secs.")
+    fd = drop(tmp_path, kafka)
+    assert fd.scan_once() == []
+    assert where(tmp_path)["incoming"] == ["uitkering.csv"]
+    kafka.raise_on_send = None
+    assert len(fd.scan_once()) == 1 and where(tmp_path)["processed"] == ["uitkering.csv"]
+
+
+def test_a_record_kafka_refuses_for_good_sends_the_file_to_failed_with_the_reason(tmp_path):
+    kafka = RecordingProducer(lambda n: MessageSizeTooLargeError() if n == 0 else None)
+    assert drop(tmp_path, kafka).scan_once() == []
+    assert where(tmp_path) == {
+        "incoming": [], "processed": [],
+        "failed": ["uitkering.csv", "uitkering.csv.reason.txt"],
+    }  # fmt: skip
+    reason = (tmp_path / "income" / "failed" / "uitkering.csv.reason.txt").read_text()
+    assert reason.startswith("IntakeError: 1 of 3 records were not acknowledged")
+
+
+def test_intake_error_says_whether_a_retry_can_help():
+    kafka = RecordingProducer(lambda n: MessageSizeTooLargeError() if n == 0 else None)
+    with pytest.raises(IntakeError) as refused:
+        intake(kafka).ingest(CSV, "f.csv")
+    assert not refused.value.retriable
+    kafka.outcome = lambda n: KafkaTimeoutError() if n % 2 else None
+    with pytest.raises(IntakeError) as away:
+        intake(kafka).ingest(CSV, "f.csv")
+    assert away.value.retriable
