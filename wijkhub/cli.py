@@ -185,11 +185,17 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Load files of one source (a backlog, a correction): events or dead letters, counted."""
+    """Load files of one source (a backlog, a correction): events or dead letters, counted.
+
+    Safe to kill and re-run with the same files: a file ingested again gives the
+    same event ids and the same dead-letter keys, so nothing is added twice for
+    readers that deduplicate (the workers by event id, `wijkhub status` by key).
+    """
+    from kafka.errors import KafkaError
     from prometheus_client import write_to_textfile
 
     from wijkhub.connectors.formats import SOURCES
-    from wijkhub.connectors.intake import Intake
+    from wijkhub.connectors.intake import Intake, IntakeError
     from wijkhub.metrics import Metrics
 
     if source not in SOURCES:
@@ -208,7 +214,14 @@ def ingest(
     try:
         with typer.progressbar(paths, label=f"ingest {source}", file=sys.stderr) as bar:
             for path in bar:
-                report = intake.ingest(path.read_bytes(), path.name)
+                try:
+                    report = intake.ingest(path.read_bytes(), path.name)
+                except (IntakeError, KafkaError) as exc:
+                    why = str(exc) or type(exc).__name__
+                    _fail(
+                        f"{path.name}: {why}; the {totals['files']} files before it are in. "
+                        "Run the same command again: re-ingesting is harmless"
+                    )
                 totals["files"] += 1  # type: ignore[operator]
                 for k in ("read", "events", "dead_lettered"):
                     totals[k] += getattr(report, k)  # type: ignore[operator]
