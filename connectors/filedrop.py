@@ -3,14 +3,18 @@
 Layout under the drop root, per source (``ijw``, ``income``, …)::
 
     <root>/<source>/incoming/   systems put files here (write as .part or a dot-name, then rename)
-    <root>/<source>/processed/  every file whose records all became events or dead letters
-    <root>/<source>/failed/     files Kafka did not acknowledge, with <name>.reason.txt; retry by
-                                moving them back to incoming/
+    <root>/<source>/processed/  every file whose records all became events or dead letters,
+                                each acknowledged by Kafka
+    <root>/<source>/failed/     files that cannot be ingested as they are (unreadable, or a record
+                                Kafka refuses for good), with <name>.reason.txt; retry by moving
+                                them back to incoming/
 
-A file is moved only after Kafka acknowledged everything it produced, so a
-crash in between leaves it in incoming/ and it is processed again: the event
-ids are derived from source message ids, so a re-delivered identical file
-creates no duplicate events downstream.
+A file is moved to processed/ only after Kafka acknowledged every record it
+produced (events and dead letters). While Kafka is away the file stays in
+incoming/ and every scan retries it; a crash in between leaves it there too.
+Ingesting a file again is harmless: event ids derive from source message ids
+and dead-letter keys from the file's digest and the record's index, so a
+re-delivered identical file adds no duplicate for readers that deduplicate.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wijkhub.connectors.formats import SOURCES
-from wijkhub.connectors.intake import Intake, IntakeReport
+from wijkhub.connectors.intake import Intake, IntakeReport, retriable
 from wijkhub.logs import get as get_logger
 
 log = get_logger("wijkhub.filedrop")
@@ -55,12 +59,18 @@ class FileDrop:
         return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
 
     def process(self, source: str, path: Path) -> IntakeReport | None:
+        """Ingest one file; the report once it is in processed/, else None (kept or failed)."""
         try:
             intake = self._intakes.get(source) or self._intakes.setdefault(
                 source, self.intake_for(source)
             )
             report = intake.ingest(path.read_bytes(), path.name)
-        except Exception as exc:  # Kafka down, disk error: keep the file, say why
+        except Exception as exc:
+            if retriable(exc):  # Kafka away for now: leave it in incoming/ for the next scan
+                log.warning("file kept for retry", source=source, file=path.name,
+                            error=type(exc).__name__)  # fmt: skip
+                return None
+            # Disk error, a record Kafka refuses for good: keep the file aside, say why
             failed = _unique(self.root / source / "failed" / path.name)
             os.replace(path, failed)
             failed.with_name(failed.name + ".reason.txt").write_text(

@@ -5,8 +5,10 @@ with a reason per rejected record otherwise. In both cases every record was
 handled: valid ones are events, invalid ones dead letters (nothing is lost,
 and the sender learns what to correct). 401 for a missing or wrong token,
 404 for an unknown source, 413 for a body over the limit, 503 when Kafka
-did not acknowledge or is not ready (the sender must retry; event ids make
-that safe).
+did not acknowledge or is not ready (the sender must retry the same body: event ids and
+dead-letter keys, from the body's digest and the record's index, make that
+safe). Each rejected record names its dead letter's key, a reference for
+support that says nothing about the record.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import asyncio
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
+from kafka.errors import KafkaError
 
 from wijkhub import access
 from wijkhub.connectors.formats import SOURCES
-from wijkhub.connectors.intake import Intake, IntakeError
+from wijkhub.connectors.intake import Intake, IntakeError, retriable
 from wijkhub.connectors.preflight import IntakeNotReady
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
@@ -55,8 +58,9 @@ def build(tokens: Mapping[str, str], intake_for: Callable[[str], Intake],
         async with lock:  # one producer flush at a time per source
             try:
                 report = await asyncio.to_thread(intake.ingest, body, f"http:{source}")
-            except IntakeError as exc:
-                return web.json_response({"error": str(exc), "retry": True}, status=503)
+            except (IntakeError, KafkaError) as exc:
+                answer = {"error": str(exc) or type(exc).__name__, "retry": retriable(exc)}
+                return web.json_response(answer, status=503)
         answer = {**report.as_dict(), "event_ids": report.event_ids, "rejected": report.rejected}
         return web.json_response(answer, status=422 if report.dead_lettered else 202)
 

@@ -4,9 +4,15 @@ Every record read ends up as exactly one Kafka record: a RawEvent on
 raw.<domain>, or a dead letter on dlq.ingest (original bytes sealed, source,
 position and reason in headers). ``read == events + dead_lettered`` is what
 the tests assert and what every intake path reports. All intake paths (CLI,
-file drop, HTTP, Kafka relay) call :meth:`Intake.ingest`. An intake that makes
+file drop, HTTP, Kafka relay) call :meth:`Intake.ingest` or
+:meth:`Intake.ingest_items`. An intake that makes
 its own producer first checks that the cluster answers and has the topics
 (:mod:`wijkhub.connectors.preflight`): ``IntakeNotReady`` says what to do.
+
+Ingesting an input again is harmless, so every path may retry and an
+operator may re-run a killed load: event ids derive from source message ids
+(or the record's content), and a dead letter's key from the record's place in
+its input (:func:`~wijkhub.connectors.deadletter.letter_key`).
 """
 
 from __future__ import annotations
@@ -15,17 +21,18 @@ import datetime as dt
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from wijkhub.connectors.canonical import cloudevent_headers, to_raw_event
-from wijkhub.connectors.deadletter import DeadLetter, seal
+from wijkhub.connectors.deadletter import DeadLetter, content_id, letter_key, seal
 from wijkhub.connectors.formats import Item, parse
 from wijkhub.connectors.formats.base import safe_reason
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
-from wijkhub.connectors.preflight import require_topics
+from wijkhub.connectors.preflight import IntakeNotReady, require_topics
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
@@ -33,6 +40,15 @@ from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, full_name, raw
 
 log = get_logger("wijkhub.intake")
+
+Placed = tuple[str, Item]  # (the record's place in its input, the record)
+
+
+def placed(input_id: str, items: Iterable[Item]) -> Iterator[Placed]:
+    """Each record of one input with its place: the input's identity and the record's index.
+    Parsing is deterministic, so the same input gives every record the same place again."""
+    for index, item in enumerate(items):
+        yield f"{input_id}#{index}", item
 
 
 @dataclass
@@ -51,7 +67,7 @@ class IntakeReport:
     reasons: Counter = field(default_factory=Counter)
     dead_letter_reasons: Counter = field(default_factory=Counter)
     event_ids: list[str] = field(default_factory=list)
-    rejected: list[dict[str, str]] = field(default_factory=list)  # position + reason
+    rejected: list[dict[str, str]] = field(default_factory=list)  # position, reason, key
 
     def add(self, other: IntakeReport) -> None:
         """Add another report's counts to this one (totals of a run; ids are not kept)."""
@@ -88,7 +104,26 @@ def producer(settings: Settings, **overrides: object) -> KafkaProducer:
 
 
 class IntakeError(RuntimeError):
-    """Kafka did not acknowledge some records: the caller must retry the input."""
+    """Kafka did not acknowledge some records: the caller must keep the input.
+
+    ``retriable``: every failure was one Kafka calls transient (broker away,
+    timeout), so the same input can simply be ingested again later.
+    """
+
+    def __init__(self, message: str, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+def retriable(exc: BaseException) -> bool:
+    """Kafka unavailable for now (not a record Kafka refuses for good, not a bad input).
+
+    A broker that does not answer, or topics not (yet, or no longer) there, is an
+    operator's matter that passes: the file drop keeps the file and tries again.
+    """
+    if isinstance(exc, IntakeNotReady):
+        return True
+    return isinstance(exc, IntakeError | KafkaError) and bool(exc.retriable)
 
 
 class Intake:
@@ -119,8 +154,11 @@ class Intake:
     def _topic(self, name: str) -> str:
         return full_name(name, self.settings.topic_prefix)
 
-    def _dead_letter(self, report: IntakeReport, item: Item, code: str, reason: str) -> None:
+    def _dead_letter(
+        self, report: IntakeReport, place: str, item: Item, code: str, reason: str
+    ) -> None:
         reason = safe_reason(reason)
+        key = letter_key(self.settings.dead_letter_key, self.source, place)
         letter = DeadLetter(
             stage="ingest",
             reason_code=code,
@@ -133,7 +171,7 @@ class Intake:
         self._pending.append(
             self.kafka.send(
                 self._topic(DLQ_INGEST),
-                key=self.source.encode(),
+                key=key.encode(),
                 value=letter.original,
                 headers=letter.headers(),
             )
@@ -141,7 +179,7 @@ class Intake:
         report.dead_lettered += 1
         report.reasons[code] += 1
         report.dead_letter_reasons[reason] += 1
-        report.rejected.append({"position": item.position, "reason": reason})
+        report.rejected.append({"position": item.position, "reason": reason, "key": key})
         self.metrics.dead_letters.labels("ingest", self.source, code).inc()
         log.warning(
             "input dead-lettered",
@@ -149,9 +187,10 @@ class Intake:
             reason_code=code,
             reason=reason,
             origin=item.position,
+            dead_letter_key=key,
         )
 
-    def _event(self, report: IntakeReport, item: Item) -> None:
+    def _event(self, report: IntakeReport, place: str, item: Item) -> None:
         assert item.record is not None
         if not str(item.record.get("message_id") or "").strip():
             # An export without message ids: the content is the identity, so a
@@ -164,12 +203,11 @@ class Intake:
             )
             value = self.catalog.encode(RAW_EVENT, event)
         except InvalidInput as exc:
-            self._dead_letter(report, item, "invalid", str(exc))
+            self._dead_letter(report, place, item, "invalid", str(exc))
             return
         except (ValueError, TypeError, AttributeError) as exc:  # Avro refused a value
-            self._dead_letter(
-                report, item, "schema", f"does not fit the RawEvent schema ({type(exc).__name__})"
-            )
+            reason = f"does not fit the RawEvent schema ({type(exc).__name__})"
+            self._dead_letter(report, place, item, "schema", reason)
             return
         self._pending.append(
             self.kafka.send(
@@ -182,22 +220,27 @@ class Intake:
         report.events += 1
         report.event_ids.append(event["envelope"]["event_id"])
 
-    def ingest_items(self, items: Iterable[Item]) -> IntakeReport:
-        """Produce an event or a dead letter per item, then wait for Kafka's acknowledgements."""
+    def ingest_items(self, items: Iterable[Placed]) -> IntakeReport:
+        """Produce an event or a dead letter per placed item, then wait for Kafka's
+        acknowledgements: the report is returned only when every record is acknowledged."""
         report = IntakeReport(self.source)
         self._pending = []
-        for item in items:
+        for place, item in items:
             report.read += 1
             if item.error is not None:
-                self._dead_letter(report, item, "invalid", item.error)
+                self._dead_letter(report, place, item, "invalid", item.error)
             else:
-                self._event(report, item)
+                self._event(report, place, item)
         self.kafka.flush()
-        failed = sum(1 for f in self._pending if f.failed())
-        self._pending = []
-        if failed:
-            # Nothing is lost silently: the caller keeps the input and retries it.
-            raise IntakeError(f"{failed} of {report.read} records were not acknowledged by Kafka")
+        pending, self._pending = self._pending, []
+        # Acknowledged means succeeded, not merely "not failed": a send still pending
+        # counts as not acknowledged. Nothing is lost silently: the caller keeps the input.
+        unacked = [f for f in pending if not f.succeeded()]
+        if unacked:
+            raise IntakeError(
+                f"{len(unacked)} of {report.read} records were not acknowledged by Kafka",
+                retriable=all(f.retriable() for f in unacked if f.failed()),
+            )
         m = self.metrics
         m.intake_records.labels(self.source).inc(report.read)
         m.intake_events.labels(self.source).inc(report.events)
@@ -206,8 +249,9 @@ class Intake:
         return report
 
     def ingest(self, data: bytes, origin: str) -> IntakeReport:
-        """Parse one input of this source (file, request body, message) and ingest it."""
-        return self.ingest_items(parse(self.source, data, origin))
+        """Parse one input of this source (file, request body) and ingest it. The input is
+        identified by its bytes, not by ``origin`` (a name, kept in the dead letters' headers)."""
+        return self.ingest_items(placed(content_id(data), parse(self.source, data, origin)))
 
     def close(self) -> None:
         if self._owns_kafka:

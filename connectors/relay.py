@@ -1,8 +1,10 @@
 """Kafka source: consume another system's topic; every record value is one input.
 
 Offsets are committed only after the events and dead letters of a poll were
-acknowledged, so a crash re-reads (at-least-once) and the derived event ids
-make the repeat harmless.
+acknowledged, so a crash re-reads (at-least-once) and the repeat is harmless:
+event ids derive from message ids, and dead-letter keys from the record's
+topic/partition/offset (with its bytes' digest, so a re-created topic whose
+offsets start again never reuses a key for other input).
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ from collections.abc import Callable, Iterator
 
 from kafka import KafkaConsumer
 
-from wijkhub.connectors.formats import Item, parse
-from wijkhub.connectors.intake import Intake, IntakeReport
+from wijkhub.connectors.deadletter import content_id
+from wijkhub.connectors.formats import parse
+from wijkhub.connectors.intake import Intake, IntakeReport, Placed, placed
 from wijkhub.logs import get as get_logger
 
 log = get_logger("wijkhub.relay")
 
 
-def _items(source: str, records: list) -> Iterator[Item]:
+def _items(source: str, records: list) -> Iterator[Placed]:
     for r in records:
-        yield from parse(source, r.value or b"", f"{r.topic}/{r.partition}/{r.offset}")
+        origin, value = f"{r.topic}/{r.partition}/{r.offset}", r.value or b""
+        yield from placed(f"kafka:{origin}:{content_id(value)}", parse(source, value, origin))
 
 
 def relay(

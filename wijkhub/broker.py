@@ -3,7 +3,9 @@
 The jars come from Maven Central through ``deploy/kafka/pom.xml`` and are cached
 under ``~/.cache/wijkhub/kafka/<hash of the pom>/`` so later starts are offline.
 The broker runs as a plain ``java`` process on 127.0.0.1 and is stopped by PID
-with SIGTERM, which runs Kafka's clean shutdown. Nothing here is a stand-in:
+with SIGTERM, which runs Kafka's clean shutdown. Its data dir survives stops and
+crashes (storage is formatted only when there is none), so restart and
+fault-injection tests see what a real broker does. Nothing here is a stand-in:
 where ``KAFKA_BOOTSTRAP_SERVERS`` is set, callers use that cluster instead.
 """
 
@@ -20,10 +22,12 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
+from wijkhub.logs import get as get_logger
 from wijkhub.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +40,7 @@ POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 SERVER_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "server.properties.template"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wijkhub" / "kafka"
+log = get_logger("wijkhub.broker")
 JVM_OPTS = [
     "-Xms256m",
     "-Xmx512m",
@@ -104,15 +109,76 @@ def _cluster_id() -> str:
             return cid
 
 
+class StopOutcome(StrEnum):
+    NOT_RUNNING = "not running"
+    STOPPED = "stopped"
+    KILLED = "killed"  # SIGTERM did not end it in time: SIGKILL
+
+
+def _alive(pid: int) -> bool:
+    """True while the process runs. A zombie (exited, not yet reaped by its parent) is gone:
+    it serves nothing and holds no port, and a parent that never reaps would keep it forever."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self/status").exists()  # no /proc: trust kill(0)
+    except OSError:
+        return True
+    return not any(line.startswith("State:\tZ") for line in status.splitlines())
+
+
+def port_free(port: int) -> bool:
+    """Can a server bind 127.0.0.1:port (with SO_REUSEADDR, as the JVM does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class LocalBroker:
-    """One KRaft broker+controller whose state lives in ``home`` (pid, ports, data, logs)."""
+    """One KRaft broker+controller whose state lives in ``home``.
+
+    ``home/data`` is the log dir (topics, offsets, the metadata log) and is kept
+    across stops, kills and starts, so the broker can be restarted like a real
+    one; ``home/ports.json`` keeps its ports so clients reconnect to the same
+    address. ``home/broker.json`` describes the running process (pid, port).
+    """
 
     home: Path
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).resolve()  # the pid check compares the config's path
 
     @property
     def state_file(self) -> Path:
         return self.home / "broker.json"
+
+    @property
+    def ports_file(self) -> Path:
+        return self.home / "ports.json"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def props_file(self) -> Path:
+        return self.home / "server.properties"
+
+    def formatted(self) -> bool:
+        """KRaft storage exists (``kafka-storage format`` ran on the data dir)."""
+        return (self.data_dir / "meta.properties").exists()
 
     def state(self) -> dict | None:
         try:
@@ -120,14 +186,35 @@ class LocalBroker:
         except (OSError, ValueError):
             return None
 
-    def running(self) -> dict | None:
-        """The state of a live broker started from ``home``, or None."""
+    def _alive(self, pid: int) -> bool:
+        if self._proc is not None and self._proc.pid == pid:
+            # Our own child: poll() reaps it once it exited, so its pid is really gone
+            # when this says so (a zombie seen between two checks would not be).
+            return self._proc.poll() is None
+        return _alive(pid)
+
+    def _is_ours(self, pid: int) -> bool:
+        """The pid runs Kafka on this home's config: a pid left by a crash may be reused."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            return not Path("/proc/self/cmdline").exists()
+        except OSError:
+            return True
+        return b"kafka.Kafka" in cmdline and str(self.props_file).encode() in cmdline
+
+    def pid(self) -> int | None:
+        """The pid of the live broker process of ``home`` (serving or not), or None."""
         state = self.state()
         if not state:
             return None
-        try:
-            os.kill(state["pid"], 0)
-        except (ProcessLookupError, PermissionError):
+        pid = int(state["pid"])
+        return pid if self._alive(pid) and self._is_ours(pid) else None
+
+    def running(self) -> dict | None:
+        """The state of a live broker started from ``home`` that serves, or None."""
+        state = self.state()
+        if not state or self.pid() is None:
             return None
         return state if port_open("127.0.0.1", state["port"]) else None
 
@@ -136,49 +223,74 @@ class LocalBroker:
         state = self.running()
         return f"127.0.0.1:{state['port']}" if state else None
 
-    def start(self, port: int = 0, timeout: float = 60.0) -> str:
-        """Start the broker (idempotent) and return its bootstrap address once it serves."""
-        if bootstrap := self.bootstrap:
-            return bootstrap
+    def wipe(self) -> None:
+        """Delete the data and the kept ports (the broker must not run)."""
+        if self.pid() is not None:
+            raise BrokerError("the broker is running: stop it before wiping its data")
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.ports_file.unlink(missing_ok=True)
+
+    def _ports(self, port: int) -> tuple[int, int]:
+        """(client port, controller port): the asked port, else the kept one, else a free one."""
+        try:
+            kept = json.loads(self.ports_file.read_text())
+        except (OSError, ValueError):
+            kept = {}
+        port = port or kept.get("port") or free_port()
+        if not port_free(port):
+            raise BrokerError(
+                f"port {port} is in use by another process; free it, set WIJKHUB_KAFKA_PORT, "
+                "or start with --fresh"
+            )
+        controller = kept.get("controller_port")
+        if not controller or controller == port or not port_free(controller):
+            controller = free_port()  # static quorum: the voter address is config, not data
+        self.ports_file.write_text(json.dumps({"port": port, "controller_port": controller}))
+        return port, controller
+
+    def _format(self, java: str, classpath: str) -> None:
+        fmt = subprocess.run(
+            [java, "-cp", classpath, "kafka.tools.StorageTool", "format",
+             "-t", _cluster_id(), "-c", str(self.props_file)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if fmt.returncode != 0:
+            raise BrokerError(f"formatting KRaft storage failed: {fmt.stdout}{fmt.stderr}")
+        log.info("broker storage formatted", data_dir=str(self.data_dir))
+
+    def start(self, port: int = 0, timeout: float = 60.0, fresh: bool = False) -> str:
+        """Start the broker and return its bootstrap address once it serves.
+
+        Idempotent: a running broker is returned as it is. The data dir is kept
+        and formatted only when there is none; ``fresh`` stops the broker and
+        wipes its data first. After a stop or a crash the broker comes back on
+        its previous port with every acknowledged record.
+        """
+        if fresh:
+            self.stop()
+            self.wipe()
+        if (pid := self.pid()) is not None:  # running, or still starting from another process
+            return self._await_serving(pid, int(self.state()["port"]), timeout)  # type: ignore[index]
         libs = jar_dir()
         java = shutil.which("java")
         if java is None:
             raise BrokerError("Java 17+ is needed to run the local Kafka broker")
-        port = port or free_port()
-        controller_port = free_port()
-        data = self.home / "data"
         logs = self.home / "logs"
-        shutil.rmtree(data, ignore_errors=True)
         logs.mkdir(parents=True, exist_ok=True)
-        props = self.home / "server.properties"
-        props.write_text(
+        port, controller_port = self._ports(port)
+        self.props_file.write_text(
             SERVER_TEMPLATE.read_text().format(
-                port=port, controller_port=controller_port, log_dirs=data
+                port=port, controller_port=controller_port, log_dirs=self.data_dir
             )
         )
         classpath = f"{libs}/*"
-        fmt = subprocess.run(
-            [
-                java,
-                "-cp",
-                classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                _cluster_id(),
-                "-c",
-                str(props),
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if fmt.returncode != 0:
-            raise BrokerError(f"formatting KRaft storage failed: {fmt.stdout}{fmt.stderr}")
+        if not self.formatted():
+            self._format(java, classpath)
         tmpdir = self.home / "tmp"  # snappy/zstd unpack native code here; must allow exec
         tmpdir.mkdir(exist_ok=True)
         began = time.monotonic()
         with open(logs / "server.out", "ab") as out:
-            proc = subprocess.Popen(
+            self._proc = subprocess.Popen(
                 [
                     java,
                     *JVM_OPTS,
@@ -188,50 +300,87 @@ class LocalBroker:
                     "-cp",
                     classpath,
                     "kafka.Kafka",
-                    str(props),
+                    str(self.props_file),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self.state_file.write_text(json.dumps({"pid": proc.pid, "port": port}))
-        while time.monotonic() - began < timeout:
-            if proc.poll() is not None:
-                tail = (logs / "server.out").read_text(errors="replace")[-3000:]
-                raise BrokerError(f"Kafka exited with {proc.returncode} while starting:\n{tail}")
-            if port_open("127.0.0.1", port):
-                state = {"pid": proc.pid, "port": port, "started_seconds": time.monotonic() - began}
-                self.state_file.write_text(json.dumps(state))
-                return f"127.0.0.1:{port}"
-            time.sleep(0.1)
-        self.stop()
-        raise BrokerError(f"Kafka did not answer on 127.0.0.1:{port} within {timeout:.0f}s")
-
-    def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM the broker (Kafka's clean shutdown), SIGKILL if it hangs; True if one ran."""
-        state = self.state()
-        if not state:
-            return False
-        pid = state["pid"]
+        pid = self._proc.pid
+        self.state_file.write_text(json.dumps({"pid": pid, "port": port}))
         try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            self.state_file.unlink(missing_ok=True)
-            return False
+            bootstrap = self._await_serving(pid, port, timeout)
+        except BrokerError:
+            self.stop()
+            raise
+        state = {"pid": pid, "port": port, "started_seconds": time.monotonic() - began}
+        self.state_file.write_text(json.dumps(state))
+        return bootstrap
+
+    def _await_serving(self, pid: int, port: int, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-                # Reap it if it is our child; otherwise just poll.
-                os.waitpid(pid, os.WNOHANG)
-            except (ProcessLookupError, ChildProcessError):
-                break
+            if not self._alive(pid):
+                tail = (self.home / "logs" / "server.out").read_text(errors="replace")[-3000:]
+                raise BrokerError(f"Kafka exited while starting:\n{tail}")
+            if port_open("127.0.0.1", port):
+                return f"127.0.0.1:{port}"
             time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-        self.state_file.unlink(missing_ok=True)
+        raise BrokerError(f"Kafka did not answer on 127.0.0.1:{port} within {timeout:.0f}s")
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._alive(pid):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
         return True
+
+    def shutdown(self, timeout: float = 30.0) -> StopOutcome:
+        """SIGTERM (Kafka's clean shutdown) and return only once the process is gone.
+
+        The broker is usually not our child (``wijkhub broker start`` exited long
+        ago), so there is nothing to ``waitpid`` for: the pid is polled. After
+        ``timeout`` seconds it gets SIGKILL, and that is reported.
+        """
+        pid = self.pid()
+        if pid is None:
+            self.state_file.unlink(missing_ok=True)
+            return StopOutcome.NOT_RUNNING
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        outcome = StopOutcome.STOPPED
+        if not self._wait_gone(pid, timeout):
+            log.warning("broker killed after stop timeout", pid=pid, timeout_seconds=timeout)
+            self._sigkill(pid)
+            outcome = StopOutcome.KILLED
+        self.state_file.unlink(missing_ok=True)
+        return outcome
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """:meth:`shutdown`; True if a broker ran."""
+        return self.shutdown(timeout) is not StopOutcome.NOT_RUNNING
+
+    def kill(self) -> bool:
+        """SIGKILL, no clean shutdown: a crash, for fault-injection tests. Data and the stale
+        state file stay as a crash leaves them; :meth:`start` brings the broker back."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        self._sigkill(pid)
+        return True
+
+    def restart(self, timeout: float = 60.0) -> str:
+        """Stop (cleanly) and start on the same data and port."""
+        self.stop()
+        return self.start(timeout=timeout)
+
+    def _sigkill(self, pid: int, timeout: float = 10.0) -> None:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if not self._wait_gone(pid, timeout):
+            raise BrokerError(f"Kafka (pid {pid}) is still there {timeout:.0f}s after SIGKILL")
 
     def memory_rss_bytes(self) -> int | None:
         state = self.running()
@@ -248,13 +397,14 @@ class LocalBroker:
 
 @contextmanager
 def cluster(settings: Settings, home: Path) -> Iterator[Settings]:
-    """The settings with a cluster to use: the configured one, or a local broker started in
-    ``home`` for the duration of the block and stopped after it (benchmarks, tools)."""
+    """The settings with a cluster to use: the configured one, or a fresh local broker started
+    in ``home`` for the duration of the block and stopped after it (benchmarks, tools: every
+    run measures the same empty broker)."""
     if settings.bootstrap_servers is not None:
         yield settings
         return
     broker = LocalBroker(home)
     try:
-        yield settings.with_(bootstrap_servers=broker.start())
+        yield settings.with_(bootstrap_servers=broker.start(fresh=True))
     finally:
         broker.stop()

@@ -57,21 +57,41 @@ def _fail(message: str) -> None:
 
 
 @broker_app.command("start")
-def broker_start() -> None:
-    """Start the local broker (fetching the jars once), print its bootstrap address."""
+def broker_start(
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Stop it, wipe its data and format new storage")
+    ] = False,
+) -> None:
+    """Start the local broker on its kept data (formatting storage only the first time)."""
+    from wijkhub.broker import BrokerError
+
     s = Settings.from_env()
     if s.bootstrap_servers:
         typer.echo(f"KAFKA_BOOTSTRAP_SERVERS is set ({s.bootstrap_servers}); nothing started")
         return
     broker = _local_broker(s)
-    typer.echo(broker.start(port=s.kafka_port))
+    try:
+        typer.echo(broker.start(port=s.kafka_port, fresh=fresh))
+    except BrokerError as exc:
+        _fail(str(exc))
 
 
 @broker_app.command("stop")
-def broker_stop() -> None:
-    """Stop the local broker by its PID."""
-    stopped = _local_broker(Settings.from_env()).stop()
-    typer.echo("stopped" if stopped else "not running")
+def broker_stop(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait after SIGTERM")] = 30.0,
+) -> None:
+    """Stop the local broker (SIGTERM) and return once its process is gone; data is kept."""
+    from wijkhub.broker import StopOutcome
+
+    outcome = _local_broker(Settings.from_env()).shutdown(timeout)
+    if outcome is StopOutcome.KILLED:
+        typer.secho(
+            f"killed: the broker did not stop within {timeout:.0f} s of SIGTERM, so it got "
+            "SIGKILL (its logs will be recovered at the next start)",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    typer.echo(outcome.value)
 
 
 @broker_app.command("status")
@@ -80,7 +100,8 @@ def broker_status() -> None:
     broker = _local_broker(Settings.from_env())
     state = broker.running()
     if not state:
-        typer.echo("not running")
+        kept = f" (data kept in {broker.data_dir})" if broker.formatted() else ""
+        typer.echo(f"not running{kept}")
         raise typer.Exit(1)
     rss = broker.memory_rss_bytes() or 0
     typer.echo(
@@ -89,6 +110,7 @@ def broker_status() -> None:
                 "bootstrap": f"127.0.0.1:{state['port']}",
                 "pid": state["pid"],
                 "rss_mib": round(rss / 2**20),
+                "data_dir": str(broker.data_dir),
                 **state,
             }
         )
@@ -174,11 +196,17 @@ def ingest(
         ),
     ] = None,
 ) -> None:
-    """Load files of one source (a backlog, a correction): events or dead letters, counted."""
+    """Load files of one source (a backlog, a correction): events or dead letters, counted.
+
+    Safe to kill and re-run with the same files: a file ingested again gives the
+    same event ids and the same dead-letter keys, so nothing is added twice for
+    readers that deduplicate (the workers by event id, `wijkhub status` by key).
+    """
+    from kafka.errors import KafkaError
     from prometheus_client import write_to_textfile
 
     from wijkhub.connectors.formats import SOURCES
-    from wijkhub.connectors.intake import Intake, IntakeReport
+    from wijkhub.connectors.intake import Intake, IntakeError, IntakeReport
     from wijkhub.connectors.preflight import IntakeNotReady
     from wijkhub.metrics import Metrics
 
@@ -195,7 +223,14 @@ def ingest(
     try:
         with typer.progressbar(paths, label=f"ingest {source}", file=sys.stderr) as bar:
             for path in bar:
-                report = intake.ingest(path.read_bytes(), path.name)
+                try:
+                    report = intake.ingest(path.read_bytes(), path.name)
+                except (IntakeError, KafkaError) as exc:
+                    why = str(exc) or type(exc).__name__
+                    _fail(
+                        f"{path.name}: {why}; the {len(per_file)} files before it are in. "
+                        "Run the same command again: re-ingesting is harmless"
+                    )
                 totals.add(report)
                 per_file.append((str(path), report))
     finally:

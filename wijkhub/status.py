@@ -1,22 +1,26 @@
 """``wijkhub status``: what an operator checks first, read from Kafka itself.
 
 Per source the time of the newest event on the raw topics, the consumer lag
-of the workers per input topic, the dead letters kept per dead-letter topic,
-and the open alerts per team. Everything comes from the cluster (offsets,
-the newest record of each partition, the compacted alerts topic), so it
-works without a worker running and with any number of workers.
+of the workers per input topic, the dead letters kept per dead-letter topic
+(on dlq.ingest: distinct dead-letter keys, as a re-ingested input writes its
+dead letters again under the same keys), and the open alerts per team.
+Everything comes from the cluster (offsets, the newest record of each
+partition, the compacted alerts topic), so it works without a worker
+running and with any number of workers.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
 from wijkhub.admin import admin_client
 from wijkhub.connectors.alerts import latest_alerts
+from wijkhub.connectors.deadletter import distinct_count
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import (
     DLQ_DELIVERY,
@@ -62,6 +66,38 @@ def _last_intake(consumer: KafkaConsumer, settings: Settings) -> dict[str, str]:
     }
 
 
+def _keys(consumer: KafkaConsumer, tps: list[TopicPartition]) -> Iterator[bytes | None]:
+    """The key of every record kept on these partitions."""
+    ends = consumer.end_offsets(tps)
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        for tp, records in consumer.poll(timeout_ms=1000).items():
+            yield from (r.key for r in records if r.offset < ends[tp])
+
+
+def _kept(consumer: KafkaConsumer, settings: Settings) -> dict[str, int]:
+    kept: dict[str, int] = {}
+    for name in (DLQ_INGEST, DLQ_STREAMS, DLQ_DELIVERY, UNMATCHED):
+        tps = _partitions(consumer, settings.topic_prefix + name)
+        if tps and name == DLQ_INGEST:
+            kept[name] = distinct_count(_keys(consumer, tps))
+        elif tps:
+            ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
+            kept[name] = sum(ends[tp] - starts[tp] for tp in tps)
+    return kept
+
+
+def kept_for_review(settings: Settings) -> dict[str, int]:
+    """Per dead-letter topic (and unmatched) what is kept: on dlq.ingest distinct keys."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.require_bootstrap(),
+                             enable_auto_commit=False)  # fmt: skip
+    try:
+        return _kept(consumer, settings)
+    finally:
+        consumer.close()
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     consumer = KafkaConsumer(bootstrap_servers=settings.require_bootstrap(),
                              enable_auto_commit=False)  # fmt: skip
@@ -74,12 +110,7 @@ def collect(settings: Settings) -> dict[str, Any]:
             ends = consumer.end_offsets(tps) if tps else {}
             lag[name] = sum(ends[tp] - (committed[tp].offset if tp in committed else 0)
                             for tp in tps)  # fmt: skip
-        kept: dict[str, int] = {}
-        for name in (DLQ_INGEST, DLQ_STREAMS, DLQ_DELIVERY, UNMATCHED):
-            tps = _partitions(consumer, settings.topic_prefix + name)
-            if tps:
-                ends, starts = consumer.end_offsets(tps), consumer.beginning_offsets(tps)
-                kept[name] = sum(ends[tp] - starts[tp] for tp in tps)
+        kept = _kept(consumer, settings)
         last = _last_intake(consumer, settings)
     finally:
         consumer.close()

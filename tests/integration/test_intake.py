@@ -110,7 +110,7 @@ def test_file_drop_moves_files_and_a_redelivered_file_repeats_the_same_event_ids
         drop.close()
 
 
-def test_file_drop_keeps_a_file_it_could_not_deliver_in_failed_with_the_reason(hub, tmp_path):
+def test_file_drop_keeps_a_file_in_incoming_while_kafka_is_unreachable(hub, tmp_path):
     unreachable = hub.settings.with_(bootstrap_servers=f"127.0.0.1:{free_port()}")
 
     def intake_for(source: str) -> Intake:  # fails fast: bootstrapping waits 30 s by default
@@ -120,9 +120,14 @@ def test_file_drop_keeps_a_file_it_could_not_deliver_in_failed_with_the_reason(h
     drop.prepare()
     (tmp_path / "teams" / "incoming" / "cases.json").write_bytes(b'{"kind": "case_closed"}')
     assert drop.scan_once() == []
-    assert (tmp_path / "teams" / "failed" / "cases.json").exists()
-    assert "Unable to bootstrap" in (tmp_path / "teams" / "failed" /
-                                    "cases.json.reason.txt").read_text()  # fmt: skip
+    assert (tmp_path / "teams" / "incoming" / "cases.json").exists()  # retried by the next scan
+    assert list((tmp_path / "teams" / "failed").iterdir()) == []
+    drop = FileDrop(tmp_path, lambda source: Intake(hub.settings, source), sources=("teams",))
+    try:
+        assert [r.read for r in drop.scan_once()] == [1]  # Kafka is back
+    finally:
+        drop.close()
+    assert (tmp_path / "teams" / "processed" / "cases.json").exists()
 
 
 def test_http_ingest_answers_202_with_ids_422_with_reasons_401_without_token(
@@ -156,14 +161,17 @@ def test_http_ingest_answers_202_with_ids_422_with_reasons_401_without_token(
     assert status == 422
     assert answer["events"] == 1
     ids += answer["event_ids"]
-    assert answer["rejected"] == [
-        {"position": "http:teams#2", "reason": "BSN fails the elfproef or is not 8-9 digits"}
-    ]
+    [rejected] = answer["rejected"]
+    key = rejected.pop("key")  # the dead letter's key: a reference for support
+    assert rejected == {
+        "position": "http:teams#2", "reason": "BSN fails the elfproef or is not 8-9 digits"
+    }  # fmt: skip
     assert post("teams", b"[]", token="wrong-token")[0] == 401
     assert post("bank", b"[]")[0] == 404
     events, dead = topics.new()
     assert sorted(e["envelope"]["event_id"] for e in events) == sorted(ids)
-    assert len(dead) == 1
+    [letter] = dead
+    assert letter.key == key.encode() and key.startswith("DL-")
 
 
 def test_kafka_relay_reads_another_systems_topic(hub, topics):

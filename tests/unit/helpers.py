@@ -181,8 +181,13 @@ def benefit(change, day, **kw):
 
 
 class Acknowledged:
+    """A send Kafka acknowledged (the shape of kafka-python's FutureRecordMetadata)."""
+
     def failed(self) -> bool:
         return False
+
+    def succeeded(self) -> bool:
+        return True
 
 
 @dataclass
