@@ -31,7 +31,17 @@ from wijkhub.schemas.registry import LINKED_EVENT, RAW_EVENT, ROUTED, Catalog, D
 from wijkhub.streams import residence
 from wijkhub.streams.linking import event_day
 from wijkhub.streams.matching import Weights
-from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack, unpack
+from wijkhub.streams.stage import (
+    Message,
+    Output,
+    Result,
+    dead_letter,
+    digest,
+    pack,
+    supersedes,
+    unpack,
+    version,
+)
 from wijkhub.streams.topics import BY_ADDRESS, LINKED, UNMATCHED
 
 MEMBERS = "members"  # the event id of a household's membership fact
@@ -73,6 +83,9 @@ class EventFact(TypedDict):
     relation: Relation | None
     lgen: int  # generation of the link published for it
     link: Link | None  # what was published
+    received: float  # which copy of a corrected event this is (see stage.version)
+    content: str
+    recheck: bool  # a corrected copy: publish again even if the link stays
 
 
 class MembersSent(TypedDict):
@@ -227,8 +240,13 @@ class AddressStage:
     def _event(self, state: AddressState, routed: dict, raw: dict | None) -> bool:
         eid = routed["event_id"]
         known = state["events"].get(eid)
-        if known is not None and known["gen"] >= routed["generation"]:
-            return False  # a replay, or an older routing than the one we hold
+        if known is not None and known["gen"] > routed["generation"]:
+            return False  # an older routing than the one we hold
+        if known is not None and known["gen"] == routed["generation"]:
+            if routed["withdrawn"] or raw is None or known["withdrawn"]:
+                return False  # a replay
+            if not supersedes(known, *version(raw)):
+                return False  # a replay, or an older copy of a corrected event
         if routed["withdrawn"] or raw is None:
             if known is None:
                 # kept: an older routing of the same event arriving later must not count
@@ -245,10 +263,14 @@ class AddressStage:
             relation = {"pair": sorted((person, payload["related_person_ref"])),
                         "relation": payload["relation"],
                         "started": payload["change"] == "started"}  # fmt: skip
+        received, content = version(raw)
         state["events"][eid] = {
             "gen": routed["generation"], "withdrawn": False, "unit": routed["address_ref"],
             "day": event_day(raw), "value": pack(routed["raw_event"]), "relation": relation,
             "lgen": known["lgen"] if known else 0, "link": known["link"] if known else None,
+            "received": received, "content": content,
+            # another copy (a correction): published again even where its link stays
+            "recheck": known is not None and known.get("content") not in (None, content),
         }  # fmt: skip
         return True
 
@@ -274,8 +296,9 @@ class AddressStage:
         fact = state["events"][eid]
         link = self._decide(reg, fact)
         old = fact["link"]
-        if link == old:
+        if link == old and not fact.get("recheck"):
             return
+        fact["recheck"] = False
         fact["lgen"] += 1
         if (
             old is not None

@@ -14,11 +14,16 @@ in pyproject.toml), and why:
   read; :func:`_as_current_event` sets it to the event whose key is written.
 - ``Consumer._committed_offset``: committed offsets, for the lag gauge (no
   public accessor).
+- ``Table.data`` (the store) and ``Store.set_persisted_offset``: state is written
+  to RocksDB and its changelog record sent by this module, so that step 1 can
+  wait for Kafka's acknowledgement; Faust's buffered ``send_soon`` cannot be
+  awaited reliably (its flush gives up after a timeout).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import weakref
 from collections.abc import Iterator
@@ -26,7 +31,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
+from faust.serializers import codecs
 from faust.streams import _current_event  # private: see the module docstring
+from faust.types import TP
 
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
@@ -36,6 +43,7 @@ from wijkhub.streams.topics import DLQ_STREAMS, WORKER_INPUTS, full_name, logica
 
 log = get_logger("wijkhub.streams")
 
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # one state entry: a large building, a long history
 LINK_OUTCOMES = (
     # person stage, per input record: exactly one of these (or a dead letter)
     "register", "diffed", "person-event", "address-event", "unlinkable",
@@ -70,6 +78,7 @@ def new_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=max(30.0, settings.session_timeout_seconds),
         consumer_group_instance_id=settings.worker_instance_id or None,
         producer_max_batch_size=512 * 1024,
+        producer_max_request_size=MAX_RECORD_BYTES,
         stream_buffer_maxsize=4 * settings.batch_size,
         # Bind only where configured; never serve table contents over HTTP.
         web_host=settings.web_host,
@@ -117,6 +126,8 @@ def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage
     table = app.Table(
         f"{stage.name}-state",
         key_type=bytes,  # keys are the record keys as they are: changelog recovery too
+        # a building's or a household's state can outgrow Kafka's default 1 MB per record
+        extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)},
         options={
             "driver": "rocksdict",
             "block_cache_size": settings.rocksdb_block_cache_bytes,
@@ -131,40 +142,67 @@ def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage
     batch_size = metrics.batch_size.labels(stage.name)
     observe = _Observer(metrics, stage.name, prefix)
 
+    changelog = table.changelog_topic.get_topic_name()
+
+    async def durably(writes: dict[bytes, Any], last: dict[bytes, faust.EventT]) -> None:
+        """Write each key's entry to RocksDB and to its changelog partition, and wait until
+        Kafka acknowledged every changelog record (Faust's own table writes go through a
+        buffer whose flush gives up after a timeout: not good enough for step 1)."""
+        sent = []
+        for key, entry in writes.items():
+            event = last[key]
+            with _as_current_event(event):
+                table.data[key] = entry  # the store only; the changelog record follows
+            partition = event.message.partition
+            value = codecs.dumps("json", entry)
+            sent.append((partition, await app.producer.send(changelog, key, value, partition,
+                                                            None, None)))  # fmt: skip
+        for (partition, _), meta in zip(sent, await asyncio.gather(*(f for _, f in sent)),
+                                             strict=True):  # fmt: skip
+            # private (faust 0.15.3): where local recovery resumes reading the changelog
+            table.data.set_persisted_offset(TP(changelog, partition), meta.offset)
+
+    async def checkpoint(batch: list[faust.EventT]) -> None:
+        by_key: dict[bytes, list[Message]] = {}
+        last: dict[bytes, faust.EventT] = {}
+        for e in batch:
+            key = e.message.key or b""
+            origin = f"{e.message.topic}/{e.message.partition}/{e.message.offset}"
+            topic = logical_name(e.message.topic, prefix)
+            by_key.setdefault(key, []).append(Message(topic, key, e.message.value, origin))
+            last[key] = e
+        stored = {}
+        for key in by_key:
+            with _as_current_event(last[key]):
+                entry = table.get(key)
+            if entry is not None:
+                stored[key] = entry
+        todo = plan(stage, stored, by_key)
+        for result in todo.results:
+            observe.result(result)
+        observe.consumed(batch)
+        await durably(todo.writes, last)  # 1. state with its outbox, acknowledged
+        out = Outbox(app.producer)  # 2. every output sent and acknowledged
+        for o in todo.outputs:
+            await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
+        await out.delivered()
+        await durably(todo.clears, last)  # 3. outboxes emptied
+        # 4. offsets: committed by Faust on its interval, after flushing the producer
+
     async def agent(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
             batch_size.observe(len(batch))
-            by_key: dict[bytes, list[Message]] = {}
-            last: dict[bytes, faust.EventT] = {}
-            for e in batch:
-                key = e.message.key or b""
-                origin = f"{e.message.topic}/{e.message.partition}/{e.message.offset}"
-                topic = logical_name(e.message.topic, prefix)
-                by_key.setdefault(key, []).append(Message(topic, key, e.message.value, origin))
-                last[key] = e
-            stored = {}
-            for key in by_key:
-                with _as_current_event(last[key]):
-                    entry = table.get(key)
-                if entry is not None:
-                    stored[key] = entry
-            todo = plan(stage, stored, by_key)
-            for result in todo.results:
-                observe.result(result)
-            observe.consumed(batch)
-            if todo.writes:  # 1. state with its outbox, durable (changelog flushed)
-                for key, entry in todo.writes.items():
-                    with _as_current_event(last[key]):
-                        table[key] = entry
-                await app.producer.flush()
-            out = Outbox(app.producer)  # 2. every output sent and acknowledged
-            for o in todo.outputs:
-                await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
-            await out.delivered()
-            for key, entry in todo.clears.items():  # 3. outboxes emptied
-                with _as_current_event(last[key]):
-                    table[key] = entry
-            # 4. offsets: committed by Faust on its interval, after flushing the producer
+            try:
+                await checkpoint(batch)
+            except asyncio.CancelledError:
+                raise  # the worker is stopping: the batch was not committed
+            except BaseException as exc:
+                # Faust would ack the batch and restart the agent, so its offsets would be
+                # committed without its outputs. Stop hard instead, like a kill -9: the
+                # checkpoint order makes that one more replay (docs/adr/0001).
+                log.critical("stage failed: stopping before its offsets are committed",
+                             stage=stage.name, error=type(exc).__name__)  # fmt: skip
+                os._exit(70)
 
     app.agent(channel, name=stage.name)(agent)
     return table

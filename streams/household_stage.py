@@ -222,7 +222,12 @@ class HouseholdStage:
         outcomes: dict[str, lifecycle.Change | lifecycle.Refused | None] = {}
         fi = ai = 0
 
-        def team_for(rule: rules.Rule) -> str:
+        def team_for(rule: rules.Rule, alert_id: str) -> str:
+            """The team an alert went to when it was first published stays its team: a
+            routing change moves new alerts only, never one a team is working on."""
+            published = state["published"].get(alert_id)
+            if published is not None and published["entry"].get("team"):
+                return str(published["entry"]["team"])
             return self.router.route(rule.id, view.get("district")).team
 
         for day in days:
@@ -345,6 +350,10 @@ class HouseholdStage:
         if isinstance(outcome, lifecycle.Refused):
             if outcome.code == "unknown-alert":
                 return  # kept: the alert may yet be derived (facts still arriving)
+            if outcome.code == "already-resolved" and action["action"] == "expire":
+                action["counted"] = True  # the story expired it already: the sweep agrees
+                result.counts["alert_action", "expire", "-", "duplicate"] += 1
+                return
             action["counted"] = True
             result.counts["alert_action", action["action"], "-", "refused"] += 1
             message = Message(ALERT_ACTIONS, action["household_ref"].encode(),

@@ -92,12 +92,12 @@ def step(
     view: View,
     holding: list[AlertDraft],
     rules: dict[str, Rule],
-    team_for: Callable[[Rule], str],
+    team_for: Callable[[Rule, str], str],
     now_ms: int,
 ) -> list[Change]:
     """Compare what holds now with the open alerts; update the view; return the changes.
 
-    ``team_for`` routes a new alert (the team stays with the alert for its life);
+    ``team_for(rule, alert_id)`` routes a new alert (the team stays with it for life);
     ``now_ms`` is when it was published, for the time-to-acknowledge figure.
     """
     open_alerts = view["open_alerts"]
@@ -129,7 +129,7 @@ def step(
                 "facts": draft.facts,
                 "on": draft.raised_on,
                 "severity": rule.severity_for(draft.facts),
-                "team": team_for(rule),
+                "team": team_for(rule, aid),
                 "published_at": now_ms,
             }
         )

@@ -32,8 +32,18 @@ from typing import Any, TypedDict
 from wijkhub.schemas.registry import RAW_EVENT, ROUTED, Catalog, DecodeError
 from wijkhub.streams import toewijzing
 from wijkhub.streams.linking import PERSON_DECEASED, PERSON_DEPARTED, PERSON_REGISTERED, event_day
-from wijkhub.streams.residence import building
-from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack, unpack
+from wijkhub.streams.residence import RELATION_CHANGED, building
+from wijkhub.streams.stage import (
+    Message,
+    Output,
+    Result,
+    dead_letter,
+    digest,
+    pack,
+    supersedes,
+    unpack,
+    version,
+)
 from wijkhub.streams.topics import BY_ADDRESS, HAND_OVER, RAW_TOPICS, UNMATCHED
 
 
@@ -42,17 +52,23 @@ class Registration(TypedDict):
     day: str
     kind: str  # woonadres | briefadres | instelling
     value: str  # the packed raw event (it carries the match attributes)
+    received: float
+    content: str
 
 
 class Ending(TypedDict):
     day: str
     why: str  # deceased | departed
+    received: float
+    content: str
 
 
 class Snapshot(TypedDict):
     provider: str
     on: str
     value: str
+    received: float
+    content: str
 
 
 class RoutedEvent(TypedDict):
@@ -63,7 +79,8 @@ class RoutedEvent(TypedDict):
     derived: bool  # a ToewijzingChanged derived from the snapshots
     live: bool  # derived events the snapshots no longer yield are withdrawn, not forgotten
     gen: int
-    sent: str  # where it went: "B:<unit>" | "H:<departed_on>" | "P" (parked) | "" (nowhere)
+    sent: str  # where it went: "B:<unit>" ("|" between several) | "H:<departed_on>" | "P"
+    relation: bool  # a BRP relation change: it goes to every building the person lived in
 
 
 class PersonState(TypedDict):
@@ -162,52 +179,54 @@ class PersonStage:
     # -- facts ---------------------------------------------------------------------------
 
     def _add_fact(self, state: PersonState, raw: dict, value: bytes, result: Result) -> bool:
-        """Keep the fact under its event id; False if it was already there (a replay)."""
-        env, subject = raw["envelope"], raw["subject"]
+        """Keep the fact under its event id; False if it changes nothing (a replay)."""
+        subject = raw["subject"]
         name = raw["payload"][0]
-        eid, day = env["event_id"], event_day(raw)
+        eid, day = raw["envelope"]["event_id"], event_day(raw)
+        received, content = version(raw)
+        seen = {"received": received, "content": content}
         if name == PERSON_REGISTERED and subject["address_ref"]:
             result.counts["link_outcome", "register"] += 1
-            if eid in state["registrations"]:
+            if not supersedes(state["registrations"].get(eid), received, content):
                 return False
             kind = raw["payload"][1].get("address_kind") or "woonadres"
             state["registrations"][eid] = {"address": subject["address_ref"], "day": day,
-                                           "kind": kind, "value": pack(value)}  # fmt: skip
+                                           "kind": kind, "value": pack(value), **seen}  # fmt: skip
             return True
         if name in (PERSON_DECEASED, PERSON_DEPARTED):
             result.counts["link_outcome", "register"] += 1
-            if eid in state["endings"]:
+            if not supersedes(state["endings"].get(eid), received, content):
                 return False
             why = "deceased" if name == PERSON_DECEASED else "departed"
-            state["endings"][eid] = {"day": day, "why": why}
+            state["endings"][eid] = {"day": day, "why": why, **seen}
             return True
         if toewijzing.is_snapshot(raw):
             result.counts["link_outcome", "diffed"] += 1
-            if eid in state["snapshots"]:
+            if not supersedes(state["snapshots"].get(eid), received, content):
                 return False
             provider = raw["payload"][1]["provider"]
             on = raw["payload"][1]["snapshot_on"].isoformat()
-            state["snapshots"][eid] = {"provider": provider, "on": on, "value": pack(value)}
+            state["snapshots"][eid] = {"provider": provider, "on": on, "value": pack(value),
+                                       **seen}  # fmt: skip
             return True
         result.counts["link_outcome", "person-event"] += 1
         return self._add_event(state, raw, value, False)
 
     @staticmethod
     def _add_event(state: PersonState, raw: dict, value: bytes, derived: bool) -> bool:
-        env = raw["envelope"]
-        eid, received = env["event_id"], env["received_at"].timestamp()
-        content = digest([{**env, "received_at": None}, raw["subject"], raw["payload"]])
+        eid = raw["envelope"]["event_id"]
+        received, content = version(raw)
         known = state["events"].get(eid)
-        if known is not None and known["live"]:
-            if known["content"] == content:
-                return False  # the same event again (a replay, a re-sent file)
-            if known["received"] >= received:
-                return False  # a source's correction under the same id: the later one wins
+        if known is not None and known["live"] and not supersedes(known, received, content):
+            return False  # the same event again, or an older copy of a corrected one
         state["events"][eid] = {"value": pack(value), "day": event_day(raw),
                                 "received": received, "content": content,
                                 "derived": derived, "live": True,
+                                "relation": raw["payload"][0] == RELATION_CHANGED,
                                 "gen": known["gen"] if known else 0,
-                                "sent": known["sent"] if known else ""}  # fmt: skip
+                                "sent": ""}  # fmt: skip  # a new copy is sent again
+        if known is not None and known["sent"]:
+            state["events"][eid]["sent"] = "~" + known["sent"]  # withdraw from there if moved
         return True
 
     def _derive_toewijzingen(self, state: PersonState, result: Result) -> None:
@@ -239,7 +258,7 @@ class PersonStage:
         lived = periods(state)
         self._send_residency(state, lived, result)
         for eid, event in sorted(state["events"].items()):
-            target = destination(event["day"], lived) if event["live"] else ""
+            target = self._target(event, lived)
             if target == event["sent"]:
                 continue
             event["gen"] += 1
@@ -250,23 +269,43 @@ class PersonStage:
                 target[:1], "withdrawn")] += 1  # fmt: skip
             event["sent"] = target
 
+    @staticmethod
+    def _target(event: RoutedEvent, lived: list[Period]) -> str:
+        """Where the event goes now ("|" between several buildings)."""
+        if not event["live"]:
+            return ""
+        if not event.get("relation"):
+            return destination(event["day"], lived)
+        # A relation shapes households wherever both people live, also where they move
+        # after it began: every building the person lived in gets it.
+        first_unit: dict[str, str] = {}
+        for p in lived:
+            first_unit.setdefault(building(p["address_ref"]), p["address_ref"])
+        return "|".join(f"B:{u}" for _, u in sorted(first_unit.items())) or "P"
+
     def _send(self, eid: str, event: RoutedEvent, target: str, result: Result) -> None:
-        old, value = event["sent"], unpack(event["value"])
+        value = unpack(event["value"])
         raw = self.catalog.decode(value, RAW_EVENT)
         person = raw["subject"]["person_ref"]
-        if old.startswith("B:") and (
-            not target.startswith("B:") or building(old[2:]) != building(target[2:])
-        ):
-            result.outputs.append(self._routed(old[2:], eid, event["gen"], b"", person, True))
-        if old.startswith("H:") and not target.startswith("H:"):
-            result.outputs.append(Output(HAND_OVER, eid.encode(), None,
-                                         (("ho_state", b"withdrawn"),)))  # fmt: skip
-        if target.startswith("B:"):
-            result.outputs.append(self._routed(target[2:], eid, event["gen"], value, person))
-        elif target.startswith("H:"):
-            headers = (("ho_state", b"handed-over"), ("ho_reason", b"left the municipality"),
-                       ("ho_departed_on", target[2:].encode()))  # fmt: skip
-            result.outputs.append(Output(HAND_OVER, eid.encode(), value, headers))
+        old = [t.lstrip("~") for t in event["sent"].split("|") if t]  # ~: a corrected copy
+        new = [t for t in target.split("|") if t]
+        kept = {building(t[2:]) for t in new if t.startswith("B:")}
+        for t in old:
+            if t.startswith("B:") and building(t[2:]) not in kept:
+                result.outputs.append(self._routed(t[2:], eid, event["gen"], b"", person, True))
+            if t.startswith("H:") and not any(n.startswith("H:") for n in new):
+                result.outputs.append(Output(HAND_OVER, eid.encode(), None,
+                                             (("ho_state", b"withdrawn"),)))  # fmt: skip
+        for t in new:
+            if t.startswith("B:"):
+                result.outputs.append(self._routed(t[2:], eid, event["gen"], value, person))
+            elif t.startswith("H:"):
+                raw["subject"]["match"] = None  # names stop here: never to another municipality
+                headers = (("ho_state", b"handed-over"), ("ho_reason", b"left the municipality"),
+                           ("ho_departed_on", t[2:].encode()))  # fmt: skip
+                result.outputs.append(
+                    Output(HAND_OVER, eid.encode(), self.catalog.encode(RAW_EVENT, raw), headers)
+                )
 
     def _routed(self, unit: str, eid: str, gen: int, value: bytes, person: str | None,
                 withdrawn: bool = False) -> Output:  # fmt: skip

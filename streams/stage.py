@@ -104,6 +104,25 @@ def unpack(text: str) -> bytes:
     return base64.b64decode(text)
 
 
+def version(raw: dict[str, Any]) -> tuple[float, str]:
+    """(received_at, content digest) of a raw event. The same event id with the same content
+    is a replay: nothing changes. With other content it is a source's correction, and the
+    copy the connector received last wins — a function of the set of copies, not of the
+    order they arrive in (an old file ingested again is, by its receipt, the latest copy)."""
+    env = raw["envelope"]
+    content = digest([{**env, "received_at": None}, raw["subject"], raw["payload"]])
+    return env["received_at"].timestamp(), content
+
+
+def supersedes(known: dict[str, Any] | None, received: float, content: str) -> bool:
+    """Whether a copy (received, content) replaces the ``known`` one (see :func:`version`)."""
+    if known is None:
+        return True
+    if known.get("content") == content:
+        return False
+    return (received, content) > (known.get("received", 0.0), known.get("content", ""))
+
+
 def digest(value: Any) -> str:
     """A stable digest of JSON-ready data: what was published, to diff against."""
     text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
@@ -144,7 +163,14 @@ def plan(stage: Stage, stored: dict[bytes, Any], batch: dict[bytes, list[Message
         entry = stored.get(key)
         state = entry["state"] if entry is not None else stage.new_state()
         leftover = list(entry["outbox"]) if entry is not None else []
-        result = stage.process(state, messages)
+        try:
+            result = stage.process(state, messages)
+        except Exception as exc:  # a bug meets this input: its records, not the worker, stop
+            letters = [dead_letter(stage.name, m, "stage-error", type(exc).__name__)
+                       for m in messages]  # fmt: skip
+            result_plan.results.append(Result(state, letters))
+            result_plan.outputs += [_output(o) for o in leftover] + letters
+            continue  # the stored entry stays as it was (its outbox is sent again later)
         result_plan.results.append(result)
         result_plan.outputs += [_output(o) for o in leftover]
         if result.dirty:  # the outbox keeps what a crashed batch had not sent yet

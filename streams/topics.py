@@ -86,17 +86,19 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         UNMATCHED,
-        "address_ref",
-        "delete",
+        "event_id",
+        "compact,delete",
         30 * DAY_MS,
-        "signals the hub could not link with certainty, for review: event + reason in headers",
+        "signals the hub could not link with certainty, for review: event + reason in headers; "
+        "the latest record per event is the entry, a tombstone closes it (linked after all)",
     ),
     TopicSpec(
         HAND_OVER,
-        "person_ref",
-        "delete",
+        "event_id",
+        "compact,delete",
         90 * DAY_MS,
-        "events about people who left the municipality: for the new municipality, not a team",
+        "events about people who left the municipality: for the new municipality, not a team; "
+        "a tombstone withdraws one (a late BRP record moved it back)",
     ),
     TopicSpec(
         LINKED,
@@ -129,7 +131,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         DLQ_INGEST,
-        "source",
+        "HMAC of source, input and record place (readers deduplicate by key)",
         "delete",
         30 * DAY_MS,
         "input the connectors could not accept: sealed original bytes + reason",

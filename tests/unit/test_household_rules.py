@@ -71,7 +71,7 @@ def test_alert_id_is_deterministic_and_an_open_alert_is_not_raised_again():
 def test_alert_record_names_facts_without_amounts():
     view = view_after(arrears("Huur", 0), arrears("Energie", 10))
     by_id = {r.id: r for r in RULES}
-    [change] = lifecycle.step(view, rules.holding(view, RULES), by_id, lambda r: "centrum", 0)
+    [change] = lifecycle.step(view, rules.holding(view, RULES), by_id, lambda r, _aid: "centrum", 0)
     record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-1", "0363", "c",
                                 change.kind)  # fmt: skip
     assert record["family"] == "early_detection" and record["state"] == "open"

@@ -17,7 +17,7 @@ def changes(view, *events):
     for e in events:
         if household.apply(view, e):
             holding = rules.holding(view, RULES)
-            found += lifecycle.step(view, holding, BY_ID, lambda r: "wijkteam-noord", 1_000)
+            found += lifecycle.step(view, holding, BY_ID, lambda r, _aid: "wijkteam-noord", 1_000)
     return found
 
 

@@ -240,3 +240,110 @@ def test_a_crash_at_each_checkpoint_step_loses_nothing(crash):
     while harness.step(crash=crash if steps % 2 == 0 else ""):
         steps += 1
     assert outcome(harness) == BASELINE
+
+
+# -- found in review: each failed before its fix ----------------------------------------------
+
+
+def test_a_relation_dated_before_a_move_still_splits_the_family_at_the_new_address():
+    s = Scenario(21)
+    a1, a2 = s.person("Jansen", "1980-04-02"), s.person("Jansen", "1982-07-19")
+    b1, b2 = s.person("Bakker", "1975-01-30"), s.person("Bakker", "2004-11-05")
+    for p in (a1, a2):
+        s.register(p, "1011AB", "7", "2024-01-01")
+    s.register(b1, "2022CC", "1", "2000-01-01")
+    s.register(b2, "2022CC", "1", "2004-11-05")
+    for p in (b1, b2):
+        s.register(p, "1011AB", "7", "2024-03-01")
+    s.relation(a1, a2, "partner", "2024-01-01")
+    s.relation(b1, b2, "ouder", "2004-11-05")  # since the birth, at the old address
+    s.case(b1, "wijkteam-noord", "schuldhulp", "2025-01-01")
+    views = run(s.raw_records(SETTINGS.pseudonym_key, CATALOG)).views(CATALOG)
+    at_7 = sorted((len(v["members"]), len(v["involvements"])) for v in views.values()
+                  if v["address_ref"] == "1011AB-7")  # fmt: skip
+    assert at_7 == [(2, 0), (2, 1)]
+
+
+def correction(s: Scenario, index: int, **changes) -> list:
+    """The record at ``index`` again under the same message id, changed, received later."""
+    import datetime as dt
+
+    from wijkhub.connectors.canonical import to_raw_event
+    from wijkhub.connectors.identity import Pseudonymiser
+    from wijkhub.streams.topics import raw
+
+    source, record = s.records[index]
+    received = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    pseudonymiser = Pseudonymiser(SETTINGS.pseudonym_key)
+    domain, key, event = to_raw_event({**record, **changes}, source, pseudonymiser, "0363",
+                                      received)  # fmt: skip
+    return [(raw(domain), key.encode(), CATALOG.encode("nl.wijkhub.RawEvent", event))]
+
+
+def test_a_corrected_record_under_the_same_id_wins_whatever_order_it_comes_in():
+    s = Scenario(41)
+    p = s.person("Visser", "1990-09-09")
+    s.register(p, "1012CD", "3", "2024-01-01")
+    s.case(p, "wijkteam-noord", "schuldhulp", "2025-01-01")
+    first = s.raw_records(SETTINGS.pseudonym_key, CATALOG)
+    corrected = correction(s, 1, team="wijkteam-zuid")
+    for order in (first + corrected, first[:1] + corrected + first[1:]):
+        harness = Harness(build_stages(SETTINGS, CATALOG, clock=lambda: 0.0))
+        for record in order:  # each processed before the next arrives
+            harness.feed(*record)
+            harness.run()
+        [view] = harness.views(CATALOG).values()
+        assert [i["holder"] for i in view["involvements"]] == ["wijkteam-zuid"]
+
+
+def action(alert: dict, kind: str, at) -> tuple:
+    from wijkhub.schemas.registry import ALERT_ACTION
+
+    record = {"action_id": f"{kind}-1", "alert_id": alert["alert_id"], "outcome": None,
+              "household_ref": alert["household_ref"], "action": kind, "actor": "j.jansen",
+              "team": alert["team"], "at": at, "correlation_id": "c"}  # fmt: skip
+    return ("alert-actions", alert["household_ref"].encode(), CATALOG.encode(ALERT_ACTION, record))
+
+
+def test_a_routing_change_never_moves_an_alert_a_team_is_working_on():
+    import datetime as dt
+
+    from wijkhub.streams.routing import Router
+
+    s = Scenario(71)
+    a = s.person("Jansen", "1980-04-02")
+    s.register(a, "1011AB", "7", "2024-01-01")
+    s.arrears("1011AB", "7", "Huur", "2026-02-01", who=a, with_bsn=True)
+    s.arrears("1011AB", "7", "Energie", "2026-03-10", who=a, with_bsn=True)
+    harness = run(s.raw_records(SETTINGS.pseudonym_key, CATALOG))
+    [alert] = harness.alerts(CATALOG).values()
+    harness.feed(*action(alert, "acknowledge", dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC)))
+    harness.run()
+    harness.stages[2].router = Router.parse(
+        "fallback: wijkteam-centraal\ndistricts:\n  wijkteam-noord: [WK036300, WK036301]\n"
+    )
+    later = Scenario(72)
+    later.debt_help(a, "Kredietbank", "T9", "intake", "2026-11-25")
+    for record in later.raw_records(SETTINGS.pseudonym_key, CATALOG):
+        harness.feed(*record)
+    harness.run()
+    after = harness.alerts(CATALOG)[alert["alert_id"]]
+    assert (after["team"], after["state"]) == (alert["team"], "acknowledged")
+    assert harness.records("dlq.streams") == []
+
+
+def test_the_inbox_expiry_sweep_agrees_with_an_alert_the_story_expired_already():
+    import datetime as dt
+
+    s = Scenario(81)
+    e = s.person("Smit", "1985-05-05")
+    s.register(e, "1015JK", "4", "2024-01-01")
+    s.debt_help(e, "Kredietbank", "T3", "started", "2025-04-01")
+    s.debt_help(e, "Schuldhulpmaatje", "T4", "started", "2025-05-01")
+    harness = run(s.raw_records(SETTINGS.pseudonym_key, CATALOG))
+    [alert] = harness.alerts(CATALOG).values()
+    harness.feed(*action(alert, "expire", dt.datetime(2027, 5, 2, 3, tzinfo=dt.UTC)))
+    harness.run()
+    after = harness.alerts(CATALOG)[alert["alert_id"]]
+    assert (after["state"], after["resolution"]) == ("resolved", "expired")
+    assert harness.records("dlq.streams") == []

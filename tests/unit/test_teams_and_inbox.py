@@ -156,7 +156,7 @@ def test_a_duplicate_help_alert_names_each_party_once_and_early_detection_none()
     for e in (case("Team A", "c1"), case("Team B", "c2")):
         household.apply(view, e)
     [change] = lifecycle.step(view, rules.holding(view, shipped_rules()), by_id,
-                              lambda r: "wijkteam-noord", 0)  # fmt: skip
+                              lambda r, _aid: "wijkteam-noord", 0)  # fmt: skip
     record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-1", "0363", "c",
                                 "raised")  # fmt: skip
     assert [(p["holder"], p["contact"]) for p in record["involved"]] == [
@@ -165,7 +165,7 @@ def test_a_duplicate_help_alert_names_each_party_once_and_early_detection_none()
     for e in (arrears("Huur", 0), arrears("Energie", 10)):
         household.apply(view, e)
     [change] = lifecycle.step(view, rules.holding(view, shipped_rules()), by_id,
-                              lambda r: "wijkteam-noord", 0)  # fmt: skip
+                              lambda r, _aid: "wijkteam-noord", 0)  # fmt: skip
     record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-2", "0363", "c",
                                 "raised")  # fmt: skip
     assert record["involved"] == []
