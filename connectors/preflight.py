@@ -20,7 +20,7 @@ from kafka.errors import KafkaError
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS, Domain, full_name, raw
 
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 15.0  # a busy broker answers slowly; an absent one is told at once (TCP)
 
 # The raw topic each source's own records go to. A canonical export may name any kind,
 # so an intake may write to every raw topic: these are only named first when missing.

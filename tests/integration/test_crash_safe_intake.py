@@ -94,8 +94,8 @@ def test_ingest_killed_mid_file_and_run_again_adds_no_dead_letter_and_no_event_i
         assert time.monotonic() < deadline, "no dead letter within 60 s"
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)  # mid-file: the first bad row is in, the others not
-    killed.communicate(timeout=30)
-    assert killed.returncode == -signal.SIGKILL, "the load finished before the kill"
+    _, stderr = killed.communicate(timeout=30)
+    assert killed.returncode == -signal.SIGKILL, f"the load finished before the kill: {stderr!r}"
     partial = len(read(settings, DLQ_INGEST))
     assert 1 <= partial < len(bad_at)
 

@@ -10,7 +10,10 @@ printed for the closing note (``pytest -s``).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -22,9 +25,9 @@ import pytest
 from kafka import KafkaAdminClient
 
 from wijkhub.admin import create_topics
-from wijkhub.broker import free_port
+from wijkhub.broker import LocalBroker, free_port
 from wijkhub.connectors.alerts import iter_alerts
-from wijkhub.connectors.intake import Intake
+from wijkhub.connectors.intake import Intake, retriable
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, DLQ_STREAMS, UNMATCHED
@@ -49,16 +52,25 @@ def fresh(hub_settings: Settings, tmp: Path, name: str) -> Settings:
 
 
 def ingest_town(settings: Settings, sources=SOURCE_ORDER, chunk: int = 0) -> None:
-    """The town's files; with ``chunk``, in pieces of that many lines, 0.1 s apart."""
+    """The town's files; with ``chunk``, in pieces of that many lines, 0.1 s apart, each
+    retried until Kafka took it (as the file drop does while a broker is away)."""
     for source in sources:
         lines = TOWN.lines(source)
         step = chunk or len(lines)
         for n in range(0, len(lines), step):
-            intake = Intake(settings, source)
-            try:
-                intake.ingest(b"\n".join(lines[n : n + step]), f"town-{source}-{n}.jsonl")
-            finally:
-                intake.close()
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    intake = Intake(settings, source)
+                    try:
+                        intake.ingest(b"\n".join(lines[n : n + step]), f"{source}-{n}.jsonl")
+                    finally:
+                        intake.close()
+                    break
+                except Exception as exc:
+                    if not retriable(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
             if chunk:
                 time.sleep(0.1)
 
@@ -83,10 +95,12 @@ def end_state(settings: Settings) -> dict:
     review: dict[str, bool] = {}
     for r in hub.records(UNMATCHED):
         review[r.key.decode()] = r.value is not None
-    letters: Counter = Counter()  # by stage and reason (origins name the files, which differ)
+    keys: dict[tuple, set] = {}  # distinct dead letters (by key) per stage and reason
     for r in hub.records(DLQ_INGEST) + hub.records(DLQ_STREAMS):
         h = {k: v.decode() for k, v in r.headers}
-        letters[h.get("dl_stage"), h.get("dl_reason_code"), h.get("dl_reason")] += 1
+        keys.setdefault((h.get("dl_stage"), h.get("dl_reason_code"), h.get("dl_reason")),
+                        set()).add(r.key)  # fmt: skip
+    letters = Counter({reason: len(k) for reason, k in keys.items()})
     return {"alerts": alerts, "raised": raised, "views": views,
             "review": {k for k, v in review.items() if v}, "dead_letters": letters}  # fmt: skip
 
@@ -230,3 +244,56 @@ def test_a_second_worker_joins_and_one_of_two_dies_without_loss(hub_settings, tm
           f"survivor took over in {takeover:.1f} s")  # fmt: skip
     assert differences(clean, end_state(settings)) == []
     assert joined < RECOVERY_LIMIT and takeover < RECOVERY_LIMIT
+
+
+def test_broker_killed_and_restarted_the_worker_recovers_by_itself(hub_settings, tmp_path, clean):
+    broker = LocalBroker(tmp_path / "broker")  # a broker of its own: it gets killed
+    bootstrap = broker.start()
+    try:
+        settings = fresh(hub_settings.with_(bootstrap_servers=bootstrap), tmp_path, "broker")
+        worker = WorkerProcess(settings, settings.data_dir / "worker.log").start()
+        feeding = threading.Thread(target=ingest_town, args=(settings, SOURCE_ORDER, 40))
+        feeding.start()
+        try:
+            time.sleep(1.5)
+            broker.kill()
+            time.sleep(2.0)
+            began = time.monotonic()
+            broker.restart()
+            back = time.monotonic() - began
+            feeding.join()
+            resumed = wait_for(lambda: Hub(settings, worker).lag() == 0, 180)
+            assert worker.proc is not None and worker.proc.poll() is None  # never crashed
+        finally:
+            feeding.join()
+            worker.stop()
+        state = end_state(settings)
+    finally:
+        broker.stop()
+    print(f"broker kill -9: back in {back:.1f} s, worker drained {resumed:.1f} s after that")
+    assert differences(clean, state) == []
+
+
+def test_ingest_killed_mid_file_and_run_again_changes_nothing(hub_settings, tmp_path, clean):
+    settings = fresh(hub_settings, tmp_path, "ingest-killed")
+    files = {}
+    for source in SOURCE_ORDER:
+        files[source] = tmp_path / f"town-{source}.jsonl"
+        files[source].write_bytes(b"\n".join(TOWN.lines(source)))
+    env = {**os.environ, **settings.to_env()}
+    ingest = [sys.executable, "-m", "wijkhub", "ingest"]
+    killed = subprocess.Popen([*ingest, "population", str(files["population"])], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    wait_for(lambda: Hub(settings, None).lag() > 0, 60)  # some records are on Kafka
+    killed.kill()
+    killed.wait()
+    for source in SOURCE_ORDER:  # the operator runs every load (again)
+        done = subprocess.run([*ingest, source, str(files[source])], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    worker = WorkerProcess(settings, settings.data_dir / "worker.log").start()
+    try:
+        drained(settings)
+    finally:
+        worker.stop()
+    assert differences(clean, end_state(settings)) == []
