@@ -77,8 +77,23 @@ def list_until(driver, base: str, alert_id: str, timeout: float = 30.0) -> None:
 
 
 def press(driver, label: str) -> None:
+    """Press a button and wait for the page the inbox answers with (applied, or pending)."""
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.XPATH, f'//button[normalize-space()="{label}"]').click()
+    WebDriverWait(driver, 15).until(ec.staleness_of(page))
     WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".done")))
+
+
+def shown(driver, css: str, text: str, timeout: float = 30.0) -> str:
+    """The element's text once it holds ``text``: the inbox may answer before the worker
+    applied the action ("wordt verwerkt"), so the page is refreshed until then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = driver.find_element(By.CSS_SELECTOR, css).text
+        if text in found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+        driver.refresh()
 
 
 def audit_entries(hub) -> list[dict]:
@@ -112,9 +127,9 @@ def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(h
         assert browser.find_elements(By.CSS_SELECTOR, f'label[for="{control_id}"]'), control_id
 
     press(browser, "Oppakken")
-    assert "anna" in browser.find_element(By.CSS_SELECTOR, ".facts").text
+    assert "anna" in shown(browser, ".facts", "anna")
     press(browser, "Bevestigen (gezien)")
-    assert browser.find_element(By.ID, "status").text.startswith("In behandeling")
+    assert shown(browser, "#status", "In behandeling").startswith("In behandeling")
     Select(browser.find_element(By.ID, "outcome")).select_by_value("help_accepted")
     browser.find_element(By.CSS_SELECTOR, "form.resolve button").click()
     WebDriverWait(browser, 15).until(
