@@ -12,9 +12,10 @@ Why a state of *facts*: a stage whose state is the set of facts it has seen,
 keyed by their source ids, and whose outputs are recomputed from those facts
 and diffed against what it published before, gives the same final outputs for
 any arrival order, any replay and any redelivery (see docs/adr and
-``../shared/SEQUENCE_NEUTRAL.md``). The ordering guarantee that makes a
-crash just one more replay lives in the adapter: outputs acknowledged, then
-state written, then offsets committed.
+docs/DESIGN.md). The ordering guarantee that makes a crash just one more
+replay is :class:`Plan`, which the Faust adapter and the harness execute:
+state with its outbox made durable, then outputs acknowledged, then outboxes
+emptied, then offsets committed (docs/adr/0001-checkpoint-order.md).
 """
 
 from __future__ import annotations
