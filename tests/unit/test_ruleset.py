@@ -80,6 +80,7 @@ def test_a_changed_parameter_changes_what_fires():
     assert rules.evaluate(view, strict) == []
 
 
+@pytest.mark.slow  # three CLI subprocesses, each importing the whole package
 def test_rules_cli_lists_and_checks(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "wijkhub", "rules", "list", "--json"],
                             capture_output=True, text=True, timeout=60)  # fmt: skip
