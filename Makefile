@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml deploy/kafka/pom.xml | sha256sum | cut -c1-12)
 EVENTS ?= 100000
 
-.PHONY: install demo test lint bench broker-stop clean
+.PHONY: install demo test test-fast lint bench broker-stop clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ lint: install
 test: lint
 	$(BIN)/wijkhub schemas check
 	$(BIN)/pytest
+
+# The inner loop: the unit tier without the tests marked slow, in well under 30 s.
+test-fast: install
+	$(BIN)/pytest tests/unit -m "not slow" -q
 
 bench: install
 	$(BIN)/wijkhub bench --events $(EVENTS) --json

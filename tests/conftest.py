@@ -1,5 +1,8 @@
-import sys
-from pathlib import Path
+"""The tests' shared builders and fixtures come from one module, ``tests/builders.py``.
 
-# Test helpers live beside the tests that use them.
-sys.path.insert(0, str(Path(__file__).parent / "unit"))
+It is importable as ``builders`` because pyproject.toml puts ``tests`` on the
+path (``pythonpath``); registering it here makes its fixtures (``plant``)
+available to every test without a test module importing another.
+"""
+
+pytest_plugins = ["builders"]

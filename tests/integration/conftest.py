@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -17,19 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from wijkhub.admin import create_topics
 from wijkhub.broker import DISTRICT_FIXTURE, LocalBroker, free_port
-from wijkhub.connectors.alerts import iter_alerts
 from wijkhub.connectors.formats import SOURCES
-from wijkhub.connectors.intake import Intake, IntakeReport
 from wijkhub.connectors.teams import hash_password
-from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, RAW_EVENT, Catalog
+from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams.topics import DLQ_INGEST, LINKED, RAW_TOPICS, WORKER_INPUTS, full_name
-from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
+from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS
 from wijkhub.supervise import InboxProcess, IntakeProcess, WorkerProcess
+
+from builders import OPERATOR_TOKEN, TEAM_A, TEAM_B, Hub, inbox_password
 
 
 def pytest_collection_modifyitems(items):
@@ -38,15 +36,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
     # The privacy scan reads everything every other test produced: it runs last.
     items.sort(key=lambda item: item.fspath.basename == "test_privacy.py")
-
-
-OPERATOR_TOKEN = secrets.token_urlsafe(32)
-TEAM_A, TEAM_B = "wijkteam-centrum", "wijkteam-noord"
-_PASSWORDS = {name: secrets.token_urlsafe(16) for name in ("anna", "bram", "carla")}
-
-
-def inbox_password(account: str) -> str:
-    return _PASSWORDS[account]
 
 
 @pytest.fixture(scope="session")
@@ -88,110 +77,6 @@ def worker(hub_settings) -> Iterator[WorkerProcess]:
         yield proc
     finally:
         proc.stop()
-
-
-class Hub:
-    """What a test does with the running hub: ingest, wait, read topics."""
-
-    def __init__(self, settings: Settings, worker: WorkerProcess) -> None:
-        self.settings = settings
-        self.worker = worker
-
-    def ingest(self, source: str, records: list[dict] | list[bytes]) -> IntakeReport:
-        lines = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in records]
-        intake = Intake(self.settings, source)
-        try:
-            return intake.ingest(b"\n".join(lines), f"test-{source}")
-        finally:
-            intake.close()
-
-    def topic(self, name: str) -> str:
-        return full_name(name, self.settings.topic_prefix)
-
-    def records(self, name: str) -> list:
-        """Every record on one of the hub's topics (name as in streams/topics.py)."""
-        return self.records_of(self.topic(name))
-
-    def records_of(self, topic: str) -> list:
-        """Every record on a topic, from the beginning to the current end."""
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False
-        )
-        try:
-            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            end = consumer.end_offsets(tps)
-            out: list = []
-            while any(consumer.position(tp) < end[tp] for tp in tps):
-                for batch in consumer.poll(timeout_ms=500).values():
-                    out.extend(batch)
-            return out
-        finally:
-            consumer.close()
-
-    def lag(self) -> int:
-        """Records on the worker's input topics that its group has not committed yet."""
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
-        try:
-            inputs = [self.topic(t) for t in WORKER_INPUTS]
-            tps = [TopicPartition(t, p) for t in inputs for p in consumer.partitions_for_topic(t)]
-            end = consumer.end_offsets(tps)
-            group = self.settings.app_id
-            committed = admin.list_group_offsets({group: None}).get(group, {})
-            return sum(end[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
-        finally:
-            admin.close()
-            consumer.close()
-
-    def wait_drained(self, timeout: float = 60.0) -> None:
-        """Until the worker has committed every record of every topic it consumes."""
-        deadline = time.monotonic() + timeout
-        while (lag := self.lag()) > 0:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker still has {lag} records to process after {timeout}s")
-            time.sleep(0.5)
-
-    def linked(self) -> dict[str, list[dict]]:
-        """event_id → where the event is linked now: household, method, member change.
-
-        A correction withdraws an event from one household (a record with a higher
-        generation) and links it to another: only the placements still standing count.
-        """
-        catalog = Catalog()
-        latest: dict[tuple[str, str], dict] = {}
-        for record in self.records(LINKED):
-            linked = catalog.decode(record.value, LINKED_EVENT)
-            if linked["linked_by"] == "register":
-                continue  # a household's membership periods, not an event
-            at = (linked["event_id"], linked["household_ref"])
-            if at not in latest or latest[at]["generation"] < linked["generation"]:
-                latest[at] = linked
-        found: dict[str, list[dict]] = {}
-        for (event_id, _), linked in sorted(latest.items()):
-            if not linked["withdrawn"]:
-                found.setdefault(event_id, []).append(
-                    {k: linked[k] for k in ("household_ref", "linked_by", "member_change")}
-                )
-        return found
-
-    def view(self, household_ref: str) -> dict | None:
-        """The latest household view of one household on the compacted topic."""
-        catalog = Catalog()
-        latest = None
-        for record in self.records(HOUSEHOLD_VIEW_TOPIC):
-            if record.key == household_ref.encode():
-                latest = catalog.decode(record.value, HOUSEHOLD_VIEW)
-        return latest
-
-    def alerts(self, household_refs: set[str] | None = None) -> list[dict]:
-        found = [
-            a
-            for a in iter_alerts(self.settings, follow=False)
-            if household_refs is None or a["household_ref"] in household_refs
-        ]
-        return found
 
 
 @pytest.fixture
@@ -302,7 +187,7 @@ def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
              f"  {TEAM_B}: {{name: Wijkteam Noord}}", "accounts:"]  # fmt: skip
     for account, team in accounts.items():
         lines.append(
-            f'  {account}: {{team: {team}, password: "{hash_password(_PASSWORDS[account])}"}}'
+            f'  {account}: {{team: {team}, password: "{hash_password(inbox_password(account))}"}}'
         )
     teams_file.write_text("\n".join(lines) + "\n")
     port = free_port()

@@ -38,7 +38,7 @@ from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.streams.topics import ALERTS, DLQ_DELIVERY
 from wijkhub.supervise import DeliveryProcess
 
-from test_pipeline import BSNS_USED, arrears, case, household, person, series
+from builders import household, series
 
 FLAKY = ("wijkteam-centrum", "wijkteam-noord")
 DOWN = "wijkteam-centraal"  # the fallback team's receiver is down for the whole test
@@ -204,26 +204,27 @@ ADDRESSES = {
 
 
 def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_personal_data(
-    hub, receivers
+    hub, receivers, plant
 ):
     delivery, mailbox = receivers
     team_of: dict[str, str] = {}
     later: list[dict] = []
     for n, (team, addresses) in enumerate(ADDRESSES.items()):
         for postcode, number in addresses:
-            hub.ingest("population", [person(postcode, number)])
-            signals = [arrears(postcode, number, "Huur", "2026-03-01"),
-                       arrears(postcode, number, "Energie", "2026-03-15")]  # fmt: skip
+            hub.ingest("population", [plant.person(postcode, number)])
+            signals = [plant.arrears(postcode, number, "Huur", "2026-03-01"),
+                       plant.arrears(postcode, number, "Energie", "2026-03-15")]  # fmt: skip
             if n != 1:  # a third creditor: the alert escalates (a second change, revision 2)
-                later.append(arrears(postcode, number, "Water", "2026-04-01"))
+                later.append(plant.arrears(postcode, number, "Water", "2026-04-01"))
             hub.ingest("vroegsignalering", signals)
             team_of[household(postcode, number)] = team
     hub.wait_drained()  # raised first; the escalation arrives after (one batch = one change)
     hub.ingest("vroegsignalering", later)
-    owner = person("1049WM", "100")  # centrum; two teams give the same help: duplicate help
+    owner = plant.person("1049WM", "100")  # centrum; two teams give the same help: duplicate help
     hub.ingest("population", [owner])
     hub.ingest(
-        "teams", [case(owner["bsn"], "wijkteam-centrum"), case(owner["bsn"], "wijkteam-noord")]
+        "teams",
+        [plant.case(owner["bsn"], "wijkteam-centrum"), plant.case(owner["bsn"], "wijkteam-noord")],
     )
     involved_ref = household("1049WM", "100")
     hub.wait_drained()
@@ -261,7 +262,7 @@ def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_persona
         body = mail.get_payload(decode=True).decode()
         assert f"https://inbox.gemeente.example/meldingen/{alert['alert_id']}" in body
         assert alert["household_ref"] not in body and "schuldeiser" not in body.lower()
-        assert not any(bsn in body for bsn in BSNS_USED)
+        assert not any(bsn in body for bsn in plant.bsns_used)
     assert not any(".2." in m["Message-ID"] for m in mailbox.messages)  # no mail on updates
     assert mailbox.logins and set(mailbox.logins) == {"wijkhub"}  # over STARTTLS, logged in
 

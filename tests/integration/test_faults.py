@@ -35,7 +35,7 @@ from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
 from wijkhub.supervise import WorkerProcess
 from wijkhub.synthetic import SOURCE_ORDER, generate
 
-from conftest import OPERATOR_TOKEN, Hub
+from builders import OPERATOR_TOKEN, Hub
 
 pytestmark = pytest.mark.timeout(900)
 TOWN = generate(households=200, seed=4242)

@@ -29,8 +29,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
 from wijkhub.streams.topics import AUDIT
 
-from conftest import TEAM_A, TEAM_B, inbox_password
-from test_pipeline import arrears, case, household, person, series, wait_for_alerts
+from builders import TEAM_A, TEAM_B, household, inbox_password, series, wait_for_alerts
 
 SCREENSHOTS = Path(".wijkhub/screenshots")
 
@@ -101,11 +100,18 @@ def audit_entries(hub) -> list[dict]:
     return [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)]
 
 
-def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(hub, inbox, browser):
-    p = person("1000BX", "101")  # CBS wijk WK036300: wijkteam-centrum
+def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(
+    hub, inbox, browser, plant
+):
+    p = plant.person("1000BX", "101")  # CBS wijk WK036300: wijkteam-centrum
     hub.ingest("population", [p])
-    hub.ingest("vroegsignalering", [arrears("1000BX", "101", "Huur", "2026-03-01"),
-                                    arrears("1000BX", "101", "Energie", "2026-04-02")])  # fmt: skip
+    hub.ingest(
+        "vroegsignalering",
+        [
+            plant.arrears("1000BX", "101", "Huur", "2026-03-01"),
+            plant.arrears("1000BX", "101", "Energie", "2026-04-02"),
+        ],
+    )
     ref = household("1000BX", "101")
     [raised] = wait_for_alerts(hub, {ref}, 1)
     assert raised["team"] == TEAM_A
@@ -154,11 +160,11 @@ def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(h
     assert ({"action": "resolve", "outcome": "help_accepted", "result": "applied"}, 1.0) in applied
 
 
-def test_a_member_of_another_team_cannot_see_or_open_the_alert(hub, inbox, browser):
-    p = person("1001CX", "102")  # wijkteam-centrum
+def test_a_member_of_another_team_cannot_see_or_open_the_alert(hub, inbox, browser, plant):
+    p = plant.person("1001CX", "102")  # wijkteam-centrum
     hub.ingest("population", [p])
-    signals = [arrears("1001CX", "102", "Water", "2026-03-01"),
-               arrears("1001CX", "102", "CAK Zorgverzekeringen", "2026-03-20")]  # fmt: skip
+    signals = [plant.arrears("1001CX", "102", "Water", "2026-03-01"),
+               plant.arrears("1001CX", "102", "CAK Zorgverzekeringen", "2026-03-20")]  # fmt: skip
     hub.ingest("vroegsignalering", signals)
     [raised] = wait_for_alerts(hub, {household("1001CX", "102")}, 1)
     aid = raised["alert_id"]
@@ -198,10 +204,14 @@ def test_wrong_password_and_no_session_get_no_data(inbox, browser):
         pass
 
 
-def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(hub, inbox, browser):
-    p = person("1049ZH", "150")  # wijkteam-centrum's district
+def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(
+    hub, inbox, browser, plant
+):
+    p = plant.person("1049ZH", "150")  # wijkteam-centrum's district
     hub.ingest("population", [p])
-    hub.ingest("teams", [case(p["bsn"], "Wijkteam Centrum"), case(p["bsn"], "Wijkteam Noord")])
+    hub.ingest(
+        "teams", [plant.case(p["bsn"], "Wijkteam Centrum"), plant.case(p["bsn"], "Wijkteam Noord")]
+    )
     [raised] = wait_for_alerts(hub, {household("1049ZH", "150")}, 1)
     assert raised["rule_id"] == "DH-TWO-HOLDERS-SAME-HELP" and raised["team"] == TEAM_A
     aid = raised["alert_id"]
@@ -220,11 +230,12 @@ def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(hub, i
     assert any("betrokken partij" in e["reason"] for e in opened)
 
 
-def test_a_duplicate_help_alert_past_its_two_years_expires_by_itself(hub, inbox):
-    p = person("1049ZH", "151")
+def test_a_duplicate_help_alert_past_its_two_years_expires_by_itself(hub, inbox, plant):
+    p = plant.person("1049ZH", "151")
     hub.ingest("population", [p])
     old = [
-        {**case(p["bsn"], team), "occurred_at": "2024-03-01"} for team in ("Stadsbank", "Humanitas")
+        {**plant.case(p["bsn"], team), "occurred_at": "2024-03-01"}
+        for team in ("Stadsbank", "Humanitas")
     ]
     hub.ingest("teams", old)  # raised in event time March 2024: it ended in March 2026
     ref = household("1049ZH", "151")

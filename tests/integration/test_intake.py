@@ -28,7 +28,6 @@ from wijkhub.connectors.relay import relay
 from shared_data import IJW, VROEGSIGNALERING
 
 DDAS = VROEGSIGNALERING / "enkelvoudigVoorbeeld.json"
-EXAMPLE_BSNS = {"999900006", "123456789"}  # in the iJw and DDAS examples
 
 
 def reason(letter) -> str:

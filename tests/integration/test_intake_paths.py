@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -22,7 +21,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 
 from wijkhub.connectors.filedrop import FileDrop
-from wijkhub.connectors.identity import bsn_is_valid
 from wijkhub.connectors.intake import Intake
 from wijkhub.connectors.relay import relay
 
@@ -34,15 +32,6 @@ PATHS = ("cli", "file-drop", "http", "kafka")
 
 def sample(name: str) -> Path:
     return SAMPLES / name
-
-
-def sample_bsns() -> set[str]:
-    """Every valid BSN in the samples, for the privacy scan."""
-    found: set[str] = set()
-    for name in EXPECTED:
-        text = sample(name).read_text()
-        found |= {n for n in re.findall(r"(?<!\d)\d{9}(?!\d)", text) if bsn_is_valid(n)}
-    return found
 
 
 def _via_cli(hub, source: str, path: Path, tmp_path: Path) -> int:

@@ -19,8 +19,7 @@ from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
 from wijkhub.streams.linking import household_for_address
 from wijkhub.streams.topics import AUDIT, HAND_OVER, UNMATCHED
 
-from conftest import OPERATOR_TOKEN
-from test_pipeline import arrears, case, household, person
+from builders import OPERATOR_TOKEN, household
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -45,12 +44,12 @@ def only(linked: dict, event_id: str) -> dict:
     return where
 
 
-def test_a_move_between_two_signals_links_each_to_the_household_of_its_date(hub):
-    p = person("1021AA", "1")
+def test_a_move_between_two_signals_links_each_to_the_household_of_its_date(hub, plant):
+    p = plant.person("1021AA", "1")
     hub.ingest("population", [p])
     hub.ingest("population", [moved(p, "1022BB", "2", "2026-02-01")])
-    before = with_bsn(arrears("1021AA", "1", "Huur", "2026-01-10"), p["bsn"])
-    after = with_bsn(arrears("1022BB", "2", "Energie", "2026-03-01"), p["bsn"])
+    before = with_bsn(plant.arrears("1021AA", "1", "Huur", "2026-01-10"), p["bsn"])
+    after = with_bsn(plant.arrears("1022BB", "2", "Energie", "2026-03-01"), p["bsn"])
     # the earlier signal arrives after the move: out of order, still linked by its date
     ids = hub.ingest("vroegsignalering", [after, before]).event_ids
     hub.wait_drained()
@@ -61,12 +60,12 @@ def test_a_move_between_two_signals_links_each_to_the_household_of_its_date(hub)
     assert hub.view(old)["members"] == [] and len(hub.view(new)["members"]) == 1
 
 
-def test_signals_after_leaving_the_municipality_go_to_hand_over_not_to_a_team(hub):
-    p = person("1081HH", "8")
+def test_signals_after_leaving_the_municipality_go_to_hand_over_not_to_a_team(hub, plant):
+    p = plant.person("1081HH", "8")
     departed = {"kind": "person_departed", "message_id": p["message_id"] + "-vertrek",
                 "bsn": p["bsn"], "occurred_at": "2026-02-01", "destination": "0344"}  # fmt: skip
     hub.ingest("population", [p, departed])
-    late = with_bsn(arrears("1081HH", "8", "Huur", "2026-03-01"), p["bsn"])
+    late = with_bsn(plant.arrears("1081HH", "8", "Huur", "2026-03-01"), p["bsn"])
     [event_id] = hub.ingest("vroegsignalering", [late]).event_ids
     hub.wait_drained()
     assert event_id not in hub.linked()
@@ -75,9 +74,9 @@ def test_signals_after_leaving_the_municipality_go_to_hand_over_not_to_a_team(hu
     assert hub.view(household("1081HH", "8"))["members"] == []
 
 
-def test_a_birth_adds_a_member_to_the_household(hub):
-    mother = person("1031CC", "3")
-    child = {**person("1031CC", "3"), "occurred_at": "2026-04-02"}
+def test_a_birth_adds_a_member_to_the_household(hub, plant):
+    mother = plant.person("1031CC", "3")
+    child = {**plant.person("1031CC", "3"), "occurred_at": "2026-04-02"}
     hub.ingest("population", [mother, child, relation(mother, child, "ouder", "2026-04-02")])
     hub.wait_drained()
     view = hub.view(household("1031CC", "3"))
@@ -86,11 +85,13 @@ def test_a_birth_adds_a_member_to_the_household(hub):
                                 "year": 2025}  # fmt: skip
 
 
-def test_two_households_at_one_address_stay_two(hub):
-    p1, p2, q1, q2 = (person("1041DD", "4") for _ in range(4))
+def test_two_households_at_one_address_stay_two(hub, plant):
+    p1, p2, q1, q2 = (plant.person("1041DD", "4") for _ in range(4))
     hub.ingest("population", [p1, p2, q1, q2, relation(p1, p2, "partner", "2025-01-01"),
                               relation(q1, q2, "partner", "2025-01-01")])  # fmt: skip
-    ids = hub.ingest("teams", [case(p1["bsn"], "Stadsbank"), case(q1["bsn"], "Humanitas")])
+    ids = hub.ingest(
+        "teams", [plant.case(p1["bsn"], "Stadsbank"), plant.case(q1["bsn"], "Humanitas")]
+    )
     hub.wait_drained()
     linked = hub.linked()
     first, second = (only(linked, i)["household_ref"] for i in ids.event_ids)
@@ -100,13 +101,13 @@ def test_two_households_at_one_address_stay_two(hub):
     assert [i["holder"] for i in hub.view(first)["involvements"]] == ["Stadsbank"]
 
 
-def test_a_signal_without_bsn_links_by_name_or_goes_to_review(hub):
-    resident = {**person("1051EE", "5"), "family_name": "Jansen", "prefix": "",
+def test_a_signal_without_bsn_links_by_name_or_goes_to_review(hub, plant):
+    resident = {**plant.person("1051EE", "5"), "family_name": "Jansen", "prefix": "",
                 "initials": "M", "birth_date": "1984-02-29"}  # fmt: skip
     hub.ingest("population", [resident])
-    named = {**arrears("1051EE", "5", "Zorg", "2026-05-01"),
+    named = {**plant.arrears("1051EE", "5", "Zorg", "2026-05-01"),
              "family_name": "Jansen", "initials": "M", "birth_date": "1984-02-29"}  # fmt: skip
-    stranger = {**arrears("1051EE", "5", "Energie", "2026-05-02"),
+    stranger = {**plant.arrears("1051EE", "5", "Energie", "2026-05-02"),
                 "family_name": "de Vries", "initials": "K", "birth_date": "1950-07-14"}  # fmt: skip
     ids = hub.ingest("vroegsignalering", [named, stranger]).event_ids
     hub.wait_drained()
@@ -119,8 +120,8 @@ def test_a_signal_without_bsn_links_by_name_or_goes_to_review(hub):
     assert dict(review.headers)["um_state"] == b"open"
 
 
-def test_operators_read_a_household_with_a_token_and_every_read_is_audited(hub):
-    p = person("1061FF", "6")
+def test_operators_read_a_household_with_a_token_and_every_read_is_audited(hub, plant):
+    p = plant.person("1061FF", "6")
     hub.ingest("population", [p])
     hub.wait_drained()
     ref = household("1061FF", "6")

@@ -29,7 +29,7 @@ from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
 from wijkhub.supervise import WorkerProcess
 from wijkhub.testing import tricky
 
-from conftest import Hub
+from builders import Hub
 
 pytestmark = pytest.mark.timeout(900)
 SCENARIO = tricky(seed=4)

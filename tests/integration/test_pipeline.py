@@ -8,18 +8,14 @@ properties of everything that went through: conservation and privacy.
 from __future__ import annotations
 
 import json
-import random
 import re
-import time
 
 import pytest
 from kafka import KafkaProducer
 
 from wijkhub.connectors.deadletter import unseal
-from wijkhub.connectors.identity import address_ref
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, RAW_EVENT, ROUTED, Catalog
 from wijkhub.streams import topics
-from wijkhub.streams.linking import household_for_address
 from wijkhub.streams.topics import (
     BY_ADDRESS,
     DLQ_STREAMS,
@@ -27,85 +23,19 @@ from wijkhub.streams.topics import (
     RAW_TOPICS,
     UNMATCHED,
 )
-from wijkhub.synthetic import make_bsn
 
+from builders import household, series, wait_for_alerts
 from shared_data import IJW
 
 JW301 = IJW / "JW301.example.xml"
-RNG = random.Random(7)
-BSNS_USED: set[str] = set()
-_messages = iter(range(1, 10**9))
-
-
-def person(postcode: str, number: str) -> dict:
-    bsn = make_bsn(RNG)
-    BSNS_USED.add(bsn)
-    return {
-        "kind": "person_registered",
-        "message_id": f"brp-{next(_messages)}",
-        "occurred_at": "2025-01-01",
-        "bsn": bsn,
-        "postcode": postcode,
-        "huisnummer": number,
-    }
-
-
-def arrears(postcode: str, number: str, creditor: str, day: str) -> dict:
-    return {
-        "kind": "arrears_signal",
-        "message_id": f"vs-{next(_messages)}",
-        "signal_id": f"S-{next(_messages)}",
-        "creditor_type": creditor,
-        "amount_cents": 45_000,
-        "arrears_months": 2,
-        "occurred_at": day,
-        "postcode": postcode,
-        "huisnummer": number,
-    }
-
-
-def case(bsn: str, team: str) -> dict:
-    return {
-        "kind": "case_opened",
-        "message_id": f"case-{next(_messages)}",
-        "case_id": f"C-{next(_messages)}",
-        "team": team,
-        "case_type": "schuldhulp",
-        "occurred_at": "2026-04-01",
-        "bsn": bsn,
-        "contact": "06-00000000",
-    }
-
-
-def household(postcode: str, number: str) -> str:
-    return household_for_address(address_ref(postcode, number))
-
-
-def wait_for_alerts(hub, refs: set[str], count: int, timeout: float = 60.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = hub.alerts(refs)
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
-
-
-def series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
-    """(labels, value) of every sample of one metric in a /metrics page."""
-    found = []
-    for labels, value in re.findall(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.M):
-        found.append((dict(re.findall(r'(\w+)="([^"]*)"', labels)), float(value)))
-    return found
-
-
 SCENARIO: dict[str, list] = {}
 
 
-def test_rent_and_energy_arrears_raise_one_early_detection_alert(hub):
-    p = person("1011AB", "1")
+def test_rent_and_energy_arrears_raise_one_early_detection_alert(hub, plant):
+    p = plant.person("1011AB", "1")
     records = [
-        arrears("1011AB", "1", "Huur", "2026-03-01"),
-        arrears("1011AB", "1", "Energie", "2026-04-15"),
+        plant.arrears("1011AB", "1", "Huur", "2026-03-01"),
+        plant.arrears("1011AB", "1", "Energie", "2026-04-15"),
     ]
     assert hub.ingest("population", [p]).events == 1
     assert hub.ingest("vroegsignalering", records).events == 2
@@ -122,9 +52,9 @@ def test_rent_and_energy_arrears_raise_one_early_detection_alert(hub):
     assert "45000" not in json.dumps(alert, default=str)  # no amounts in alerts
 
 
-def test_two_debt_help_cases_at_different_teams_raise_one_duplicate_help_alert(hub):
-    p = person("1055CD", "12")
-    cases = [case(p["bsn"], "Schuldhulp Noord"), case(p["bsn"], "Stadsbank")]
+def test_two_debt_help_cases_at_different_teams_raise_one_duplicate_help_alert(hub, plant):
+    p = plant.person("1055CD", "12")
+    cases = [plant.case(p["bsn"], "Schuldhulp Noord"), plant.case(p["bsn"], "Stadsbank")]
     hub.ingest("population", [p])
     hub.ingest("teams", cases)
     SCENARIO["duplicate"] = [("population", [p]), ("teams", cases)]
@@ -137,9 +67,9 @@ def test_two_debt_help_cases_at_different_teams_raise_one_duplicate_help_alert(h
     }
 
 
-def test_cases_before_the_registration_wait_and_then_link(hub):
-    p = person("1110EF", "3")
-    hub.ingest("teams", [case(p["bsn"], "Humanitas"), case(p["bsn"], "Stadsbank")])
+def test_cases_before_the_registration_wait_and_then_link(hub, plant):
+    p = plant.person("1110EF", "3")
+    hub.ingest("teams", [plant.case(p["bsn"], "Humanitas"), plant.case(p["bsn"], "Stadsbank")])
     hub.wait_drained()
     assert hub.alerts({household("1110EF", "3")}) == []  # parked, not guessed
     hub.ingest("population", [p])
@@ -147,18 +77,18 @@ def test_cases_before_the_registration_wait_and_then_link(hub):
     assert alert["family"] == "duplicate_help"
 
 
-def test_control_household_raises_nothing(hub):
-    p = person("1012GH", "7")
+def test_control_household_raises_nothing(hub, plant):
+    p = plant.person("1012GH", "7")
     hub.ingest("population", [p])
     hub.ingest(
         "vroegsignalering",
         [
-            arrears("1012GH", "7", "Huur", "2026-01-01"),
-            arrears("1012GH", "7", "Huur", "2026-02-01"),
-            arrears("1012GH", "7", "Water", "2026-06-01"),
+            plant.arrears("1012GH", "7", "Huur", "2026-01-01"),
+            plant.arrears("1012GH", "7", "Huur", "2026-02-01"),
+            plant.arrears("1012GH", "7", "Water", "2026-06-01"),
         ],
     )
-    hub.ingest("teams", [case(p["bsn"], "Stadsbank")])
+    hub.ingest("teams", [plant.case(p["bsn"], "Stadsbank")])
     hub.wait_drained()
     assert hub.alerts({household("1012GH", "7")}) == []
 
@@ -174,13 +104,13 @@ def test_replaying_the_same_input_raises_no_new_alert(hub):
     assert [a["alert_id"] for a in hub.alerts(refs)] == before
 
 
-def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub, topics):
-    bad_bsn = {**person("1013JK", "1"), "bsn": "123456780"}
+def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub, topics, plant):
+    bad_bsn = {**plant.person("1013JK", "1"), "bsn": "123456780"}
     lines = [
         b"{not json",
         json.dumps(bad_bsn).encode(),
-        json.dumps(arrears("1013JK", "1", "Huur", "2027-06-31")).encode(),
-        json.dumps(person("1013JK", "1")).encode(),
+        json.dumps(plant.arrears("1013JK", "1", "Huur", "2027-06-31")).encode(),
+        json.dumps(plant.person("1013JK", "1")).encode(),
     ]
     report = hub.ingest("population", lines)
     assert (report.read, report.events, report.dead_lettered) == (4, 1, 3)
@@ -200,10 +130,10 @@ def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub, topics)
     assert all(b"123456780" not in r.value for r in letters)
 
 
-def test_a_later_301_without_an_assignment_publishes_it_as_withdrawn(hub):
+def test_a_later_301_without_an_assignment_publishes_it_as_withdrawn(hub, plant):
     """301s are full snapshots: the link stage diffs them into ToewijzingChanged events."""
     catalog = Catalog()
-    client = person("1017KL", "4")  # our own client, so no other test touches this household
+    client = plant.person("1017KL", "4")  # our own client, so no other test touches this household
     hub.ingest("population", [client])
     first = JW301.read_bytes().replace(b">999900006<", f">{client['bsn']}<".encode())
     assert first.count(b"<jw301:ToegewezenProduct>") == 2
@@ -308,12 +238,21 @@ def test_metrics_are_served_with_real_counts(hub):
 pytestmark = pytest.mark.timeout(600)
 
 
-def test_routing_crisis_team_by_rule_and_fallback_outside_the_districts(hub):
-    p, q = person("1016MN", "2"), person("9999AA", "1")  # 9999AA: no district in the table
+def test_routing_crisis_team_by_rule_and_fallback_outside_the_districts(hub, plant):
+    p, q = (
+        plant.person("1016MN", "2"),
+        plant.person("9999AA", "1"),
+    )  # 9999AA: no district in the table
     hub.ingest("population", [p, q])
-    crisis = {**arrears("1016MN", "2", "Water", "2026-04-01"), "crisis": True}
-    hub.ingest("vroegsignalering", [crisis, arrears("9999AA", "1", "Huur", "2026-03-01"),
-                                    arrears("9999AA", "1", "Energie", "2026-03-09")])  # fmt: skip
+    crisis = {**plant.arrears("1016MN", "2", "Water", "2026-04-01"), "crisis": True}
+    hub.ingest(
+        "vroegsignalering",
+        [
+            crisis,
+            plant.arrears("9999AA", "1", "Huur", "2026-03-01"),
+            plant.arrears("9999AA", "1", "Energie", "2026-03-09"),
+        ],
+    )
     [alert] = wait_for_alerts(hub, {household("1016MN", "2")}, 1)
     assert (alert["rule_id"], alert["severity"]) == ("VS-CRISIS-SIGNAL", "critical")
     assert alert["team"] == "schuldhulp-crisisteam"
@@ -323,15 +262,15 @@ def test_routing_crisis_team_by_rule_and_fallback_outside_the_districts(hub):
     assert sum(v for _, v in unrouted) >= 1
 
 
-def test_duplicate_help_alert_resolves_itself_when_one_case_closes(hub):
-    p = person("1018PQ", "3")
-    first, second = case(p["bsn"], "Stadsbank"), case(p["bsn"], "Humanitas")
+def test_duplicate_help_alert_resolves_itself_when_one_case_closes(hub, plant):
+    p = plant.person("1018PQ", "3")
+    first, second = plant.case(p["bsn"], "Stadsbank"), plant.case(p["bsn"], "Humanitas")
     hub.ingest("population", [p])
     hub.ingest("teams", [first, second])
     ref = household("1018PQ", "3")
     [raised] = wait_for_alerts(hub, {ref}, 1)
     assert raised["state"] == "open"
-    close = {"kind": "case_closed", "message_id": f"close-{next(_messages)}", "bsn": p["bsn"],
+    close = {"kind": "case_closed", "message_id": f"close-{second['case_id']}", "bsn": p["bsn"],
              "case_id": second["case_id"], "team": "Humanitas",
              "occurred_at": "2026-06-01"}  # fmt: skip
     hub.ingest("teams", [close])

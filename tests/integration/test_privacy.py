@@ -13,15 +13,13 @@ import re
 
 from kafka import KafkaAdminClient
 
-from test_intake import EXAMPLE_BSNS
-from test_intake_paths import sample_bsns
-from test_pipeline import BSNS_USED
+from builders import EXAMPLE_BSNS, sample_bsns
 
 INTAKE_BSNS = {"111222333", "111222334"}
 
 
-def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log):
-    assert BSNS_USED, "the pipeline tests must have run first"
+def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log, plant):
+    assert plant.bsns_used, "the pipeline tests must have run first"
     hub.wait_drained()
     admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
     # Every topic of the hub; not the relay test's "external" topic, which stands for
@@ -36,7 +34,7 @@ def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log):
     assert any("changelog" in t for t in names), names  # the tables' topics are checked too
     # A BSN as a whole number: "123456789" inside the 12-digit iJw message id
     # "123456789012" is not a BSN.
-    bsns = BSNS_USED | EXAMPLE_BSNS | INTAKE_BSNS | sample_bsns()
+    bsns = plant.bsns_used | EXAMPLE_BSNS | INTAKE_BSNS | sample_bsns()
     found = re.compile(rb"(?<![0-9])(?:" + b"|".join(b.encode() for b in bsns) + rb")(?![0-9])")
     scanned = 0
     for name in names:

@@ -20,7 +20,7 @@ import yaml
 
 from wijkhub.broker import free_port
 
-from test_pipeline import arrears, person, series
+from builders import series
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 pytestmark = pytest.mark.timeout(300)
@@ -81,11 +81,16 @@ def test_promtool_accepts_the_live_metrics_page(hub):
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus):
-    p = person("1071GG", "7")
+def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus, plant):
+    p = plant.person("1071GG", "7")
     hub.ingest("population", [p])
-    hub.ingest("vroegsignalering", [arrears("1071GG", "7", "Huur", "2026-03-01"),
-                                    arrears("1071GG", "7", "Energie", "2026-03-20")])  # fmt: skip
+    hub.ingest(
+        "vroegsignalering",
+        [
+            plant.arrears("1071GG", "7", "Huur", "2026-03-01"),
+            plant.arrears("1071GG", "7", "Energie", "2026-03-20"),
+        ],
+    )
     hub.wait_drained()
     text = hub.worker.metrics_text()
     expected = sum(v for labels, v in series(text, "wijkhub_events_consumed_total")

@@ -17,7 +17,7 @@ from wijkhub.connectors.inbox.actions import action_record
 from wijkhub.schemas.registry import ALERT_ACTION, Catalog
 from wijkhub.streams.topics import ALERT_ACTIONS, DLQ_STREAMS
 
-from test_pipeline import arrears, household, person, wait_for_alerts
+from builders import Hub, SourceRecords, household, wait_for_alerts
 
 _n = itertools.count(1)
 
@@ -39,17 +39,19 @@ def benefit(p: dict, change: str, day: str) -> dict:
             "bsn": p["bsn"]}  # fmt: skip
 
 
-def signal(p: dict, postcode: str, number: str, creditor: str, day: str, **extra) -> dict:
-    return {**arrears(postcode, number, creditor, day), "bsn": p["bsn"], **extra}
+def signal(
+    plant: SourceRecords, p: dict, postcode: str, number: str, creditor: str, day: str, **extra
+) -> dict:
+    return {**plant.arrears(postcode, number, creditor, day), "bsn": p["bsn"], **extra}
 
 
-def scenario(name: str):
+def scenario(plant: SourceRecords, name: str):
     """(records per source, the rules expected to fire) for one household at its own address."""
     postcode, number = f"12{next(_n) % 100:02d}RX", str(next(_n))
-    p = person(postcode, number)
+    p = plant.person(postcode, number)
 
     def s(creditor: str, day: str, **extra) -> dict:
-        return signal(p, postcode, number, creditor, day, **extra)
+        return signal(plant, p, postcode, number, creditor, day, **extra)
 
     three_domains = [
         case(p, "Team A", k, "2026-03-01") for k in ("schuldhulp", "wmo", "participatie")
@@ -123,13 +125,11 @@ NAMES = [
 
 
 @pytest.fixture(scope="module")
-def planted(hub_settings, worker):
-    from conftest import Hub
-
+def planted(hub_settings, worker, plant):
     hub = Hub(hub_settings, worker)
     found = {}
     for name in NAMES:
-        p, ref, records, expected = scenario(name)
+        p, ref, records, expected = scenario(plant, name)
         hub.ingest("population", [p])
         for source, items in records.items():
             report = hub.ingest(source, items)

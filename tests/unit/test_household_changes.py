@@ -4,7 +4,7 @@ import datetime as dt
 
 from wijkhub.streams import household, rules, toewijzing
 
-from helpers import (
+from builders import (
     arrears,
     case,
     closed,

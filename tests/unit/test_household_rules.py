@@ -1,7 +1,7 @@
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, Catalog
 from wijkhub.streams import household, lifecycle, rules
 
-from helpers import arrears, case, provision, shipped_rules
+from builders import arrears, case, provision, shipped_rules
 
 RULES = shipped_rules()
 

@@ -11,7 +11,7 @@ from wijkhub import cli
 from wijkhub.connectors import intake as intake_module
 from wijkhub.connectors import preflight
 
-from helpers import FakeKafka
+from builders import FakeKafka
 
 SAMPLES = Path(__file__).resolve().parents[2] / "connectors" / "samples"
 ELFPROEF = "BSN fails the elfproef or is not 8-9 digits"

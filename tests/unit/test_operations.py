@@ -78,6 +78,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
 
 
+@pytest.mark.slow  # promtool in subprocesses
 def test_promtool_checks_the_rules_and_runs_their_unit_tests():
     checked = promtool("check", "rules", "alerts.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -7,7 +7,7 @@ import yaml
 
 from wijkhub.streams import household, rules, ruleset
 
-from helpers import arrears, benefit, case, consent, linked, provision, shipped_rules
+from builders import arrears, benefit, case, consent, linked, provision, shipped_rules
 
 RULES = shipped_rules()
 

@@ -68,7 +68,7 @@ def test_duplicate_ids_and_all_problems_at_once():
 def test_a_changed_parameter_changes_what_fires():
     from wijkhub.streams import household, rules
 
-    from helpers import arrears, linked  # noqa: F401 - builds views like the link stage
+    from builders import arrears, linked  # noqa: F401 - builds views like the link stage
 
     strict = ruleset.parse(with_rule(condition={"type": "arrears_from_distinct_creditors",
                                                 "min_creditors": 3, "min_amount_cents": 0}),
@@ -80,6 +80,7 @@ def test_a_changed_parameter_changes_what_fires():
     assert rules.evaluate(view, strict) == []
 
 
+@pytest.mark.slow  # three CLI subprocesses, each importing the whole package
 def test_rules_cli_lists_and_checks(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "wijkhub", "rules", "list", "--json"],
                             capture_output=True, text=True, timeout=60)  # fmt: skip

@@ -11,7 +11,7 @@ from wijkhub.connectors.intake import Intake
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
 
-from helpers import FakeKafka
+from builders import FakeKafka
 from shared_data import SAMPLE_EXPECTED as EXPECTED
 from shared_data import SAMPLES
 

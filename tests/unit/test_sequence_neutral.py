@@ -70,6 +70,7 @@ def test_the_date_ordered_run_raises_exactly_the_planted_alerts():
     assert members == [0, 1, 1, 1, 1, 2, 2]  # the old address of the one who moved: 0
 
 
+@pytest.mark.slow  # 200 hypothesis examples, each a full run of the stages
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     order=st.permutations(range(len(RECORDS))),

@@ -8,7 +8,7 @@ from wijkhub.connectors import teams
 from wijkhub.connectors.inbox import actions, present
 from wijkhub.streams import household, lifecycle, rules
 
-from helpers import arrears, case, consent, shipped_rules
+from builders import arrears, case, consent, shipped_rules
 
 HASH = teams.hash_password("een lang wachtwoord")
 RULES = {r.id: r for r in shipped_rules()}

@@ -4,7 +4,7 @@ import datetime as dt
 
 from wijkhub.streams import toewijzing
 
-from helpers import snapshot
+from builders import snapshot
 
 APRIL, MAY = dt.date(2026, 4, 1), dt.date(2026, 5, 1)
 

@@ -1,0 +1,454 @@
+"""Every builder the tests share, in one module, so that no test module imports another.
+
+Registered as a plugin in ``tests/conftest.py`` (``pytest_plugins``) for its fixtures;
+imported as ``from builders import ...`` (``pythonpath = ["tests"]`` in pyproject.toml).
+
+- Linked events as the link stage makes them, and a fake producer: for the unit tier.
+- Source records as the intake receives them (:class:`SourceRecords`, fixture ``plant``),
+  the :class:`Hub` a test drives, and the BSNs the tests put in: for the integration tier.
+  The privacy scan searches every topic for the BSNs ``plant`` handed out, so the
+  registry lives in that session fixture rather than in a module-level global.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import random
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from wijkhub.connectors.alerts import iter_alerts
+from wijkhub.connectors.identity import address_ref, bsn_is_valid
+from wijkhub.connectors.intake import Intake, IntakeReport
+from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, Catalog
+from wijkhub.settings import Settings
+from wijkhub.streams.linking import household_for_address
+from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
+from wijkhub.streams.topics import LINKED, WORKER_INPUTS, full_name
+from wijkhub.supervise import WorkerProcess
+from wijkhub.synthetic import make_bsn
+
+from shared_data import SAMPLE_EXPECTED, SAMPLES
+
+# --- unit tier: linked events as the link stage makes them ------------------------------
+
+_ids = itertools.count(1)
+
+
+def linked(
+    payload_name,
+    payload,
+    household="H-1",
+    person=None,
+    address="1011AB-5",
+    domain="debt",
+    event_id=None,
+    when=None,
+):
+    when = when or dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    return {
+        "household_ref": household,
+        "linked_by": "person" if person else "address",
+        "event": {
+            "envelope": {
+                "event_id": event_id or f"e{next(_ids)}",
+                "source": "urn:test",
+                "source_message_id": "m",
+                "domain": domain,
+                "type": "t",
+                "occurred_at": when,
+                "received_at": when,
+                "municipality": "0363",
+                "schema_version": 1,
+                "correlation_id": "c",
+            },
+            "subject": {
+                "person_ref": person,
+                "address_ref": address,
+                "match": None,
+                "data_quality": [],
+            },
+            "payload": (payload_name, payload),
+        },
+    }
+
+
+def arrears(creditor, day, amount=100, since=None, crisis=False, **kw):
+    signal_date = dt.date(2026, 1, 1) + dt.timedelta(days=day)
+    kw.setdefault("when", dt.datetime.combine(signal_date, dt.time(), dt.UTC))
+    return linked(
+        "nl.wijkhub.debt.ArrearsSignal",
+        {
+            "signal_id": f"s-{creditor}-{day}",
+            "creditor_type": creditor,
+            "amount_cents": amount,
+            "arrears_months": 1,
+            "arrears_since": since,
+            "signal_date": dt.date(2026, 1, 1) + dt.timedelta(days=day),
+            "crisis": crisis,
+            "warm_handover": False,
+        },
+        **kw,
+    )
+
+
+def case(team, case_id, case_type="schuldhulp", **kw):
+    return linked(
+        "nl.wijkhub.teams.CaseOpened",
+        {
+            "case_id": case_id,
+            "team": team,
+            "case_type": case_type,
+            "opened_on": dt.date(2026, 2, 1),
+            "contact": "team@example",
+        },
+        person="P-1",
+        domain="teams",
+        **kw,
+    )
+
+
+def provision(provider, provision_id, domain="care", **kw):
+    return linked(
+        "nl.wijkhub.care.ProvisionStarted",
+        {
+            "provision_id": provision_id,
+            "provider": provider,
+            "product_category": "02",
+            "started_on": dt.date(2026, 2, 1),
+        },
+        person="P-1",
+        domain=domain,
+        **kw,
+    )
+
+
+def snapshot(provider, numbers, on=dt.date(2026, 4, 1), domain="youth", person="P-1", **kw):
+    return linked(
+        "nl.wijkhub.care.ToewijzingSnapshot",
+        {
+            "provider": provider,
+            "snapshot_on": on,
+            "assignments": [
+                {
+                    "number": n,
+                    "product_category": "55",
+                    "product_code": "",
+                    "assigned_on": on,
+                    "start_on": on,
+                    "end_on": None,
+                }
+                for n in numbers
+            ],
+        },
+        person=person,
+        domain=domain,
+        **kw,
+    )
+
+
+def stopped(provider, provision_id, reason="31", domain="care", **kw):
+    return linked(
+        "nl.wijkhub.care.ProvisionStopped",
+        {
+            "provision_id": provision_id,
+            "provider": provider,
+            "product_category": "02",
+            "product_code": "",
+            "stopped_on": dt.date(2026, 6, 1),
+            "reason_code": reason,
+            "definitive": reason != "20",
+        },
+        person="P-1",
+        domain=domain,
+        **kw,
+    )
+
+
+def closed(team, case_id, **kw):
+    return linked(
+        "nl.wijkhub.teams.CaseClosed",
+        {"case_id": case_id, "team": team, "closed_on": dt.date(2026, 6, 1), "outcome": ""},
+        person="P-1",
+        domain="teams",
+        **kw,
+    )
+
+
+def consent(given, on, purpose="wmo-regie", domain="youth", **kw):
+    return linked(
+        "nl.wijkhub.teams.ConsentChanged",
+        {"purpose": purpose, "domain": domain, "given": given, "on": on},
+        person="P-1",
+        domain="teams",
+        **kw,
+    )
+
+
+def shipped_rules():
+    """The rules of the shipped streams/rules.yaml, validated as a worker would."""
+    from wijkhub.streams import ruleset
+
+    return ruleset.load().rules
+
+
+def benefit(change, day, **kw):
+    return linked(
+        "nl.wijkhub.income.BenefitChanged",
+        {
+            "benefit_id": f"b-{change}-{day}",
+            "benefit_type": "bijstand",
+            "change": change,
+            "on": dt.date(2026, 1, 1) + dt.timedelta(days=day),
+            "reason": "",
+        },
+        person="P-1",
+        domain="income",
+        **kw,
+    )
+
+
+class Acknowledged:
+    """A send Kafka acknowledged (the shape of kafka-python's FutureRecordMetadata)."""
+
+    def failed(self) -> bool:
+        return False
+
+    def succeeded(self) -> bool:
+        return True
+
+
+@dataclass
+class FakeKafka:
+    """What an :class:`~wijkhub.connectors.intake.Intake` sent, per record, without a broker."""
+
+    sent: list[dict] = field(default_factory=list)
+
+    def send(self, topic: str, key=None, value=None, headers=None) -> Acknowledged:
+        self.sent.append({"topic": topic, "key": key, "value": value,
+                          "headers": dict(headers or [])})  # fmt: skip
+        return Acknowledged()
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def topics(self) -> list[str]:
+        return [r["topic"] for r in self.sent]
+
+
+# --- integration tier: what the tests put in ---------------------------------------------
+
+OPERATOR_TOKEN = secrets.token_urlsafe(32)
+TEAM_A, TEAM_B = "wijkteam-centrum", "wijkteam-noord"
+_PASSWORDS = {name: secrets.token_urlsafe(16) for name in ("anna", "bram", "carla")}
+EXAMPLE_BSNS = {"999900006", "123456789"}  # in the iJw and DDAS examples
+
+
+def inbox_password(account: str) -> str:
+    """The session's password of one inbox account (fresh each run, never in the repository)."""
+    return _PASSWORDS[account]
+
+
+@dataclass
+class SourceRecords:
+    """Source records as the intake receives them, with message ids unique in the session.
+
+    Every BSN :meth:`person` hands out is kept in :attr:`bsns_used`: the privacy
+    scan and the delivery test search what the hub produced for exactly these.
+    """
+
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    bsns_used: set[str] = field(default_factory=set)
+    _messages: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def person(self, postcode: str, number: str) -> dict:
+        bsn = make_bsn(self.rng)
+        self.bsns_used.add(bsn)
+        return {
+            "kind": "person_registered",
+            "message_id": f"brp-{next(self._messages)}",
+            "occurred_at": "2025-01-01",
+            "bsn": bsn,
+            "postcode": postcode,
+            "huisnummer": number,
+        }
+
+    def arrears(self, postcode: str, number: str, creditor: str, day: str) -> dict:
+        return {
+            "kind": "arrears_signal",
+            "message_id": f"vs-{next(self._messages)}",
+            "signal_id": f"S-{next(self._messages)}",
+            "creditor_type": creditor,
+            "amount_cents": 45_000,
+            "arrears_months": 2,
+            "occurred_at": day,
+            "postcode": postcode,
+            "huisnummer": number,
+        }
+
+    def case(self, bsn: str, team: str) -> dict:
+        return {
+            "kind": "case_opened",
+            "message_id": f"case-{next(self._messages)}",
+            "case_id": f"C-{next(self._messages)}",
+            "team": team,
+            "case_type": "schuldhulp",
+            "occurred_at": "2026-04-01",
+            "bsn": bsn,
+            "contact": "06-00000000",
+        }
+
+
+@pytest.fixture(scope="session")
+def plant() -> SourceRecords:
+    """One builder for the whole session: the BSNs it handed out are the privacy scan's list."""
+    return SourceRecords()
+
+
+def household(postcode: str, number: str) -> str:
+    return household_for_address(address_ref(postcode, number))
+
+
+def sample_bsns() -> set[str]:
+    """Every valid BSN in the samples, for the privacy scan."""
+    found: set[str] = set()
+    for name in SAMPLE_EXPECTED:
+        text = (SAMPLES / name).read_text()
+        found |= {n for n in re.findall(r"(?<!\d)\d{9}(?!\d)", text) if bsn_is_valid(n)}
+    return found
+
+
+# --- integration tier: what the tests read back ------------------------------------------
+
+
+def wait_for_alerts(hub: Hub, refs: set[str], count: int, timeout: float = 60.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = hub.alerts(refs)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def series(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample of one metric in a /metrics page."""
+    found = []
+    for labels, value in re.findall(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.M):
+        found.append((dict(re.findall(r'(\w+)="([^"]*)"', labels)), float(value)))
+    return found
+
+
+class Hub:
+    """What a test does with the running hub: ingest, wait, read topics."""
+
+    def __init__(self, settings: Settings, worker: WorkerProcess) -> None:
+        self.settings = settings
+        self.worker = worker
+
+    def ingest(self, source: str, records: list[dict] | list[bytes]) -> IntakeReport:
+        lines = [r if isinstance(r, bytes) else json.dumps(r).encode() for r in records]
+        intake = Intake(self.settings, source)
+        try:
+            return intake.ingest(b"\n".join(lines), f"test-{source}")
+        finally:
+            intake.close()
+
+    def topic(self, name: str) -> str:
+        return full_name(name, self.settings.topic_prefix)
+
+    def records(self, name: str) -> list:
+        """Every record on one of the hub's topics (name as in streams/topics.py)."""
+        return self.records_of(self.topic(name))
+
+    def records_of(self, topic: str) -> list:
+        """Every record on a topic, from the beginning to the current end."""
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False
+        )
+        try:
+            tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            end = consumer.end_offsets(tps)
+            out: list = []
+            while any(consumer.position(tp) < end[tp] for tp in tps):
+                for batch in consumer.poll(timeout_ms=500).values():
+                    out.extend(batch)
+            return out
+        finally:
+            consumer.close()
+
+    def lag(self) -> int:
+        """Records on the worker's input topics that its group has not committed yet."""
+        admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
+        try:
+            inputs = [self.topic(t) for t in WORKER_INPUTS]
+            tps = [TopicPartition(t, p) for t in inputs for p in consumer.partitions_for_topic(t)]
+            end = consumer.end_offsets(tps)
+            group = self.settings.app_id
+            committed = admin.list_group_offsets({group: None}).get(group, {})
+            return sum(end[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
+        finally:
+            admin.close()
+            consumer.close()
+
+    def wait_drained(self, timeout: float = 60.0) -> None:
+        """Until the worker has committed every record of every topic it consumes."""
+        deadline = time.monotonic() + timeout
+        while (lag := self.lag()) > 0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"worker still has {lag} records to process after {timeout}s")
+            time.sleep(0.5)
+
+    def linked(self) -> dict[str, list[dict]]:
+        """event_id → where the event is linked now: household, method, member change.
+
+        A correction withdraws an event from one household (a record with a higher
+        generation) and links it to another: only the placements still standing count.
+        """
+        catalog = Catalog()
+        latest: dict[tuple[str, str], dict] = {}
+        for record in self.records(LINKED):
+            linked = catalog.decode(record.value, LINKED_EVENT)
+            if linked["linked_by"] == "register":
+                continue  # a household's membership periods, not an event
+            at = (linked["event_id"], linked["household_ref"])
+            if at not in latest or latest[at]["generation"] < linked["generation"]:
+                latest[at] = linked
+        found: dict[str, list[dict]] = {}
+        for (event_id, _), linked in sorted(latest.items()):
+            if not linked["withdrawn"]:
+                found.setdefault(event_id, []).append(
+                    {k: linked[k] for k in ("household_ref", "linked_by", "member_change")}
+                )
+        return found
+
+    def view(self, household_ref: str) -> dict | None:
+        """The latest household view of one household on the compacted topic."""
+        catalog = Catalog()
+        latest = None
+        for record in self.records(HOUSEHOLD_VIEW_TOPIC):
+            if record.key == household_ref.encode():
+                latest = catalog.decode(record.value, HOUSEHOLD_VIEW)
+        return latest
+
+    def alerts(self, household_refs: set[str] | None = None) -> list[dict]:
+        found = [
+            a
+            for a in iter_alerts(self.settings, follow=False)
+            if household_refs is None or a["household_ref"] in household_refs
+        ]
+        return found
