@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from wijkhub.connectors.canonical import cloudevent_headers, to_raw_event
+from wijkhub.connectors.canonical import Refused, cloudevent_headers, to_raw_event
 from wijkhub.connectors.deadletter import DeadLetter, content_id, letter_key, seal
 from wijkhub.connectors.formats import Item, parse
 from wijkhub.connectors.formats.base import safe_reason
@@ -198,10 +198,15 @@ class Intake:
             item.record["message_id"] = "sha256:" + hashlib.sha256(item.original).hexdigest()
         try:
             now = dt.datetime.now(dt.UTC)
+            tolerance = dt.timedelta(days=self.settings.future_tolerance_days)
             domain, key, event = to_raw_event(
-                item.record, self.source, self.pseudonymiser, self.settings.municipality, now
-            )
+                item.record, self.source, self.pseudonymiser, self.settings.municipality, now,
+                tolerance,
+            )  # fmt: skip
             value = self.catalog.encode(RAW_EVENT, event)
+        except Refused as exc:  # this source may not say this (kind, date)
+            self._dead_letter(report, place, item, exc.code, str(exc))
+            return
         except InvalidInput as exc:
             self._dead_letter(report, place, item, "invalid", str(exc))
             return

@@ -125,6 +125,9 @@ class Settings:
     # (results never depend on arrival order); later ones are counted in
     # wijkhub_late_facts_total so an operator sees a source delivering that late.
     allowed_lateness_days: int = 90
+    # An event dated more than this many days after it was received is dead-lettered
+    # (future-dated): a consent dated ahead could never be withdrawn.
+    future_tolerance_days: int = 1
     # Consumer group liveness: a worker that dies without leaving is replaced after
     # the session timeout (Kafka's default 45 s; faust's 60 s).
     session_timeout_seconds: float = 10.0
@@ -200,6 +203,9 @@ class Settings:
             allowed_lateness_days=_int(
                 env, f"{p}ALLOWED_LATENESS_DAYS", defaults.allowed_lateness_days
             ),
+            future_tolerance_days=_int(
+                env, f"{p}FUTURE_TOLERANCE_DAYS", defaults.future_tolerance_days
+            ),
             session_timeout_seconds=_float(
                 env, f"{p}SESSION_TIMEOUT_SECONDS", defaults.session_timeout_seconds
             ),
@@ -257,6 +263,7 @@ class Settings:
             f"{p}KAFKA_PORT": str(self.kafka_port),
             f"{p}MATCH_THRESHOLD": str(self.match_threshold),
             f"{p}ALLOWED_LATENESS_DAYS": str(self.allowed_lateness_days),
+            f"{p}FUTURE_TOLERANCE_DAYS": str(self.future_tolerance_days),
             f"{p}SESSION_TIMEOUT_SECONDS": str(self.session_timeout_seconds),
             f"{p}HEARTBEAT_INTERVAL_SECONDS": str(self.heartbeat_interval_seconds),
             f"{p}WORKER_INSTANCE_ID": self.worker_instance_id,
