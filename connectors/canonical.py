@@ -15,6 +15,7 @@ BSN the match attributes ``family_name``, ``prefix``, ``initials``,
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,9 +80,12 @@ def _int(record: Record, name: str, default: int | None = None) -> int:
     if (value is None or str(value).strip() == "") and default is not None:
         return default
     try:
-        return int(str(value).strip())
-    except ValueError:
+        number = int(str(value).strip())
+    except ValueError:  # also a number of more than 4,300 digits
         raise InvalidInput(f"field {name} is not a whole number") from None
+    if abs(number) >= 2**53:  # beyond any count or amount a source can mean
+        raise InvalidInput(f"field {name} is out of range")
+    return number
 
 
 def _cents(record: Record, name: str) -> int:
@@ -90,9 +94,12 @@ def _cents(record: Record, name: str) -> int:
         return _int(record, f"{name}_cents")
     raw = str(record.get(name, "")).strip().replace(",", ".")
     try:
-        return round(float(raw) * 100)
+        euros = float(raw)
     except ValueError:
         raise InvalidInput(f"field {name} is not an amount in euros") from None
+    if not math.isfinite(euros) or abs(euros) >= 1e15:  # 1e999, NaN: no amount at all
+        raise InvalidInput(f"field {name} is not an amount in euros")
+    return round(euros * 100)
 
 
 def _choice(record: Record, name: str, allowed: tuple[str, ...]) -> str:

@@ -305,7 +305,7 @@ def serve_intake() -> None:
     """HTTP ingest: POST /ingest/<source> with a per-source bearer token."""
     from aiohttp import web
 
-    from wijkhub.connectors.http import build, parse_tokens
+    from wijkhub.connectors.http import RateLimit, build, parse_tokens
     from wijkhub.connectors.intake import Intake
     from wijkhub.metrics import Metrics
 
@@ -316,7 +316,13 @@ def serve_intake() -> None:
         _fail("WIJKHUB_INGEST_TOKENS is empty: no source could authenticate")
     _require_intake_topics(s, tuple(tokens))
     metrics = Metrics()
-    application = build(tokens, lambda source: Intake(s, source, metrics=metrics), metrics)
+    application = build(
+        tokens,
+        lambda source: Intake(s, source, metrics=metrics),
+        metrics,
+        max_body=s.intake_max_body_bytes,
+        limit=RateLimit(s.intake_rate_per_second, s.intake_rate_burst),
+    )
     web.run_app(application, host=s.intake_host, port=s.intake_port, print=None)
 
 

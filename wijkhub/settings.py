@@ -113,6 +113,11 @@ class Settings:
     operator_tokens: str = field(default="", repr=False)
     intake_host: str = "127.0.0.1"
     intake_port: int = 6070
+    # HTTP intake: the largest request body (413 beyond), and per token a rate of
+    # requests per second with bursts (429 beyond; a rate of 0 turns it off).
+    intake_max_body_bytes: int = 16 * 1024 * 1024
+    intake_rate_per_second: float = 10.0
+    intake_rate_burst: int = 50
     # /metrics of the long-running connectors (file drop, Kafka relay); 0 turns it off.
     connector_metrics_port: int = 6071
     # CBS pc6hnr<year>0801_gwb.csv: districts of addresses (empty: no districts).
@@ -193,6 +198,13 @@ class Settings:
             operator_tokens=env.get(f"{p}OPERATOR_TOKENS", ""),
             intake_host=env.get(f"{p}INTAKE_HOST", defaults.intake_host),
             intake_port=_int(env, f"{p}INTAKE_PORT", defaults.intake_port),
+            intake_max_body_bytes=_int(
+                env, f"{p}INTAKE_MAX_BODY_BYTES", defaults.intake_max_body_bytes
+            ),
+            intake_rate_per_second=_float(
+                env, f"{p}INTAKE_RATE_PER_SECOND", defaults.intake_rate_per_second
+            ),
+            intake_rate_burst=_int(env, f"{p}INTAKE_RATE_BURST", defaults.intake_rate_burst),
             connector_metrics_port=_int(
                 env, f"{p}CONNECTOR_METRICS_PORT", defaults.connector_metrics_port
             ),
@@ -273,6 +285,9 @@ class Settings:
             f"{p}OPERATOR_TOKENS": self.operator_tokens,
             f"{p}INTAKE_HOST": self.intake_host,
             f"{p}INTAKE_PORT": str(self.intake_port),
+            f"{p}INTAKE_MAX_BODY_BYTES": str(self.intake_max_body_bytes),
+            f"{p}INTAKE_RATE_PER_SECOND": str(self.intake_rate_per_second),
+            f"{p}INTAKE_RATE_BURST": str(self.intake_rate_burst),
             f"{p}CONNECTOR_METRICS_PORT": str(self.connector_metrics_port),
             f"{p}TEAMS_FILE": self.teams_file,
             f"{p}WEBHOOK_SECRETS": self.webhook_secrets,
