@@ -332,7 +332,7 @@ def _teams(s: Settings):
     if not s.teams_file:
         _fail("WIJKHUB_TEAMS_FILE is not set: the teams, their accounts and addresses")
     try:
-        return teams.load(s.teams_file, s.webhook_secrets)
+        return teams.load(s.teams_file, s.webhook_secrets, s.webhook_allow_loopback_http)
     except teams.TeamsFileError as exc:
         _fail("\n  ".join([f"{s.teams_file} is not valid:", *exc.problems]))
 

@@ -146,6 +146,9 @@ class Settings:
     teams_file: str = ""
     # team=secret,… for signing each team's webhook calls (HMAC-SHA256)
     webhook_secrets: str = field(default="", repr=False)
+    # Webhooks are https only; plain http to a loopback address (a test receiver) only when
+    # this is true.
+    webhook_allow_loopback_http: bool = False
     # The team inbox (web): where it listens, the key that signs its session cookies,
     # and the address teams use to reach it (links in e-mails).
     inbox_host: str = "127.0.0.1"
@@ -227,6 +230,9 @@ class Settings:
             worker_instance_id=env.get(f"{p}WORKER_INSTANCE_ID", ""),
             teams_file=env.get(f"{p}TEAMS_FILE", ""),
             webhook_secrets=env.get(f"{p}WEBHOOK_SECRETS", ""),
+            webhook_allow_loopback_http=_bool(
+                env, f"{p}WEBHOOK_ALLOW_LOOPBACK_HTTP", defaults.webhook_allow_loopback_http
+            ),
             inbox_host=env.get(f"{p}INBOX_HOST", defaults.inbox_host),
             inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
             inbox_secret=env.get(f"{p}INBOX_SECRET", ""),
@@ -291,6 +297,7 @@ class Settings:
             f"{p}CONNECTOR_METRICS_PORT": str(self.connector_metrics_port),
             f"{p}TEAMS_FILE": self.teams_file,
             f"{p}WEBHOOK_SECRETS": self.webhook_secrets,
+            f"{p}WEBHOOK_ALLOW_LOOPBACK_HTTP": str(self.webhook_allow_loopback_http).lower(),
             f"{p}INBOX_HOST": self.inbox_host,
             f"{p}INBOX_PORT": str(self.inbox_port),
             f"{p}INBOX_SECRET": self.inbox_secret,
