@@ -288,7 +288,9 @@ def watch(
     s.require_secrets()
     _require_intake_topics(s, tuple(SOURCES))
     metrics = _serve_connector_metrics(s, once)
-    drop = FileDrop(root, lambda source: Intake(s, source, metrics=metrics))
+    drop = FileDrop(
+        root, lambda source: Intake(s, source, metrics=metrics), max_bytes=s.filedrop_max_bytes
+    )
     drop.prepare()
     try:
         if once:

@@ -120,6 +120,8 @@ class Settings:
     intake_rate_burst: int = 50
     # /metrics of the long-running connectors (file drop, Kafka relay); 0 turns it off.
     connector_metrics_port: int = 6071
+    # File drop: a larger file goes to failed/ unread (symbolic links always do).
+    filedrop_max_bytes: int = 64 * 1024 * 1024
     # CBS pc6hnr<year>0801_gwb.csv: districts of addresses (empty: no districts).
     district_table: str = ""
     # The detection rules (YAML); empty: the shipped streams/rules.yaml.
@@ -211,6 +213,7 @@ class Settings:
             connector_metrics_port=_int(
                 env, f"{p}CONNECTOR_METRICS_PORT", defaults.connector_metrics_port
             ),
+            filedrop_max_bytes=_int(env, f"{p}FILEDROP_MAX_BYTES", defaults.filedrop_max_bytes),
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
             district_table=env.get(f"{p}DISTRICT_TABLE", ""),
             rules_file=env.get(f"{p}RULES_FILE", ""),
@@ -295,6 +298,7 @@ class Settings:
             f"{p}INTAKE_RATE_PER_SECOND": str(self.intake_rate_per_second),
             f"{p}INTAKE_RATE_BURST": str(self.intake_rate_burst),
             f"{p}CONNECTOR_METRICS_PORT": str(self.connector_metrics_port),
+            f"{p}FILEDROP_MAX_BYTES": str(self.filedrop_max_bytes),
             f"{p}TEAMS_FILE": self.teams_file,
             f"{p}WEBHOOK_SECRETS": self.webhook_secrets,
             f"{p}WEBHOOK_ALLOW_LOOPBACK_HTTP": str(self.webhook_allow_loopback_http).lower(),
