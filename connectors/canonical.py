@@ -15,6 +15,7 @@ BSN the match attributes ``family_name``, ``prefix``, ``initials``,
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,9 +80,12 @@ def _int(record: Record, name: str, default: int | None = None) -> int:
     if (value is None or str(value).strip() == "") and default is not None:
         return default
     try:
-        return int(str(value).strip())
-    except ValueError:
+        number = int(str(value).strip())
+    except ValueError:  # also a number of more than 4,300 digits
         raise InvalidInput(f"field {name} is not a whole number") from None
+    if abs(number) >= 2**53:  # beyond any count or amount a source can mean
+        raise InvalidInput(f"field {name} is out of range")
+    return number
 
 
 def _cents(record: Record, name: str) -> int:
@@ -90,9 +94,12 @@ def _cents(record: Record, name: str) -> int:
         return _int(record, f"{name}_cents")
     raw = str(record.get(name, "")).strip().replace(",", ".")
     try:
-        return round(float(raw) * 100)
+        euros = float(raw)
     except ValueError:
         raise InvalidInput(f"field {name} is not an amount in euros") from None
+    if not math.isfinite(euros) or abs(euros) >= 1e15:  # 1e999, NaN: no amount at all
+        raise InvalidInput(f"field {name} is not an amount in euros")
+    return round(euros * 100)
 
 
 def _choice(record: Record, name: str, allowed: tuple[str, ...]) -> str:
@@ -332,6 +339,54 @@ KINDS: dict[str, Kind] = {
 }
 
 
+# Which kinds each intake source may emit: its token is its authority, and no further.
+# An ``income`` token must not grant consent or make a team "involved", so a record of
+# any other kind is dead-lettered ("kind-not-allowed"). One table, checked on every path.
+_CARE = frozenset(
+    {"toewijzing_snapshot", "provision_started", "provision_stopped", "provision_requested"}
+)
+SOURCE_KINDS: dict[str, frozenset[str]] = {
+    "population": frozenset(
+        {
+            "person_registered",
+            "person_moved",
+            "person_departed",
+            "person_deceased",
+            "relation_changed",
+        }
+    ),
+    "ijw": _CARE,
+    "iwmo": _CARE,
+    "income": frozenset({"benefit_changed"}),
+    "vroegsignalering": frozenset({"arrears_signal"}),
+    "schuldhulp": frozenset({"debt_help_changed"}),
+    "teams": frozenset({"case_opened", "case_closed", "coordinator_assigned", "consent_changed"}),
+}
+
+
+class Refused(InvalidInput):
+    """Well-formed input that this source may not send: dead-lettered under its own code."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def authorise_kind(source: str, kind: str) -> None:
+    """Refuse a kind outside the source's authority (see :data:`SOURCE_KINDS`)."""
+    if kind not in SOURCE_KINDS.get(source, frozenset()):
+        raise Refused("kind-not-allowed", "kind not allowed for this source")
+
+
+def refuse_future(
+    occurred: dt.datetime, received_at: dt.datetime, tolerance: dt.timedelta | None
+) -> None:
+    """Refuse an event dated beyond ``received_at + tolerance``: a future consent could
+    never be withdrawn, a future fact would steer windows and expiry. None: no check."""
+    if tolerance is not None and occurred > received_at + tolerance:
+        raise Refused("future-dated", "occurred_at is further in the future than allowed")
+
+
 def event_id(source: str, message_id: str) -> str:
     """Deterministic per source message: the same message replayed keeps its id."""
     return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}\x1f{message_id}"))
@@ -377,17 +432,24 @@ def to_raw_event(
     pseudonymiser: Pseudonymiser,
     municipality: str,
     received_at: dt.datetime,
+    future_tolerance: dt.timedelta | None = None,
 ) -> tuple[Domain, str, Record]:
-    """Validate and pseudonymise one source record: (domain, partition key, RawEvent)."""
+    """Validate and pseudonymise one source record: (domain, partition key, RawEvent).
+
+    :class:`Refused` when the source may not send this kind, or (with a
+    ``future_tolerance``) when the event is dated too far ahead of ``received_at``.
+    """
     kind = KINDS.get(str(record.get("kind")))
     if kind is None:
         raise InvalidInput(f"unknown kind; expected one of {', '.join(KINDS)}")
+    authorise_kind(source, str(record["kind"]))
     domain, ce_type = kind.domain, kind.ce_type
     if domain is None:
         domain = Domain(_choice(record, "domain", (Domain.CARE.value, Domain.YOUTH.value)))
         ce_type = ce_type.format(domain=domain.value)
     message_id = _text(record, "message_id")
     occurred = _occurred_at(record)
+    refuse_future(occurred, received_at, future_tolerance)
     person_ref, quality = _person(record, kind.bsn, pseudonymiser)
     house = record.get("huisnummer")
     if not house and record.get("address_line"):  # "Hoofdstr. 12-a"

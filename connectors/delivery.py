@@ -11,7 +11,10 @@ state change, calls the sinks configured for the alert's team:
   a link to the inbox and no personal data (no household, no facts).
 
 A failed call is retried with exponential backoff and full jitter (5xx, 408,
-429, timeouts, refused connections); any other 4xx is permanent. After the
+429, timeouts, refused connections); any other 4xx is permanent, and so is a
+redirect (3xx): redirects are never followed. Webhook URLs must be ``https://``
+(plain ``http://`` only to loopback, when WIJKHUB_WEBHOOK_ALLOW_LOOPBACK_HTTP
+allows it, for tests). After the
 configured attempts the alert record goes to ``dlq.delivery`` with the reason,
 so nothing is lost. Offsets are committed after the batch is delivered or
 dead-lettered: at-least-once, made safe by the idempotency key.
@@ -37,7 +40,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from wijkhub.connectors.alerts import as_json_ready
 from wijkhub.connectors.deadletter import DeadLetter
-from wijkhub.connectors.teams import Team, Teams
+from wijkhub.connectors.teams import Team, Teams, webhook_problem
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import ALERT, Catalog, DecodeError
@@ -130,18 +133,30 @@ class WebhookSink:
             "Idempotency-Key": idempotency_key(alert),
             "User-Agent": "wijkhub-delivery",
         }
+        problem = webhook_problem(team.webhook, self.settings.webhook_allow_loopback_http)
+        if problem:  # the teams file is checked at load; this guards any other way in
+            raise Permanent(problem)
         timeout = aiohttp.ClientTimeout(total=self.settings.delivery_timeout_seconds)
         try:
+            # A redirect is never followed: it could send the alert to an address the
+            # teams file does not name, or down to plain http.
             async with self.session.post(
-                team.webhook, data=body, headers=headers, timeout=timeout
+                team.webhook, data=body, headers=headers, timeout=timeout, allow_redirects=False
             ) as response:
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise Temporary(type(exc).__name__) from None
-        if status >= 500 or status in (408, 429):
-            raise Temporary(f"HTTP {status}")
-        if status >= 400:
-            raise Permanent(f"HTTP {status}")
+        raise_for_status(status)
+
+
+def raise_for_status(status: int) -> None:
+    """Temporary for 5xx, 408 and 429; Permanent for any other 4xx and for a redirect."""
+    if status >= 500 or status in (408, 429):
+        raise Temporary(f"HTTP {status}")
+    if status >= 400:
+        raise Permanent(f"HTTP {status}")
+    if status >= 300:
+        raise Permanent(f"HTTP {status}: redirects are not followed")
 
 
 class MailSink:

@@ -5,7 +5,8 @@ Layout under the drop root, per source (``ijw``, ``income``, …)::
     <root>/<source>/incoming/   systems put files here (write as .part or a dot-name, then rename)
     <root>/<source>/processed/  every file whose records all became events or dead letters,
                                 each acknowledged by Kafka
-    <root>/<source>/failed/     files that cannot be ingested as they are (unreadable, or a record
+    <root>/<source>/failed/     files that cannot be ingested as they are (unreadable, a symbolic
+                                link, over WIJKHUB_FILEDROP_MAX_BYTES, or a record
                                 Kafka refuses for good), with <name>.reason.txt; retry by moving
                                 them back to incoming/
 
@@ -20,6 +21,7 @@ re-delivered identical file adds no duplicate for readers that deduplicate.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +32,31 @@ from wijkhub.connectors.intake import Intake, IntakeReport, retriable
 from wijkhub.logs import get as get_logger
 
 log = get_logger("wijkhub.filedrop")
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+class RefusedFile(ValueError):
+    """A file the drop does not read at all (a symbolic link, not a regular file, too big):
+    it goes to failed/ with the reason, and nothing of it reaches Kafka."""
+
+
+def read_regular(path: Path, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``. A symbolic link is refused
+    (whoever may write incoming/ must not make the hub read any other file it can), and
+    so is a file over the limit (read no further than the limit, so it cannot fill memory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        if path.is_symlink():
+            raise RefusedFile("a symbolic link: only regular files are ingested") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise RefusedFile("not a regular file")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise RefusedFile(f"larger than {max_bytes} bytes (WIJKHUB_FILEDROP_MAX_BYTES)")
+    return data
 
 
 def _unique(target: Path) -> Path:
@@ -43,6 +70,7 @@ class FileDrop:
     root: Path
     intake_for: Callable[[str], Intake]
     sources: tuple[str, ...] = tuple(SOURCES)
+    max_bytes: int = MAX_FILE_BYTES
     _intakes: dict[str, Intake] = field(default_factory=dict)
 
     def prepare(self) -> None:
@@ -54,9 +82,10 @@ class FileDrop:
         incoming = self.root / source / "incoming"
         files = [
             p for p in incoming.iterdir()
-            if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".part")
+            if (p.is_file() or p.is_symlink())  # a link is listed, to be refused, not ignored
+            and not p.name.startswith(".") and not p.name.endswith(".part")
         ]  # fmt: skip
-        return sorted(files, key=lambda p: (p.stat().st_mtime, p.name))
+        return sorted(files, key=lambda p: (p.lstat().st_mtime, p.name))
 
     def process(self, source: str, path: Path) -> IntakeReport | None:
         """Ingest one file; the report once it is in processed/, else None (kept or failed)."""
@@ -64,9 +93,11 @@ class FileDrop:
             intake = self._intakes.get(source) or self._intakes.setdefault(
                 source, self.intake_for(source)
             )
-            report = intake.ingest(path.read_bytes(), path.name)
+            report = intake.ingest(read_regular(path, self.max_bytes), path.name)
         except Exception as exc:
-            if retriable(exc):  # Kafka away for now: leave it in incoming/ for the next scan
+            if not isinstance(exc, RefusedFile) and retriable(
+                exc
+            ):  # Kafka away for now: leave it in incoming/ for the next scan
                 log.warning("file kept for retry", source=source, file=path.name,
                             error=type(exc).__name__)  # fmt: skip
                 return None

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from wijkhub.connectors.canonical import cloudevent_headers, to_raw_event
+from wijkhub.connectors.canonical import Refused, cloudevent_headers, to_raw_event
 from wijkhub.connectors.deadletter import DeadLetter, content_id, letter_key, seal
 from wijkhub.connectors.formats import Item, parse
 from wijkhub.connectors.formats.base import safe_reason
@@ -191,17 +191,13 @@ class Intake:
         )
 
     def _event(self, report: IntakeReport, place: str, item: Item) -> None:
+        """One record to one RawEvent on Kafka, or, whatever went wrong, one dead letter."""
         assert item.record is not None
-        if not str(item.record.get("message_id") or "").strip():
-            # An export without message ids: the content is the identity, so a
-            # re-delivered identical row is the same event.
-            item.record["message_id"] = "sha256:" + hashlib.sha256(item.original).hexdigest()
         try:
-            now = dt.datetime.now(dt.UTC)
-            domain, key, event = to_raw_event(
-                item.record, self.source, self.pseudonymiser, self.settings.municipality, now
-            )
-            value = self.catalog.encode(RAW_EVENT, event)
+            topic, key, value, headers, event_id = self._encode(item)
+        except Refused as exc:  # this source may not say this (kind, date)
+            self._dead_letter(report, place, item, exc.code, str(exc))
+            return
         except InvalidInput as exc:
             self._dead_letter(report, place, item, "invalid", str(exc))
             return
@@ -209,16 +205,31 @@ class Intake:
             reason = f"does not fit the RawEvent schema ({type(exc).__name__})"
             self._dead_letter(report, place, item, "schema", reason)
             return
-        self._pending.append(
-            self.kafka.send(
-                self._topic(raw(domain)),
-                key=key.encode(),
-                value=value,
-                headers=cloudevent_headers(event),
-            )
-        )
+        except Exception as exc:  # a record no check foresaw: it alone fails
+            reason = f"could not be turned into an event ({type(exc).__name__})"
+            self._dead_letter(report, place, item, "unreadable", reason)
+            return
+        self._pending.append(self.kafka.send(topic, key=key, value=value, headers=headers))
         report.events += 1
-        report.event_ids.append(event["envelope"]["event_id"])
+        report.event_ids.append(event_id)
+
+    def _encode(self, item: Item) -> tuple[str, bytes, bytes, list[tuple[str, bytes]], str]:
+        """(topic, key, Avro value, CloudEvents headers, event id) of one record. Everything
+        that may fail on odd input happens here, before anything is sent."""
+        record = item.record
+        assert record is not None
+        if not str(record.get("message_id") or "").strip():
+            # An export without message ids: the content is the identity, so a
+            # re-delivered identical row is the same event.
+            record["message_id"] = "sha256:" + hashlib.sha256(item.original).hexdigest()
+        now = dt.datetime.now(dt.UTC)
+        tolerance = dt.timedelta(days=self.settings.future_tolerance_days)
+        domain, key, event = to_raw_event(
+            record, self.source, self.pseudonymiser, self.settings.municipality, now, tolerance
+        )
+        value = self.catalog.encode(RAW_EVENT, event)
+        headers = cloudevent_headers(event)
+        return self._topic(raw(domain)), key.encode(), value, headers, event["envelope"]["event_id"]
 
     def ingest_items(self, items: Iterable[Placed]) -> IntakeReport:
         """Produce an event or a dead letter per placed item, then wait for Kafka's

@@ -8,7 +8,7 @@ process uses it::
         name: Wijkteam Noord
         aliases: [WT Noord]                     # how source systems name this team (optional)
         email: noord@wijkteams.example          # new-alert notifications (optional)
-        webhook: https://zaaksysteem.example/wijkhub  # state changes, signed (optional)
+        webhook: https://zaaksysteem.example/wijkhub  # state changes, signed; https only (optional)
     accounts:
       j.jansen: {team: wijkteam-noord, password: "scrypt$16384$8$1$…"}
 
@@ -28,11 +28,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -118,7 +120,40 @@ class Teams:
         return found
 
 
-def parse(text: str, source: str = "teams", webhook_secrets: str = "") -> Teams:
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def webhook_problem(url: str, allow_loopback_http: bool = False) -> str | None:
+    """Why a webhook URL is refused, or None. Alerts about households travel encrypted:
+    ``https://`` only; plain ``http://`` only to this machine's loopback (a test
+    receiver) and only when WIJKHUB_WEBHOOK_ALLOW_LOOPBACK_HTTP allows it."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return "webhook is not a valid URL"
+    if not host:
+        return "webhook must be an absolute https:// URL with a host"
+    if parts.scheme == "https" or (
+        parts.scheme == "http" and allow_loopback_http and _loopback(host)
+    ):
+        return None
+    return (
+        "webhook must be an https:// URL (plain http only to a loopback address, "
+        "with WIJKHUB_WEBHOOK_ALLOW_LOOPBACK_HTTP=true)"
+    )
+
+
+def parse(
+    text: str, source: str = "teams", webhook_secrets: str = "", allow_loopback_http: bool = False
+) -> Teams:
+    """The teams file, validated as a whole: every problem is listed at once."""
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -132,8 +167,9 @@ def parse(text: str, source: str = "teams", webhook_secrets: str = "") -> Teams:
         email, webhook = str(raw.get("email", "")), str(raw.get("webhook", ""))
         if email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email):
             problems.append(f"team {team_id}: email {email!r} is not an address")
-        if webhook and not webhook.startswith(("https://", "http://")):
-            problems.append(f"team {team_id}: webhook must be an http(s) URL")
+        problem = webhook_problem(webhook, allow_loopback_http) if webhook else None
+        if problem:
+            problems.append(f"team {team_id}: {problem}")
         aliases = raw.get("aliases") or []
         if not isinstance(aliases, list):
             problems.append(f"team {team_id}: aliases must be a list of names")
@@ -166,12 +202,12 @@ def parse(text: str, source: str = "teams", webhook_secrets: str = "") -> Teams:
     return Teams(teams, passwords, secrets_by_team)
 
 
-def load(path: str | Path, webhook_secrets: str = "") -> Teams:
+def load(path: str | Path, webhook_secrets: str = "", allow_loopback_http: bool = False) -> Teams:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise TeamsFileError(str(path), [f"cannot read: {exc.strerror}"]) from None
-    return parse(text, str(path), webhook_secrets)
+    return parse(text, str(path), webhook_secrets, allow_loopback_http)
 
 
 def as_mapping(teams: Teams) -> dict[str, Any]:

@@ -288,7 +288,9 @@ def watch(
     s.require_secrets()
     _require_intake_topics(s, tuple(SOURCES))
     metrics = _serve_connector_metrics(s, once)
-    drop = FileDrop(root, lambda source: Intake(s, source, metrics=metrics))
+    drop = FileDrop(
+        root, lambda source: Intake(s, source, metrics=metrics), max_bytes=s.filedrop_max_bytes
+    )
     drop.prepare()
     try:
         if once:
@@ -305,7 +307,7 @@ def serve_intake() -> None:
     """HTTP ingest: POST /ingest/<source> with a per-source bearer token."""
     from aiohttp import web
 
-    from wijkhub.connectors.http import build, parse_tokens
+    from wijkhub.connectors.http import RateLimit, build, parse_tokens
     from wijkhub.connectors.intake import Intake
     from wijkhub.metrics import Metrics
 
@@ -316,7 +318,13 @@ def serve_intake() -> None:
         _fail("WIJKHUB_INGEST_TOKENS is empty: no source could authenticate")
     _require_intake_topics(s, tuple(tokens))
     metrics = Metrics()
-    application = build(tokens, lambda source: Intake(s, source, metrics=metrics), metrics)
+    application = build(
+        tokens,
+        lambda source: Intake(s, source, metrics=metrics),
+        metrics,
+        max_body=s.intake_max_body_bytes,
+        limit=RateLimit(s.intake_rate_per_second, s.intake_rate_burst),
+    )
     web.run_app(application, host=s.intake_host, port=s.intake_port, print=None)
 
 
@@ -326,7 +334,7 @@ def _teams(s: Settings):
     if not s.teams_file:
         _fail("WIJKHUB_TEAMS_FILE is not set: the teams, their accounts and addresses")
     try:
-        return teams.load(s.teams_file, s.webhook_secrets)
+        return teams.load(s.teams_file, s.webhook_secrets, s.webhook_allow_loopback_http)
     except teams.TeamsFileError as exc:
         _fail("\n  ".join([f"{s.teams_file} is not valid:", *exc.problems]))
 

@@ -113,8 +113,15 @@ class Settings:
     operator_tokens: str = field(default="", repr=False)
     intake_host: str = "127.0.0.1"
     intake_port: int = 6070
+    # HTTP intake: the largest request body (413 beyond), and per token a rate of
+    # requests per second with bursts (429 beyond; a rate of 0 turns it off).
+    intake_max_body_bytes: int = 16 * 1024 * 1024
+    intake_rate_per_second: float = 10.0
+    intake_rate_burst: int = 50
     # /metrics of the long-running connectors (file drop, Kafka relay); 0 turns it off.
     connector_metrics_port: int = 6071
+    # File drop: a larger file goes to failed/ unread (symbolic links always do).
+    filedrop_max_bytes: int = 64 * 1024 * 1024
     # CBS pc6hnr<year>0801_gwb.csv: districts of addresses (empty: no districts).
     district_table: str = ""
     # The detection rules (YAML); empty: the shipped streams/rules.yaml.
@@ -125,6 +132,9 @@ class Settings:
     # (results never depend on arrival order); later ones are counted in
     # wijkhub_late_facts_total so an operator sees a source delivering that late.
     allowed_lateness_days: int = 90
+    # An event dated more than this many days after it was received is dead-lettered
+    # (future-dated): a consent dated ahead could never be withdrawn.
+    future_tolerance_days: int = 1
     # Consumer group liveness: a worker that dies without leaving is replaced after
     # the session timeout (Kafka's default 45 s; faust's 60 s).
     session_timeout_seconds: float = 10.0
@@ -138,6 +148,9 @@ class Settings:
     teams_file: str = ""
     # team=secret,… for signing each team's webhook calls (HMAC-SHA256)
     webhook_secrets: str = field(default="", repr=False)
+    # Webhooks are https only; plain http to a loopback address (a test receiver) only when
+    # this is true.
+    webhook_allow_loopback_http: bool = False
     # The team inbox (web): where it listens, the key that signs its session cookies,
     # and the address teams use to reach it (links in e-mails).
     inbox_host: str = "127.0.0.1"
@@ -190,15 +203,26 @@ class Settings:
             operator_tokens=env.get(f"{p}OPERATOR_TOKENS", ""),
             intake_host=env.get(f"{p}INTAKE_HOST", defaults.intake_host),
             intake_port=_int(env, f"{p}INTAKE_PORT", defaults.intake_port),
+            intake_max_body_bytes=_int(
+                env, f"{p}INTAKE_MAX_BODY_BYTES", defaults.intake_max_body_bytes
+            ),
+            intake_rate_per_second=_float(
+                env, f"{p}INTAKE_RATE_PER_SECOND", defaults.intake_rate_per_second
+            ),
+            intake_rate_burst=_int(env, f"{p}INTAKE_RATE_BURST", defaults.intake_rate_burst),
             connector_metrics_port=_int(
                 env, f"{p}CONNECTOR_METRICS_PORT", defaults.connector_metrics_port
             ),
+            filedrop_max_bytes=_int(env, f"{p}FILEDROP_MAX_BYTES", defaults.filedrop_max_bytes),
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
             district_table=env.get(f"{p}DISTRICT_TABLE", ""),
             rules_file=env.get(f"{p}RULES_FILE", ""),
             match_threshold=_float(env, f"{p}MATCH_THRESHOLD", defaults.match_threshold),
             allowed_lateness_days=_int(
                 env, f"{p}ALLOWED_LATENESS_DAYS", defaults.allowed_lateness_days
+            ),
+            future_tolerance_days=_int(
+                env, f"{p}FUTURE_TOLERANCE_DAYS", defaults.future_tolerance_days
             ),
             session_timeout_seconds=_float(
                 env, f"{p}SESSION_TIMEOUT_SECONDS", defaults.session_timeout_seconds
@@ -209,6 +233,9 @@ class Settings:
             worker_instance_id=env.get(f"{p}WORKER_INSTANCE_ID", ""),
             teams_file=env.get(f"{p}TEAMS_FILE", ""),
             webhook_secrets=env.get(f"{p}WEBHOOK_SECRETS", ""),
+            webhook_allow_loopback_http=_bool(
+                env, f"{p}WEBHOOK_ALLOW_LOOPBACK_HTTP", defaults.webhook_allow_loopback_http
+            ),
             inbox_host=env.get(f"{p}INBOX_HOST", defaults.inbox_host),
             inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
             inbox_secret=env.get(f"{p}INBOX_SECRET", ""),
@@ -257,6 +284,7 @@ class Settings:
             f"{p}KAFKA_PORT": str(self.kafka_port),
             f"{p}MATCH_THRESHOLD": str(self.match_threshold),
             f"{p}ALLOWED_LATENESS_DAYS": str(self.allowed_lateness_days),
+            f"{p}FUTURE_TOLERANCE_DAYS": str(self.future_tolerance_days),
             f"{p}SESSION_TIMEOUT_SECONDS": str(self.session_timeout_seconds),
             f"{p}HEARTBEAT_INTERVAL_SECONDS": str(self.heartbeat_interval_seconds),
             f"{p}WORKER_INSTANCE_ID": self.worker_instance_id,
@@ -266,9 +294,14 @@ class Settings:
             f"{p}OPERATOR_TOKENS": self.operator_tokens,
             f"{p}INTAKE_HOST": self.intake_host,
             f"{p}INTAKE_PORT": str(self.intake_port),
+            f"{p}INTAKE_MAX_BODY_BYTES": str(self.intake_max_body_bytes),
+            f"{p}INTAKE_RATE_PER_SECOND": str(self.intake_rate_per_second),
+            f"{p}INTAKE_RATE_BURST": str(self.intake_rate_burst),
             f"{p}CONNECTOR_METRICS_PORT": str(self.connector_metrics_port),
+            f"{p}FILEDROP_MAX_BYTES": str(self.filedrop_max_bytes),
             f"{p}TEAMS_FILE": self.teams_file,
             f"{p}WEBHOOK_SECRETS": self.webhook_secrets,
+            f"{p}WEBHOOK_ALLOW_LOOPBACK_HTTP": str(self.webhook_allow_loopback_http).lower(),
             f"{p}INBOX_HOST": self.inbox_host,
             f"{p}INBOX_PORT": str(self.inbox_port),
             f"{p}INBOX_SECRET": self.inbox_secret,

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 
 from wijkhub.connectors.formats import istandaarden, tabular
@@ -34,9 +35,24 @@ class UnknownSource(ValueError):
 
 
 def parse(source: str, data: bytes, origin: str) -> Iterator[Item]:
-    """Parse one input (a file, a request body, a Kafka record) of ``source``."""
+    """Parse one input (a file, a request body, a Kafka record) of ``source``.
+
+    Whatever the bytes hold, every record ends as an item: should a parser fail
+    part-way (a case no format check foresaw), the rest of the input becomes one
+    more item with the reason, so ``read = events + dead letters`` still holds
+    and no intake path answers 500 or crashes on it.
+    """
     if source not in SOURCES:
         raise UnknownSource(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    try:
+        yield from _parse(source, data, origin)
+    except Exception as exc:  # the input, not the hub, is at fault
+        yield Item(data, origin, error=f"input could not be parsed ({type(exc).__name__})")
+
+
+def _parse(source: str, data: bytes, origin: str) -> Iterator[Item]:
+    """Dispatch on the source and the first byte (a UTF-8 byte-order mark is skipped)."""
+    data = data.removeprefix(codecs.BOM_UTF8)
     if not data.strip():
         yield Item(data, origin, error="empty input")
         return

@@ -98,23 +98,45 @@ def parse_csv(
         yield Item(original, position, record)
 
 
+class NotJson(ValueError):
+    """Bytes that are no JSON this hub takes: malformed, not UTF-8, nested too deep,
+    an integer over Python's 4,300 digits."""
+
+
+def _load(data: bytes) -> Any:
+    """``json.loads`` whose every refusal is a :class:`NotJson` (a deep nesting raises
+    RecursionError, a huge integer a plain ValueError: neither is a JSONDecodeError)."""
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError too
+        raise NotJson(type(exc).__name__) from None
+
+
+def _dump(obj: Any) -> bytes:
+    """A record's bytes again, for its dead letter; lone surrogates kept, not fatal."""
+    return json.dumps(obj, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
 def _objects(data: bytes, origin: str) -> Iterator[tuple[bytes, str, Any]]:
-    """(original bytes, position, decoded value | JSONDecodeError) per JSON record."""
+    """(original bytes, position, decoded value | NotJson) per JSON record."""
     stripped = data.lstrip()
     if stripped.startswith(b"[") or (stripped.startswith(b"{") and b"\n{" not in stripped):
         try:
-            doc = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            doc = _load(data)
+        except NotJson as exc:
             yield data, origin, exc
             return
         for n, obj in enumerate(doc if isinstance(doc, list) else [doc], 1):
-            yield json.dumps(obj, ensure_ascii=False).encode(), f"{origin}#{n}", obj
+            try:
+                yield _dump(obj), f"{origin}#{n}", obj
+            except (ValueError, RecursionError) as exc:
+                yield data, f"{origin}#{n}", NotJson(type(exc).__name__)
         return
     for number, line in enumerate(data.splitlines(), 1):  # JSON lines
         if line.strip():
             try:
-                yield line, f"{origin}:{number}", json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield line, f"{origin}:{number}", _load(line)
+            except NotJson as exc:
                 yield line, f"{origin}:{number}", exc
 
 
@@ -122,17 +144,28 @@ def parse_json(
     data: bytes, origin: str, default_kind: str | None = None, source: str = ""
 ) -> Iterator[Item]:
     for original, position, obj in _objects(data, origin):
-        if isinstance(obj, ValueError):
+        if isinstance(obj, NotJson):
             yield Item(original, position, error="input is not valid JSON")
         elif isinstance(obj, dict) and "leveringen" in obj:
             yield from parse_ddas(obj, position)
         elif not isinstance(obj, dict):
             yield Item(original, position, error="a source record must be a JSON object")
         else:
-            record = canonical_names(source, obj)
-            if default_kind and not record.get("kind"):
-                record["kind"] = default_kind
-            yield Item(original, position, record)
+            yield _json_item(obj, original, position, default_kind, source)
+
+
+def _json_item(
+    obj: dict[str, Any], original: bytes, position: str, default_kind: str | None, source: str
+) -> Item:
+    """One JSON object as a record; one too deeply nested to flatten is a dead letter,
+    not the end of the input."""
+    try:
+        record = canonical_names(source, obj)
+    except RecursionError:
+        return Item(original, position, error="a source record is nested too deeply")
+    if default_kind and not record.get("kind"):
+        record["kind"] = default_kind
+    return Item(original, position, record)
 
 
 def parse_ddas(doc: dict[str, Any], origin: str) -> Iterator[Item]:
@@ -151,9 +184,12 @@ def parse_ddas(doc: dict[str, Any], origin: str) -> Iterator[Item]:
             )
             continue
         for n, signal in enumerate(signals, 1):
-            original = json.dumps(signal, ensure_ascii=False).encode()
+            original = _dump(signal)
             position = f"{origin}/levering {d}/vroegsignaal {n}"
             if not isinstance(signal, dict):
                 yield Item(original, position, error="DDAS: a vroegsignaal must be an object")
-            else:
+                continue
+            try:
                 yield Item(original, position, ddas_record(signal))
+            except RecursionError:
+                yield Item(original, position, error="DDAS: a vroegsignaal is nested too deeply")

@@ -154,6 +154,7 @@ def receivers(hub_settings, worker, tmp_path_factory):
     settings = hub_settings.with_(
         teams_file=str(teams_file),
         webhook_secrets=",".join(f"{t}={s}" for t, s in SECRETS.items()),
+        webhook_allow_loopback_http=True,  # the receiver is plain http on 127.0.0.1
         delivery_attempts=4,
         delivery_timeout_seconds=0.5,
         delivery_backoff_seconds=0.05,

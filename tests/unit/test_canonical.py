@@ -2,7 +2,12 @@ import datetime as dt
 
 import pytest
 
-from wijkhub.connectors.canonical import cloudevent_headers, event_id, to_raw_event
+from wijkhub.connectors.canonical import (
+    SOURCE_KINDS,
+    cloudevent_headers,
+    event_id,
+    to_raw_event,
+)
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.streams.topics import Domain
@@ -216,11 +221,14 @@ EVERY_KIND = [
 ]
 
 
+SOURCE_OF = {kind: source for source, kinds in SOURCE_KINDS.items() for kind in kinds}
+
+
 @pytest.mark.parametrize("record", EVERY_KIND, ids=lambda r: r["kind"])
 def test_every_kind_becomes_an_avro_event(record):
     catalog = Catalog()
     full = {"message_id": "m", "occurred_at": "2026-05-01", **record}
-    _, _, event = to_raw_event(full, "src", P, "0363", NOW)
+    _, _, event = to_raw_event(full, SOURCE_OF[record["kind"]], P, "0363", NOW)
     decoded = catalog.decode(catalog.encode(RAW_EVENT, event), RAW_EVENT)
     assert decoded["envelope"]["type"].startswith("nl.wijkhub.")
     assert decoded["payload"] == (event["payload"][0], event["payload"][1])

@@ -47,7 +47,7 @@ accounts:
     with pytest.raises(teams.TeamsFileError) as err:
         teams.parse(doc, "teams.yaml")
     text = str(err.value)
-    for problem in ("is not an address", "webhook must be an http(s) URL", "unknown team",
+    for problem in ("is not an address", "webhook must be an https:// URL", "unknown team",
                     "must be a scrypt hash"):  # fmt: skip
         assert problem in text
     webhook = "teams:\n  t1: {webhook: 'https://x.example/h'}\n"
