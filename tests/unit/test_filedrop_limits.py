@@ -10,7 +10,7 @@ from wijkhub.connectors.filedrop import FileDrop
 from wijkhub.connectors.intake import Intake
 from wijkhub.settings import Settings
 
-from helpers import FakeKafka
+from builders import FakeKafka
 
 SETTINGS = Settings(pseudonym_key=b"p" * 32, dead_letter_key=b"d" * 32)
 CSV = (

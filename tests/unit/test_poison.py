@@ -25,7 +25,7 @@ from wijkhub.connectors.intake import Intake, IntakeReport
 from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 
-from helpers import FakeKafka
+from builders import FakeKafka
 
 SETTINGS = Settings(pseudonym_key=b"p" * 32, dead_letter_key=b"d" * 32)
 DEPTH = 100_000
