@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 
 from kafka import KafkaConsumer, TopicPartition
-from test_poison import POISON, SIGNAL
 
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, full_name
+
+from builders import POISON, SIGNAL
 
 
 def dead_letter_keys(settings: Settings) -> list[bytes]:

@@ -25,38 +25,9 @@ from wijkhub.connectors.intake import Intake, IntakeReport
 from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 
-from builders import FakeKafka
+from builders import BOM, DEPTH, POISON, SIGNAL, FakeKafka, with_amount
 
 SETTINGS = Settings(pseudonym_key=b"p" * 32, dead_letter_key=b"d" * 32)
-DEPTH = 100_000
-SIGNAL = {"kind": "arrears_signal", "message_id": "m-1", "signal_id": "S-1",
-          "creditor_type": "Huur", "occurred_at": "2026-05-01", "bsn": "111222333"}  # fmt: skip
-BOM = b"\xef\xbb\xbf"
-
-
-def with_amount(literal: str) -> bytes:
-    """A valid signal whose amount is a raw JSON literal (Python's json reads NaN, 1e999)."""
-    return json.dumps(SIGNAL)[:-1].encode() + b', "amount": ' + literal.encode() + b"}"
-
-
-POISON: dict[str, bytes] = {
-    "array nested 100k deep": b"[" * DEPTH + b"]" * DEPTH,
-    "object nested 100k deep": b'{"a":' * DEPTH + b"1" + b"}" * DEPTH,
-    "integer of 5,000 digits": b'{"kind": "arrears_signal", "amount": ' + b"9" * 5000 + b"}",
-    "amount 1e999": with_amount("1e999"),
-    "amount NaN": with_amount("NaN"),
-    "amount -Infinity": with_amount("-Infinity"),
-    "months of 4,000 digits": json.dumps({**SIGNAL, "amount": "1"})[:-1].encode()
-    + b', "arrears_months": '
-    + b"9" * 4000
-    + b"}",
-    "invalid UTF-8 in JSON": b'{"kind": "arrears_signal", "bsn": "\xff\xfe"}',
-    "invalid UTF-8 in CSV": b"ID;bedrag\nX;\xff\xfe\n",
-    "lone surrogate": json.dumps({**SIGNAL, "amount": "1", "message_id": "\ud800"}).encode(),
-    "BOM then nesting": BOM + b"[" * DEPTH,
-    "amount 1e999 in CSV": b"ID;bedrag;signaaldatum;signaalpartner.type;Burgerservicenummer\n"
-    b"X;1e999;2026-05-01;Huur;111222333\n",
-}
 
 
 def ingest(source: str, data: bytes) -> tuple[IntakeReport, FakeKafka]:
