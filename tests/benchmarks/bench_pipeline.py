@@ -39,7 +39,7 @@ from wijkhub.connectors.canonical import to_raw_event
 from wijkhub.connectors.identity import Pseudonymiser
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams.topics import full_name, raw
+from wijkhub.streams.topics import BY_ADDRESS, LINKED, full_name, raw
 from wijkhub.supervise import WorkerProcess
 from wijkhub.synthetic import SOURCE_ORDER, generate
 
@@ -253,12 +253,14 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
                 return _metric_sum(text, name, **labels)
 
             produced = "wijkhub_events_produced_total"
+            by_address = full_name(BY_ADDRESS, settings.topic_prefix)
+            linked = full_name(LINKED, settings.topic_prefix)
             return (
                 total("wijkhub_events_consumed_total", stage="person") >= raw_records
                 and total("wijkhub_events_consumed_total", stage="address")
-                >= total(produced, stage="person")
+                >= total(produced, stage="person", topic=by_address)
                 and total("wijkhub_events_consumed_total", stage="household")
-                >= total(produced, stage="address")
+                >= total(produced, stage="address", topic=linked)
             )
 
         _wait(lambda: consumed("person") > 0, 120, "the pipeline to start")
