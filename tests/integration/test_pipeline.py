@@ -109,7 +109,7 @@ def test_bad_input_is_dead_lettered_with_sealed_original_and_reason(hub, topics,
     lines = [
         b"{not json",
         json.dumps(bad_bsn).encode(),
-        json.dumps(plant.arrears("1013JK", "1", "Huur", "2027-06-31")).encode(),
+        json.dumps({**plant.person("1013JK", "1"), "occurred_at": "2027-06-31"}).encode(),
         json.dumps(plant.person("1013JK", "1")).encode(),
     ]
     report = hub.ingest("population", lines)
