@@ -113,7 +113,8 @@ def test_ingest_killed_mid_file_and_run_again_adds_no_dead_letter_and_no_event_i
 
     events = read(settings, "raw.income")
     ids = {dict(r.headers)["ce_id"] for r in events}
-    assert len(events) > good and len(ids) == good  # the first run's events were repeats
+    # whatever part of the first run's events reached Kafka, they are repeats: one id each
+    assert len(events) >= good and len(ids) == good
 
 
 def test_file_drop_keeps_a_file_while_the_broker_is_down_and_ingests_it_after(tmp_path):
