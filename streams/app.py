@@ -19,7 +19,7 @@ from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams import faust_adapter, household_stage, pages
+from wijkhub.streams import faust_adapter, pages
 from wijkhub.streams.harness import build_stages
 
 log = get_logger("wijkhub.streams")
@@ -51,6 +51,3 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     faust_adapter.measure_lag(app, settings, metrics)
     app.wijkhub_metrics = metrics  # type: ignore[attr-defined]
     return app
-
-
-__all__ = ["build_app", "household_stage"]

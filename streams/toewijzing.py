@@ -2,11 +2,11 @@
 
 A 301 (toewijzing) is the *full* set of one client's assignments at one
 provider; a removed assignment is news too, and only a diff against the
-previous snapshot shows it. The link stage keeps the last snapshot per
-(person, provider) in a table keyed like its input topic and calls
-:func:`diff`; what comes out are ``ToewijzingChanged`` events (assigned,
-changed, withdrawn), each with an id derived from the snapshot's id, so a
-redelivered snapshot yields the same ids and the same (empty) diff.
+previous snapshot shows it. The person stage keeps every snapshot of a
+client and diffs them per provider in date order with :func:`diff`; what
+comes out are ``ToewijzingChanged`` events (assigned, changed, withdrawn),
+each with an id derived from the snapshot's id, so a redelivered snapshot
+yields the same ids and the same (empty) diff.
 
 Pure functions over the decoded Avro records: no Kafka here.
 """
@@ -28,11 +28,6 @@ State = dict[str, Any]  # {"snapshot_on": iso date, "assignments": {number: {...
 
 def is_snapshot(event: Record) -> bool:
     return event["payload"][0] == SNAPSHOT
-
-
-def state_key(person_key: bytes, event: Record) -> bytes:
-    """Table key: the person's record key plus the provider (AGB code)."""
-    return person_key + b"\x1f" + event["payload"][1]["provider"].encode()
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,19 @@ class Scenario:
         return self._add("population", "person_registered", day, bsn=p.bsn, postcode=postcode,
                          huisnummer=number, **p.names())  # fmt: skip
 
+    def two_families(self, postcode: str, number: str) -> tuple[Person, ...]:
+        """Two families at one address, each bound by a BRP relation row: the Jansens
+        (partners, the first residents) and the Bakkers (parent and child, later)."""
+        a1, a2 = self.person("Jansen", "1980-04-02"), self.person("Jansen", "1982-07-19")
+        b1, b2 = self.person("Bakker", "1975-01-30"), self.person("Bakker", "2004-11-05")
+        for p in (a1, a2):
+            self.register(p, postcode, number, "2024-01-01")
+        for p in (b1, b2):
+            self.register(p, postcode, number, "2024-03-01")
+        self.relation(a1, a2, "partner", "2024-01-01")
+        self.relation(b1, b2, "ouder", "2024-03-01")
+        return a1, a2, b1, b2
+
     def relation(self, a: Person, b: Person, relation: str, day: str, change: str = "started"):
         return self._add("population", "relation_changed", day, bsn=a.bsn, related_bsn=b.bsn,
                          relation=relation, change=change)  # fmt: skip
@@ -126,14 +139,7 @@ def tricky(seed: int = 1) -> Scenario:
     """The order-independence scenario; ``expected`` holds the alerts it must raise."""
     s = Scenario(seed)
     # Two families at one address; relation rows apart from the registrations.
-    a1, a2 = s.person("Jansen", "1980-04-02"), s.person("Jansen", "1982-07-19")
-    b1, b2 = s.person("Bakker", "1975-01-30"), s.person("Bakker", "2004-11-05")
-    for p in (a1, a2):
-        s.register(p, "1011AB", "7", "2024-01-01")
-    for p in (b1, b2):
-        s.register(p, "1011AB", "7", "2024-03-01")
-    s.relation(a1, a2, "partner", "2024-01-01")
-    s.relation(b1, b2, "ouder", "2024-03-01")
+    a1, a2, b1, _b2 = s.two_families("1011AB", "7")
     # Family A: rent and energy arrears within 90 days (by address: A is the main household).
     s.arrears("1011AB", "7", "Huur", "2026-02-01", who=a1)
     s.arrears("1011AB", "7", "Energie", "2026-03-10", who=a2)

@@ -10,31 +10,15 @@ from __future__ import annotations
 
 import json
 
-from kafka import KafkaConsumer, TopicPartition
-
 from wijkhub.settings import Settings
-from wijkhub.streams.topics import DLQ_INGEST, full_name
+from wijkhub.streams.topics import DLQ_INGEST
 
-from builders import POISON, SIGNAL
+from builders import POISON, SIGNAL, Hub
 
 
 def dead_letter_keys(settings: Settings) -> list[bytes]:
     """The key of every record on dlq.ingest, from the beginning to the current end."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                             enable_auto_commit=False)  # fmt: skip
-    try:
-        topic = full_name(DLQ_INGEST, settings.topic_prefix)
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        keys: list[bytes] = []
-        while any(consumer.position(tp) < end[tp] for tp in tps):
-            for tp, batch in consumer.poll(timeout_ms=500).items():
-                keys += [r.key for r in batch if r.offset < end[tp]]
-        return keys
-    finally:
-        consumer.close()
+    return [r.key for r in Hub(settings, None).records(DLQ_INGEST)]  # type: ignore[arg-type]
 
 
 def test_each_poison_body_is_one_dead_letter_and_the_intake_keeps_serving(

@@ -38,7 +38,7 @@ def diffed(*snapshots):
     out = []
     for s in snapshots:
         raw = s["event"]
-        key = toewijzing.state_key(raw["subject"]["person_ref"].encode(), raw)
+        key = (raw["subject"]["person_ref"], raw["payload"][1]["provider"])
         result = toewijzing.diff(state.get(key), raw)
         state[key] = result.state
         out += [{**s, "event": e} for e in result.events]

@@ -180,14 +180,7 @@ def test_5_a_replay_of_an_ended_trajectory_does_not_reopen_it_nor_grow_the_revie
 
 def test_6_two_families_at_one_address_each_see_only_their_own_members():
     s = Scenario(17)
-    a1, a2 = s.person("Jansen", "1980-04-02"), s.person("Jansen", "1982-07-19")
-    b1, b2 = s.person("Bakker", "1975-01-30"), s.person("Bakker", "2004-11-05")
-    for p in (a1, a2):
-        s.register(p, "1011AB", "7", "2024-01-01")
-    for p in (b1, b2):
-        s.register(p, "1011AB", "7", "2024-03-01")
-    s.relation(a1, a2, "partner", "2024-01-01")
-    s.relation(b1, b2, "ouder", "2024-03-01")
+    _a1, _a2, b1, _b2 = s.two_families("1011AB", "7")
     s.case(b1, "wijkteam-noord", "schuldhulp", "2025-01-01")
     records = s.raw_records(SETTINGS.pseudonym_key, CATALOG)
     for order in (records, list(reversed(records)), signals_first(records)):

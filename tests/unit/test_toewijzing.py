@@ -62,10 +62,3 @@ def test_an_older_snapshot_arriving_late_changes_nothing():
     newer = toewijzing.diff(None, raw("AGB1", ["1"], on=MAY))
     late = toewijzing.diff(newer.state, raw("AGB1", [], on=APRIL))
     assert late.stale and late.events == [] and late.state == newer.state
-
-
-def test_the_state_is_kept_per_person_and_provider():
-    event = raw("AGB1", ["1"])
-    assert toewijzing.state_key(b"P-1", event) != toewijzing.state_key(b"P-2", event)
-    other = raw("AGB2", ["1"])
-    assert toewijzing.state_key(b"P-1", event) != toewijzing.state_key(b"P-1", other)
