@@ -58,6 +58,11 @@ def create_topics(settings: Settings) -> list[TopicResult]:
             # Another process may create them between list and create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new, timeout_ms=30000)
+            # Return only once the cluster lists them: a command started right after
+            # (an intake's preflight) must not find them missing in stale metadata.
+            wanted, deadline = {t.name for t in new}, time.monotonic() + 30
+            while not wanted <= set(admin.list_topics()) and time.monotonic() < deadline:
+                time.sleep(0.2)
         return results
     finally:
         admin.close()
