@@ -77,9 +77,14 @@ def list_until(driver, base: str, alert_id: str, timeout: float = 30.0) -> None:
 
 def press(driver, label: str) -> None:
     """Press a button and wait for the page the inbox answers with (applied, or pending)."""
-    page = driver.find_element(By.TAG_NAME, "html")
+    # A marker on the old document: it is gone once the answer page has loaded. (Chrome's
+    # staleness check can fail with "Node ... does not belong to the document" instead of
+    # reporting the element stale, so the test does not rely on it.)
+    driver.execute_script("window.wijkhubBefore = true;")
     driver.find_element(By.XPATH, f'//button[normalize-space()="{label}"]').click()
-    WebDriverWait(driver, 15).until(ec.staleness_of(page))
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return window.wijkhubBefore !== true;")
+    )
     WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".done")))
 
 
