@@ -2,6 +2,7 @@
 
     raw.<domain> ─ person stage ─► by-address ─ address stage ─► linked
     linked, alert-actions ─ household stage ─► household-view, alerts
+                           (and, on its timer, expiry actions to alert-actions)
     (unmatched: for review; hand-over: for the new municipality; dlq.streams)
 
 The stages are plain objects (:mod:`person_stage`, :mod:`address_stage`,
@@ -47,6 +48,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         view, _, _ = household.derive(entry["state"], ref.decode())
         return view
 
+    faust_adapter.sweep(app, settings, tables[household.name], household)  # alert expiry
     pages.register(app, settings, catalog, metrics, tables[household.name], read_view)
     faust_adapter.measure_lag(app, settings, metrics)
     app.wijkhub_metrics = metrics  # type: ignore[attr-defined]

@@ -38,7 +38,7 @@ from faust.types import TP
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
-from wijkhub.streams.stage import Message, Result, Stage, plan
+from wijkhub.streams.stage import Message, Result, Stage, Timed, plan
 from wijkhub.streams.topics import DLQ_STREAMS, WORKER_INPUTS, full_name, logical_name
 
 log = get_logger("wijkhub.streams")
@@ -254,6 +254,32 @@ class _Observer:
         }
         for metric, labels, value in result.observations:
             histograms[metric].labels(*labels).observe(value)
+
+
+SWEEP_YIELD_EVERY = 200  # keys between yields to the event loop: the agents keep running
+
+
+def sweep(app: faust.App, settings: Settings, table: faust.TableT, stage: Timed) -> None:
+    """Every ``expiry_sweep_seconds``: the stage's due records for every key in this
+    worker's active partitions, sent to the stage's own input (:class:`stage.Timed`).
+
+    Each worker sweeps only what it owns, so after a rebalance the new owner takes over;
+    a sweep that overlaps a batch, or runs twice, sends records with the same ids, which
+    the stage applies once.
+    """
+    prefix = settings.topic_prefix
+
+    @app.timer(interval=settings.expiry_sweep_seconds)
+    async def due() -> None:
+        now, out = time.time(), Outbox(app.producer)
+        for n, (key, entry) in enumerate(table.items()):  # active partitions only
+            for o in stage.due(entry["state"], key, now):
+                await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
+            if n % SWEEP_YIELD_EVERY == SWEEP_YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+        if out.pending:
+            log.info("due records sent", stage=stage.name, records=len(out.pending))
+            await out.delivered()
 
 
 def measure_lag(app: faust.App, settings: Settings, metrics: Metrics) -> None:

@@ -29,7 +29,7 @@ from wijkhub.streams.household_stage import HouseholdStage
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.person_stage import PersonStage
 from wijkhub.streams.routing import Router
-from wijkhub.streams.stage import Message, Output, Stage, plan
+from wijkhub.streams.stage import Message, Output, Stage, Timed, plan
 from wijkhub.streams.topics import ALERTS, UNMATCHED
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
 
@@ -125,6 +125,15 @@ class Harness:
         modes = ("before-state", "after-state", "after-outputs")
         while self.step(shuffle, self.rng.choice(modes) if self.rng.random() < crash_rate else ""):
             pass
+
+    def sweep(self, now: float) -> None:
+        """The worker's timer at wall-clock ``now``: every timed stage's due records, for
+        every key it holds, sent as inputs (:class:`stage.Timed`)."""
+        for stage in self.stages:
+            if isinstance(stage, Timed):
+                for key, text in sorted(self.state[stage.name].items()):
+                    for out in stage.due(json.loads(text)["state"], key, now):
+                        self._append(out)
 
     # -- what a team, an operator or a test sees ----------------------------------------
 

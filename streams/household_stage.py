@@ -205,6 +205,40 @@ class HouseholdStage:
         }
         return True
 
+    # -- the clock ------------------------------------------------------------------------
+
+    def due(self, state: HouseholdState, key: bytes, now: float) -> list[Output]:
+        """The expiry action for every alert this household has published that is still
+        active and past its rule's expiry date on the wall clock (:class:`stage.Timed`).
+
+        The story expires an alert by itself once a *fact* dated past its expiry arrives;
+        a quiet household has none, so the worker's sweep sends this action instead (an
+        input on ``alert-actions``, applied like a team's). Already sent, or already
+        applied: nothing (the action id is the alert's, so a repeat is a duplicate).
+        """
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        found = []
+        for aid, published in sorted(state["published"].items()):
+            entry, rule = published["entry"], self.rules_by_id.get(published["rule"])
+            if rule is None or entry["state"] == "resolved" or published["change"] == WITHDRAWN:
+                continue
+            expires = rule.expires_on(entry["on"])
+            if expires is None or at.date() < expires:
+                continue
+            newest = self._newest(state, entry)
+            record = lifecycle.expiry(aid, key.decode(), entry["team"],
+                                      newest["correlation_id"] if newest else "", at)  # fmt: skip
+            if record["action_id"] not in state["actions"]:
+                found.append(Output(ALERT_ACTIONS, key, self.catalog.encode(ALERT_ACTION, record)))
+        return found
+
+    @staticmethod
+    def _newest(state: HouseholdState, entry: dict[str, Any]) -> StoredFact | None:
+        """The newest stored fact behind an alert entry (its correlation id travels on)."""
+        facts = state["facts"]
+        return max((facts[f["event_id"]] for f in entry["facts"] if f["event_id"] in facts),
+                   key=lambda f: (f["day"], f["id"]), default=None)  # fmt: skip
+
     # -- the story, in event time --------------------------------------------------------
 
     def derive(self, state: HouseholdState, ref: str) -> tuple[household.View, dict, dict]:
@@ -254,10 +288,8 @@ class HouseholdStage:
 
     def _publish(self, state: HouseholdState, ref: str, result: Result) -> None:
         view, alerts, outcomes = self.derive(state, ref)
-        facts = state["facts"]
         for aid, (kind, entry, rule) in sorted(alerts.items()):
-            newest = max((facts[f["event_id"]] for f in entry["facts"] if f["event_id"] in facts),
-                         key=lambda f: (f["day"], f["id"]), default=None)  # fmt: skip
+            newest = self._newest(state, entry)
             self._send_alert(state, ref, aid, kind, entry, rule, newest, result)
         for aid, published in sorted(state["published"].items()):
             if aid not in alerts and published["change"] != WITHDRAWN:
@@ -350,9 +382,9 @@ class HouseholdStage:
         if isinstance(outcome, lifecycle.Refused):
             if outcome.code == "unknown-alert":
                 return  # kept: the alert may yet be derived (facts still arriving)
-            if outcome.code == "already-resolved" and action["action"] == "expire":
+            if outcome.code == "already-resolved" and action["action"] == lifecycle.EXPIRE:
                 action["counted"] = True  # the story expired it already: the sweep agrees
-                result.counts["alert_action", "expire", "-", "duplicate"] += 1
+                result.counts["alert_action", lifecycle.EXPIRE, "-", "duplicate"] += 1
                 return
             action["counted"] = True
             result.counts["alert_action", action["action"], "-", "refused"] += 1

@@ -17,7 +17,8 @@ every state change. Dates are event time: a replay takes the same steps.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +35,11 @@ OUTCOMES = {
     "no_action_needed": "Geen actie nodig",
     "wrong_link": "Onjuiste koppeling",
 }
-ACTIONS = ("claim", "acknowledge", "contact_made", "resolve", "expire")
+TEAM_ACTIONS = ("claim", "acknowledge", "contact_made", "resolve")  # what a member may do
+EXPIRE = "expire"  # the worker's own action on an alert's expiry date (see :func:`expiry`)
+ACTIONS = (*TEAM_ACTIONS, EXPIRE)
 MAX_ACTIONS_REMEMBERED = 200  # action ids per household, for idempotency
+SYSTEM_ACTOR = "system"
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | 
         entry["contact_made_at"] = at_ms
     applied.append(action["action_id"])
     del applied[:-MAX_ACTIONS_REMEMBERED]
-    if kind in ("resolve", "expire"):
+    if kind in ("resolve", EXPIRE):
         _resolve(view, aid, entry, action["outcome"] if kind == "resolve" else EXPIRED, on)
         return Change("resolved" if kind == "resolve" else "expired", aid, rule, entry)
     entry["revision"] += 1
@@ -203,15 +207,65 @@ def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | 
     )
 
 
-def _refusal(kind: str, action: dict, rule: Rule, entry: dict, on: dt.date) -> Refused | None:
+def _refused_in_state(kind: str, alert: Mapping[str, Any], family: str) -> Refused | None:
+    """Why ``kind`` cannot apply to an alert in its present state (None: it can).
+
+    The one statement of the state machine: :func:`act` applies it to every action
+    and the inbox offers exactly the actions it allows (:func:`allowed`).
+    """
     if kind not in ACTIONS:
         return Refused("unknown-action", f"unknown action; expected one of {ACTIONS}")
-    if kind == "acknowledge" and entry["state"] != "open":
+    if alert["state"] == "resolved":
+        return Refused("already-resolved", "the alert is already resolved")
+    if kind == "claim" and alert.get("claimed_by"):
+        return Refused("already-claimed", "a member of the team has claimed the alert already")
+    if kind == "acknowledge" and alert["state"] != "open":
         return Refused("not-open", "the alert is already acknowledged")
-    if kind == "contact_made" and rule.family != DUPLICATE_HELP:
+    if kind == "contact_made" and family != DUPLICATE_HELP:
         return Refused("not-duplicate-help", "contact made is recorded for duplicate help only")
+    if kind == "contact_made" and alert.get("contact_made_at") is not None:
+        return Refused("contact-already-made", "contact made is recorded already")
+    return None
+
+
+def allowed(alert: Mapping[str, Any], family: str) -> list[str]:
+    """The team actions the alert allows in its present state, in the inbox's order.
+
+    ``alert`` is a lifecycle entry or a published Alert record (both carry ``state``,
+    ``claimed_by`` and ``contact_made_at``); ``family`` is its rule's family.
+    """
+    return [k for k in TEAM_ACTIONS if _refused_in_state(k, alert, family) is None]
+
+
+def _refusal(kind: str, action: dict, rule: Rule, entry: dict, on: dt.date) -> Refused | None:
+    refused = _refused_in_state(kind, entry, rule.family)
+    if refused:
+        return refused
     if kind == "resolve" and action.get("outcome") not in OUTCOMES:
         return Refused("bad-outcome", f"outcome must be one of {sorted(OUTCOMES)}")
-    if kind == "expire" and not _expired(rule, entry, on):
+    if kind == EXPIRE and not _expired(rule, entry, on):
         return Refused("not-expired", "the alert has not reached its expiry date")
     return None
+
+
+def expiry(
+    alert_id: str, household_ref: str, team: str, correlation_id: str, now: dt.datetime
+) -> dict[str, Any]:
+    """The worker's action that ends an alert on its expiry date, as an AlertAction record.
+
+    Its id depends on the alert only, so a sweep that runs again (or on another worker
+    after a rebalance) sends the same action, and the household stage applies it once.
+    It is an input like a team's action: a replay applies it at the same moment.
+    """
+    basis = f"{alert_id}|{EXPIRE}"
+    return {
+        "action_id": "AA-" + hashlib.sha256(basis.encode()).hexdigest()[:24],
+        "alert_id": alert_id,
+        "household_ref": household_ref,
+        "action": EXPIRE,
+        "outcome": None,
+        "actor": SYSTEM_ACTOR,
+        "team": team,
+        "at": now,
+        "correlation_id": correlation_id,
+    }

@@ -26,7 +26,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from wijkhub.connectors.deadletter import DeadLetter
 from wijkhub.streams.topics import DLQ_STREAMS
@@ -81,6 +81,23 @@ class Stage(Protocol[S]):
     def new_state(self) -> S: ...
 
     def process(self, state: S, messages: Sequence[Message]) -> Result[S]: ...
+
+
+@runtime_checkable
+class Timed(Protocol[S]):
+    """A stage that also acts on the clock, not only on messages (the household stage
+    ends alerts on their expiry date even when nothing else happens to the household).
+
+    ``due`` is pure: given one key's state and the wall-clock time, the records to send
+    *as inputs* (to a topic the stage itself reads). Sending them as records keeps the
+    clock out of the stage's state: a replay reads the same records and decides the same.
+    Its outputs must be idempotent (deterministic ids): a sweep may run again before the
+    stage has read what the previous one sent.
+    """
+
+    name: str
+
+    def due(self, state: S, key: bytes, now: float) -> list[Output]: ...
 
 
 def dead_letter(stage: str, message: Message, code: str, reason: str) -> Output:

@@ -157,8 +157,8 @@ class Settings:
     inbox_port: int = 6072
     inbox_secret: str = field(default="", repr=False)
     inbox_base_url: str = "http://127.0.0.1:6072"
-    # How often the inbox ends duplicate-help alerts past their two years.
-    inbox_expiry_sweep_seconds: float = 3600.0
+    # How often the household worker ends alerts past their expiry date (wall clock).
+    expiry_sweep_seconds: float = 3600.0
     # Alert delivery (webhooks, e-mail): attempts before a dead letter, timeout, backoff.
     delivery_attempts: int = 5
     delivery_timeout_seconds: float = 5.0
@@ -240,8 +240,8 @@ class Settings:
             inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
             inbox_secret=env.get(f"{p}INBOX_SECRET", ""),
             inbox_base_url=env.get(f"{p}INBOX_BASE_URL", defaults.inbox_base_url),
-            inbox_expiry_sweep_seconds=_float(
-                env, f"{p}INBOX_EXPIRY_SWEEP_SECONDS", defaults.inbox_expiry_sweep_seconds
+            expiry_sweep_seconds=_float(
+                env, f"{p}EXPIRY_SWEEP_SECONDS", defaults.expiry_sweep_seconds
             ),
             delivery_attempts=_int(env, f"{p}DELIVERY_ATTEMPTS", defaults.delivery_attempts),
             delivery_timeout_seconds=_float(
@@ -306,7 +306,7 @@ class Settings:
             f"{p}INBOX_PORT": str(self.inbox_port),
             f"{p}INBOX_SECRET": self.inbox_secret,
             f"{p}INBOX_BASE_URL": self.inbox_base_url,
-            f"{p}INBOX_EXPIRY_SWEEP_SECONDS": str(self.inbox_expiry_sweep_seconds),
+            f"{p}EXPIRY_SWEEP_SECONDS": str(self.expiry_sweep_seconds),
             f"{p}DELIVERY_ATTEMPTS": str(self.delivery_attempts),
             f"{p}DELIVERY_TIMEOUT_SECONDS": str(self.delivery_timeout_seconds),
             f"{p}DELIVERY_BACKOFF_SECONDS": str(self.delivery_backoff_seconds),

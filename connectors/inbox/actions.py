@@ -1,5 +1,8 @@
 """Team actions as events: what the inbox sends to the household stage.
 
+Which actions an alert allows is the lifecycle's to say (:func:`lifecycle.allowed`):
+the inbox offers those and no others, and the household stage refuses the rest.
+
 The action id is derived from the alert, the revision the member saw, the
 action, its outcome and the member: a form submitted twice (double click,
 browser retry) is one action, and the household stage applies it once.
@@ -11,7 +14,7 @@ import datetime as dt
 import hashlib
 from typing import Any
 
-from wijkhub.streams.lifecycle import OUTCOMES
+from wijkhub.streams.lifecycle import OUTCOMES, TEAM_ACTIONS
 
 # What the inbox offers, in Dutch, per action code of the AlertAction schema.
 LABELS = {
@@ -22,24 +25,12 @@ LABELS = {
 }
 
 
-def allowed(alert: dict[str, Any]) -> list[str]:
-    """The actions a member can take on the alert in its current state."""
-    if alert["state"] == "resolved":
-        return []
-    found = ["claim"] if alert.get("claimed_by") is None else []
-    if alert["state"] == "open":
-        found.append("acknowledge")
-    if alert["family"] == "duplicate_help" and alert.get("contact_made_at") is None:
-        found.append("contact_made")
-    return [*found, "resolve"]
-
-
 def action_record(
     alert: dict[str, Any], action: str, actor: str, outcome: str | None = None
 ) -> dict[str, Any]:
     """The AlertAction for ``action`` on ``alert`` by ``actor`` (a member of the alert's team)."""
-    if action not in LABELS:
-        raise ValueError(f"unknown action; expected one of {sorted(LABELS)}")
+    if action not in TEAM_ACTIONS:
+        raise ValueError(f"unknown action; expected one of {TEAM_ACTIONS}")
     if action == "resolve" and outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}")
     basis = f"{alert['alert_id']}|{alert['revision']}|{action}|{outcome or ''}|{actor}"
@@ -52,21 +43,5 @@ def action_record(
         "actor": actor,
         "team": alert["team"],
         "at": dt.datetime.now(dt.UTC),
-        "correlation_id": alert["correlation_id"],
-    }
-
-
-def expiry_record(alert: dict[str, Any], now: dt.datetime) -> dict[str, Any]:
-    """The system's action that ends a duplicate-help alert on its expiry date."""
-    basis = f"{alert['alert_id']}|expire"
-    return {
-        "action_id": "AA-" + hashlib.sha256(basis.encode()).hexdigest()[:24],
-        "alert_id": alert["alert_id"],
-        "household_ref": alert["household_ref"],
-        "action": "expire",
-        "outcome": None,
-        "actor": "system",
-        "team": alert["team"],
-        "at": now,
         "correlation_id": alert["correlation_id"],
     }

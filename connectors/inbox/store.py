@@ -92,13 +92,6 @@ class AlertStore:
         value = self.views.get(household_ref)
         return None if value is None else self.catalog.decode(value, HOUSEHOLD_VIEW)
 
-    def due_for_expiry(self, now: dt.datetime) -> list[dict[str, Any]]:
-        return [
-            a
-            for a in self.alerts.values()
-            if a["state"] in ACTIVE and a.get("expires_at") is not None and a["expires_at"] <= now
-        ]
-
     async def wait_for(self, alert_id: str, after_revision: int, timeout: float) -> bool:
         """Until the alert has a revision newer than ``after_revision`` (True) or timeout."""
 

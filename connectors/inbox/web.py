@@ -33,7 +33,7 @@ from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import ALERT_ACTION, AUDIT_ENTRY, Catalog
 from wijkhub.settings import Settings, SettingsError
-from wijkhub.streams import ruleset
+from wijkhub.streams import lifecycle, ruleset
 from wijkhub.streams.lifecycle import OUTCOMES
 from wijkhub.streams.rules import Rule
 from wijkhub.streams.topics import ALERT_ACTIONS, AUDIT, full_name
@@ -233,7 +233,7 @@ class Inbox:
             # An involved party learns who else is involved and how to reach them, no more.
             timeline=present.timeline(record, rule) if role == "responsible" else [],
             coordinator=present.coordinator(record),
-            possible=actions.allowed(alert) if role == "responsible" else [],
+            possible=lifecycle.allowed(alert, alert["family"]) if role == "responsible" else [],
             role=role,
             responsible=self.teams.name(alert["team"]),
             done=done,
@@ -256,7 +256,7 @@ class Inbox:
         if role != "responsible":
             raise web.HTTPForbidden(text="Alleen het team met de regie handelt deze melding af.")
         kind, outcome = str(form.get("action", "")), str(form.get("outcome", "")) or None
-        if kind not in actions.allowed(alert):
+        if kind not in lifecycle.allowed(alert, alert["family"]):
             raise web.HTTPBadRequest(text="Deze actie kan niet (meer) op deze melding.")
         try:
             record = actions.action_record(alert, kind, member.account, outcome)
@@ -297,25 +297,6 @@ class Inbox:
         raise web.HTTPSeeOther("/meldingen")
 
 
-async def sweep_expired(settings: Settings, store: AlertStore, producer: AIOKafkaProducer) -> None:
-    """Duplicate-help alerts end two years after they were raised, even in a quiet household:
-    the inbox sends the expiry action for every active alert past its ``expires_at``."""
-    catalog, topic = Catalog(), full_name(ALERT_ACTIONS, settings.topic_prefix)
-    sent: set[str] = set()  # once per process: a refused expiry is in dlq.streams, not repeated
-    await store.ready.wait()
-    while True:
-        for alert in store.due_for_expiry(dt.datetime.now(dt.UTC)):
-            if alert["alert_id"] in sent:
-                continue
-            record = actions.expiry_record(alert, dt.datetime.now(dt.UTC))
-            await producer.send_and_wait(
-                topic, catalog.encode(ALERT_ACTION, record), key=alert["household_ref"].encode()
-            )
-            sent.add(alert["alert_id"])
-            log.info("expiry sent", alert_id=alert["alert_id"])
-        await asyncio.sleep(settings.inbox_expiry_sweep_seconds)
-
-
 def _stopped(task: asyncio.Task) -> None:
     """A background task that ends by itself is a fault: log it loudly; /health stays 503."""
     if not task.cancelled() and task.exception() is not None:
@@ -340,7 +321,6 @@ def build(settings: Settings, teams: Teams, metrics: Metrics | None = None) -> w
         app[PRODUCER] = producer
         tasks = [
             asyncio.create_task(follow(settings, app[STORE], producer.partitions_for)),
-            asyncio.create_task(sweep_expired(settings, app[STORE], producer)),
         ]
         for task in tasks:
             task.add_done_callback(_stopped)

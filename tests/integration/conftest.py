@@ -65,6 +65,7 @@ def hub_settings(bootstrap, tmp_path_factory) -> Settings:
         batch_within_seconds=0.05,
         district_table=str(DISTRICT_FIXTURE),
         operator_tokens=f"beheerder={OPERATOR_TOKEN}",
+        expiry_sweep_seconds=1.0,
     )
     create_topics(settings)
     return settings
@@ -196,7 +197,6 @@ def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
         inbox_secret=secrets.token_urlsafe(32),
         inbox_port=port,
         inbox_base_url=f"http://127.0.0.1:{port}",
-        inbox_expiry_sweep_seconds=1.0,
     )
     proc = InboxProcess(settings, hub_settings.data_dir / "inbox.log").start()
     try:

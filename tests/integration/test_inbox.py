@@ -235,21 +235,6 @@ def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(
     assert any("betrokken partij" in e["reason"] for e in opened)
 
 
-def test_a_duplicate_help_alert_past_its_two_years_expires_by_itself(hub, inbox, plant):
-    p = plant.person("1049ZH", "151")
-    hub.ingest("population", [p])
-    old = [
-        {**plant.case(p["bsn"], team), "occurred_at": "2024-03-01"}
-        for team in ("Stadsbank", "Humanitas")
-    ]
-    hub.ingest("teams", old)  # raised in event time March 2024: it ended in March 2026
-    ref = household("1049ZH", "151")
-    changes = wait_for_alerts(hub, {ref}, 2)
-    assert [(a["change"], a["state"], a["resolution"]) for a in changes] == [
-        ("raised", "open", None), ("expired", "resolved", "expired")]  # fmt: skip
-    assert changes[0]["expires_at"].date().isoformat() == "2026-03-01"
-
-
 def post_login(base: str, account: str, password: str) -> int:
     form = urllib.parse.urlencode({"account": account, "password": password}).encode()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())

@@ -184,3 +184,20 @@ def test_team_actions_change_the_alert_and_a_refused_one_is_dead_lettered(hub, p
     letters = [DeadLetter.from_headers(r.headers, r.value) for r in hub.records(DLQ_STREAMS)]
     refused = [d for d in letters if d.original == Catalog().encode(ALERT_ACTION, stale)]
     assert [(d.stage, d.reason_code) for d in refused] == [("household", "other-team")]
+
+
+def test_a_quiet_households_duplicate_help_alert_expires_on_the_worker_sweep(hub, plant):
+    """No inbox running: the worker's own timer ends the alert (its sweep runs every
+    second here; WIJKHUB_EXPIRY_SWEEP_SECONDS)."""
+    p = plant.person("1049ZH", "151")
+    hub.ingest("population", [p])
+    old = [
+        {**plant.case(p["bsn"], team), "occurred_at": "2024-03-01"}
+        for team in ("Stadsbank", "Humanitas")
+    ]
+    hub.ingest("teams", old)  # raised in event time March 2024: it ended in March 2026
+    ref = household("1049ZH", "151")
+    changes = wait_for_alerts(hub, {ref}, 2)
+    assert [(a["change"], a["state"], a["resolution"]) for a in changes] == [
+        ("raised", "open", None), ("expired", "resolved", "expired")]  # fmt: skip
+    assert changes[0]["expires_at"].date().isoformat() == "2026-03-01"

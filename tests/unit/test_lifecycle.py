@@ -156,3 +156,35 @@ def test_every_change_encodes_as_the_published_alert_schema():
         decoded = catalog.decode(catalog.encode(ALERT, record), ALERT)
         assert (decoded["change"], decoded["revision"]) == (change.kind, change.alert["revision"])
     assert decoded["contact_made_at"] is not None and decoded["state"] == "acknowledged"
+
+
+def test_the_household_stage_accepts_exactly_the_actions_the_inbox_offers():
+    """One state machine: in every state an alert can reach by team actions, an action
+    is applied if and only if :func:`lifecycle.allowed` offers it."""
+    import copy
+    import itertools
+
+    for (events, family), path in itertools.product(
+        [([arrears("Huur", 0), arrears("Energie", 10)], "early_detection"),
+         ([case("Team A", "c1"), case("Team B", "c2")], "duplicate_help")],
+        itertools.product(lifecycle.TEAM_ACTIONS, repeat=2),
+    ):  # fmt: skip
+        view = household.new_view("H-1")
+        [raised] = changes(view, *events)
+        aid = raised.alert_id
+        for n, kind in enumerate([*path, *lifecycle.TEAM_ACTIONS]):
+            entry = view["open_alerts"].get(aid) or {"state": "resolved"}
+            offered = lifecycle.allowed(entry, family)
+            probe = copy.deepcopy(view)
+            done = lifecycle.act(probe, action(aid, kind, "help_accepted", day=40 + n), BY_ID)
+            assert isinstance(done, lifecycle.Change) == (kind in offered), (path, kind, done)
+            if n < len(path):
+                lifecycle.act(view, action(aid, kind, "help_accepted", day=40 + n), BY_ID)
+
+
+def test_a_second_claim_is_refused_like_the_inbox_refuses_to_offer_it():
+    view = household.new_view("H-1")
+    [raised] = changes(view, arrears("Huur", 0), arrears("Energie", 10))
+    assert lifecycle.act(view, action(raised.alert_id, "claim"), BY_ID).kind == "claimed"
+    again = lifecycle.act(view, action(raised.alert_id, "claim", action_id="other"), BY_ID)
+    assert again.code == "already-claimed"

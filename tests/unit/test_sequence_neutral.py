@@ -326,7 +326,37 @@ def test_a_routing_change_never_moves_an_alert_a_team_is_working_on():
     assert harness.records("dlq.streams") == []
 
 
-def test_the_inbox_expiry_sweep_agrees_with_an_alert_the_story_expired_already():
+def test_the_worker_sweep_ends_a_quiet_households_alert_on_its_expiry_date_once():
+    import datetime as dt
+
+    s = Scenario(82)
+    e = s.person("Smit", "1985-05-05")
+    s.register(e, "1015JK", "4", "2024-01-01")
+    s.debt_help(e, "Kredietbank", "T3", "started", "2025-04-01")
+    s.debt_help(e, "Schuldhulpmaatje", "T4", "started", "2025-05-01")
+    harness = run(s.raw_records(SETTINGS.pseudonym_key, CATALOG))
+    [alert] = harness.alerts(CATALOG).values()
+    assert alert["expires_at"] == dt.datetime(2027, 5, 1, tzinfo=dt.UTC)
+
+    def at(*day: int) -> float:
+        return dt.datetime(*day, 3, tzinfo=dt.UTC).timestamp()
+
+    harness.sweep(at(2027, 4, 30))  # the day before: nothing is due
+    assert harness.records("alert-actions") == []
+    harness.sweep(at(2027, 5, 1))
+    harness.sweep(at(2027, 5, 1))  # again before the stage read the first: the same action
+    sent = harness.records("alert-actions")
+    assert len(sent) == 2 and sent[0] == sent[1]
+    harness.run()
+    after = harness.alerts(CATALOG)[alert["alert_id"]]
+    assert (after["state"], after["resolution"], after["change"]) == (
+        "resolved", "expired", "expired")  # fmt: skip
+    harness.sweep(at(2027, 6, 1))  # resolved: nothing is due any more
+    assert len(harness.records("alert-actions")) == 2
+    assert harness.records("dlq.streams") == []
+
+
+def test_the_worker_expiry_sweep_agrees_with_an_alert_the_story_expired_already():
     import datetime as dt
 
     s = Scenario(81)

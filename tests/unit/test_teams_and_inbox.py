@@ -62,12 +62,16 @@ def alert(**changes):
             "team": "wijkteam-noord", "correlation_id": "c", **changes}  # fmt: skip
 
 
+def offered(a: dict) -> list[str]:
+    return lifecycle.allowed(a, a["family"])
+
+
 def test_the_actions_offered_follow_the_alert_state_and_family():
-    assert actions.allowed(alert()) == ["claim", "acknowledge", "contact_made", "resolve"]
-    assert actions.allowed(alert(state="acknowledged", claimed_by="x")) == [
-        "contact_made", "resolve"]  # fmt: skip
-    assert actions.allowed(alert(family="early_detection")) == ["claim", "acknowledge", "resolve"]
-    assert actions.allowed(alert(state="resolved")) == []
+    assert offered(alert()) == ["claim", "acknowledge", "contact_made", "resolve"]
+    assert offered(alert(state="acknowledged", claimed_by="x")) == ["contact_made", "resolve"]
+    assert offered(alert(family="early_detection")) == ["claim", "acknowledge", "resolve"]
+    assert offered(alert(contact_made_at=1)) == ["claim", "acknowledge", "resolve"]
+    assert offered(alert(state="resolved")) == []
 
 
 def test_a_resubmitted_form_is_the_same_action():
