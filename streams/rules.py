@@ -4,9 +4,15 @@ Which rules run, with which parameters, legal basis and data classes, is data:
 ``rules.yaml``, loaded and validated by :mod:`ruleset`. This module holds the
 conditions those rules may use (:data:`CONDITIONS`). Each rule is a readable
 prompt for a professional, never a score: it names its legal basis and the
-facts that made it fire. Alerts get a deterministic id from the rule and its
-dedup key, so a replay or a redelivered event produces the same alert id and
-no second alert.
+facts that made it fire.
+
+A condition finds *occurrences* of its pattern in a household, each named by
+what sets it apart (one creditor, one crisis signal, one kind of help: the
+condition's :attr:`Condition.instance`). The rule's ``dedup`` decides how many
+alerts those are: ``household`` makes one alert per household (every
+occurrence's facts on it), ``household+<instance>`` one per occurrence. The
+alert id is derived from rule and that key (:func:`holding`), so a replay or a
+redelivered event gives the same id and no second alert. docs/adr/0005.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from wijkhub.streams.household import View
 EARLY_DETECTION = "early_detection"
 DUPLICATE_HELP = "duplicate_help"
 SEVERITIES = ("low", "medium", "high", "critical")  # in rising order
+HOUSEHOLD = "household"  # dedup: one alert per household and rule
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,8 @@ class Rule:
     legal_basis: str
     summary: str
     evaluate: Callable[[View], Iterator[tuple[str, list[dict]]]]
-    """Yields (dedup key, facts) for every condition that holds now."""
+    """Yields (occurrence, facts) for every occurrence of the condition that holds now."""
+    dedup: str = HOUSEHOLD  # or "household+<the condition's instance>": see holding()
     reads: tuple[str, ...] = ()
     window_days: int = 0
     auto_resolve: bool = False  # resolve the alert when the condition no longer holds
@@ -146,7 +154,7 @@ def arrears_from_distinct_creditors(
         if len(window) >= max(min_creditors, len(best) + 1):
             best = window
     if best:
-        yield view["household_ref"], [_arrears_fact(s) for s in best.values()]
+        yield "", [_arrears_fact(s) for s in best.values()]
 
 
 def arrears_consecutive_months(
@@ -161,7 +169,7 @@ def arrears_consecutive_months(
         for first in sorted(per_month):
             run = [per_month.get(first + i) for i in range(months)]
             if all(run) and (_day(run[-1]) - _day(run[0])).days <= window_days:
-                yield f"{view['household_ref']}|{creditor}", [_arrears_fact(s) for s in run]
+                yield creditor, [_arrears_fact(s) for s in run]
                 break
 
 
@@ -178,7 +186,7 @@ def income_loss_then_arrears(
             description = f"Uitkering ({loss['category']}): {BENEFIT_CHANGES[change]}"
             fact = {"event_id": loss["event_id"], "on": loss["on"],
                     "type": "income.benefit-changed", "description": description}  # fmt: skip
-            yield f"{view['household_ref']}|{loss['event_id']}", [fact, _arrears_fact(after[0])]
+            yield loss["event_id"], [fact, _arrears_fact(after[0])]
 
 
 def crisis_signal(
@@ -196,7 +204,7 @@ def crisis_signal(
             fact = {**_arrears_fact(s), "description":
                     f"Crisissignaal van schuldeiser {s['category']} (huisuitzetting, afsluiting "
                     "of beëindiging zorgverzekering dreigt)"}  # fmt: skip
-            yield f"{view['household_ref']}|{s['event_id']}", [fact]
+            yield s["event_id"], [fact]
 
 
 def same_help_different_holders(
@@ -206,7 +214,7 @@ def same_help_different_holders(
     for kind in kinds:
         active = [i for i in view["involvements"] if i["kind"] == kind]
         if len({i["holder"] for i in active}) >= min_holders:
-            yield f"{view['household_ref']}|{kind}", [_involvement_fact(i) for i in active]
+            yield kind, [_involvement_fact(i) for i in active]
 
 
 def _involvement_fact(i: dict) -> dict:
@@ -227,7 +235,7 @@ def help_in_domains_without_coordinator(
         first_per_kind = {}
         for i in sorted(view["involvements"], key=lambda i: i["since"]):
             first_per_kind.setdefault(i["kind"], i)
-        yield view["household_ref"], [_involvement_fact(i) for i in first_per_kind.values()]
+        yield "", [_involvement_fact(i) for i in first_per_kind.values()]
 
 
 def open_cases_at_teams(
@@ -237,7 +245,7 @@ def open_cases_at_teams(
     of help (cases of one kind at two teams are the same-help pattern: one alert, not two)."""
     cases = [i for i in view["involvements"] if i.get("domain") == "teams"]
     if len({i["holder"] for i in cases}) >= min_teams and len({i["kind"] for i in cases}) >= 2:
-        yield view["household_ref"], [_involvement_fact(i) for i in cases]
+        yield "", [_involvement_fact(i) for i in cases]
 
 
 def youth_help_after_debt_signal(view: View, window_days: int) -> Iterator[tuple[str, list[dict]]]:
@@ -248,13 +256,19 @@ def youth_help_after_debt_signal(view: View, window_days: int) -> Iterator[tuple
         before = [s for s in debts if 0 <= (start - _day(s)).days <= window_days]
         if before:
             facts = [_involvement_fact(help_), _arrears_fact(max(before, key=_day))]
-            yield f"{view['household_ref']}|{help_['ref']}", facts
+            yield help_["ref"], facts
 
 
 @dataclass(frozen=True)
 class Condition:
     function: Callable[..., Iterator[tuple[str, list[dict]]]]
     parameters: dict[str, type]  # besides window_days, which every rule has
+    instance: str | None = None  # what sets one occurrence apart; None: one per household
+
+    @property
+    def dedups(self) -> tuple[str, ...]:
+        """The ``dedup`` values a rule with this condition may declare."""
+        return (HOUSEHOLD, f"{HOUSEHOLD}+{self.instance}") if self.instance else (HOUSEHOLD,)
 
 
 BENEFIT_CHANGES = {"ended": "beëindigd", "sanction": "maatregel opgelegd",
@@ -265,30 +279,37 @@ CONDITIONS: dict[str, Condition] = {
         arrears_from_distinct_creditors, {"min_creditors": int, "min_amount_cents": int}
     ),
     "arrears_consecutive_months": Condition(
-        arrears_consecutive_months, {"months": int, "min_amount_cents": int}
+        arrears_consecutive_months, {"months": int, "min_amount_cents": int}, "creditor"
     ),
     "income_loss_then_arrears": Condition(
-        income_loss_then_arrears, {"changes": list, "min_amount_cents": int}
+        income_loss_then_arrears, {"changes": list, "min_amount_cents": int}, "benefit-change"
     ),
-    "crisis_signal": Condition(crisis_signal, {"min_amount_cents": int}),
+    "crisis_signal": Condition(crisis_signal, {"min_amount_cents": int}, "signal"),
     "help_in_domains_without_coordinator": Condition(
         help_in_domains_without_coordinator, {"min_domains": int}
     ),
     "open_cases_at_teams": Condition(open_cases_at_teams, {"min_teams": int}),
-    "youth_help_after_debt_signal": Condition(youth_help_after_debt_signal, {}),
+    "youth_help_after_debt_signal": Condition(youth_help_after_debt_signal, {}, "youth-help"),
     "same_help_different_holders": Condition(
-        same_help_different_holders, {"kinds": list, "min_holders": int}
+        same_help_different_holders, {"kinds": list, "min_holders": int}, "kind"
     ),
 }
 
 
 def holding(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
-    """Every condition that holds now, as the alert it means (open or not)."""
-    return [
-        AlertDraft(alert_id(rule.id, key), rule, facts)
-        for rule in rules
-        for key, facts in rule.evaluate(rule.view_for(view))
-    ]
+    """Every condition that holds now, as the alerts it means (open or not), one per
+    dedup key: the household, or the household and the occurrence."""
+    ref = view["household_ref"]
+    drafts = []
+    for rule in rules:
+        found = list(rule.evaluate(rule.view_for(view)))
+        if rule.dedup != HOUSEHOLD:
+            drafts += [AlertDraft(alert_id(rule.id, f"{ref}|{o}"), rule, f) for o, f in found]
+        elif found:  # one alert for the household: the facts of every occurrence on it
+            facts = {f["event_id"]: f for _, occurrence in found for f in occurrence}
+            ordered = sorted(facts.values(), key=lambda f: (f["on"], f["event_id"]))
+            drafts.append(AlertDraft(alert_id(rule.id, ref), rule, ordered))
+    return drafts
 
 
 def evaluate(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:

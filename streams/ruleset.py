@@ -22,7 +22,6 @@ from wijkhub.streams.topics import Domain
 
 RULES_FILE = Path(__file__).with_name("rules.yaml")
 FAMILIES = (EARLY_DETECTION, DUPLICATE_HELP)
-DEDUP = ("household", "household+kind")
 MAX_WINDOW_DAYS = 730  # the raw topics keep two years at most
 MAX_DUPLICATE_HELP_DAYS = 730  # verwijsindex practice: a match ends after two years at most
 REQUIRED = ("id", "version", "family", "description", "legal_basis", "reads", "window_days",
@@ -100,9 +99,12 @@ def _check_rule(n: int, raw: Any, seen: set[str]) -> list[str]:
             f"{where}: expires_after_days must be from 1 to {MAX_DUPLICATE_HELP_DAYS} "
             "(a duplicate-help alert ends after two years at most)"
         )
-    if raw["dedup"] not in DEDUP:
-        problems.append(f"{where}: unknown dedup {raw['dedup']!r}; expected {DEDUP}")
-    problems += _check_condition(where, raw["condition"])
+    condition_problems = _check_condition(where, raw["condition"])
+    problems += condition_problems
+    if not condition_problems and raw["dedup"] not in CONDITIONS[raw["condition"]["type"]].dedups:
+        dedups = CONDITIONS[raw["condition"]["type"]].dedups
+        problems.append(f"{where}: dedup {raw['dedup']!r} does not fit condition "
+                        f"{raw['condition']['type']}; expected one of {dedups}")  # fmt: skip
     return problems
 
 
@@ -157,6 +159,7 @@ def _build(raw: dict[str, Any]) -> Rule:
         consent_purpose=raw.get("consent_purpose"),
         window_days=raw["window_days"],
         evaluate=partial(kind.function, window_days=raw["window_days"], **condition),
+        dedup=raw["dedup"],
         auto_resolve=bool(raw.get("auto_resolve", False)),
         cooldown_days=int(raw.get("cooldown_days", 30)),
         escalate=(raw["escalate"]["min_facts"], raw["escalate"]["severity"])

@@ -50,6 +50,9 @@ def test_the_shipped_rules_load_with_basis_data_classes_and_windows():
          "min_creditors must be int"),
         ({"family": "scoring"}, "unknown family 'scoring'"),
         ({"severity": "urgent"}, "unknown severity 'urgent'"),
+        ({"dedup": "household+kind"}, "dedup 'household+kind' does not fit condition "
+         "arrears_from_distinct_creditors; expected one of ('household',)"),
+        ({"dedup": "person"}, "dedup 'person' does not fit"),
     ],
 )  # fmt: skip
 def test_a_bad_rule_is_refused_with_a_clear_reason(change, reason):
@@ -116,3 +119,32 @@ def test_duplicate_help_rules_expire_after_two_years_unless_sooner_and_escalatio
     assert rules["VS-ARREARS-2-CREDITORS-90D"].escalate == (3, "critical")
     sooner = ruleset.parse(with_rule(family="duplicate_help", expires_after_days=365)).rules[0]
     assert sooner.expires_after_days == 365
+
+
+def three_months(dedup: str):
+    [rule] = ruleset.parse(yaml.safe_dump({"rules": [{**SHIPPED["rules"][1], "dedup": dedup}]}),
+                           "t").rules  # fmt: skip
+    return rule
+
+
+def test_dedup_decides_how_many_alerts_a_rule_raises_and_their_ids():
+    """``dedup`` drives the alert key: per creditor, two alerts; per household, one alert
+    with the facts of both creditors' runs."""
+    from wijkhub.streams import household, rules
+
+    from builders import arrears
+
+    view = household.new_view("H-1")
+    for creditor in ("Huur", "Energie"):
+        for day in (0, 31, 62):  # January, February, March
+            household.apply(view, arrears(creditor, day))
+    per_creditor = rules.holding(view, (three_months("household+creditor"),))
+    assert sorted(d.alert_id for d in per_creditor) == sorted(
+        rules.alert_id("VS-ARREARS-3-MONTHS-ONE-CREDITOR", f"H-1|{c}") for c in ("Huur", "Energie")
+    )
+    assert [len(d.facts) for d in per_creditor] == [3, 3]
+    [one] = rules.holding(view, (three_months("household"),))
+    assert one.alert_id == rules.alert_id("VS-ARREARS-3-MONTHS-ONE-CREDITOR", "H-1")
+    assert sorted(f["event_id"] for f in one.facts) == sorted(
+        f["event_id"] for d in per_creditor for f in d.facts
+    )
