@@ -21,6 +21,7 @@ from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams import faust_adapter, pages
+from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.harness import build_stages
 
 log = get_logger("wijkhub.streams")
@@ -30,6 +31,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     """Create the Faust app with its topics, tables, agents and /metrics page."""
     metrics = metrics or Metrics()
     catalog = Catalog()
+    ActionKeys.parse(settings.action_keys)  # refused here when missing: one clear line
     person, address, household = build_stages(settings, catalog)  # refused here if invalid
     if not settings.district_table:
         log.warning(

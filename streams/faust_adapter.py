@@ -35,9 +35,11 @@ from faust.serializers import codecs
 from faust.streams import _current_event  # private: see the module docstring
 from faust.types import TP
 
+from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
+from wijkhub.streams.access import WORKER
 from wijkhub.streams.stage import Message, Result, Stage, Timed, plan
 from wijkhub.streams.topics import DLQ_STREAMS, WORKER_INPUTS, full_name, logical_name
 
@@ -61,6 +63,7 @@ def new_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=connect(settings, WORKER).faust(),  # its own principal and ACLs
         store="rocksdb://",
         datadir=str(settings.data_dir / "worker"),
         autodiscover=False,

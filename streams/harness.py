@@ -24,6 +24,7 @@ from wijkhub.schemas.registry import ALERT, HOUSEHOLD_VIEW, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams import ruleset
 from wijkhub.streams.address_stage import AddressStage
+from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.household_stage import HouseholdStage
 from wijkhub.streams.matching import Weights
@@ -47,6 +48,10 @@ def build_stages(
         else None
     )
     household_options: dict[str, Any] = {} if clock is None else {"clock": clock}
+    # The worker refuses to start without the keys (build_app); a backtest without them
+    # runs, and shows every team action as refused rather than trusting it.
+    keys = ActionKeys.parse(settings.action_keys) if settings.action_keys else (
+        ActionKeys.verifying_nothing())  # fmt: skip
     return (
         PersonStage(catalog),
         AddressStage(catalog, Weights.shipped(), settings.match_threshold),
@@ -57,6 +62,7 @@ def build_stages(
             districts,
             settings.municipality,
             settings.allowed_lateness_days,
+            keys,
             **household_options,
         ),
     )

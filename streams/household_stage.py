@@ -35,10 +35,11 @@ from wijkhub.schemas.registry import (
     DecodeError,
 )
 from wijkhub.streams import household, lifecycle, rules
+from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.linking import event_day
 from wijkhub.streams.routing import Router
-from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest
+from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack
 from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, LINKED
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
@@ -75,7 +76,7 @@ class HouseholdState(TypedDict):
     address_ref: str | None
     actions: dict[str, dict[str, Any]]
     published: dict[str, Published]
-    refused: list[str]  # action ids already dead-lettered
+    refused: list[str]  # digests of unauthentic action records already dead-lettered
     view_digest: str
     watermark: str  # the newest fact date seen (for the lateness metric)
 
@@ -111,6 +112,7 @@ class HouseholdStage:
         districts: DistrictTable | None,
         municipality: str,
         lateness_days: int,
+        action_keys: ActionKeys,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalog = catalog
@@ -120,6 +122,7 @@ class HouseholdStage:
         self.districts = districts
         self.municipality = municipality
         self.lateness = dt.timedelta(days=lateness_days)
+        self.action_keys = action_keys
         self.clock = clock
 
     def new_state(self) -> HouseholdState:
@@ -175,7 +178,7 @@ class HouseholdStage:
             and dt.date.fromisoformat(fact["day"])
             < dt.date.fromisoformat(state["watermark"]) - self.lateness
         ):
-            result.counts["late_fact"] += 1
+            result.counts["late_fact",] += 1
         state["watermark"] = max(state["watermark"], fact["day"])
         result.received_at.append(fact["received"])
         return True
@@ -199,6 +202,15 @@ class HouseholdStage:
         if action["action_id"] in state["actions"]:
             result.counts["alert_action", action["action"], "-", "duplicate"] += 1
             return False
+        refused = self.action_keys.refusal(action)
+        if refused is not None:  # not trusted for the topic it came on: never applied
+            seen = digest(pack(message.value or b""))
+            if seen in state["refused"]:
+                return False  # dead-lettered before: a redelivery
+            state["refused"] = [*state["refused"], seen][-lifecycle.MAX_ACTIONS_REMEMBERED :]
+            result.counts["alert_action", action["action"], "-", "refused"] += 1
+            result.outputs.append(dead_letter(self.name, message, *refused))
+            return True
         state["actions"][action["action_id"]] = {
             **plain(action),
             "at_ms": int(action["at"].timestamp() * 1000),
@@ -226,8 +238,9 @@ class HouseholdStage:
             if expires is None or at.date() < expires:
                 continue
             newest = self._newest(state, entry)
-            record = lifecycle.expiry(aid, key.decode(), entry["team"],
-                                      newest["correlation_id"] if newest else "", at)  # fmt: skip
+            record = self.action_keys.sign(lifecycle.expiry(
+                aid, key.decode(), entry["team"], newest["correlation_id"] if newest else "", at
+            ))  # fmt: skip
             if record["action_id"] not in state["actions"]:
                 found.append(Output(ALERT_ACTIONS, key, self.catalog.encode(ALERT_ACTION, record)))
         return found
@@ -313,7 +326,7 @@ class HouseholdStage:
             state["view_digest"] = view_digest
             value = self.catalog.encode(HOUSEHOLD_VIEW, record)
             result.outputs.append(Output(HOUSEHOLD_VIEW_TOPIC, ref.encode(), value))
-            result.counts["view_published"] += 1
+            result.counts["view_published",] += 1
 
     def _send_alert(
         self,

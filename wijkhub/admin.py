@@ -10,7 +10,9 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from wijkhub.kafka import connect
 from wijkhub.settings import Settings
+from wijkhub.streams.access import ADMIN
 from wijkhub.streams.topics import TOPICS, full_name
 
 
@@ -22,12 +24,13 @@ class TopicResult:
 
 
 def admin_client(settings: Settings, timeout: float = 30.0) -> KafkaAdminClient:
-    """An admin client, retried until the cluster answers or ``timeout`` passes."""
+    """An admin client (the administrator principal), retried until the cluster answers or
+    ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return KafkaAdminClient(
-                bootstrap_servers=settings.require_bootstrap(),
+                **connect(settings, ADMIN).kafka_python(),
                 client_id=f"{settings.app_id}-admin",
                 request_timeout_ms=15000,
             )

@@ -15,9 +15,11 @@ import base64
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import uuid
@@ -27,8 +29,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from wijkhub import pki
+from wijkhub.kafka import PLAINTEXT, SASL_SSL, SCRAM
 from wijkhub.logs import get as get_logger
 from wijkhub.settings import Settings
+from wijkhub.streams.access import ADMIN, SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A small table in the CBS pc6hnr layout (synthetic codes) for the demo and the tests.
@@ -39,6 +44,7 @@ DEMO_PASSWORD = "wijkhub-demo-wachtwoord"
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 SERVER_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "server.properties.template"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
+BROKER_USER = "broker"  # the broker's own principal (inter-broker), a super user
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wijkhub" / "kafka"
 log = get_logger("wijkhub.broker")
 JVM_OPTS = [
@@ -152,9 +158,18 @@ class LocalBroker:
     across stops, kills and starts, so the broker can be restarted like a real
     one; ``home/ports.json`` keeps its ports so clients reconnect to the same
     address. ``home/broker.json`` describes the running process (pid, port).
+
+    Secured by default (``protocol`` SASL_SSL), as a municipality's cluster is: TLS
+    with a certificate from a private CA (``home/pki``), SCRAM-SHA-512 credentials
+    for every service principal created when the storage is formatted
+    (``home/credentials/<service>.password``, mode 0600), the controller reached over
+    mutual TLS, and Kafka's StandardAuthorizer with ``allow.everyone.if.no.acl.found``
+    off: a principal may do only what ``wijkhub acls apply`` granted it.
     """
 
     home: Path
+    protocol: str = SASL_SSL
+    principal_prefix: str = "wijkhub-"
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -175,6 +190,101 @@ class LocalBroker:
     @property
     def props_file(self) -> Path:
         return self.home / "server.properties"
+
+    @property
+    def credentials_dir(self) -> Path:
+        return self.home / "credentials"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.home / "pki"
+
+    @property
+    def secured(self) -> bool:
+        return self.protocol != PLAINTEXT
+
+    def client_settings(self, settings: Settings) -> Settings:
+        """``settings`` pointed at this running broker, with its CA and credentials."""
+        bootstrap = self.bootstrap
+        if bootstrap is None:
+            raise BrokerError("the local broker is not running: `wijkhub broker start`")
+        if not self.secured:
+            return settings.with_(bootstrap_servers=bootstrap, kafka_security_protocol=PLAINTEXT)
+        return settings.with_(
+            bootstrap_servers=bootstrap,
+            kafka_security_protocol=self.protocol,
+            kafka_credentials_dir=str(self.credentials_dir),
+            kafka_ca_file=str(self.pki_dir / "ca.crt"),
+            kafka_principal_prefix=self.principal_prefix,
+        )
+
+    def _security(self, port: int, internal: int) -> str:
+        """The listener and security block of ``server.properties``."""
+        if not self.secured:
+            return "\n".join([
+                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{{controller}}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ])  # fmt: skip
+        tls = pki.ensure(self.pki_dir)
+        return "\n".join([
+            # clients: SASL_SSL; the broker itself (and this tool, to register the services'
+            # credentials): mutual TLS as CN=broker on the internal listener and the controller
+            f"listeners=SASL_SSL://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal},"
+            "CONTROLLER://127.0.0.1:{controller}",
+            f"advertised.listeners=SASL_SSL://127.0.0.1:{port},INTERNAL://127.0.0.1:{internal}",
+            "inter.broker.listener.name=INTERNAL",
+            "listener.security.protocol.map=CONTROLLER:SSL,SASL_SSL:SASL_SSL,INTERNAL:SSL",
+            "listener.name.internal.ssl.client.auth=required",
+            "listener.name.controller.ssl.client.auth=required",
+            f"sasl.enabled.mechanisms={SCRAM}",
+            # server side only: credentials are checked against the metadata log's
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={tls.broker_pem}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={tls.ca_file}",
+            "ssl.endpoint.identification.algorithm=https",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found=false",
+            f"super.users=User:CN={BROKER_USER};User:{self.principal_prefix}{ADMIN}",
+        ])  # fmt: skip
+
+    def _password(self, service: str) -> str:
+        """The service's SCRAM password, made once (a file of mode 0600)."""
+        path = self.credentials_dir / f"{service}.password"
+        if not path.exists():
+            self.credentials_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.credentials_dir, 0o700)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip()
+
+    def _register_credentials(self, internal: int) -> None:
+        """Every service principal's SCRAM credential on the broker (those it lacks), sent over
+        the internal mutual-TLS listener: no password ever on a command line."""
+        from kafka import KafkaAdminClient
+        from kafka.admin import UserScramCredentialUpsertion
+
+        context = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+        context.load_cert_chain(str(self.pki_dir / "broker.pem"))
+        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{internal}",
+                                 security_protocol="SSL", ssl_context=context)  # fmt: skip
+        try:
+            users = {self.principal_prefix + s: s for s in SERVICES}
+            known = admin.describe_user_scram_credentials()
+            missing = [UserScramCredentialUpsertion(user, SCRAM, self._password(service))
+                       for user, service in users.items()
+                       if not (known.get(user) or {}).get("credential_infos")]  # fmt: skip
+            if missing:
+                failed = {u: e for u, e in admin.alter_user_scram_credentials(missing).items() if e}
+                if failed:
+                    raise BrokerError(f"registering Kafka credentials failed: {failed}")
+                log.info("broker credentials registered", principals=len(missing))
+        finally:
+            admin.close()
 
     def formatted(self) -> bool:
         """KRaft storage exists (``kafka-storage format`` ran on the data dir)."""
@@ -228,10 +338,12 @@ class LocalBroker:
         if self.pid() is not None:
             raise BrokerError("the broker is running: stop it before wiping its data")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        shutil.rmtree(self.credentials_dir, ignore_errors=True)  # registered at format only
         self.ports_file.unlink(missing_ok=True)
 
-    def _ports(self, port: int) -> tuple[int, int]:
-        """(client port, controller port): the asked port, else the kept one, else a free one."""
+    def _ports(self, port: int) -> tuple[int, int, int]:
+        """(client, controller, internal port): the asked port, else the kept one, else a free
+        one; the other two kept where free."""
         try:
             kept = json.loads(self.ports_file.read_text())
         except (OSError, ValueError):
@@ -245,8 +357,12 @@ class LocalBroker:
         controller = kept.get("controller_port")
         if not controller or controller == port or not port_free(controller):
             controller = free_port()  # static quorum: the voter address is config, not data
-        self.ports_file.write_text(json.dumps({"port": port, "controller_port": controller}))
-        return port, controller
+        internal = kept.get("internal_port")
+        while not internal or internal in (port, controller) or not port_free(internal):
+            internal = free_port()
+        self.ports_file.write_text(json.dumps(
+            {"port": port, "controller_port": controller, "internal_port": internal}))  # fmt: skip
+        return port, controller, internal
 
     def _format(self, java: str, classpath: str) -> None:
         fmt = subprocess.run(
@@ -256,7 +372,7 @@ class LocalBroker:
         )  # fmt: skip
         if fmt.returncode != 0:
             raise BrokerError(f"formatting KRaft storage failed: {fmt.stdout}{fmt.stderr}")
-        log.info("broker storage formatted", data_dir=str(self.data_dir))
+        log.info("broker storage formatted", data_dir=str(self.data_dir), protocol=self.protocol)
 
     def start(self, port: int = 0, timeout: float = 60.0, fresh: bool = False) -> str:
         """Start the broker and return its bootstrap address once it serves.
@@ -277,10 +393,11 @@ class LocalBroker:
             raise BrokerError("Java 17+ is needed to run the local Kafka broker")
         logs = self.home / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        port, controller_port = self._ports(port)
+        port, controller_port, internal = self._ports(port)
+        security = self._security(port, internal).replace("{controller}", str(controller_port))
         self.props_file.write_text(
             SERVER_TEMPLATE.read_text().format(
-                port=port, controller_port=controller_port, log_dirs=self.data_dir
+                controller_port=controller_port, log_dirs=self.data_dir, security=security
             )
         )
         classpath = f"{libs}/*"
@@ -311,6 +428,8 @@ class LocalBroker:
         self.state_file.write_text(json.dumps({"pid": pid, "port": port}))
         try:
             bootstrap = self._await_serving(pid, port, timeout)
+            if self.secured:
+                self._register_credentials(internal)
         except BrokerError:
             self.stop()
             raise
@@ -395,6 +514,15 @@ class LocalBroker:
         return None
 
 
+def local_broker(settings: Settings) -> LocalBroker:
+    """The local broker of ``settings`` (its home under the data dir, its protocol)."""
+    return LocalBroker(
+        settings.data_dir.resolve() / "broker",
+        protocol=settings.kafka_security_protocol.upper(),
+        principal_prefix=settings.kafka_principal_prefix,
+    )
+
+
 @contextmanager
 def cluster(settings: Settings, home: Path) -> Iterator[Settings]:
     """The settings with a cluster to use: the configured one, or a fresh local broker started
@@ -403,8 +531,9 @@ def cluster(settings: Settings, home: Path) -> Iterator[Settings]:
     if settings.bootstrap_servers is not None:
         yield settings
         return
-    broker = LocalBroker(home)
+    broker = LocalBroker(home, protocol=settings.kafka_security_protocol.upper())
     try:
-        yield settings.with_(bootstrap_servers=broker.start(fresh=True))
+        broker.start(fresh=True)
+        yield broker.client_settings(settings)
     finally:
         broker.stop()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="wijkhub: integration hub for the social domain.", no_args_is_help=True)
 broker_app = typer.Typer(help="The local single-node Kafka broker (development, demo, tests).")
 topics_app = typer.Typer(help="Topics, created from the one definition in streams/topics.py.")
+acls_app = typer.Typer(help="Each service principal's ACLs, from streams/access.py.")
 alerts_app = typer.Typer(help="Read alerts from the alerts topic.")
 schemas_app = typer.Typer(help="The Avro schema catalog in schemas/.")
 rules_app = typer.Typer(help="The detection rules (streams/rules.yaml or WIJKHUB_RULES_FILE).")
@@ -29,6 +30,7 @@ inbox_app = typer.Typer(help="The team inbox (web) and its accounts (WIJKHUB_TEA
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
+app.add_typer(acls_app, name="acls")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(household_app, name="household")
@@ -36,18 +38,19 @@ app.add_typer(rules_app, name="rules")
 
 
 def _local_broker(settings: Settings):
-    from wijkhub.broker import LocalBroker
+    from wijkhub.broker import local_broker
 
-    return LocalBroker(settings.data_dir.resolve() / "broker")
+    return local_broker(settings)
 
 
 def settings() -> Settings:
-    """Settings from the environment; without KAFKA_BOOTSTRAP_SERVERS, the local broker."""
+    """Settings from the environment; without KAFKA_BOOTSTRAP_SERVERS, the local broker
+    (its address, CA and the services' credentials)."""
     s = Settings.from_env()
     if s.bootstrap_servers is None:
-        bootstrap = _local_broker(s).bootstrap
-        if bootstrap:
-            s = s.with_(bootstrap_servers=bootstrap)
+        broker = _local_broker(s)
+        if broker.bootstrap:
+            s = broker.client_settings(s)
     return s
 
 
@@ -138,6 +141,40 @@ def topics_check() -> None:
     if drift:
         raise typer.Exit(1)
     typer.echo("topics match streams/topics.py")
+
+
+@acls_app.command("apply")
+def acls_apply() -> None:
+    """Give every service principal exactly its ACLs (streams/access.py); remove others."""
+    from wijkhub.acls import apply
+    from wijkhub.admin import admin_client
+
+    s = settings()
+    admin = admin_client(s)
+    try:
+        created, deleted = apply(admin, s)
+    finally:
+        admin.close()
+    typer.echo(f"ACLs applied: {created} created, {deleted} removed")
+
+
+@acls_app.command("check")
+def acls_check() -> None:
+    """Report drift between the cluster's ACLs and streams/access.py; exit 1 if any."""
+    from wijkhub.acls import drift
+    from wijkhub.admin import admin_client
+
+    s = settings()
+    admin = admin_client(s)
+    try:
+        lines = drift(admin, s)
+    finally:
+        admin.close()
+    for line in lines:
+        typer.echo(line)
+    if lines:
+        raise typer.Exit(1)
+    typer.echo("ACLs match streams/access.py")
 
 
 @app.command()

@@ -144,6 +144,15 @@ class Settings:
     worker_instance_id: str = ""
     # 0 picks a free port, so parallel runs on one machine do not clash.
     kafka_port: int = 0
+    # How every Kafka client connects (wijkhub/kafka.py): SASL_SSL (SCRAM-SHA-512) by
+    # default, SSL for mutual TLS, PLAINTEXT only when chosen (a warning at start-up).
+    # Each service is its own principal: <prefix><service>, with its password (or
+    # certificate and key) as a file in the credentials folder. Empty with the local
+    # broker: the CLI uses the broker's own CA and credentials.
+    kafka_security_protocol: str = "SASL_SSL"
+    kafka_credentials_dir: str = ""
+    kafka_ca_file: str = ""
+    kafka_principal_prefix: str = "wijkhub-"
     # Teams, their inbox accounts (scrypt hashes), e-mail addresses and webhooks (YAML).
     teams_file: str = ""
     # team=secret,… for signing each team's webhook calls (HMAC-SHA256)
@@ -157,6 +166,9 @@ class Settings:
     inbox_port: int = 6072
     inbox_secret: str = field(default="", repr=False)
     inbox_base_url: str = "http://127.0.0.1:6072"
+    # key-id=secret,… signing team actions (the inbox and the worker only; the first signs,
+    # all verify: add a new key first, drop an old one after alert-actions' retention).
+    action_keys: str = field(default="", repr=False)
     # How often the household worker ends alerts past their expiry date (wall clock).
     expiry_sweep_seconds: float = 3600.0
     # Alert delivery (webhooks, e-mail): attempts before a dead letter, timeout, backoff.
@@ -215,6 +227,14 @@ class Settings:
             ),
             filedrop_max_bytes=_int(env, f"{p}FILEDROP_MAX_BYTES", defaults.filedrop_max_bytes),
             kafka_port=_int(env, f"{p}KAFKA_PORT", defaults.kafka_port),
+            kafka_security_protocol=env.get(
+                f"{p}KAFKA_SECURITY_PROTOCOL", defaults.kafka_security_protocol
+            ),
+            kafka_credentials_dir=env.get(f"{p}KAFKA_CREDENTIALS_DIR", ""),
+            kafka_ca_file=env.get(f"{p}KAFKA_CA_FILE", ""),
+            kafka_principal_prefix=env.get(
+                f"{p}KAFKA_PRINCIPAL_PREFIX", defaults.kafka_principal_prefix
+            ),
             district_table=env.get(f"{p}DISTRICT_TABLE", ""),
             rules_file=env.get(f"{p}RULES_FILE", ""),
             match_threshold=_float(env, f"{p}MATCH_THRESHOLD", defaults.match_threshold),
@@ -240,6 +260,7 @@ class Settings:
             inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
             inbox_secret=env.get(f"{p}INBOX_SECRET", ""),
             inbox_base_url=env.get(f"{p}INBOX_BASE_URL", defaults.inbox_base_url),
+            action_keys=env.get(f"{p}ACTION_KEYS", ""),
             expiry_sweep_seconds=_float(
                 env, f"{p}EXPIRY_SWEEP_SECONDS", defaults.expiry_sweep_seconds
             ),
@@ -282,6 +303,10 @@ class Settings:
             f"{p}BATCH_WITHIN_SECONDS": str(self.batch_within_seconds),
             f"{p}ROUTING_FILE": self.routing_file,
             f"{p}KAFKA_PORT": str(self.kafka_port),
+            f"{p}KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
+            f"{p}KAFKA_CREDENTIALS_DIR": self.kafka_credentials_dir,
+            f"{p}KAFKA_CA_FILE": self.kafka_ca_file,
+            f"{p}KAFKA_PRINCIPAL_PREFIX": self.kafka_principal_prefix,
             f"{p}MATCH_THRESHOLD": str(self.match_threshold),
             f"{p}ALLOWED_LATENESS_DAYS": str(self.allowed_lateness_days),
             f"{p}FUTURE_TOLERANCE_DAYS": str(self.future_tolerance_days),
@@ -306,6 +331,7 @@ class Settings:
             f"{p}INBOX_PORT": str(self.inbox_port),
             f"{p}INBOX_SECRET": self.inbox_secret,
             f"{p}INBOX_BASE_URL": self.inbox_base_url,
+            f"{p}ACTION_KEYS": self.action_keys,
             f"{p}EXPIRY_SWEEP_SECONDS": str(self.expiry_sweep_seconds),
             f"{p}DELIVERY_ATTEMPTS": str(self.delivery_attempts),
             f"{p}DELIVERY_TIMEOUT_SECONDS": str(self.delivery_timeout_seconds),

@@ -34,6 +34,7 @@ from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import ALERT_ACTION, AUDIT_ENTRY, Catalog
 from wijkhub.settings import Settings, SettingsError
 from wijkhub.streams import lifecycle, ruleset
+from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.lifecycle import OUTCOMES
 from wijkhub.streams.rules import Rule
 from wijkhub.streams.topics import ALERT_ACTIONS, AUDIT, full_name
@@ -69,6 +70,8 @@ class Inbox:
         if len(settings.inbox_secret) < 32:
             raise SettingsError("WIJKHUB_INBOX_SECRET must be a secret of at least 32 characters")
         self.settings, self.teams, self.metrics = settings, teams, metrics
+        # the inbox signs every action it sends (streams/authenticity.py)
+        self.action_keys = ActionKeys.parse(settings.action_keys)
         self.rules: dict[str, Rule] = {
             r.id: r for r in ruleset.load(settings.rules_file or None).rules
         }
@@ -258,8 +261,10 @@ class Inbox:
         kind, outcome = str(form.get("action", "")), str(form.get("outcome", "")) or None
         if kind not in lifecycle.allowed(alert, alert["family"]):
             raise web.HTTPBadRequest(text="Deze actie kan niet (meer) op deze melding.")
-        try:
-            record = actions.action_record(alert, kind, member.account, outcome)
+        try:  # signed only now: the member is of the alert's team (role checked above)
+            record = self.action_keys.sign(
+                actions.action_record(alert, kind, member.account, outcome)
+            )
         except ValueError:
             raise web.HTTPBadRequest(
                 text="Kies een uitkomst om de melding af te sluiten."

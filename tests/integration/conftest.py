@@ -66,6 +66,7 @@ def hub_settings(bootstrap, tmp_path_factory) -> Settings:
         district_table=str(DISTRICT_FIXTURE),
         operator_tokens=f"beheerder={OPERATOR_TOKEN}",
         expiry_sweep_seconds=1.0,
+        action_keys=f"t1={secrets.token_urlsafe(32)}",
     )
     create_topics(settings)
     return settings

@@ -15,6 +15,9 @@ from kafka import KafkaProducer
 from wijkhub.connectors.deadletter import DeadLetter
 from wijkhub.connectors.inbox.actions import action_record
 from wijkhub.schemas.registry import ALERT_ACTION, Catalog
+from wijkhub.kafka import connect
+from wijkhub.streams.access import INBOX
+from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.topics import ALERT_ACTIONS, DLQ_STREAMS
 
 from builders import Hub, SourceRecords, household, wait_for_alerts
@@ -159,31 +162,42 @@ def test_a_replay_of_the_same_input_raises_nothing_new(hub, planted):
     assert hub.alerts({ref}) == before
 
 
-def send_action(hub, record: dict) -> None:
-    producer = KafkaProducer(bootstrap_servers=hub.settings.bootstrap_servers, acks="all")
+def send_action(hub, record: dict, service: str = INBOX) -> bytes:
+    """The action as the inbox (or, with ``service``, another principal) sends it."""
+    value = Catalog().encode(ALERT_ACTION, record)
+    producer = KafkaProducer(**connect(hub.settings, service).kafka_python(), acks="all")
     try:
-        producer.send(hub.topic(ALERT_ACTIONS), Catalog().encode(ALERT_ACTION, record),
+        producer.send(hub.topic(ALERT_ACTIONS), value,
                       key=record["household_ref"].encode()).get(timeout=10)  # fmt: skip
     finally:
         producer.close()
+    return value
 
 
-def test_team_actions_change_the_alert_and_a_refused_one_is_dead_lettered(hub, planted):
+def test_team_actions_change_the_alert_and_unauthentic_ones_are_dead_lettered(hub, planted):
     ref, _, _ = planted["two-teams"]
     [alert] = [a for a in hub.alerts({ref}) if a["rule_id"] == "DH-TWO-TEAMS-OPEN-CASES"]
-    made = action_record(alert, "contact_made", "regisseur.test")
+    keys = ActionKeys.parse(hub.settings.action_keys)
+    made = keys.sign(action_record(alert, "contact_made", "regisseur.test"))
     send_action(hub, made)
     send_action(hub, made)  # a redelivery: applied once
-    stale = {**action_record(alert, "claim", "ander.team"), "team": "wijkteam-zuid"}
-    send_action(hub, stale)
+    other_team = send_action(hub, keys.sign(
+        {**action_record(alert, "claim", "ander.team"), "team": "wijkteam-zuid"}))  # fmt: skip
+    resolve = action_record(alert, "resolve", "indringer", "no_action_needed")
+    unsigned = send_action(hub, resolve)
+    forged = send_action(hub, {**keys.sign(resolve), "actor": "iemand.anders"})
+    foreign = ActionKeys.parse("k9=" + "x" * 32).sign(resolve)
+    unknown_key = send_action(hub, foreign)
     hub.wait_drained()
     changes = [a for a in hub.alerts({ref}) if a["alert_id"] == alert["alert_id"]]
     assert [(a["change"], a["state"], a["revision"]) for a in changes] == [
         ("raised", "open", 1), ("contact_made", "acknowledged", 2)]  # fmt: skip
     assert changes[-1]["contact_made_at"] is not None
-    letters = [DeadLetter.from_headers(r.headers, r.value) for r in hub.records(DLQ_STREAMS)]
-    refused = [d for d in letters if d.original == Catalog().encode(ALERT_ACTION, stale)]
-    assert [(d.stage, d.reason_code) for d in refused] == [("household", "other-team")]
+    letters = {d.original: (d.stage, d.reason_code) for d in (
+        DeadLetter.from_headers(r.headers, r.value) for r in hub.records(DLQ_STREAMS))}  # fmt: skip
+    assert [letters.get(v) for v in (other_team, unsigned, forged, unknown_key)] == [
+        ("household", "other-team"), ("household", "action-unsigned"),
+        ("household", "action-forged"), ("household", "action-key-unknown")]  # fmt: skip
 
 
 def test_a_quiet_households_duplicate_help_alert_expires_on_the_worker_sweep(hub, plant):

@@ -28,7 +28,8 @@ from wijkhub.testing import Scenario, tricky
 
 CATALOG = Catalog()
 SETTINGS = Settings(pseudonym_key=b"sequence-neutral-test-key-0123456789",
-                    district_table=str(DISTRICT_FIXTURE))  # fmt: skip
+                    district_table=str(DISTRICT_FIXTURE),
+                    action_keys="k1=sequence-neutral-action-key-0123456789")  # fmt: skip
 SCENARIO = tricky()
 RECORDS = SCENARIO.raw_records(SETTINGS.pseudonym_key, CATALOG)
 
@@ -293,10 +294,13 @@ def test_a_corrected_record_under_the_same_id_wins_whatever_order_it_comes_in():
 def action(alert: dict, kind: str, at) -> tuple:
     from wijkhub.schemas.registry import ALERT_ACTION
 
+    from wijkhub.streams.authenticity import ActionKeys
+
     record = {"action_id": f"{kind}-1", "alert_id": alert["alert_id"], "outcome": None,
               "household_ref": alert["household_ref"], "action": kind, "actor": "j.jansen",
               "team": alert["team"], "at": at, "correlation_id": "c"}  # fmt: skip
-    return ("alert-actions", alert["household_ref"].encode(), CATALOG.encode(ALERT_ACTION, record))
+    signed = ActionKeys.parse(SETTINGS.action_keys).sign(record)
+    return ("alert-actions", alert["household_ref"].encode(), CATALOG.encode(ALERT_ACTION, signed))
 
 
 def test_a_routing_change_never_moves_an_alert_a_team_is_working_on():

@@ -1,24 +1,58 @@
 """What a worker says at start-up, before it touches Kafka."""
 
+import pytest
 from structlog.testing import capture_logs
 
+from wijkhub import kafka, pki
 from wijkhub.broker import DISTRICT_FIXTURE
-from wijkhub.settings import Settings
+from wijkhub.settings import Settings, SettingsError
 from wijkhub.streams.app import build_app
 
 
-def test_a_worker_without_a_district_table_warns_that_alerts_go_to_the_fallback_team(tmp_path):
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """A worker's settings as on a secured cluster: CA, its password file, action keys."""
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "worker.password").write_text("s" * 32)
+    return Settings(
+        data_dir=tmp_path,
+        bootstrap_servers="127.0.0.1:1",
+        kafka_credentials_dir=str(credentials),
+        kafka_ca_file=str(pki.ensure(tmp_path / "pki").ca_file),
+        action_keys="k1=" + "a" * 32,
+    )
+
+
+def test_a_worker_without_a_district_table_warns_that_alerts_go_to_the_fallback_team(settings):
     with capture_logs() as logs:
-        build_app(Settings(data_dir=tmp_path, bootstrap_servers="127.0.0.1:1"))
+        build_app(settings)
     [warning] = [e for e in logs if e["log_level"] == "warning"]
     assert warning["event"] == "no district table: every alert goes to the fallback team"
     assert warning["setting"] == "WIJKHUB_DISTRICT_TABLE"
     with capture_logs() as logs:
-        build_app(
-            Settings(
-                data_dir=tmp_path,
-                bootstrap_servers="127.0.0.1:1",
-                district_table=str(DISTRICT_FIXTURE),
-            )
-        )
+        build_app(settings.with_(district_table=str(DISTRICT_FIXTURE)))
     assert [e for e in logs if e["log_level"] == "warning"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"action_keys": ""}, "WIJKHUB_ACTION_KEYS is not set"),
+        ({"action_keys": "k1=short"}, "each secret at least 32 characters"),
+        ({"kafka_credentials_dir": ""}, "WIJKHUB_KAFKA_CREDENTIALS_DIR is not set"),
+        ({"kafka_security_protocol": "TLS"}, "must be one of ('SASL_SSL', 'SSL', 'PLAINTEXT')"),
+    ],
+)
+def test_a_worker_missing_a_secret_refuses_to_start_with_one_line(settings, change, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        build_app(settings.with_(**change))
+
+
+def test_plaintext_is_a_choice_and_a_warning(settings):
+    kafka._warn_plaintext.cache_clear()  # once per process and address
+    with capture_logs() as logs:
+        build_app(settings.with_(kafka_security_protocol="PLAINTEXT",
+                                 district_table=str(DISTRICT_FIXTURE)))  # fmt: skip
+    [warning] = [e for e in logs if e["log_level"] == "warning"]
+    assert warning["event"].startswith("kafka without TLS or authentication")

@@ -1,0 +1,131 @@
+"""Least privilege on the real broker: TLS and SCRAM for every client, ACLs per service.
+
+The session's broker is the secured local broker (SASL_SSL, StandardAuthorizer, no ACL
+means no access) with the ACLs of streams/access.py applied; every other integration
+test runs on it too, each service as its own principal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
+from kafka.errors import (
+    KafkaError,
+    NoBrokersAvailable,
+    TopicAuthorizationFailedError,
+)
+
+from wijkhub.acls import drift
+from wijkhub.admin import admin_client
+from wijkhub.kafka import PLAINTEXT, connect
+from wijkhub.streams.access import INBOX, OPERATOR, WORKER, intake
+from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, AUDIT, HOUSEHOLD_VIEW, Domain, raw
+
+QUICK = {"request_timeout_ms": 5000, "max_block_ms": 5000}
+
+
+def secured(hub) -> bool:
+    return hub.settings.kafka_security_protocol.upper() != PLAINTEXT
+
+
+@pytest.fixture
+def require_secured(hub):
+    if not secured(hub):
+        pytest.fail("the integration suite must run on the secured broker")
+
+
+def end_offsets(hub, topic: str) -> dict:
+    consumer = KafkaConsumer(**connect(hub.settings, "admin").kafka_python())
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+
+
+def test_a_plaintext_or_unauthenticated_client_is_refused(hub, require_secured):
+    plain = dataclasses.replace(hub.settings, kafka_security_protocol=PLAINTEXT)
+    with pytest.raises((NoBrokersAvailable, KafkaError)):
+        KafkaAdminClient(
+            **connect(plain, WORKER).kafka_python(), request_timeout_ms=3000
+        ).list_topics()
+    wrong = dataclasses.replace(connect(hub.settings, WORKER), password="not-the-password")
+    with pytest.raises((NoBrokersAvailable, KafkaError)):
+        KafkaAdminClient(**wrong.kafka_python(), request_timeout_ms=3000).list_topics()
+
+
+@pytest.mark.parametrize("target", [ALERT_ACTIONS, ALERTS, raw(Domain.TEAMS)])
+def test_an_intake_principal_cannot_write_outside_its_own_raw_topic(hub, require_secured, target):
+    topic = hub.topic(target)
+    before = end_offsets(hub, topic)
+    producer = KafkaProducer(**connect(hub.settings, intake("income")).kafka_python(), **QUICK)
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send(topic, b"forged").get(timeout=10)
+    finally:
+        producer.close()
+    assert end_offsets(hub, topic) == before  # nothing written
+
+
+@pytest.mark.parametrize("target", [raw(Domain.DEBT), raw(Domain.POPULATION), AUDIT])
+def test_the_inbox_principal_cannot_read_source_data_or_the_audit_trail(
+    hub, require_secured, target
+):
+    consumer = KafkaConsumer(**connect(hub.settings, INBOX).kafka_python(),
+                             request_timeout_ms=5000, enable_auto_commit=False)  # fmt: skip
+    try:
+        consumer.assign([TopicPartition(hub.topic(target), 0)])
+        consumer.seek_to_beginning()
+        with pytest.raises(TopicAuthorizationFailedError):
+            for _ in range(20):
+                consumer.poll(timeout_ms=500)
+    finally:
+        consumer.close()
+
+
+def test_the_inbox_reads_alerts_and_views(hub, require_secured):
+    consumer = KafkaConsumer(**connect(hub.settings, INBOX).kafka_python(),
+                             request_timeout_ms=5000, enable_auto_commit=False)  # fmt: skip
+    try:
+        tps = [TopicPartition(hub.topic(t), 0) for t in (ALERTS, HOUSEHOLD_VIEW)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning()
+        consumer.poll(timeout_ms=1000)  # no authorization error
+        assert all(consumer.position(tp) >= 0 for tp in tps)
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("service", [WORKER, OPERATOR, INBOX])
+def test_nobody_deletes_the_audit_trail(hub, require_secured, service):
+    admin = KafkaAdminClient(**connect(hub.settings, service).kafka_python(),
+                             request_timeout_ms=5000)  # fmt: skip
+    try:
+        with pytest.raises(KafkaError):
+            admin.delete_topics([hub.topic(AUDIT)], timeout_ms=5000)
+    finally:
+        admin.close()
+    assert hub.topic(AUDIT) in set(admin_client(hub.settings).list_topics())
+
+
+def test_acls_check_reports_a_grant_added_by_hand_and_apply_removes_it(hub, require_secured):
+    from wijkhub.acls import apply
+
+    admin = admin_client(hub.settings)
+    try:
+        assert drift(admin, hub.settings) == []
+        extra = ACL(f"User:{hub.settings.kafka_principal_prefix}{INBOX}", "*", ACLOperation.READ,
+                    ACLPermissionType.ALLOW,
+                    ResourcePattern(ResourceType.TOPIC, hub.topic(raw(Domain.DEBT))))  # fmt: skip
+        admin.create_acls([extra])
+        assert drift(admin, hub.settings) == [
+            f"not defined: User:{hub.settings.kafka_principal_prefix}{INBOX} ALLOW READ on "
+            f"topic {hub.topic(raw(Domain.DEBT))}"
+        ]
+        assert apply(admin, hub.settings) == (0, 1)
+        assert drift(admin, hub.settings) == []
+    finally:
+        admin.close()

@@ -1,0 +1,106 @@
+"""Apply and check the hub's ACLs (:mod:`wijkhub.streams.access`) on any cluster.
+
+``apply`` makes the cluster hold exactly the defined grants for the hub's
+principals: it creates the missing ones and removes those no longer defined.
+``check`` reports drift either way, so a grant added by hand is as visible as
+one that went missing. Both run as the administrator principal.
+"""
+
+from __future__ import annotations
+
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    KafkaAdminClient,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+
+from wijkhub.settings import Settings
+from wijkhub.streams.access import ADMIN, SERVICES, Grant, Pattern, Resource, grants
+
+Key = tuple[str, str, str, str, str, str]  # principal, type, name, pattern, operation, permission
+
+_TYPES = {Resource.TOPIC: ResourceType.TOPIC, Resource.GROUP: ResourceType.GROUP}
+_PATTERNS = {Pattern.LITERAL: ACLResourcePatternType.LITERAL,
+             Pattern.PREFIXED: ACLResourcePatternType.PREFIXED}  # fmt: skip
+
+
+def principal(settings: Settings, service: str) -> str:
+    """The broker principal of a service (``*``: every principal)."""
+    return "User:*" if service == "*" else f"User:{settings.kafka_principal_prefix}{service}"
+
+
+def desired(settings: Settings) -> dict[Key, ACL]:
+    """Every defined grant as the ACL the cluster must hold, by a comparable key."""
+    found = {}
+    for g in grants(settings.topic_prefix, settings.app_id):
+        acl = _acl(settings, g)
+        found[_key(acl)] = acl
+    return found
+
+
+def _acl(settings: Settings, g: Grant) -> ACL:
+    permission = ACLPermissionType.DENY if g.deny else ACLPermissionType.ALLOW
+    pattern = ResourcePattern(_TYPES[g.resource], g.name, _PATTERNS[g.pattern])
+    return ACL(principal(settings, g.principal), "*", ACLOperation[g.operation], permission,
+               pattern)  # fmt: skip
+
+
+def _key(acl: ACL) -> Key:
+    p = acl.resource_pattern
+    return (acl.principal, p.resource_type.name, p.resource_name, p.pattern_type.name,
+            acl.operation.name, acl.permission_type.name)  # fmt: skip
+
+
+def _ours(settings: Settings) -> set[str]:
+    """The principals these grants are about (the administrator is a super user: none)."""
+    return {principal(settings, s) for s in SERVICES if s != ADMIN} | {"User:*"}
+
+
+def actual(admin: KafkaAdminClient, settings: Settings) -> dict[Key, ACL]:
+    """The cluster's ACLs for the hub's principals."""
+    everything = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                           ResourcePatternFilter(ResourceType.ANY, None,
+                                                 ACLResourcePatternType.ANY))  # fmt: skip
+    acls, error = admin.describe_acls(everything)
+    if error is not None and error.errno != 0:
+        raise RuntimeError(f"describing ACLs failed: {error}")
+    ours = _ours(settings)
+    return {_key(a): a for a in acls if a.principal in ours}
+
+
+def drift(admin: KafkaAdminClient, settings: Settings) -> list[str]:
+    """Missing and undefined ACLs, one line each; empty: the cluster matches."""
+    want, have = desired(settings), actual(admin, settings)
+    lines = [f"missing: {_describe(k)}" for k in sorted(want.keys() - have.keys())]
+    return lines + [f"not defined: {_describe(k)}" for k in sorted(have.keys() - want.keys())]
+
+
+def apply(admin: KafkaAdminClient, settings: Settings) -> tuple[int, int]:
+    """Create the missing ACLs and delete the undefined ones: (created, deleted)."""
+    want, have = desired(settings), actual(admin, settings)
+    missing = [want[k] for k in sorted(want.keys() - have.keys())]
+    extra = [have[k] for k in sorted(have.keys() - want.keys())]
+    if missing:
+        result = admin.create_acls(missing)
+        if result["failed"]:
+            raise RuntimeError(f"creating ACLs failed: {result['failed'][:3]}")
+    if extra:
+        filters = [ACLFilter(a.principal, a.host, a.operation, a.permission_type,
+                             ResourcePatternFilter(a.resource_pattern.resource_type,
+                                                   a.resource_pattern.resource_name,
+                                                   a.resource_pattern.pattern_type))
+                   for a in extra]  # fmt: skip
+        admin.delete_acls(filters)
+    return len(missing), len(extra)
+
+
+def _describe(key: Key) -> str:
+    who, kind, name, pattern, operation, permission = key
+    star = "*" if pattern == "PREFIXED" else ""
+    return f"{who} {permission} {operation} on {kind.lower()} {name}{star}"
