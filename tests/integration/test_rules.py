@@ -14,8 +14,8 @@ from kafka import KafkaProducer
 
 from wijkhub.connectors.deadletter import DeadLetter
 from wijkhub.connectors.inbox.actions import action_record
-from wijkhub.schemas.registry import ALERT_ACTION, Catalog
 from wijkhub.kafka import connect
+from wijkhub.schemas.registry import ALERT_ACTION, Catalog
 from wijkhub.streams.access import INBOX
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.topics import ALERT_ACTIONS, DLQ_STREAMS

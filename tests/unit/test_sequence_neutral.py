@@ -293,7 +293,6 @@ def test_a_corrected_record_under_the_same_id_wins_whatever_order_it_comes_in():
 
 def action(alert: dict, kind: str, at) -> tuple:
     from wijkhub.schemas.registry import ALERT_ACTION
-
     from wijkhub.streams.authenticity import ActionKeys
 
     record = {"action_id": f"{kind}-1", "alert_id": alert["alert_id"], "outcome": None,
