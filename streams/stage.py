@@ -33,6 +33,7 @@ from wijkhub.streams.topics import DLQ_STREAMS
 
 Headers = tuple[tuple[str, bytes], ...]
 S = TypeVar("S")
+S_contra = TypeVar("S_contra", contravariant=True)  # a state a protocol only reads
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class Stage(Protocol[S]):
 
 
 @runtime_checkable
-class Timed(Protocol[S]):
+class Timed(Protocol[S_contra]):
     """A stage that also acts on the clock, not only on messages (the household stage
     ends alerts on their expiry date even when nothing else happens to the household).
 
@@ -103,7 +104,7 @@ class Timed(Protocol[S]):
 
     name: str
 
-    def due(self, state: S, key: bytes, now: float) -> list[Output]: ...
+    def due(self, state: S_contra, key: bytes, now: float) -> list[Output]: ...
 
 
 def dead_letter(stage: str, message: Message, code: str, reason: str) -> Output:
