@@ -20,9 +20,18 @@ $(STAMP): pyproject.toml deploy/kafka/pom.xml
 demo: install
 	$(BIN)/wijkhub demo
 
+# mypy does not follow setuptools' editable import hook, and streams/ is installed
+# as wijkhub.streams: mypy reads the packages from a tree of links with that
+# layout, laid anew on every run (see [tool.mypy] in pyproject.toml).
+MYPY_TREE := $(VENV)/mypy-path
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	rm -rf $(MYPY_TREE) && mkdir -p $(MYPY_TREE)/wijkhub
+	ln -s $(CURDIR)/wijkhub/* $(CURDIR)/streams $(CURDIR)/connectors $(CURDIR)/schemas \
+		$(MYPY_TREE)/wijkhub/
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/wijkhub schemas check

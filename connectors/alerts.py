@@ -51,11 +51,17 @@ def iter_alerts(
                 if until is not None and time.monotonic() > until:
                     return
                 continue
-            caught_up = all(consumer.position(tp) >= end[tp] for tp in tps)
+            caught_up = all(_reached(consumer.position(tp), end[tp]) for tp in tps)
             if caught_up or time.monotonic() - last_seen > idle_timeout:
                 return
     finally:
         consumer.close()
+
+
+def _reached(position: int | None, end: int) -> bool:
+    """Whether a partition's position is at its end offset; a position kafka-python does not
+    know (None) is not there yet."""
+    return position is not None and position >= end
 
 
 def latest_alerts(settings: Settings) -> list[dict[str, Any]]:
@@ -74,7 +80,7 @@ def as_json_ready(alert: dict[str, Any]) -> dict[str, Any]:
             return [plain(x) for x in v]
         return v.isoformat() if hasattr(v, "isoformat") else v
 
-    return plain(alert)
+    return {k: plain(v) for k, v in alert.items()}
 
 
 def one_line(alert: dict[str, Any]) -> str:

@@ -401,7 +401,9 @@ def _occurred_at(record: Record) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _person(record: Record, policy: Bsn, pseudonymiser: Pseudonymiser) -> tuple[str | None, list]:
+def _person(
+    record: Record, policy: Bsn, pseudonymiser: Pseudonymiser
+) -> tuple[str | None, list[str]]:
     """(person_ref, data-quality codes) under the source's BSN policy."""
     bsn = str(record.get("bsn") or "").strip()
     if not bsn:

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -39,6 +40,9 @@ from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, full_name, raw
 
+if TYPE_CHECKING:
+    from kafka.producer.future import FutureRecordMetadata
+
 log = get_logger("wijkhub.intake")
 
 Placed = tuple[str, Item]  # (the record's place in its input, the record)
@@ -49,6 +53,17 @@ def placed(input_id: str, items: Iterable[Item]) -> Iterator[Placed]:
     Parsing is deterministic, so the same input gives every record the same place again."""
     for index, item in enumerate(items):
         yield f"{input_id}#{index}", item
+
+
+class IntakeSummary(TypedDict):
+    """The counts of an :class:`IntakeReport` as logged and answered (JSON)."""
+
+    source: str
+    read: int
+    events: int
+    dead_lettered: int
+    reasons: dict[str, int]
+    dead_letter_reasons: dict[str, int]
 
 
 @dataclass
@@ -64,8 +79,8 @@ class IntakeReport:
     read: int = 0
     events: int = 0
     dead_lettered: int = 0
-    reasons: Counter = field(default_factory=Counter)
-    dead_letter_reasons: Counter = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    dead_letter_reasons: Counter[str] = field(default_factory=Counter)
     event_ids: list[str] = field(default_factory=list)
     rejected: list[dict[str, str]] = field(default_factory=list)  # position, reason, key
 
@@ -77,7 +92,7 @@ class IntakeReport:
         self.reasons.update(other.reasons)
         self.dead_letter_reasons.update(other.dead_letter_reasons)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> IntakeSummary:
         return {
             "source": self.source,
             "read": self.read,
@@ -88,9 +103,12 @@ class IntakeReport:
         }
 
 
-def producer(settings: Settings, **overrides: object) -> KafkaProducer:
-    """A producer that waits for the broker's acknowledgement of every record."""
-    options: dict[str, object] = {
+def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """A producer that waits for the broker's acknowledgement of every record.
+
+    ``overrides``: any KafkaProducer setting, replacing the defaults here (KafkaProducer
+    checks them); hence a dict of Any rather than its keyword list again."""
+    options: dict[str, Any] = {
         "bootstrap_servers": settings.require_bootstrap(),
         "acks": "all",
         "linger_ms": 5,
@@ -149,7 +167,8 @@ class Intake:
         self.metrics = metrics or Metrics()
         self.kafka = kafka or producer(settings)
         self._owns_kafka = kafka is None
-        self._pending: list = []  # send futures of the current ingest, checked after flush
+        # send futures of the current ingest, checked after flush
+        self._pending: list[FutureRecordMetadata] = []
 
     def _topic(self, name: str) -> str:
         return full_name(name, self.settings.topic_prefix)

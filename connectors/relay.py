@@ -10,6 +10,7 @@ offsets start again never reuses a key for other input).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from kafka import KafkaConsumer
 
@@ -18,10 +19,13 @@ from wijkhub.connectors.formats import parse
 from wijkhub.connectors.intake import Intake, IntakeReport, Placed, placed
 from wijkhub.logs import get as get_logger
 
+if TYPE_CHECKING:
+    from kafka.consumer.fetcher import ConsumerRecord
+
 log = get_logger("wijkhub.relay")
 
 
-def _items(source: str, records: list) -> Iterator[Placed]:
+def _items(source: str, records: list[ConsumerRecord]) -> Iterator[Placed]:
     for r in records:
         origin, value = f"{r.topic}/{r.partition}/{r.offset}", r.value or b""
         yield from placed(f"kafka:{origin}:{content_id(value)}", parse(source, value, origin))

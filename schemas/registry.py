@@ -21,7 +21,7 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
@@ -57,7 +57,8 @@ def expanded(subject: str, directory: Path = SCHEMA_DIR) -> dict[str, Any]:
     path = directory / f"{subject}.avsc"
     if not path.exists():
         raise SchemaError(f"no schema file {path.name} for subject {subject}")
-    return expand_schema(load_schema(str(path), _write_hint=False))
+    # fastavro types a schema as any JSON form; a subject's .avsc is a record (an object).
+    return cast(dict[str, Any], expand_schema(load_schema(str(path), _write_hint=False)))
 
 
 def _canonical(schema: dict[str, Any]) -> str:
@@ -66,7 +67,9 @@ def _canonical(schema: dict[str, Any]) -> str:
 
 def backward_incompatibilities(reader: dict[str, Any], writer: dict[str, Any]) -> list[str]:
     """Why ``reader`` cannot read data written with ``writer``; empty when it can."""
-    result = ReaderWriterCompatibilityChecker().get_compatibility(
+    # avro annotates get_compatibility() but not the checker's __init__.
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]  # untyped in avro
+    result = checker.get_compatibility(
         avro.schema.parse(json.dumps(reader)), avro.schema.parse(json.dumps(writer))
     )
     if result.compatibility is SchemaCompatibilityType.compatible:
@@ -173,7 +176,7 @@ class Catalog:
             raise DecodeError(f"schema id {schema_id} is {writer.subject}, expected {subject}")
         reader = self._latest[subject]
         try:
-            return schemaless_reader(  # type: ignore[return-value]
+            record = schemaless_reader(
                 io.BytesIO(memoryview(data)[_HEADER.size :]),
                 writer.parsed,
                 None if reader is writer else reader.parsed,
@@ -182,6 +185,8 @@ class Catalog:
             )
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise DecodeError(f"corrupt Avro body for {subject}: {type(exc).__name__}") from None
+        # fastavro types a datum as any Avro value; every subject is a record schema.
+        return cast(dict[str, Any], record)
 
 
 def register_changes(directory: Path = SCHEMA_DIR) -> list[str]:

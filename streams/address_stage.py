@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from wijkhub.schemas.registry import LINKED_EVENT, RAW_EVENT, ROUTED, Catalog, DecodeError
 from wijkhub.streams import residence
@@ -83,9 +83,10 @@ class EventFact(TypedDict):
     relation: Relation | None
     lgen: int  # generation of the link published for it
     link: Link | None  # what was published
-    received: float  # which copy of a corrected event this is (see stage.version)
-    content: str
-    recheck: bool  # a corrected copy: publish again even if the link stays
+    # Not kept for an event known only as withdrawn (and not in states older than them):
+    received: NotRequired[float]  # which copy of a corrected event this is (stage.version)
+    content: NotRequired[str]
+    recheck: NotRequired[bool]  # a corrected copy: publish again even if the link stays
 
 
 class MembersSent(TypedDict):
@@ -94,7 +95,7 @@ class MembersSent(TypedDict):
 
 
 class AddressState(TypedDict):
-    residents: dict[str, Resident]
+    residents: dict[str, Resident]  # person → their periods in the building
     events: dict[str, EventFact]
     members: dict[str, MembersSent]
 
@@ -103,9 +104,14 @@ def new_state() -> AddressState:
     return {"residents": {}, "events": {}, "members": {}}
 
 
+# "from" is a keyword: TypedDict's functional form.
+MemberPeriod = TypedDict("MemberPeriod", {"person_ref": str, "from": str, "until": str | None})
+"""One person's membership of one household (ISO dates; ``until`` None: still a member)."""
+
+
 def register(state: AddressState) -> residence.AddressState:
     """The building's residents and relations over time, in the shape :mod:`residence` reads."""
-    residents = [
+    residents: list[residence.Residency] = [
         {"person": person, "unit": p["address_ref"], "from": p["from_"], "until": p["until"],
          "kind": p["kind"], "match": residence.matching_person(r["match"], p["address_ref"])}
         for person, r in state["residents"].items()
@@ -119,9 +125,9 @@ def register(state: AddressState) -> residence.AddressState:
             changes.setdefault(tuple(rel["pair"]), []).append(
                 (e["day"], 0 if rel["started"] else 1, eid, rel)
             )
-    relations = []
+    relations: list[residence.RelationPeriod] = []
     for pair, facts in sorted(changes.items()):
-        current: dict[str, Any] | None = None
+        current: residence.RelationPeriod | None = None
         for day, _, _, rel in sorted(facts):
             if rel["started"] and current is None:
                 current = {"pair": list(pair), "relation": rel["relation"], "from": day,
@@ -135,9 +141,9 @@ def register(state: AddressState) -> residence.AddressState:
     return {"residents": residents, "relations": relations}
 
 
-def memberships(reg: residence.AddressState) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+def memberships(reg: residence.AddressState) -> dict[str, tuple[str, list[MemberPeriod]]]:
     """household → (unit, member periods), derived from the register at every change date."""
-    result: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+    result: dict[str, tuple[str, list[MemberPeriod]]] = {}
     for unit in sorted({r["unit"] for r in reg["residents"]}):
         people = {r["person"] for r in reg["residents"] if r["unit"] == unit}
         days = {r["from"] for r in reg["residents"] if r["unit"] == unit}
@@ -145,7 +151,7 @@ def memberships(reg: residence.AddressState) -> dict[str, tuple[str, list[dict[s
         days |= {d for rel in reg["relations"] if set(rel["pair"]) & people
                  for d in (rel["from"], rel["until"]) if d}  # fmt: skip
         open_: dict[tuple[str, str], str] = {}  # (household, person) → from
-        periods: dict[str, list[dict[str, Any]]] = {}
+        periods: dict[str, list[MemberPeriod]] = {}
         for day in sorted(days):
             now = {(h, p) for p, h in residence.households_at(reg, unit, day).items()}
             for key in sorted(set(open_) - now):
@@ -216,7 +222,9 @@ class AddressStage:
 
     # -- facts ---------------------------------------------------------------------------
 
-    def _residency(self, state: AddressState, routed: dict, raw: dict | None) -> bool:
+    def _residency(
+        self, state: AddressState, routed: dict[str, Any], raw: dict[str, Any] | None
+    ) -> bool:
         person = routed["person_ref"]
         known = state["residents"].get(person)
         if known is not None and known["gen"] >= routed["generation"]:
@@ -237,7 +245,9 @@ class AddressStage:
         }
         return True
 
-    def _event(self, state: AddressState, routed: dict, raw: dict | None) -> bool:
+    def _event(
+        self, state: AddressState, routed: dict[str, Any], raw: dict[str, Any] | None
+    ) -> bool:
         eid = routed["event_id"]
         known = state["events"].get(eid)
         if known is not None and known["gen"] > routed["generation"]:
@@ -254,7 +264,7 @@ class AddressStage:
                                         "unit": routed["address_ref"], "day": "", "value": "",
                                         "relation": None, "lgen": 0, "link": None}  # fmt: skip
                 return True
-            known.update(gen=routed["generation"], withdrawn=True)
+            known.update({"gen": routed["generation"], "withdrawn": True})
             return True
         payload_name, payload = raw["payload"]
         relation: Relation | None = None
@@ -292,7 +302,7 @@ class AddressStage:
                 "unit": decided.unit}  # fmt: skip
 
     def _relink(self, state: AddressState, reg: residence.AddressState, eid: str,
-                result: Result) -> None:  # fmt: skip
+                result: Result[AddressState]) -> None:  # fmt: skip
         fact = state["events"][eid]
         link = self._decide(reg, fact)
         old = fact["link"]
@@ -330,7 +340,7 @@ class AddressStage:
             raw["subject"]["match"] = None  # name and date of birth serve linking: they stop here
             value = self.catalog.encode(RAW_EVENT, raw)
         by = link["by"] if link is not None else "person"
-        record = {"household_ref": household, "linked_by": by, "raw_event": value,
+        record: dict[str, Any] = {"household_ref": household, "linked_by": by, "raw_event": value,
                   "member_change": None,
                   "match_probability": link["probability"] if link else None,
                   "event_id": eid, "generation": fact["lgen"], "withdrawn": withdrawn,
@@ -339,7 +349,7 @@ class AddressStage:
         return Output(LINKED, household.encode(), self.catalog.encode(LINKED_EVENT, record))
 
     def _publish_members(self, state: AddressState, reg: residence.AddressState,
-                         result: Result) -> None:  # fmt: skip
+                         result: Result[AddressState]) -> None:  # fmt: skip
         now = memberships(reg)
         sent = state["members"]
         for household in sorted(now.keys() | sent.keys()):
@@ -362,7 +372,7 @@ class AddressStage:
             )
 
 
-def _json_match(match: dict | None) -> dict[str, Any] | None:
+def _json_match(match: dict[str, Any] | None) -> dict[str, Any] | None:
     if not match:
         return None
     birth = match.get("birth_date")

@@ -72,7 +72,7 @@ def build_stages(
 class Harness:
     """Feeds input records through the stages until every topic is drained."""
 
-    stages: tuple[Stage, ...]
+    stages: tuple[Stage[Any], ...]
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     max_batch: int = 50
     log: dict[str, list[Output]] = field(default_factory=dict)
@@ -171,7 +171,7 @@ class Harness:
         return list(self.log.get(topic, []))
 
 
-def run_all(stages: tuple[Stage, ...], records: Iterable[tuple[str, bytes, bytes]]) -> Harness:
+def run_all(stages: tuple[Stage[Any], ...], records: Iterable[tuple[str, bytes, bytes]]) -> Harness:
     """Every record in the given order, batch after batch: the backtest's plain run."""
     harness = Harness(stages)
     for topic, key, value in records:

@@ -27,7 +27,7 @@ import math
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,8 @@ def _initials(a: str, b: str) -> int:
     return PARTIAL if a[0] == b[0] else DISAGREE
 
 
-COMPARATORS = {
+# Each field's comparator: two normalised values → AGREE, PARTIAL or DISAGREE.
+COMPARATORS: dict[str, Callable[[str, str], int]] = {
     "family": lambda a, b: _strings(a, b, 0.95, 0.85),
     "given": lambda a, b: _strings(a, b, 0.95, 0.85),
     "initials": _initials,

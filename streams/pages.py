@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.types import TableT
+from faust.web import Request, Response, View
 
 from wijkhub import access
 from wijkhub.audit import entry as audit_entry
@@ -35,8 +37,8 @@ def register(
     settings: Settings,
     catalog: Catalog,
     metrics: Metrics,
-    views: faust.TableT,
-    read_view: Callable[[bytes], dict | None],
+    views: TableT[bytes, Any],
+    read_view: Callable[[bytes], household.View | None],
 ) -> None:
     """``views``: the household stage's table (requests go to the worker holding the key);
     ``read_view``: the household's view as that stage derives it."""
@@ -52,7 +54,7 @@ def register(
 
     @app.page("/households/{ref}")
     @app.table_route(table=views, match_info="ref")
-    async def household_page(web: Any, request: Any, ref: str) -> Any:
+    async def household_page(web: View, request: Request, ref: str) -> Response:
         """An operator reads one household view: token checked, every attempt audited."""
         actor = access.account_for(operators, request.headers.get("Authorization"))
         if actor is None:
@@ -65,13 +67,15 @@ def register(
         return web.json(household.to_json(view))
 
     @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
+    async def metrics_page(web: View, request: Request) -> Response:
         return web.bytes(metrics.render(), content_type=METRICS_CONTENT_TYPE)
 
     @app.page("/health")
-    async def health_page(web: Any, request: Any) -> Any:
+    async def health_page(web: View, request: Request) -> Response:
         """200 once partitions are assigned and tables recovered; 503 before."""
-        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
+        # app.tables is Faust's TableManager, which has a recovery; its interface does not.
+        recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
+        ready = recovery.completed.is_set() and not app.rebalancing
         return web.json(
             {"status": "ok" if ready else "starting", "app": settings.app_id},
             status=200 if ready else 503,

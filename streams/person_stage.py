@@ -47,28 +47,29 @@ from wijkhub.streams.stage import (
 from wijkhub.streams.topics import BY_ADDRESS, HAND_OVER, RAW_TOPICS, UNMATCHED
 
 
-class Registration(TypedDict):
+class Copy(TypedDict):
+    """Which copy of an event a fact is (see :func:`stage.version`)."""
+
+    received: float
+    content: str
+
+
+class Registration(Copy):
     address: str
     day: str
     kind: str  # woonadres | briefadres | instelling
     value: str  # the packed raw event (it carries the match attributes)
-    received: float
-    content: str
 
 
-class Ending(TypedDict):
+class Ending(Copy):
     day: str
     why: str  # deceased | departed
-    received: float
-    content: str
 
 
-class Snapshot(TypedDict):
+class Snapshot(Copy):
     provider: str
     on: str
     value: str
-    received: float
-    content: str
 
 
 class RoutedEvent(TypedDict):
@@ -114,7 +115,7 @@ def periods(state: PersonState) -> list[Period]:
     for day, rank, eid in sorted(points):
         if rank == 0:
             if current is not None:
-                current.update(until=day, ended_by=state["endings"][eid]["why"])
+                current.update({"until": day, "ended_by": state["endings"][eid]["why"]})
                 result.append(current)
             current = None
             continue
@@ -123,7 +124,7 @@ def periods(state: PersonState) -> list[Period]:
             reg["address"], reg["kind"]):  # fmt: skip
             continue  # re-registration at the same address: one period
         if current is not None:
-            current.update(until=day, ended_by="moved")
+            current.update({"until": day, "ended_by": "moved"})
             result.append(current)
         current = {"address_ref": reg["address"], "from_": day, "until": None,
                    "kind": reg["kind"], "ended_by": None}  # fmt: skip
@@ -178,13 +179,15 @@ class PersonStage:
 
     # -- facts ---------------------------------------------------------------------------
 
-    def _add_fact(self, state: PersonState, raw: dict, value: bytes, result: Result) -> bool:
+    def _add_fact(
+        self, state: PersonState, raw: dict[str, Any], value: bytes, result: Result[PersonState]
+    ) -> bool:
         """Keep the fact under its event id; False if it changes nothing (a replay)."""
         subject = raw["subject"]
         name = raw["payload"][0]
         eid, day = raw["envelope"]["event_id"], event_day(raw)
         received, content = version(raw)
-        seen = {"received": received, "content": content}
+        seen: Copy = {"received": received, "content": content}
         if name == PERSON_REGISTERED and subject["address_ref"]:
             result.counts["link_outcome", "register"] += 1
             if not supersedes(state["registrations"].get(eid), received, content):
@@ -213,7 +216,7 @@ class PersonStage:
         return self._add_event(state, raw, value, False)
 
     @staticmethod
-    def _add_event(state: PersonState, raw: dict, value: bytes, derived: bool) -> bool:
+    def _add_event(state: PersonState, raw: dict[str, Any], value: bytes, derived: bool) -> bool:
         eid = raw["envelope"]["event_id"]
         received, content = version(raw)
         known = state["events"].get(eid)
@@ -229,7 +232,7 @@ class PersonStage:
             state["events"][eid]["sent"] = "~" + known["sent"]  # withdraw from there if moved
         return True
 
-    def _derive_toewijzingen(self, state: PersonState, result: Result) -> None:
+    def _derive_toewijzingen(self, state: PersonState, result: Result[PersonState]) -> None:
         """ToewijzingChanged events from the snapshots, diffed per provider in date order."""
         by_provider: dict[str, list[tuple[str, str]]] = {}
         for eid, snap in state["snapshots"].items():
@@ -253,7 +256,7 @@ class PersonStage:
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _reroute(self, state: PersonState, result: Result) -> None:
+    def _reroute(self, state: PersonState, result: Result[PersonState]) -> None:
         self._derive_toewijzingen(state, result)
         lived = periods(state)
         self._send_residency(state, lived, result)
@@ -283,7 +286,7 @@ class PersonStage:
             first_unit.setdefault(building(p["address_ref"]), p["address_ref"])
         return "|".join(f"B:{u}" for _, u in sorted(first_unit.items())) or "P"
 
-    def _send(self, eid: str, event: RoutedEvent, target: str, result: Result) -> None:
+    def _send(self, eid: str, event: RoutedEvent, target: str, result: Result[PersonState]) -> None:
         value = unpack(event["value"])
         raw = self.catalog.decode(value, RAW_EVENT)
         person = raw["subject"]["person_ref"]
@@ -309,12 +312,15 @@ class PersonStage:
 
     def _routed(self, unit: str, eid: str, gen: int, value: bytes, person: str | None,
                 withdrawn: bool = False) -> Output:  # fmt: skip
-        record = {"address_ref": unit, "role": "event", "until": None, "raw_event": value,
-                  "event_id": eid, "generation": gen, "withdrawn": withdrawn,
-                  "person_ref": person, "intervals": []}  # fmt: skip
+        record: dict[str, Any] = {"address_ref": unit, "role": "event", "until": None,
+                                  "raw_event": value, "event_id": eid, "generation": gen,
+                                  "withdrawn": withdrawn, "person_ref": person,
+                                  "intervals": []}  # fmt: skip
         return Output(BY_ADDRESS, building(unit).encode(), self.catalog.encode(ROUTED, record))
 
-    def _send_residency(self, state: PersonState, lived: list[Period], result: Result) -> None:
+    def _send_residency(
+        self, state: PersonState, lived: list[Period], result: Result[PersonState]
+    ) -> None:
         """Each building gets the person's periods there; one that no longer has any, none."""
         per_building: dict[str, list[Period]] = {}
         for p in lived:
@@ -349,10 +355,14 @@ class PersonStage:
 
     def _person_of(self, state: PersonState) -> str:
         for reg in state["registrations"].values():
-            return self.catalog.decode(unpack(reg["value"]), RAW_EVENT)["subject"]["person_ref"]
+            raw = self.catalog.decode(unpack(reg["value"]), RAW_EVENT)
+            person: str = raw["subject"]["person_ref"]  # a registration names its person
+            return person
         raise AssertionError("residency without a registration")
 
-    def _address_only(self, raw: dict, message: Message, result: Result) -> None:
+    def _address_only(
+        self, raw: dict[str, Any], message: Message, result: Result[PersonState]
+    ) -> None:
         """An event about an address (a creditor's signal without BSN): to that building."""
         address, eid = raw["subject"]["address_ref"], raw["envelope"]["event_id"]
         if address is None:

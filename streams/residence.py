@@ -28,14 +28,33 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from wijkhub.streams.linking import event_day, household_for_address
 from wijkhub.streams.matching import Person, Weights, decide, normalise
 
 RELATION_CHANGED = "nl.wijkhub.population.RelationChanged"
 
-AddressState = dict[str, Any]  # {"residents": [...], "relations": [...]}
+# "from" is a keyword: these two need TypedDict's functional form.
+Residency = TypedDict(
+    "Residency",
+    {"person": str, "unit": str, "from": str, "until": str | None, "kind": str,
+     "match": Person | None},
+)  # fmt: skip
+"""One period of one resident in one unit (ISO dates; ``until`` None: still living there)."""
+RelationPeriod = TypedDict(
+    "RelationPeriod", {"pair": list[str], "relation": str, "from": str, "until": str | None}
+)
+"""A relation between two residents while it lasted."""
+
+
+class AddressState(TypedDict):
+    """The building's register over time, as the address stage derives it from its facts."""
+
+    residents: list[Residency]  # in order of arrival: the first is the longest-registered
+    relations: list[RelationPeriod]
+
+
 LOW_CONFIDENCE_KINDS = ("briefadres", "instelling")
 
 
@@ -46,7 +65,7 @@ def building(address_ref: str) -> str:
     return "-".join(address_ref.split("-")[:2])
 
 
-def _open_on(entry: dict[str, Any], day: str) -> bool:
+def _open_on(entry: Residency | RelationPeriod, day: str) -> bool:
     return entry["from"] <= day and (entry["until"] is None or day < entry["until"])
 
 
@@ -55,7 +74,7 @@ def residents_at(
     day: str,
     kinds: tuple[str, ...] = ("woonadres",),
     unit: str | None = None,
-) -> list:
+) -> list[Residency]:
     """Residents on ``day`` of the given address kinds, in one unit or the whole building."""
     return [
         r
@@ -152,13 +171,13 @@ def link_signal(
     agreement instead of hiding the right person.
     """
     if match:
-        present = [r for r in residents_at(state, day, ("woonadres", *LOW_CONFIDENCE_KINDS))
-                   if r["match"]]  # fmt: skip
-        candidates = {r["person"]: {**r["match"], **unit_attributes(r["unit"])} for r in present}
+        present = [(r, m) for r in residents_at(state, day, ("woonadres", *LOW_CONFIDENCE_KINDS))
+                   if (m := r["match"])]  # fmt: skip
+        candidates = {r["person"]: {**m, **unit_attributes(r["unit"])} for r, m in present}
         decision = decide(weights, match, candidates, threshold)
         if decision.person_ref is None:
             return Unmatched(decision.reason, decision.probability or None)
-        unit = next(r["unit"] for r in present if r["person"] == decision.person_ref)
+        unit = next(r["unit"] for r, _ in present if r["person"] == decision.person_ref)
         household = household_of(state, unit, decision.person_ref, day)
         return Linked(household, "match", decision.probability, decision.person_ref, unit)
     units = (

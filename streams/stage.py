@@ -24,15 +24,16 @@ import base64
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, Protocol, TypedDict, TypeVar, runtime_checkable
 
 from wijkhub.connectors.deadletter import DeadLetter
 from wijkhub.streams.topics import DLQ_STREAMS
 
 Headers = tuple[tuple[str, bytes], ...]
 S = TypeVar("S")
+S_contra = TypeVar("S_contra", contravariant=True)  # a state a protocol only reads
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class Result(Generic[S]):
     state: S
     outputs: list[Output] = field(default_factory=list)
     dirty: bool = False
-    counts: Counter = field(default_factory=Counter)
+    counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
     received_at: list[float] = field(default_factory=list)  # of facts applied (latency)
     observations: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
 
@@ -75,8 +76,14 @@ class Result(Generic[S]):
 class Stage(Protocol[S]):
     """A stream-processing stage: pure, deterministic, state per key."""
 
-    name: str
-    inputs: tuple[str, ...]  # logical topic names it consumes
+    # Read-only, so that a stage may fix them as class attributes of a narrower type
+    # (``inputs = (BY_ADDRESS,)`` is a ``tuple[str]``).
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def inputs(self) -> tuple[str, ...]:  # logical topic names it consumes
+        ...
 
     def new_state(self) -> S: ...
 
@@ -84,7 +91,7 @@ class Stage(Protocol[S]):
 
 
 @runtime_checkable
-class Timed(Protocol[S]):
+class Timed(Protocol[S_contra]):
     """A stage that also acts on the clock, not only on messages (the household stage
     ends alerts on their expiry date even when nothing else happens to the household).
 
@@ -97,7 +104,7 @@ class Timed(Protocol[S]):
 
     name: str
 
-    def due(self, state: S, key: bytes, now: float) -> list[Output]: ...
+    def due(self, state: S_contra, key: bytes, now: float) -> list[Output]: ...
 
 
 def dead_letter(stage: str, message: Message, code: str, reason: str) -> Output:
@@ -132,8 +139,11 @@ def version(raw: dict[str, Any]) -> tuple[float, str]:
     return env["received_at"].timestamp(), content
 
 
-def supersedes(known: dict[str, Any] | None, received: float, content: str) -> bool:
-    """Whether a copy (received, content) replaces the ``known`` one (see :func:`version`)."""
+def supersedes(known: Mapping[str, Any] | None, received: float, content: str) -> bool:
+    """Whether a copy (received, content) replaces the ``known`` one (see :func:`version`).
+
+    ``known``: a stored fact of any stage's state, with its ``received`` and ``content``
+    (a fact stored before those were kept has neither)."""
     if known is None:
         return True
     if known.get("content") == content:
@@ -150,8 +160,24 @@ def digest(value: Any) -> str:
 # -- the checkpoint: what a batch writes, and in which order ---------------------------------
 
 
+class PlainOutput(TypedDict):
+    """An :class:`Output` as an outbox keeps it in the JSON state (bytes packed)."""
+
+    topic: str
+    key: str
+    value: str | None
+    headers: list[list[str]]  # [name, packed value] pairs (JSON has no tuples)
+
+
+class Entry(TypedDict, Generic[S]):
+    """What a stage's table stores per key: the state, and the outputs not yet acknowledged."""
+
+    state: S
+    outbox: list[PlainOutput]
+
+
 @dataclass
-class Plan:
+class Plan(Generic[S]):
     """What one batch of one stage must do, in this order (the one ordering guarantee):
 
     1. ``writes``: store every touched key's new state *with its outbox* (the outputs it is
@@ -168,15 +194,17 @@ class Plan:
     The Faust adapter and the in-memory harness both execute plans.
     """
 
-    writes: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    writes: dict[bytes, Entry[S]] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
-    clears: dict[bytes, dict[str, Any]] = field(default_factory=dict)
-    results: list[Result] = field(default_factory=list)
+    clears: dict[bytes, Entry[S]] = field(default_factory=dict)
+    results: list[Result[S]] = field(default_factory=list)
 
 
-def plan(stage: Stage, stored: dict[bytes, Any], batch: dict[bytes, list[Message]]) -> Plan:
+def plan(
+    stage: Stage[S], stored: Mapping[bytes, Entry[S]], batch: dict[bytes, list[Message]]
+) -> Plan[S]:
     """Run ``stage`` over a batch grouped by key; ``stored``: each key's stored entry."""
-    result_plan = Plan()
+    result_plan: Plan[S] = Plan()
     for key, messages in batch.items():
         entry = stored.get(key)
         state = entry["state"] if entry is not None else stage.new_state()
@@ -202,13 +230,13 @@ def plan(stage: Stage, stored: dict[bytes, Any], batch: dict[bytes, list[Message
     return result_plan
 
 
-def _plain_output(o: Output) -> dict[str, Any]:
+def _plain_output(o: Output) -> PlainOutput:
     value = None if o.value is None else pack(o.value)
     return {"topic": o.topic, "key": pack(o.key), "value": value,
             "headers": [[k, pack(v)] for k, v in o.headers]}  # fmt: skip
 
 
-def _output(d: dict[str, Any]) -> Output:
+def _output(d: PlainOutput) -> Output:
     value = None if d["value"] is None else unpack(d["value"])
     return Output(
         d["topic"], unpack(d["key"]), value, tuple((k, unpack(v)) for k, v in d["headers"])

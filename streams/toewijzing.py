@@ -27,7 +27,8 @@ State = dict[str, Any]  # {"snapshot_on": iso date, "assignments": {number: {...
 
 
 def is_snapshot(event: Record) -> bool:
-    return event["payload"][0] == SNAPSHOT
+    name: str = event["payload"][0]  # the payload union's record name
+    return name == SNAPSHOT
 
 
 @dataclass(frozen=True)

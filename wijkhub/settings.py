@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 ENV_PREFIX = "WIJKHUB_"
 # The CLI user's own operator token (``wijkhub household show``). The worker reads the list
@@ -349,8 +350,9 @@ class Settings:
             env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
         return env
 
-    def with_(self, **changes: object) -> Settings:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (any field: dataclasses.replace checks the names)."""
+        return replace(self, **changes)
 
     @property
     def broker_url(self) -> str:

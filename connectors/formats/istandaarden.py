@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import xmlschema
 
@@ -69,7 +69,9 @@ def parse(data: bytes, origin: str, expect: str | None = None) -> Iterator[Item]
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             yield Item(data, position, error=safe_reason(reason + more))
             return
-        doc = schema.to_dict(resource, strip_namespaces=True)
+        # Validated above: strict decoding gives the message element as a dict (its
+        # DecodeType also covers lax decoding's (data, errors) and an empty document).
+        doc = cast(dict[str, Any], schema.to_dict(resource, strip_namespaces=True))
     except xmlschema.XMLSchemaException as exc:
         yield Item(data, position, error=safe_reason(f"not well-formed XML: {type(exc).__name__}"))
         return
@@ -137,10 +139,15 @@ def _records(
         )
     else:
         products = _list(client.get("AangevraagdeProducten"), "AangevraagdProduct")
-        kind, day = "provision_requested", None
+        kind, day = "provision_requested", None  # a request has no provision date yet
     for n, p in enumerate(products, 1):
-        record = {**base, "kind": kind, "provider": str(header["Afzender"]), **product(p)}
-        if kind == "provision_requested":
+        record: dict[str, Any] = {
+            **base,
+            "kind": kind,
+            "provider": str(header["Afzender"]),
+            **product(p),
+        }
+        if day is None:  # provision_requested
             record |= {
                 "message_id": f"{msg_id}-{n}",
                 "occurred_at": ident["Dagtekening"],
