@@ -8,14 +8,16 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from wijkhub.kafka import connect
 from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.settings import Settings
+from wijkhub.streams.access import OPERATOR
 from wijkhub.streams.topics import ALERTS, full_name
 
 
 def _consumer(settings: Settings) -> tuple[KafkaConsumer, list[TopicPartition]]:
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.require_bootstrap(),
+    consumer = KafkaConsumer(  # the operator principal: reads, never writes, alerts
+        **connect(settings, OPERATOR).kafka_python(),
         enable_auto_commit=False,
         client_id=f"{settings.app_id}-alerts-reader",
     )

@@ -364,6 +364,20 @@ SOURCE_KINDS: dict[str, frozenset[str]] = {
 }
 
 
+# Which raw topics each source writes: its kinds' domains (the iStandaarden kinds name
+# care or youth per record; iWmo is care, iJw youth). The ACLs give each source's intake
+# principal exactly these topics (streams/access.py).
+SOURCE_DOMAINS: dict[str, tuple[Domain, ...]] = {
+    "population": (Domain.POPULATION,),
+    "iwmo": (Domain.CARE,),
+    "ijw": (Domain.YOUTH,),
+    "income": (Domain.INCOME,),
+    "vroegsignalering": (Domain.DEBT,),
+    "schuldhulp": (Domain.DEBT,),
+    "teams": (Domain.TEAMS,),
+}
+
+
 class Refused(InvalidInput):
     """Well-formed input that this source may not send: dead-lettered under its own code."""
 
@@ -449,6 +463,8 @@ def to_raw_event(
     if domain is None:
         domain = Domain(_choice(record, "domain", (Domain.CARE.value, Domain.YOUTH.value)))
         ce_type = ce_type.format(domain=domain.value)
+    if domain not in SOURCE_DOMAINS.get(source, ()):
+        raise Refused("domain-not-allowed", "domain not allowed for this source")
     message_id = _text(record, "message_id")
     occurred = _occurred_at(record)
     refuse_future(occurred, received_at, future_tolerance)

@@ -41,10 +41,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from wijkhub.connectors.alerts import as_json_ready
 from wijkhub.connectors.deadletter import DeadLetter
 from wijkhub.connectors.teams import Team, Teams, webhook_problem
+from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import ALERT, Catalog, DecodeError
 from wijkhub.settings import Settings
+from wijkhub.streams.access import DELIVERY
 from wijkhub.streams.topics import ALERTS, DLQ_DELIVERY, full_name
 
 log = get_logger("wijkhub.delivery")
@@ -273,13 +275,13 @@ async def run(
     catalog, stop = Catalog(), stop or asyncio.Event()
     consumer = AIOKafkaConsumer(
         full_name(ALERTS, settings.topic_prefix),
-        bootstrap_servers=settings.require_bootstrap(),
+        **connect(settings, DELIVERY).aiokafka(),
         group_id=f"{settings.app_id}-delivery",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
     )
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.require_bootstrap(), acks="all", enable_idempotence=True
+    producer = AIOKafkaProducer(  # dlq.delivery only
+        **connect(settings, DELIVERY).aiokafka(), acks="all", enable_idempotence=True
     )
     await producer.start()
     await consumer.start()

@@ -34,10 +34,12 @@ from wijkhub.connectors.formats import Item, parse
 from wijkhub.connectors.formats.base import safe_reason
 from wijkhub.connectors.identity import InvalidInput, Pseudonymiser
 from wijkhub.connectors.preflight import IntakeNotReady, require_topics
+from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
+from wijkhub.streams.access import intake as intake_service
 from wijkhub.streams.topics import DLQ_INGEST, full_name, raw
 
 if TYPE_CHECKING:
@@ -103,13 +105,14 @@ class IntakeReport:
         }
 
 
-def producer(settings: Settings, **overrides: Any) -> KafkaProducer:
-    """A producer that waits for the broker's acknowledgement of every record.
+def producer(settings: Settings, source: str, **overrides: Any) -> KafkaProducer:
+    """A producer, as the source's own intake principal (it may write only its raw topics
+    and the dead letters), that waits for the broker's acknowledgement of every record.
 
     ``overrides``: any KafkaProducer setting, replacing the defaults here (KafkaProducer
     checks them); hence a dict of Any rather than its keyword list again."""
     options: dict[str, Any] = {
-        "bootstrap_servers": settings.require_bootstrap(),
+        **connect(settings, intake_service(source)).kafka_python(),
         "acks": "all",
         "linger_ms": 5,
         "batch_size": 256 * 1024,
@@ -165,7 +168,7 @@ class Intake:
         self.catalog = catalog or Catalog()
         self.pseudonymiser = Pseudonymiser(settings.pseudonym_key)
         self.metrics = metrics or Metrics()
-        self.kafka = kafka or producer(settings)
+        self.kafka = kafka or producer(settings, source)
         self._owns_kafka = kafka is None
         # send futures of the current ingest, checked after flush
         self._pending: list[FutureRecordMetadata] = []

@@ -17,22 +17,13 @@ from collections.abc import Callable, Iterable
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
+from wijkhub.connectors.canonical import SOURCE_DOMAINS
+from wijkhub.kafka import connect
 from wijkhub.settings import Settings
-from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS, Domain, full_name, raw
+from wijkhub.streams.access import intake
+from wijkhub.streams.topics import DLQ_INGEST, full_name, raw
 
 DEFAULT_TIMEOUT = 15.0  # a busy broker answers slowly; an absent one is told at once (TCP)
-
-# The raw topic each source's own records go to. A canonical export may name any kind,
-# so an intake may write to every raw topic: these are only named first when missing.
-SOURCE_DOMAINS: dict[str, Domain] = {
-    "ijw": Domain.YOUTH,
-    "iwmo": Domain.CARE,
-    "income": Domain.INCOME,
-    "vroegsignalering": Domain.DEBT,
-    "schuldhulp": Domain.DEBT,
-    "population": Domain.POPULATION,
-    "teams": Domain.TEAMS,
-}
 
 
 class IntakeNotReady(RuntimeError):
@@ -40,9 +31,9 @@ class IntakeNotReady(RuntimeError):
 
 
 def intake_topics(sources: Iterable[str], prefix: str = "") -> list[str]:
-    """Every topic an intake of ``sources`` may write: their own raw topics first, then the rest."""
-    own = [raw(SOURCE_DOMAINS[s]) for s in sources if s in SOURCE_DOMAINS]
-    return [full_name(n, prefix) for n in dict.fromkeys([*own, DLQ_INGEST, *RAW_TOPICS])]
+    """Every topic an intake of ``sources`` writes: their raw topics, then ``dlq.ingest``."""
+    own = [raw(d) for s in sources for d in SOURCE_DOMAINS.get(s, ())]
+    return [full_name(n, prefix) for n in dict.fromkeys([*own, DLQ_INGEST])]
 
 
 def missing_topics(required: Iterable[str], existing: Iterable[str]) -> list[str]:
@@ -74,15 +65,16 @@ def accepts_connections(bootstrap: str, timeout: float) -> bool:
     return False
 
 
-def cluster_topics(settings: Settings, timeout: float = DEFAULT_TIMEOUT) -> set[str]:
-    """The topic names on the cluster, or :class:`IntakeNotReady` within ``timeout`` seconds."""
+def cluster_topics(settings: Settings, timeout: float, service: str) -> set[str]:
+    """The topic names on the cluster that ``service`` may see (its ACLs), or
+    :class:`IntakeNotReady` within ``timeout`` seconds."""
     bootstrap = settings.require_bootstrap()
     unreachable = f"no Kafka broker answers at {bootstrap} within {timeout:g} s"
     if not accepts_connections(bootstrap, timeout):
         raise IntakeNotReady(f"no Kafka broker answers at {bootstrap}")
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
+            **connect(settings, service).kafka_python(),
             client_id=f"{settings.app_id}-preflight",
             bootstrap_timeout_ms=int(timeout * 1000),
             request_timeout_ms=int(timeout * 1000),
@@ -101,10 +93,14 @@ def require_topics(
     settings: Settings,
     sources: Iterable[str],
     timeout: float = DEFAULT_TIMEOUT,
-    lister: Callable[[Settings, float], set[str]] | None = None,
+    lister: Callable[[Settings, float, str], set[str]] | None = None,
 ) -> None:
-    """Raise :class:`IntakeNotReady` unless every topic the intake of ``sources`` writes exists."""
-    existing = (lister or cluster_topics)(settings, timeout)
-    missing = missing_topics(intake_topics(sources, settings.topic_prefix), existing)
+    """Raise :class:`IntakeNotReady` unless every topic the intake of ``sources`` writes exists
+    (asked as each source's own principal: it sees just the topics it may write)."""
+    missing: list[str] = []
+    for source in sources:
+        existing = (lister or cluster_topics)(settings, timeout, intake(source))
+        found = missing_topics(intake_topics([source], settings.topic_prefix), existing)
+        missing += [t for t in found if t not in missing]
     if missing:
         raise IntakeNotReady(missing_message(missing))

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from wijkhub.connectors.canonical import SOURCE_DOMAINS
 from wijkhub.streams.topics import (
     ALERT_ACTIONS,
     ALERTS,
@@ -37,7 +38,6 @@ from wijkhub.streams.topics import (
     RAW_TOPICS,
     UNMATCHED,
     WORKER_INPUTS,
-    Domain,
     raw,
 )
 
@@ -47,17 +47,6 @@ INBOX = "inbox"
 DELIVERY = "delivery"
 OPERATOR = "operator"
 INTAKE = "intake"  # one principal per source: intake-<source>
-
-# Which raw topics each source's intake may write (its event kinds' domains).
-SOURCE_DOMAINS: dict[str, tuple[Domain, ...]] = {
-    "population": (Domain.POPULATION,),
-    "iwmo": (Domain.CARE,),
-    "ijw": (Domain.YOUTH,),
-    "income": (Domain.INCOME,),
-    "vroegsignalering": (Domain.DEBT,),
-    "schuldhulp": (Domain.DEBT,),
-    "teams": (Domain.TEAMS,),
-}
 
 
 def intake(source: str) -> str:

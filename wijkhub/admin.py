@@ -23,14 +23,16 @@ class TopicResult:
     partitions: int
 
 
-def admin_client(settings: Settings, timeout: float = 30.0) -> KafkaAdminClient:
-    """An admin client (the administrator principal), retried until the cluster answers or
-    ``timeout`` passes."""
+def admin_client(
+    settings: Settings, service: str = ADMIN, timeout: float = 30.0
+) -> KafkaAdminClient:
+    """An admin client (by default the administrator principal), retried until the cluster
+    answers or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             return KafkaAdminClient(
-                **connect(settings, ADMIN).kafka_python(),
+                **connect(settings, service).kafka_python(),
                 client_id=f"{settings.app_id}-admin",
                 request_timeout_ms=15000,
             )

@@ -19,8 +19,10 @@ from collections.abc import Callable
 
 from kafka import KafkaConsumer, TopicPartition
 
+from wijkhub.kafka import connect
 from wijkhub.schemas.registry import Catalog
 from wijkhub.settings import Settings
+from wijkhub.streams.access import OPERATOR
 from wijkhub.streams.harness import build_stages, run_all
 from wijkhub.streams.household_stage import WITHDRAWN
 from wijkhub.streams.topics import ALERT_ACTIONS, RAW_TOPICS, logical_name
@@ -30,7 +32,7 @@ Record = tuple[str, bytes, bytes]
 
 def recorded_records(settings: Settings, progress: Callable[[int], None]) -> list[Record]:
     """Every record on the raw topics and alert-actions: (logical topic, key, value)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.require_bootstrap(),
+    consumer = KafkaConsumer(**connect(settings, OPERATOR).kafka_python(),
                              enable_auto_commit=False)  # fmt: skip
     names = [settings.topic_prefix + t for t in (*RAW_TOPICS, ALERT_ACTIONS)]
     try:

@@ -448,15 +448,21 @@ def relay(
     from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
     from wijkhub.connectors.relay import relay as run_relay
+    from wijkhub.kafka import connect
+    from wijkhub.streams.access import intake as intake_service
 
     if source not in SOURCES:
         _fail(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     s = settings()
     s.require_secrets()
     _require_intake_topics(s, [source])
+    # as the source's intake principal (on another cluster: the same name and credential)
+    options = connect(s, intake_service(source)).kafka_python()
+    if bootstrap:
+        options["bootstrap_servers"] = bootstrap
     consumer = KafkaConsumer(
         *topic,
-        bootstrap_servers=bootstrap or s.require_bootstrap(),
+        **options,
         group_id=f"{s.app_id}-relay-{source}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -21,7 +21,9 @@ from kafka import KafkaConsumer, TopicPartition
 from wijkhub.admin import admin_client
 from wijkhub.connectors.alerts import latest_alerts
 from wijkhub.connectors.deadletter import distinct_count
+from wijkhub.kafka import connect
 from wijkhub.settings import Settings
+from wijkhub.streams.access import OPERATOR
 from wijkhub.streams.topics import (
     DLQ_DELIVERY,
     DLQ_INGEST,
@@ -90,7 +92,7 @@ def _kept(consumer: KafkaConsumer, settings: Settings) -> dict[str, int]:
 
 def kept_for_review(settings: Settings) -> dict[str, int]:
     """Per dead-letter topic (and unmatched) what is kept: on dlq.ingest distinct keys."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.require_bootstrap(),
+    consumer = KafkaConsumer(**connect(settings, OPERATOR).kafka_python(),
                              enable_auto_commit=False)  # fmt: skip
     try:
         return _kept(consumer, settings)
@@ -99,9 +101,9 @@ def kept_for_review(settings: Settings) -> dict[str, int]:
 
 
 def collect(settings: Settings) -> dict[str, Any]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.require_bootstrap(),
+    consumer = KafkaConsumer(**connect(settings, OPERATOR).kafka_python(),
                              enable_auto_commit=False)  # fmt: skip
-    admin = admin_client(settings)
+    admin = admin_client(settings, OPERATOR)
     try:
         committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
         lag: dict[str, int] = {}

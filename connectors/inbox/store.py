@@ -15,10 +15,12 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import ALERT, HOUSEHOLD_VIEW, Catalog, DecodeError
 from wijkhub.settings import Settings
+from wijkhub.streams.access import INBOX
 from wijkhub.streams.rules import SEVERITIES
 from wijkhub.streams.topics import ALERTS, full_name
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
@@ -120,8 +122,8 @@ async def follow(
     """
     topics = [full_name(t, settings.topic_prefix) for t in (ALERTS, HOUSEHOLD_VIEW_TOPIC)]
     alerts_topic = topics[0]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.require_bootstrap(),
+    consumer = AIOKafkaConsumer(  # the inbox principal: reads alerts and household-view
+        **connect(settings, INBOX).aiokafka(),
         enable_auto_commit=False,
         client_id=f"{settings.app_id}-inbox",
     )

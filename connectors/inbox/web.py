@@ -29,11 +29,13 @@ from wijkhub.audit import entry as audit_entry
 from wijkhub.connectors.inbox import actions, present
 from wijkhub.connectors.inbox.store import ACTIVE, AlertStore, follow
 from wijkhub.connectors.teams import Member, Teams
+from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import ALERT_ACTION, AUDIT_ENTRY, Catalog
 from wijkhub.settings import Settings, SettingsError
 from wijkhub.streams import lifecycle, ruleset
+from wijkhub.streams.access import INBOX
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.lifecycle import OUTCOMES
 from wijkhub.streams.rules import Rule
@@ -319,8 +321,8 @@ def build(settings: Settings, teams: Teams, metrics: Metrics | None = None) -> w
     app[STORE] = AlertStore()
 
     async def kafka(app: web.Application) -> Any:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.require_bootstrap(), acks="all", enable_idempotence=True
+        producer = AIOKafkaProducer(  # the inbox principal: writes alert-actions and audit
+            **connect(settings, INBOX).aiokafka(), acks="all", enable_idempotence=True
         )
         await producer.start()
         app[PRODUCER] = producer

@@ -4,6 +4,7 @@ import pytest
 
 from wijkhub.connectors.canonical import (
     SOURCE_KINDS,
+    Refused,
     cloudevent_headers,
     event_id,
     to_raw_event,
@@ -222,14 +223,28 @@ EVERY_KIND = [
 
 
 SOURCE_OF = {kind: source for source, kinds in SOURCE_KINDS.items() for kind in kinds}
+CARE_SOURCE = {"care": "iwmo", "youth": "ijw"}  # the iStandaarden kinds: domain per record
+
+
+def source_of(record: dict) -> str:
+    return CARE_SOURCE.get(record.get("domain", ""), SOURCE_OF[record["kind"]])
 
 
 @pytest.mark.parametrize("record", EVERY_KIND, ids=lambda r: r["kind"])
 def test_every_kind_becomes_an_avro_event(record):
     catalog = Catalog()
     full = {"message_id": "m", "occurred_at": "2026-05-01", **record}
-    _, _, event = to_raw_event(full, SOURCE_OF[record["kind"]], P, "0363", NOW)
+    _, _, event = to_raw_event(full, source_of(record), P, "0363", NOW)
     decoded = catalog.decode(catalog.encode(RAW_EVENT, event), RAW_EVENT)
     assert decoded["envelope"]["type"].startswith("nl.wijkhub.")
     assert decoded["payload"] == (event["payload"][0], event["payload"][1])
     assert "111222333" not in repr(decoded)
+
+
+def test_an_ijw_source_cannot_send_care_records():
+    [snapshot] = [r for r in EVERY_KIND if r["kind"] == "toewijzing_snapshot"]
+    record = {"message_id": "m", "occurred_at": "2026-05-01", **snapshot, "domain": "care"}
+    assert record["kind"] in SOURCE_KINDS["ijw"]
+    with pytest.raises(Refused) as refused:
+        to_raw_event(record, "ijw", P, "0363", NOW)
+    assert refused.value.code == "domain-not-allowed"

@@ -23,9 +23,9 @@ ENV = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "WIJKHUB_PSEUDONYM_KEY": "p" * 
 @pytest.fixture
 def kafka(monkeypatch) -> FakeKafka:
     fake = FakeKafka()
-    monkeypatch.setattr(preflight, "cluster_topics", lambda s, _t: set(preflight.intake_topics(
+    monkeypatch.setattr(preflight, "cluster_topics", lambda s, *_: set(preflight.intake_topics(
         preflight.SOURCE_DOMAINS, s.topic_prefix)))  # fmt: skip
-    monkeypatch.setattr(intake_module, "producer", lambda _settings: fake)
+    monkeypatch.setattr(intake_module, "producer", lambda _settings, _source: fake)
     return fake
 
 
