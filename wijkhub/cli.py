@@ -675,10 +675,7 @@ def bench(
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result"),
 ) -> None:
     """Pipeline throughput and latency against a raw Kafka pass-through, same broker, same run."""
-    from wijkhub.broker import REPO_ROOT
-
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "benchmarks"))
-    from bench_pipeline import run_bench  # type: ignore[import-not-found]
+    from wijkhub.bench.pipeline import run_bench
 
     result = run_bench(Settings.from_env(), events, quiet=as_json)
     typer.echo(json.dumps(result, indent=None if as_json else 2))
@@ -689,10 +686,7 @@ def bench_intake(
     records: Annotated[int, typer.Option(help="Records per format")] = 5000,
 ) -> None:
     """Intake rate per format (records/s) into the real broker; prints JSON."""
-    from wijkhub.broker import REPO_ROOT
-
-    sys.path[:0] = [str(REPO_ROOT / "tests" / "benchmarks"), str(REPO_ROOT / "tests")]
-    from bench_intake import run_bench as run_intake_bench  # type: ignore[import-not-found]
+    from wijkhub.bench.intake import run_bench as run_intake_bench
 
     typer.echo(json.dumps(run_intake_bench(Settings.from_env(), records)))
 
@@ -703,10 +697,7 @@ def bench_linking(
     signals: Annotated[int, typer.Option(help="Signals without BSN to link")] = 20_000,
 ) -> None:
     """Linking throughput and memory per person with many persons in state; prints JSON."""
-    from wijkhub.broker import REPO_ROOT
-
-    sys.path[:0] = [str(REPO_ROOT / "tests" / "benchmarks"), str(REPO_ROOT / "tests")]
-    from bench_linking import run_bench as run_linking_bench  # type: ignore[import-not-found]
+    from wijkhub.bench.linking import run_bench as run_linking_bench
 
     typer.echo(json.dumps(run_linking_bench(Settings.from_env(), persons, signals)))
 

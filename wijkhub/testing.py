@@ -13,6 +13,9 @@ could produce).
 families at one address, signals without BSN, relation rows apart from the
 registrations, DDAS months out of order, trajectories that end, a late crisis
 signal.
+
+:func:`as_iwmo` turns an iJw message into the same message in iWmo, so that one example
+serves both standards (the format tests, ``wijkhub bench-intake``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,3 +183,20 @@ def tricky(seed: int = 1) -> Scenario:
     s.arrears("1011AB", "7", "DUO", "2026-02-02",
               who=Person("000000000", "Onbekend", "X", "1950-01-01"))  # fmt: skip
     return s
+
+
+def as_iwmo(jw_message: bytes, number: str, code: str) -> bytes:
+    """The same message in iWmo: namespaces and berichtcode (the structures are shared)."""
+    text = jw_message.decode()
+    text = text.replace(
+        "http://www.istandaarden.nl/ijw/3_2/basisschema/schema",
+        "http://www.istandaarden.nl/iwmo/3_2/basisschema/schema",
+    )
+    text = text.replace(
+        f"http://www.istandaarden.nl/ijw/3_2/jw{number}/schema",
+        f"http://www.istandaarden.nl/iwmo/3_2/wmo{number}/schema",
+    )
+    text = re.sub(r"<(/?)jw(\d+):", r"<\1wmo\2:", text).replace("xmlns:jw", "xmlns:wmo")
+    text = re.sub(r"<(/?)ijw:", r"<\1iwmo:", text).replace("xmlns:ijw", "xmlns:iwmo")
+    text = text.replace("Categorie>55<", "Categorie>02<").replace("Code>55A1", "Code>02A0")
+    return re.sub(r"BerichtCode>\d+<", f"BerichtCode>{code}<", text).encode()
