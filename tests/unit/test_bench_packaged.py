@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from wijkhub import cli
+from wijkhub import broker, cli
 from wijkhub.bench import intake, linking, pipeline
 from wijkhub.connectors.intake import Intake
 from wijkhub.settings import Settings
@@ -118,3 +118,18 @@ def test_the_linking_bench_links_in_memory(monkeypatch):
     assert result["kafka_passthrough_same_run"] == {"records": 40}
     # How many link is the matcher's quality (tests/unit/test_linkeval.py), not the bench's.
     assert 0 <= result["signal_linking"]["linked"] <= 40
+
+
+def test_outside_a_checkout_the_local_broker_is_refused_with_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(broker, "POM", tmp_path / "deploy" / "kafka" / "pom.xml")
+    with pytest.raises(broker.BrokerError, match="set KAFKA_BOOTSTRAP_SERVERS"):
+        broker.jar_dir()
+
+
+def test_a_bench_without_a_broker_ends_with_the_reason_and_exit_code_2(monkeypatch):
+    def no_broker(*args, **kwargs):
+        raise broker.BrokerError("no local broker outside a checkout")
+
+    monkeypatch.setattr(linking, "run_bench", no_broker)
+    result = CliRunner().invoke(cli.app, ["bench-linking"])
+    assert (result.exit_code, result.output) == (2, "error: no local broker outside a checkout\n")
