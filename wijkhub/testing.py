@@ -110,6 +110,14 @@ class Scenario:
                          trajectory_id=trajectory, organisation=organisation, change=change,
                          contact=f"{organisation.lower()}@example.nl")  # fmt: skip
 
+    def help_in_turn(self, p: Person) -> None:
+        """Debt help in turn, never at once: Kredietbank from intake to its end, then
+        Schuldhulpmaatje. No duplicate help, in any order of the four records."""
+        self.debt_help(p, "Kredietbank", "T1", "intake", "2025-03-01")
+        self.debt_help(p, "Kredietbank", "T1", "started", "2025-03-10")
+        self.debt_help(p, "Kredietbank", "T1", "ended", "2025-06-01")
+        self.debt_help(p, "Schuldhulpmaatje", "T2", "started", "2025-07-01")
+
     def case(self, p: Person, team: str, case_type: str, day: str):
         return self._add("teams", "case_opened", day, bsn=p.bsn, case_id=f"C-{next(self._ids)}",
                          team=team, case_type=case_type, opened_on=day,
@@ -163,10 +171,7 @@ def tricky(seed: int = 1) -> Scenario:
     # A trajectory that ends before another organisation starts: no duplicate help.
     d = s.person("de Vries", "1970-12-12")
     s.register(d, "1014GH", "20", "2024-01-01")
-    s.debt_help(d, "Kredietbank", "T1", "intake", "2025-03-01")
-    s.debt_help(d, "Kredietbank", "T1", "started", "2025-03-10")
-    s.debt_help(d, "Kredietbank", "T1", "ended", "2025-06-01")
-    s.debt_help(d, "Schuldhulpmaatje", "T2", "started", "2025-07-01")
+    s.help_in_turn(d)
     # Two organisations at once: duplicate help.
     e = s.person("Smit", "1985-05-05")
     s.register(e, "1015JK", "4", "2024-01-01")
