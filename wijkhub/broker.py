@@ -78,6 +78,11 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 def jar_dir() -> Path:
     """The folder of runtime jars for the pinned broker, fetched once with Maven."""
+    if not POM.exists():  # an installed wheel: deploy/ is in the checkout only
+        raise BrokerError(
+            f"no local broker outside a checkout ({POM} is missing): "
+            "set KAFKA_BOOTSTRAP_SERVERS to a cluster"
+        )
     digest = hashlib.sha256(POM.read_bytes()).hexdigest()[:16]
     libs = CACHE_ROOT / digest / "libs"
     if (libs / ".complete").exists():

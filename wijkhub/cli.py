@@ -6,8 +6,9 @@ import datetime as dt
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -54,7 +55,7 @@ def settings() -> Settings:
     return s
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
 
@@ -712,18 +713,25 @@ def link_train(
     typer.echo(f"weights estimated on {weights.estimated_on} written to {out or WEIGHTS_FILE}")
 
 
+def _bench_result(run: Callable[[Settings], dict]) -> dict:
+    """A bench runner's result; without a broker to measure on, the reason and exit code 2."""
+    from wijkhub.broker import BrokerError
+
+    try:
+        return run(Settings.from_env())
+    except BrokerError as exc:
+        _fail(str(exc))
+
+
 @app.command()
 def bench(
     events: int = typer.Option(100_000, help="Events through each path"),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result"),
 ) -> None:
     """Pipeline throughput and latency against a raw Kafka pass-through, same broker, same run."""
-    from wijkhub.broker import REPO_ROOT
+    from wijkhub.bench.pipeline import run_bench
 
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "benchmarks"))
-    from bench_pipeline import run_bench  # type: ignore[import-not-found]
-
-    result = run_bench(Settings.from_env(), events, quiet=as_json)
+    result = _bench_result(lambda settings: run_bench(settings, events, quiet=as_json))
     typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 
@@ -732,12 +740,9 @@ def bench_intake(
     records: Annotated[int, typer.Option(help="Records per format")] = 5000,
 ) -> None:
     """Intake rate per format (records/s) into the real broker; prints JSON."""
-    from wijkhub.broker import REPO_ROOT
+    from wijkhub.bench.intake import run_bench as run_intake_bench
 
-    sys.path[:0] = [str(REPO_ROOT / "tests" / "benchmarks"), str(REPO_ROOT / "tests")]
-    from bench_intake import run_bench as run_intake_bench  # type: ignore[import-not-found]
-
-    typer.echo(json.dumps(run_intake_bench(Settings.from_env(), records)))
+    typer.echo(json.dumps(_bench_result(lambda settings: run_intake_bench(settings, records))))
 
 
 @app.command("bench-linking")
@@ -746,12 +751,10 @@ def bench_linking(
     signals: Annotated[int, typer.Option(help="Signals without BSN to link")] = 20_000,
 ) -> None:
     """Linking throughput and memory per person with many persons in state; prints JSON."""
-    from wijkhub.broker import REPO_ROOT
+    from wijkhub.bench.linking import run_bench as run_linking_bench
 
-    sys.path[:0] = [str(REPO_ROOT / "tests" / "benchmarks"), str(REPO_ROOT / "tests")]
-    from bench_linking import run_bench as run_linking_bench  # type: ignore[import-not-found]
-
-    typer.echo(json.dumps(run_linking_bench(Settings.from_env(), persons, signals)))
+    result = _bench_result(lambda settings: run_linking_bench(settings, persons, signals))
+    typer.echo(json.dumps(result))
 
 
 def main() -> None:

@@ -13,6 +13,9 @@ could produce).
 families at one address, signals without BSN, relation rows apart from the
 registrations, DDAS months out of order, trajectories that end, a late crisis
 signal.
+
+:func:`as_iwmo` turns an iJw message into the same message in iWmo, so that one example
+serves both standards (the format tests, ``wijkhub bench-intake``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +110,14 @@ class Scenario:
                          trajectory_id=trajectory, organisation=organisation, change=change,
                          contact=f"{organisation.lower()}@example.nl")  # fmt: skip
 
+    def help_in_turn(self, p: Person) -> None:
+        """Debt help in turn, never at once: Kredietbank from intake to its end, then
+        Schuldhulpmaatje. No duplicate help, in any order of the four records."""
+        self.debt_help(p, "Kredietbank", "T1", "intake", "2025-03-01")
+        self.debt_help(p, "Kredietbank", "T1", "started", "2025-03-10")
+        self.debt_help(p, "Kredietbank", "T1", "ended", "2025-06-01")
+        self.debt_help(p, "Schuldhulpmaatje", "T2", "started", "2025-07-01")
+
     def case(self, p: Person, team: str, case_type: str, day: str):
         return self._add("teams", "case_opened", day, bsn=p.bsn, case_id=f"C-{next(self._ids)}",
                          team=team, case_type=case_type, opened_on=day,
@@ -159,10 +171,7 @@ def tricky(seed: int = 1) -> Scenario:
     # A trajectory that ends before another organisation starts: no duplicate help.
     d = s.person("de Vries", "1970-12-12")
     s.register(d, "1014GH", "20", "2024-01-01")
-    s.debt_help(d, "Kredietbank", "T1", "intake", "2025-03-01")
-    s.debt_help(d, "Kredietbank", "T1", "started", "2025-03-10")
-    s.debt_help(d, "Kredietbank", "T1", "ended", "2025-06-01")
-    s.debt_help(d, "Schuldhulpmaatje", "T2", "started", "2025-07-01")
+    s.help_in_turn(d)
     # Two organisations at once: duplicate help.
     e = s.person("Smit", "1985-05-05")
     s.register(e, "1015JK", "4", "2024-01-01")
@@ -179,3 +188,20 @@ def tricky(seed: int = 1) -> Scenario:
     s.arrears("1011AB", "7", "DUO", "2026-02-02",
               who=Person("000000000", "Onbekend", "X", "1950-01-01"))  # fmt: skip
     return s
+
+
+def as_iwmo(jw_message: bytes, number: str, code: str) -> bytes:
+    """The same message in iWmo: namespaces and berichtcode (the structures are shared)."""
+    text = jw_message.decode()
+    text = text.replace(
+        "http://www.istandaarden.nl/ijw/3_2/basisschema/schema",
+        "http://www.istandaarden.nl/iwmo/3_2/basisschema/schema",
+    )
+    text = text.replace(
+        f"http://www.istandaarden.nl/ijw/3_2/jw{number}/schema",
+        f"http://www.istandaarden.nl/iwmo/3_2/wmo{number}/schema",
+    )
+    text = re.sub(r"<(/?)jw(\d+):", r"<\1wmo\2:", text).replace("xmlns:jw", "xmlns:wmo")
+    text = re.sub(r"<(/?)ijw:", r"<\1iwmo:", text).replace("xmlns:ijw", "xmlns:iwmo")
+    text = text.replace("Categorie>55<", "Categorie>02<").replace("Code>55A1", "Code>02A0")
+    return re.sub(r"BerichtCode>\d+<", f"BerichtCode>{code}<", text).encode()

@@ -8,6 +8,6 @@ def test_demo_raises_exactly_the_planted_alerts(hub_settings, capsys):
     settings = hub_settings.with_(web_port=free_port())
     assert run_demo(settings, households=60, keep_running=False, timeout=90)
     out = capsys.readouterr().out
-    summary = [line for line in out.splitlines() if line.startswith("summary:")]
-    assert summary and summary[0].endswith("OK")
-    assert "{'early_detection': 6, 'duplicate_help': 6}" in summary[0]
+    [summary] = [line for line in out.splitlines() if line.startswith("summary:")]
+    assert summary.endswith("OK")
+    assert "{'early_detection': 6, 'duplicate_help': 6}" in summary

@@ -69,8 +69,10 @@ def test_signals_after_leaving_the_municipality_go_to_hand_over_not_to_a_team(hu
     [event_id] = hub.ingest("vroegsignalering", [late]).event_ids
     hub.wait_drained()
     assert event_id not in hub.linked()
-    handed = [r for r in hub.records(HAND_OVER) if dict(r.headers).get("ho_departed_on")]
-    assert any(dict(r.headers)["ho_departed_on"] == b"2026-02-01" for r in handed)
+    handed = [dict(r.headers) for r in hub.records(HAND_OVER) if r.key == event_id.encode()]
+    assert [(h["ho_state"], h.get("ho_departed_on")) for h in handed] == [
+        (b"handed-over", b"2026-02-01")
+    ]
     assert hub.view(household("1081HH", "8"))["members"] == []
 
 

@@ -82,6 +82,13 @@ def test_promtool_accepts_the_live_metrics_page(hub):
 
 
 def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus, plant):
+    def consumed_by_person_stage() -> float:
+        return sum(v for labels, v in series(hub.worker.metrics_text(),
+                                             "wijkhub_events_consumed_total")
+                   if labels["stage"] == "person")  # fmt: skip
+
+    hub.wait_drained()
+    before = consumed_by_person_stage()
     p = plant.person("1071GG", "7")
     hub.ingest("population", [p])
     hub.ingest(
@@ -92,9 +99,8 @@ def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus, plant)
         ],
     )
     hub.wait_drained()
-    text = hub.worker.metrics_text()
-    expected = sum(v for labels, v in series(text, "wijkhub_events_consumed_total")
-                   if labels["stage"] == "person")  # fmt: skip
+    expected = consumed_by_person_stage()
+    assert expected - before == 3  # this test's registration and two signals
     expr = 'sum(wijkhub_events_consumed_total{job="wijkhub-worker", stage="person"})'
     deadline, seen = time.monotonic() + 60, None
     while time.monotonic() < deadline:
@@ -104,7 +110,7 @@ def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus, plant)
             break
         time.sleep(1)
     print(f"\nPrometheus: {expr} = {seen} (worker /metrics: {expected})")
-    assert seen == expected > 0
+    assert seen == expected
     [up] = query(prometheus, 'up{job="wijkhub-worker"}')
     assert up["value"][1] == "1"
     lag_topics = {r["metric"]["topic"] for r in query(prometheus, "wijkhub_consumer_lag_records")}

@@ -12,6 +12,8 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from wijkhub.admin import admin_client, create_topics
 
+from builders import TEAM_A, household, wait_for_alerts
+
 
 def wijkhub(settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "wijkhub", *args],
@@ -42,14 +44,38 @@ def test_topics_check_reports_a_changed_retention_and_a_missing_topic(hub):
     assert f"{other.topic_prefix}audit: missing" in done.stdout
 
 
-def test_status_shows_intake_lag_dead_letters_and_open_alerts(hub):
-    hub.wait_drained()
+def status(hub) -> dict:
     done = wijkhub(hub.settings, "status", "--json")
     assert done.returncode == 0, done.stderr
-    status = json.loads(done.stdout)
-    assert status["last_intake_per_source"], status
-    assert all(n == 0 for n in status["consumer_lag_per_topic"].values()), status
-    assert status["kept_for_review"]["dlq.ingest"] > 0
-    assert status["open_alerts_per_team"].get("wijkteam-centrum", 0) >= 1
+    return json.loads(done.stdout)
+
+
+def test_status_shows_intake_lag_dead_letters_and_open_alerts(hub, plant):
+    hub.wait_drained()
+    before = status(hub)
+    p = plant.person("1004EA", "5")  # wijkteam-centrum's district
+    hub.ingest("population", [p])
+    signals = [
+        plant.arrears("1004EA", "5", "Huur", "2026-03-01"),
+        plant.arrears("1004EA", "5", "Energie", "2026-03-20"),
+        plant.arrears("1004EA", "5", "Water", "2026-13-01"),
+    ]  # the third has no such date: one dead letter
+    report = hub.ingest("vroegsignalering", signals)
+    assert (report.events, report.dead_lettered) == (2, 1)
+    wait_for_alerts(hub, {household("1004EA", "5")}, 1)
+    hub.wait_drained()
+    after = status(hub)
+    # the newest record of a partition names its source: ours are the newest of theirs
+    ours = {
+        f"urn:nld:gemeente:{hub.settings.municipality}:{s}"
+        for s in ("population", "vroegsignalering")
+    }
+    assert ours <= after["last_intake_per_source"].keys(), after
+    assert all(n == 0 for n in after["consumer_lag_per_topic"].values()), after
+    # this test's one dead letter and one alert, on top of what the session had
+    kept = before["kept_for_review"]["dlq.ingest"], after["kept_for_review"]["dlq.ingest"]
+    assert kept[1] - kept[0] == 1
+    open_a = [s["open_alerts_per_team"].get(TEAM_A, 0) for s in (before, after)]
+    assert open_a[1] - open_a[0] == 1
     text = wijkhub(hub.settings, "status")
     assert "open alerts per team:" in text.stdout and "wijkteam-centrum" in text.stdout

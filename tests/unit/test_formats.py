@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wijkhub.connectors.formats import SOURCES, UnknownSource, parse
+from wijkhub.testing import as_iwmo
 
-from shared_data import IJW, VROEGSIGNALERING, as_iwmo
+from shared_data import IJW, VROEGSIGNALERING
 
 DDAS = VROEGSIGNALERING / "enkelvoudigVoorbeeld.json"
 

@@ -86,7 +86,9 @@ def test_claim_acknowledge_and_resolve_with_an_outcome_each_publish_a_change():
         "claimed", "j.jansen", "open")  # fmt: skip
     acked = lifecycle.act(view, action(aid, "acknowledge", day=41), BY_ID)
     assert acked.kind == "acknowledged" and acked.acknowledged_now
-    assert acked.alert["acknowledged_at"] > 0 and acked.alert["revision"] == 3
+    day_41 = dt.datetime(2026, 2, 11, tzinfo=dt.UTC)  # the action's own time, in ms
+    assert (acked.alert["acknowledged_at"], acked.alert["revision"]) == (
+        int(day_41.timestamp() * 1000), 3)  # fmt: skip
     again = lifecycle.act(view, action(aid, "acknowledge", day=42), BY_ID)
     assert again == lifecycle.Refused("not-open", "the alert is already acknowledged")
     done = lifecycle.act(view, action(aid, "resolve", "help_accepted", day=43), BY_ID)

@@ -164,10 +164,7 @@ def test_5_a_replay_of_an_ended_trajectory_does_not_reopen_it_nor_grow_the_revie
     s = Scenario(16)
     d = s.person("de Vries", "1970-12-12")
     s.register(d, "1014GH", "20", "2024-01-01")
-    s.debt_help(d, "Kredietbank", "T1", "intake", "2025-03-01")
-    s.debt_help(d, "Kredietbank", "T1", "started", "2025-03-10")
-    s.debt_help(d, "Kredietbank", "T1", "ended", "2025-06-01")
-    s.debt_help(d, "Schuldhulpmaatje", "T2", "started", "2025-07-01")
+    s.help_in_turn(d)  # the trajectory of tricky() that ends before the next one starts
     s.arrears("1014GH", "20", "DUO", "2026-02-02", who=Scenario(0).person("Onbekend", "1950-01-01"))
     records = s.raw_records(SETTINGS.pseudonym_key, CATALOG)
     harness = run(records)

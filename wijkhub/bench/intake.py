@@ -20,8 +20,7 @@ from wijkhub.broker import cluster
 from wijkhub.connectors.intake import Intake
 from wijkhub.settings import Settings
 from wijkhub.synthetic import make_bsn
-
-from shared_data import as_iwmo
+from wijkhub.testing import as_iwmo
 
 JW305 = """<?xml version="1.0" encoding="UTF-8"?>
 <jw305:Bericht xmlns:ijw="http://www.istandaarden.nl/ijw/3_2/basisschema/schema" \

@@ -21,12 +21,11 @@ import uuid
 
 from wijkhub import linkeval, simtown
 from wijkhub.admin import create_topics
+from wijkhub.bench.pipeline import passthrough, produce
 from wijkhub.broker import cluster
 from wijkhub.settings import Settings
 from wijkhub.streams import residence
 from wijkhub.streams.matching import Weights
-
-from bench_pipeline import _passthrough, _produce
 
 
 def _rss_mib() -> float:
@@ -40,8 +39,8 @@ def _kafka_floor(base: Settings, n: int) -> dict:
         create_topics(settings)
         src, dst = settings.topic_prefix + "raw.debt", settings.topic_prefix + "linked"
         payload = b"x" * 300  # about the size of an encoded signal
-        _produce(settings, [(src, f"{i}".encode(), payload) for i in range(n)])
-        seconds = asyncio.run(_passthrough(settings.require_bootstrap(), src, dst, n))
+        produce(settings, [(src, f"{i}".encode(), payload) for i in range(n)])
+        seconds = asyncio.run(passthrough(settings.require_bootstrap(), src, dst, n))
         return {"records": n, "seconds": round(seconds, 2), "per_second": round(n / seconds)}
 
 
@@ -62,12 +61,13 @@ def run_bench(base: Settings, persons: int, signals: int) -> dict:
     linked = 0
     for event in events:
         address = event["subject"]["address_ref"]
-        # as the agent does: the building's state is read (deserialised) per event
+        # the building's register is read (deserialised) per event; an empty one where
+        # nobody lives (as linkeval.evaluate_town)
         raw_state = json.dumps(
-            buildings.get(residence.building(address)) or residence.new_address()
+            buildings.get(residence.building(address)) or {"residents": [], "relations": []}
         )
         state = json.loads(raw_state)
-        result = residence.decide_link(state, address, "event", event, weights, 0.99)
+        result = residence.decide_link(state, address, event, weights, 0.99)
         linked += isinstance(result, residence.Linked)
     linking = time.perf_counter() - began
     n = len(town.residents)

@@ -1,6 +1,7 @@
 """Benchmark: the whole pipeline against a raw Kafka pass-through, same broker, same run.
 
-Run with ``wijkhub bench --events N --json`` (or ``make bench``). Two phases:
+Run with ``wijkhub bench --events N --json`` (or ``make bench``, or
+``python -m wijkhub.bench.pipeline N``). Two phases:
 
 * **backlog** (replay/backfill, where throughput matters): N pre-encoded raw
   events are written first; then (a) a plain aiokafka consume→produce loop
@@ -72,7 +73,8 @@ class _Encoder:
         return topic, key.encode(), self.catalog.encode(RAW_EVENT, event)
 
 
-def _produce(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> float:
+def produce(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> float:
+    """Write (topic, key, value) items as a backlog; seconds until Kafka acknowledged all."""
     producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         acks="all",
@@ -87,7 +89,11 @@ def _produce(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> float
     return time.perf_counter() - began
 
 
-async def _passthrough(bootstrap: str, src: str, dst: str, n: int) -> float:
+async def passthrough(bootstrap: str, src: str, dst: str, n: int) -> float:
+    """Copy n records from src to dst, consume→produce: the floor any Kafka stage pays.
+
+    Seconds from the first record taken to the last one acknowledged.
+    """
     consumer = AIOKafkaConsumer(
         src,
         bootstrap_servers=bootstrap,
@@ -167,7 +173,7 @@ async def _live_passthrough(bootstrap: str, src: str, dst: str, items, rate: int
     )
     await observer.start()
     await asyncio.sleep(1.0)
-    copier = asyncio.create_task(_passthrough(bootstrap, src, dst, len(items)))
+    copier = asyncio.create_task(passthrough(bootstrap, src, dst, len(items)))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await producer.start()
     latencies: list[float] = []
@@ -233,11 +239,11 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
     encode_s = time.perf_counter() - began
 
     say("backlog: raw pass-through…")
-    _produce(settings, [(pt_in, k, v) for _, k, v in items])
-    pt_seconds = asyncio.run(_passthrough(bootstrap, pt_in, pt_out, n))
+    produce(settings, [(pt_in, k, v) for _, k, v in items])
+    pt_seconds = asyncio.run(passthrough(bootstrap, pt_in, pt_out, n))
 
     say("backlog: wijkhub pipeline…")
-    load_s = _produce(settings, items)
+    load_s = produce(settings, items)
     worker = WorkerProcess(settings, settings.data_dir / "worker.log")
     worker.start()
     try:

@@ -1,0 +1,135 @@
+"""The bench runners ship in the package: an installed ``wijkhub bench`` needs no checkout.
+
+They used to live in ``tests/benchmarks`` and the CLI put that folder on ``sys.path``,
+so ``wijkhub bench`` failed from a wheel. These tests keep them in the package, importing
+package code only, and the CLI free of path manipulation.
+"""
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from wijkhub import broker, cli
+from wijkhub.bench import intake, linking, pipeline
+from wijkhub.connectors.intake import Intake
+from wijkhub.settings import Settings
+
+from builders import FakeKafka
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNERS = ["wijkhub.bench.pipeline", "wijkhub.bench.intake", "wijkhub.bench.linking"]
+
+
+def test_the_runners_import_in_an_isolated_interpreter_outside_the_checkout(tmp_path):
+    # -I: neither the working directory nor PYTHONPATH on sys.path, so tests/ is not either.
+    code = (
+        f"import sys, {', '.join(RUNNERS)}; "
+        "print(sorted(m for m in sys.modules if m in {'builders', 'shared_data', 'conftest'}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert (done.returncode, done.stderr, done.stdout) == (0, "", "[]\n")
+
+
+def test_the_bench_package_is_listed_for_the_wheel():
+    # The packages are listed by hand (streams/ and connectors/ are mapped into wijkhub),
+    # so a new sub-package of wijkhub/ that is not listed would be missing from the wheel.
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = sorted(
+        "wijkhub." + ".".join(p.parent.relative_to(REPO / "wijkhub").parts)
+        for p in (REPO / "wijkhub").rglob("__init__.py")
+        if p.parent != REPO / "wijkhub"
+    )
+    assert "wijkhub.bench" in found
+    assert [name for name in found if name not in listed] == []
+
+
+@pytest.mark.parametrize(
+    ("command", "module", "args", "expected_call"),
+    [
+        ("bench", pipeline, ["--events", "7", "--json"], (7, True)),
+        ("bench-intake", intake, ["--records", "5"], (5,)),
+        ("bench-linking", linking, ["--persons", "11", "--signals", "3"], (11, 3)),
+    ],
+)
+def test_each_bench_command_calls_its_packaged_runner_and_leaves_sys_path_alone(
+    monkeypatch, command, module, args, expected_call
+):
+    calls = []
+
+    def fake_run_bench(settings, *rest, **kwargs):
+        calls.append((*rest, *kwargs.values()))
+        return {"runner": module.__name__}
+
+    monkeypatch.setattr(module, "run_bench", fake_run_bench)
+    path_before = list(sys.path)
+    result = CliRunner().invoke(cli.app, [command, *args])
+    assert (result.exit_code, json.loads(result.output)) == (0, {"runner": module.__name__})
+    assert calls == [expected_call]
+    assert sys.path == path_before
+
+
+@pytest.mark.parametrize("command", ["bench", "bench-intake", "bench-linking"])
+def test_bench_help_works(command):
+    result = CliRunner().invoke(cli.app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+
+
+# --- the runners' offline parts: what they build must still fit the code they measure -----
+
+SETTINGS = Settings(pseudonym_key=b"p" * 32, dead_letter_key=b"d" * 32)
+
+
+def test_every_intake_bench_input_is_accepted_whole():
+    # The runner refuses to report a rate when a record is dead-lettered; find that here.
+    got = {}
+    for name, (source, inputs) in intake._inputs(3).items():
+        kafka = FakeKafka()
+        reports = [
+            Intake(SETTINGS, source, kafka=kafka).ingest(data, f"{name}-{n}")
+            for n, data in enumerate(inputs)
+        ]
+        got[name] = (sum(r.read for r in reports), sum(r.events for r in reports),
+                     [t for t in kafka.topics if not t.startswith("raw.")])  # fmt: skip
+    assert got == {name: (3, 3, []) for name in intake._inputs(3)}
+
+
+def test_the_pipeline_bench_encodes_the_records_it_asks_for():
+    encode = pipeline._Encoder(SETTINGS)
+    now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    items = [encode(source, record, now) for source, record in pipeline._source_records(40, 11)]
+    assert len(items) == 40
+    assert sorted({topic.split(".")[0] for topic, _key, _value in items}) == ["raw"]
+
+
+def test_the_linking_bench_links_in_memory(monkeypatch):
+    # Its Kafka floor needs a broker; the linking it measures runs in memory. With 1000
+    # persons (seed 3) some signals name a building where nobody lives: the empty register.
+    monkeypatch.setattr(linking, "_kafka_floor", lambda base, n: {"records": n})
+    result = linking.run_bench(SETTINGS, persons=1000, signals=40)
+    assert result["signal_linking"]["signals"] == 40
+    assert result["kafka_passthrough_same_run"] == {"records": 40}
+    # How many link is the matcher's quality (tests/unit/test_linkeval.py), not the bench's.
+    assert 0 <= result["signal_linking"]["linked"] <= 40
+
+
+def test_outside_a_checkout_the_local_broker_is_refused_with_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setattr(broker, "POM", tmp_path / "deploy" / "kafka" / "pom.xml")
+    with pytest.raises(broker.BrokerError, match="set KAFKA_BOOTSTRAP_SERVERS"):
+        broker.jar_dir()
+
+
+def test_a_bench_without_a_broker_ends_with_the_reason_and_exit_code_2(monkeypatch):
+    def no_broker(*args, **kwargs):
+        raise broker.BrokerError("no local broker outside a checkout")
+
+    monkeypatch.setattr(linking, "run_bench", no_broker)
+    result = CliRunner().invoke(cli.app, ["bench-linking"])
+    assert (result.exit_code, result.output) == (2, "error: no local broker outside a checkout\n")

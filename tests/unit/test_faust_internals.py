@@ -1,0 +1,99 @@
+"""The Faust internals the adapter uses still have the shape it calls, and the Faust hazards
+stay configured (docs/adr/0004-faust-private-apis.md).
+
+An upgrade of faust-streaming, aiokafka, mode or rocksdict fails here first, offline,
+before the integration tier finds it on a real broker.
+"""
+
+import contextvars
+import inspect
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import faust.streams
+import pytest
+from faust.stores import rocksdb
+from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import Producer
+
+from wijkhub.settings import Settings
+from wijkhub.streams.app import build_app
+
+REPO = Path(__file__).resolve().parents[2]
+PINNED = ("faust-streaming", "mode-streaming", "aiokafka", "rocksdict")
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("worker"), bootstrap_servers="127.0.0.1:1")
+    return build_app(settings), settings
+
+
+def test_faust_and_its_kafka_client_are_pinned_exactly_and_installed_as_pinned():
+    # faust-streaming #672: an aiokafka release broke Faust's driver; they move together.
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = {}
+    for dep in deps:
+        name, _, pinned = dep.partition("==")
+        pins[name.split("[")[0]] = pinned
+    assert {name: version(name) for name in PINNED} == {name: pins[name] for name in PINNED}
+
+
+def test_the_private_faust_apis_the_adapter_calls_are_there():
+    assert isinstance(faust.streams._current_event, contextvars.ContextVar)
+    assert "_committed_offset" in Consumer.__annotations__
+    assert list(inspect.signature(rocksdb.Store.set_persisted_offset).parameters) == [
+        "self",
+        "tp",
+        "offset",
+    ]
+    # the store picks the partition from the current event (why _as_current_event exists)
+    assert "current_event()" in inspect.getsource(rocksdb.Store._set)
+    # positional, as faust_adapter and pages call it
+    assert list(inspect.signature(Producer.send).parameters)[:7] == [
+        "self", "topic", "key", "value", "partition", "timestamp", "headers"
+    ]  # fmt: skip
+
+
+def test_every_stage_agent_runs_with_concurrency_1(app):
+    # faust-streaming #606: above 1, an offset can be committed past an unprocessed message.
+    worker, _ = app
+    assert {name: agent.concurrency for name, agent in worker.agents.items()} == {
+        "person": 1,
+        "address": 1,
+        "household": 1,
+    }
+
+
+def test_fausts_own_web_pages_are_off_and_the_server_binds_the_configured_host(app):
+    worker, settings = app
+    conf = worker.conf
+    assert [
+        conf.web_tables_enabled,
+        conf.web_router_enabled,
+        conf.web_graph_enabled,
+        conf.web_stats_enabled,
+        conf.web_metrics_enabled,
+    ] == [False] * 5
+    assert (conf.web_bind, conf.web_host) == (settings.web_host, settings.web_host)
+
+
+def test_every_table_has_the_capped_rocksdb_block_cache(app):
+    worker, settings = app
+    capped = {"driver": "rocksdict", "block_cache_size": settings.rocksdb_block_cache_bytes,
+              "block_cache_compressed_size": 0}  # fmt: skip
+    assert {name: table.options for name, table in worker.tables.items()} == {
+        "person-state": capped,
+        "address-state": capped,
+        "household-state": capped,
+    }
+    assert rocksdb.DEFAULT_BLOCK_CACHE_SIZE == 2 * 1024**3  # what the cap protects against
+
+
+def test_the_worker_runs_at_least_once(app):
+    worker, _ = app
+    assert (worker.conf.processing_guarantee.value, worker.conf.producer_acks) == (
+        "at_least_once",
+        -1,
+    )
