@@ -21,15 +21,20 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
+from wijkhub import pki
 from wijkhub.connectors.alerts import iter_alerts
 from wijkhub.connectors.identity import address_ref, bsn_is_valid
 from wijkhub.connectors.intake import Intake, IntakeReport
+from wijkhub.kafka import connect
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, Catalog
 from wijkhub.settings import Settings
+from wijkhub.streams.access import ADMIN
 from wijkhub.streams.linking import household_for_address
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 from wijkhub.streams.topics import LINKED, WORKER_INPUTS, full_name
@@ -333,6 +338,12 @@ def sample_bsns() -> set[str]:
 # --- integration tier: what the tests read back ------------------------------------------
 
 
+def as_admin(settings: Settings) -> dict[str, Any]:
+    """Client arguments for the tests' own reads and writes: the cluster administrator (the
+    services themselves run as their own principals, with only their ACLs)."""
+    return connect(settings, ADMIN).kafka_python()
+
+
 def wait_for_alerts(hub: Hub, refs: set[str], count: int, timeout: float = 60.0) -> list[dict]:
     deadline = time.monotonic() + timeout
     while True:
@@ -374,9 +385,7 @@ class Hub:
 
     def records_of(self, topic: str) -> list:
         """Every record on a topic, from the beginning to the current end."""
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers, enable_auto_commit=False
-        )
+        consumer = KafkaConsumer(**as_admin(self.settings), enable_auto_commit=False)
         try:
             tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
             consumer.assign(tps)
@@ -392,8 +401,8 @@ class Hub:
 
     def lag(self) -> int:
         """Records on the worker's input topics that its group has not committed yet."""
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap_servers)
+        admin = KafkaAdminClient(**as_admin(self.settings))
+        consumer = KafkaConsumer(**as_admin(self.settings))
         try:
             inputs = [self.topic(t) for t in WORKER_INPUTS]
             tps = [TopicPartition(t, p) for t in inputs for p in consumer.partitions_for_topic(t)]
@@ -485,3 +494,18 @@ POISON: dict[str, bytes] = {
     "amount 1e999 in CSV": b"ID;bedrag;signaaldatum;signaalpartner.type;Burgerservicenummer\n"
     b"X;1e999;2026-05-01;Huur;111222333\n",
 }
+
+
+def offline_worker_settings(folder: Path) -> Settings:
+    """A worker's settings as on a secured cluster (a CA, its password file, action keys)
+    pointing at no broker: for what a worker does before it touches Kafka."""
+    credentials = folder / "credentials"
+    credentials.mkdir(parents=True, exist_ok=True)
+    (credentials / "worker.password").write_text("s" * 32)
+    return Settings(
+        data_dir=folder,
+        bootstrap_servers="127.0.0.1:1",
+        kafka_credentials_dir=str(credentials),
+        kafka_ca_file=str(pki.ensure(folder / "pki").ca_file),
+        action_keys="k1=" + "a" * 32,
+    )

@@ -10,6 +10,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from wijkhub.acls import apply as apply_acls
 from wijkhub.kafka import connect
 from wijkhub.settings import Settings
 from wijkhub.streams.access import ADMIN
@@ -104,3 +105,16 @@ def topic_drift(settings: Settings) -> list[str]:
         return drift
     finally:
         admin.close()
+
+
+def prepare(settings: Settings) -> list[TopicResult]:
+    """Topics created and every service's ACLs applied: a cluster ready for the hub (the
+    demo, the benches and the tests; in production the two are separate duties)."""
+    results = create_topics(settings)
+    admin = admin_client(settings)
+    try:
+        apply_acls(admin, settings)
+    finally:
+        admin.close()
+    return results
+

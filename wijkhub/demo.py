@@ -18,8 +18,8 @@ from collections import Counter
 
 import typer
 
-from wijkhub.admin import create_topics
-from wijkhub.broker import DEMO_PASSWORD, DEMO_TEAMS, DISTRICT_FIXTURE, LocalBroker, free_port
+from wijkhub.admin import prepare
+from wijkhub.broker import DEMO_PASSWORD, DEMO_TEAMS, DISTRICT_FIXTURE, free_port, local_broker
 from wijkhub.connectors.alerts import iter_alerts, latest_alerts, one_line
 from wijkhub.connectors.intake import Intake
 from wijkhub.connectors.teams import load as load_teams
@@ -46,11 +46,12 @@ def run_demo(settings: Settings, households: int, keep_running: bool, timeout: f
     """Run the demo; stops what it started (unless --keep-running), also on an error."""
     broker = None
     if settings.bootstrap_servers is None:
-        broker = LocalBroker(settings.data_dir.resolve() / "broker")
+        broker = local_broker(settings)
         typer.echo(
             "starting the local Kafka broker (first run fetches the jars from Maven Central)…"
         )
-        settings = settings.with_(bootstrap_servers=broker.start(port=settings.kafka_port))
+        broker.start(port=settings.kafka_port)
+        settings = broker.client_settings(settings)  # TLS, SCRAM: each service its principal
     run_id = time.strftime("%Y%m%d%H%M%S")
     settings = _with_demo_secrets(settings).with_(
         topic_prefix=f"{settings.topic_prefix}demo-{run_id}.",
@@ -113,8 +114,8 @@ def _run(settings: Settings, worker: WorkerProcess, households: int, timeout: fl
     began = time.monotonic()
     say = typer.echo
     say(f"broker {settings.bootstrap_servers}; topics prefixed {settings.topic_prefix!r}")
-    created = create_topics(settings)
-    say(f"{sum(r.created for r in created)} topics created")
+    created = prepare(settings)
+    say(f"{sum(r.created for r in created)} topics created; every service's ACLs applied")
     worker.start()
     say(f"worker up; metrics at {worker.base_url}/metrics ; JSON log in {worker.log_path}")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from wijkhub.admin import create_topics
+from wijkhub.admin import prepare
 from wijkhub.broker import DISTRICT_FIXTURE, LocalBroker, free_port
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.teams import hash_password
@@ -27,7 +27,7 @@ from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS
 from wijkhub.supervise import InboxProcess, IntakeProcess, WorkerProcess
 
-from builders import OPERATOR_TOKEN, TEAM_A, TEAM_B, Hub, inbox_password
+from builders import OPERATOR_TOKEN, TEAM_A, TEAM_B, Hub, as_admin, inbox_password
 
 
 def pytest_collection_modifyitems(items):
@@ -39,23 +39,26 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
-def bootstrap(tmp_path_factory) -> Iterator[str]:
-    preset = Settings.from_env().bootstrap_servers
-    if preset:
+def cluster(tmp_path_factory) -> Iterator[Settings]:
+    """How the suite reaches Kafka: the secured local broker (its address, CA and every
+    service's credentials), or the cluster KAFKA_BOOTSTRAP_SERVERS and its
+    WIJKHUB_KAFKA_* settings point at."""
+    preset = Settings.from_env()
+    if preset.bootstrap_servers:
         yield preset
         return
     broker = LocalBroker(tmp_path_factory.mktemp("broker"))
     try:
-        yield broker.start()
+        broker.start()
+        yield broker.client_settings(Settings())
     finally:
         broker.stop()
 
 
 @pytest.fixture(scope="session")
-def hub_settings(bootstrap, tmp_path_factory) -> Settings:
+def hub_settings(cluster, tmp_path_factory) -> Settings:
     run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        bootstrap_servers=bootstrap,
+    settings = cluster.with_(
         app_id=f"wijkhub-test-{run}",
         topic_prefix=f"test-{run}.",
         pseudonym_key=secrets.token_urlsafe(32).encode(),
@@ -68,7 +71,7 @@ def hub_settings(bootstrap, tmp_path_factory) -> Settings:
         expiry_sweep_seconds=1.0,
         action_keys=f"t1={secrets.token_urlsafe(32)}",
     )
-    create_topics(settings)
+    prepare(settings)  # topics, and every service's ACLs
     return settings
 
 
@@ -101,9 +104,7 @@ class Topics:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.catalog = Catalog()
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=hub.settings.bootstrap_servers, enable_auto_commit=False
-        )
+        self.consumer = KafkaConsumer(**as_admin(hub.settings), enable_auto_commit=False)
         names = [hub.topic(t) for t in (*RAW_TOPICS, DLQ_INGEST)]
         self.dlq = hub.topic(DLQ_INGEST)
         self.partitions = [

@@ -19,26 +19,34 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from wijkhub.broker import LocalBroker, port_open
+from wijkhub.kafka import connect
+from wijkhub.settings import Settings
+from wijkhub.streams.access import ADMIN
 
 TOPIC = "broker-restart-check"
 
 
-def _produce(bootstrap: str, value: bytes, create: bool = True) -> None:
+def _kafka(broker: LocalBroker) -> dict:
+    """The administrator's client arguments for this (secured) broker."""
+    return connect(broker.client_settings(Settings()), ADMIN).kafka_python()
+
+
+def _produce(broker: LocalBroker, value: bytes, create: bool = True) -> None:
     if create:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = KafkaAdminClient(**_kafka(broker))
         try:
             admin.create_topics([NewTopic(TOPIC, 1, 1)])
         finally:
             admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = KafkaProducer(**_kafka(broker), acks="all")
     try:
         producer.send(TOPIC, value).get(timeout=30)  # acknowledged: must survive
     finally:
         producer.close()
 
 
-def _values(bootstrap: str) -> list[bytes]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+def _values(broker: LocalBroker) -> list[bytes]:
+    consumer = KafkaConsumer(**_kafka(broker), enable_auto_commit=False)
     try:
         tp = TopicPartition(TOPIC, 0)
         consumer.assign([tp])
@@ -72,7 +80,7 @@ def test_a_stopped_broker_comes_back_on_its_port_with_its_records(tmp_path):
     try:
         bootstrap = broker.start()
         cluster = _cluster_id(broker)
-        _produce(bootstrap, b"before-stop")
+        _produce(broker, b"before-stop")
         pid = broker.pid()
         assert pid is not None
         assert broker.stop()
@@ -84,7 +92,7 @@ def test_a_stopped_broker_comes_back_on_its_port_with_its_records(tmp_path):
 
         assert broker.start() == bootstrap  # same port: clients reconnect
         assert _cluster_id(broker) == cluster  # not formatted again
-        assert _values(bootstrap) == [b"before-stop"]
+        assert _values(broker) == [b"before-stop"]
     finally:
         broker.stop()
 
@@ -93,7 +101,7 @@ def test_a_killed_broker_comes_back_with_every_acknowledged_record(tmp_path):
     broker = LocalBroker(tmp_path / "broker")
     try:
         bootstrap = broker.start()
-        _produce(bootstrap, b"before-kill")
+        _produce(broker, b"before-kill")
         pid = broker.pid()
         assert pid is not None
         assert broker.kill()  # SIGKILL: no clean shutdown, stale broker.json left behind
@@ -103,8 +111,8 @@ def test_a_killed_broker_comes_back_with_every_acknowledged_record(tmp_path):
 
         assert broker.start() == bootstrap
         assert broker.pid() != pid
-        _produce(bootstrap, b"after-kill", create=False)
-        assert _values(bootstrap) == [b"before-kill", b"after-kill"]
+        _produce(broker, b"after-kill", create=False)
+        assert _values(broker) == [b"before-kill", b"after-kill"]
     finally:
         broker.stop()
 
@@ -126,7 +134,7 @@ def test_cli_stop_waits_for_a_broker_it_did_not_start_and_fresh_wipes(tmp_path):
         started = _cli(tmp_path, "start")
         assert started.returncode == 0, started.stderr
         bootstrap = started.stdout.strip()
-        _produce(bootstrap, b"kept")
+        _produce(LocalBroker(tmp_path / "broker"), b"kept")
         pid = json.loads(_cli(tmp_path, "status").stdout)["pid"]
 
         stopped = _cli(tmp_path, "stop")
@@ -136,11 +144,11 @@ def test_cli_stop_waits_for_a_broker_it_did_not_start_and_fresh_wipes(tmp_path):
         assert _cli(tmp_path, "status").stdout.startswith("not running (data kept in")
 
         assert _cli(tmp_path, "start").stdout.strip() == bootstrap
-        assert _values(bootstrap) == [b"kept"]
+        assert _values(LocalBroker(tmp_path / "broker")) == [b"kept"]
 
         fresh = _cli(tmp_path, "start", "--fresh")
         assert fresh.returncode == 0, fresh.stderr
-        admin = KafkaAdminClient(bootstrap_servers=fresh.stdout.strip())
+        admin = KafkaAdminClient(**_kafka(LocalBroker(tmp_path / "broker")))
         try:
             assert TOPIC not in admin.list_topics()
         finally:

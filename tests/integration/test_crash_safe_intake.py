@@ -22,7 +22,7 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
-from wijkhub.admin import create_topics
+from wijkhub.admin import prepare
 from wijkhub.broker import LocalBroker
 from wijkhub.connectors.deadletter import distinct_count
 from wijkhub.connectors.filedrop import FileDrop
@@ -31,7 +31,7 @@ from wijkhub.settings import Settings
 from wijkhub.status import kept_for_review
 from wijkhub.streams.topics import DLQ_INGEST, full_name
 
-from builders import Hub
+from builders import Hub, as_admin
 
 BSN = "111222333"
 HEADER = b"benefit_id;benefit_type;change;occurred_at;reason;bsn"
@@ -56,7 +56,7 @@ def read(settings: Settings, name: str) -> list:
 
 
 def dead_letters_so_far(settings: Settings) -> int:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers)  # end offsets only
+    consumer = KafkaConsumer(**as_admin(settings))  # end offsets only
     try:
         topic = full_name(DLQ_INGEST, settings.topic_prefix)
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
@@ -69,7 +69,7 @@ def test_ingest_killed_mid_file_and_run_again_adds_no_dead_letter_and_no_event_i
     hub_settings, tmp_path
 ):
     settings = hub_settings.with_(topic_prefix=f"{hub_settings.topic_prefix}rerun.")
-    create_topics(settings)
+    prepare(settings)
     good, bad_at = 12_000, {3, 12_000, 12_001, 12_002, 12_003}
     path = tmp_path / "uitkering.csv"
     path.write_bytes(income_file(good, bad_at))
@@ -108,18 +108,18 @@ def test_ingest_killed_mid_file_and_run_again_adds_no_dead_letter_and_no_event_i
 def test_file_drop_keeps_a_file_while_the_broker_is_down_and_ingests_it_after(tmp_path):
     broker = LocalBroker(tmp_path / "broker")
     try:
-        settings = Settings(
-            bootstrap_servers=broker.start(),
+        broker.start()
+        settings = broker.client_settings(Settings(
             topic_prefix="drop.",
             pseudonym_key=secrets.token_urlsafe(32).encode(),
             dead_letter_key=secrets.token_urlsafe(32).encode(),
-        )
-        create_topics(settings)
+        ))  # fmt: skip
+        prepare(settings)
         # short timeouts, so the outage shows within seconds (production keeps the defaults)
         fast = {"max_block_ms": 3000, "request_timeout_ms": 1500, "delivery_timeout_ms": 3000,
                 "reconnect_backoff_max_ms": 500}  # fmt: skip
         drop = FileDrop(tmp_path / "drop",
-                        lambda s: Intake(settings, s, kafka=producer(settings, **fast)),
+                        lambda s: Intake(settings, s, kafka=producer(settings, s, **fast)),
                         sources=("income",))  # fmt: skip
         drop.prepare()
         incoming = tmp_path / "drop" / "income" / "incoming"

@@ -38,7 +38,7 @@ from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.streams.topics import ALERTS, DLQ_DELIVERY
 from wijkhub.supervise import DeliveryProcess
 
-from builders import household, series
+from builders import as_admin, household, series
 
 FLAKY = ("wijkteam-centrum", "wijkteam-noord")
 DOWN = "wijkteam-centraal"  # the fallback team's receiver is down for the whole test
@@ -179,8 +179,8 @@ def receivers(hub_settings, worker, tmp_path_factory):
 def wait_delivered(hub, timeout: float = 90.0) -> None:
     """Until the delivery group has committed every record of the alerts topic."""
     group, topic = f"{hub.settings.app_id}-delivery", hub.topic(ALERTS)
-    admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
-    consumer = KafkaConsumer(bootstrap_servers=hub.settings.bootstrap_servers)
+    admin = KafkaAdminClient(**as_admin(hub.settings))
+    consumer = KafkaConsumer(**as_admin(hub.settings))
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         deadline = time.monotonic() + timeout

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
-from wijkhub.admin import create_topics
+from wijkhub.admin import prepare
 from wijkhub.broker import LocalBroker, free_port
 from wijkhub.connectors.alerts import iter_alerts
 from wijkhub.connectors.intake import Intake, retriable
@@ -35,7 +35,7 @@ from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
 from wijkhub.supervise import WorkerProcess
 from wijkhub.synthetic import SOURCE_ORDER, generate
 
-from builders import OPERATOR_TOKEN, Hub
+from builders import OPERATOR_TOKEN, Hub, as_admin
 
 pytestmark = pytest.mark.timeout(900)
 TOWN = generate(households=200, seed=4242)
@@ -47,7 +47,7 @@ def fresh(hub_settings: Settings, tmp: Path, name: str) -> Settings:
     settings = hub_settings.with_(app_id=f"wijkhub-fault-{run}", topic_prefix=f"fault-{run}.",
                                   data_dir=tmp / name, web_port=free_port(),
                                   worker_instance_id=f"worker-{run}-1")  # fmt: skip
-    create_topics(settings)
+    prepare(settings)
     return settings
 
 
@@ -201,7 +201,7 @@ def test_state_dir_lost_tables_restore_from_their_changelogs(hub_settings, tmp_p
 
 
 def group_members(settings: Settings) -> int:
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = KafkaAdminClient(**as_admin(settings))
     try:
         group = admin.describe_groups([settings.app_id])[settings.app_id]
         state = group.get("group_state") or group.get("state")
@@ -248,9 +248,10 @@ def test_a_second_worker_joins_and_one_of_two_dies_without_loss(hub_settings, tm
 
 def test_broker_killed_and_restarted_the_worker_recovers_by_itself(hub_settings, tmp_path, clean):
     broker = LocalBroker(tmp_path / "broker")  # a broker of its own: it gets killed
-    bootstrap = broker.start()
+    broker.start()
     try:
-        settings = fresh(hub_settings.with_(bootstrap_servers=bootstrap), tmp_path, "broker")
+        own = broker.client_settings(hub_settings)  # its address, CA and credentials
+        settings = fresh(own, tmp_path, "broker")
         worker = WorkerProcess(settings, settings.data_dir / "worker.log").start()
         feeding = threading.Thread(target=ingest_town, args=(settings, SOURCE_ORDER, 40))
         feeding.start()

@@ -25,6 +25,7 @@ from wijkhub.connectors.filedrop import FileDrop
 from wijkhub.connectors.intake import Intake, producer
 from wijkhub.connectors.relay import relay
 
+from builders import as_admin
 from shared_data import IJW, VROEGSIGNALERING
 
 DDAS = VROEGSIGNALERING / "enkelvoudigVoorbeeld.json"
@@ -175,15 +176,15 @@ def test_http_ingest_answers_202_with_ids_422_with_reasons_401_without_token(
 
 def test_kafka_relay_reads_another_systems_topic(hub, topics):
     source_topic = hub.topic("external.jeugdzorg")
-    admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
+    admin = KafkaAdminClient(**as_admin(hub.settings))
     admin.create_topics([NewTopic(source_topic, 1, 1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=hub.settings.bootstrap_servers)
+    producer = KafkaProducer(**as_admin(hub.settings))
     for n in ("305", "307", "315"):
         producer.send(source_topic, (IJW / f"JW{n}.example.xml").read_bytes())
     producer.send(source_topic, b"")  # an empty record is a dead letter, not a silent drop
     producer.flush()
-    consumer = KafkaConsumer(source_topic, bootstrap_servers=hub.settings.bootstrap_servers,
+    consumer = KafkaConsumer(source_topic, **as_admin(hub.settings),
                              group_id=f"{hub.settings.app_id}-relay-test",
                              auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
     intake = Intake(hub.settings, "ijw")

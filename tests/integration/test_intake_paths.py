@@ -24,6 +24,7 @@ from wijkhub.connectors.filedrop import FileDrop
 from wijkhub.connectors.intake import Intake
 from wijkhub.connectors.relay import relay
 
+from builders import as_admin
 from shared_data import SAMPLE_EXPECTED as EXPECTED
 from shared_data import SAMPLES
 
@@ -69,13 +70,13 @@ def _via_http(hub, source: str, path: Path, intake_server) -> int:
 
 def _via_kafka(hub, source: str, path: Path, name: str) -> int:
     topic = hub.topic(f"external.{source}.{name}")
-    admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
+    admin = KafkaAdminClient(**as_admin(hub.settings))
     admin.create_topics([NewTopic(topic, 1, 1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=hub.settings.bootstrap_servers)
+    producer = KafkaProducer(**as_admin(hub.settings))
     producer.send(topic, path.read_bytes()).get(timeout=30)
     producer.close()
-    consumer = KafkaConsumer(topic, bootstrap_servers=hub.settings.bootstrap_servers,
+    consumer = KafkaConsumer(topic, **as_admin(hub.settings),
                              group_id=f"{hub.settings.app_id}-relay-{name}",
                              auto_offset_reset="earliest", enable_auto_commit=False)  # fmt: skip
     intake = Intake(hub.settings, source)

@@ -20,7 +20,7 @@ from collections import Counter
 
 import pytest
 
-from wijkhub.admin import create_topics
+from wijkhub.admin import prepare
 from wijkhub.broker import free_port
 from wijkhub.connectors.alerts import iter_alerts
 from wijkhub.connectors.intake import Intake
@@ -99,7 +99,7 @@ def runs(hub_settings, tmp_path_factory):
             app_id=f"wijkhub-order-{run}", topic_prefix=f"order-{run}.",
             data_dir=tmp_path_factory.mktemp(f"order-{name}"), web_port=free_port(),
         )  # fmt: skip
-        create_topics(settings)
+        prepare(settings)
         worker = WorkerProcess(settings, settings.data_dir / "worker.log").start()
         try:
             hub = Hub(settings, worker)

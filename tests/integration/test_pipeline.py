@@ -24,7 +24,7 @@ from wijkhub.streams.topics import (
     UNMATCHED,
 )
 
-from builders import household, series, wait_for_alerts
+from builders import as_admin, household, series, wait_for_alerts
 from shared_data import IJW
 
 JW301 = IJW / "JW301.example.xml"
@@ -163,7 +163,7 @@ def test_a_later_301_without_an_assignment_publishes_it_as_withdrawn(hub, plant)
 
 
 def test_undecodable_record_on_a_raw_topic_goes_to_the_stream_dead_letters(hub):
-    producer = KafkaProducer(bootstrap_servers=hub.settings.bootstrap_servers)
+    producer = KafkaProducer(**as_admin(hub.settings))
     garbage = b"\x00\x00\x00\x00\x01\xff\xfe not avro"
     producer.send(hub.topic("raw.debt"), key=b"1013JK-9", value=garbage).get(timeout=10)
     producer.close()

@@ -13,7 +13,7 @@ import re
 
 from kafka import KafkaAdminClient
 
-from builders import EXAMPLE_BSNS, sample_bsns
+from builders import EXAMPLE_BSNS, as_admin, sample_bsns
 
 INTAKE_BSNS = {"111222333", "111222334"}
 
@@ -21,7 +21,7 @@ INTAKE_BSNS = {"111222333", "111222334"}
 def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log, plant):
     assert plant.bsns_used, "the pipeline tests must have run first"
     hub.wait_drained()
-    admin = KafkaAdminClient(bootstrap_servers=hub.settings.bootstrap_servers)
+    admin = KafkaAdminClient(**as_admin(hub.settings))
     # Every topic of the hub; not the relay test's "external" topic, which stands for
     # another system's own data (it holds the source's clear BSN, as that system does).
     names = [

@@ -17,8 +17,9 @@ from faust.stores import rocksdb
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Producer
 
-from wijkhub.settings import Settings
 from wijkhub.streams.app import build_app
+
+from builders import offline_worker_settings
 
 REPO = Path(__file__).resolve().parents[2]
 PINNED = ("faust-streaming", "mode-streaming", "aiokafka", "rocksdict")
@@ -26,7 +27,7 @@ PINNED = ("faust-streaming", "mode-streaming", "aiokafka", "rocksdict")
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("worker"), bootstrap_servers="127.0.0.1:1")
+    settings = offline_worker_settings(tmp_path_factory.mktemp("worker"))
     return build_app(settings), settings
 
 

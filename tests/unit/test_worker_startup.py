@@ -3,25 +3,17 @@
 import pytest
 from structlog.testing import capture_logs
 
-from wijkhub import kafka, pki
+from wijkhub import kafka
 from wijkhub.broker import DISTRICT_FIXTURE
 from wijkhub.settings import Settings, SettingsError
 from wijkhub.streams.app import build_app
 
+from builders import offline_worker_settings
+
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:
-    """A worker's settings as on a secured cluster: CA, its password file, action keys."""
-    credentials = tmp_path / "credentials"
-    credentials.mkdir()
-    (credentials / "worker.password").write_text("s" * 32)
-    return Settings(
-        data_dir=tmp_path,
-        bootstrap_servers="127.0.0.1:1",
-        kafka_credentials_dir=str(credentials),
-        kafka_ca_file=str(pki.ensure(tmp_path / "pki").ca_file),
-        action_keys="k1=" + "a" * 32,
-    )
+    return offline_worker_settings(tmp_path)
 
 
 def test_a_worker_without_a_district_table_warns_that_alerts_go_to_the_fallback_team(settings):

@@ -15,7 +15,7 @@ import secrets
 import time
 import uuid
 
-from wijkhub.admin import create_topics
+from wijkhub.admin import prepare
 from wijkhub.broker import cluster
 from wijkhub.connectors.intake import Intake
 from wijkhub.settings import Settings
@@ -158,7 +158,7 @@ def run_bench(base: Settings, records: int) -> dict:
 
 
 def _run(settings: Settings, records: int) -> dict:
-    create_topics(settings)
+    prepare(settings)
     result: dict = {"records_per_format": records, "formats": {}}
     for name, (source, inputs) in _inputs(records).items():
         intake = Intake(settings, source)

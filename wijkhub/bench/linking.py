@@ -20,11 +20,13 @@ import time
 import uuid
 
 from wijkhub import linkeval, simtown
-from wijkhub.admin import create_topics
+from wijkhub.admin import prepare
 from wijkhub.bench.pipeline import passthrough, produce
 from wijkhub.broker import cluster
+from wijkhub.kafka import connect
 from wijkhub.settings import Settings
 from wijkhub.streams import residence
+from wijkhub.streams.access import ADMIN
 from wijkhub.streams.matching import Weights
 
 
@@ -36,11 +38,11 @@ def _kafka_floor(base: Settings, n: int) -> dict:
     with cluster(base, base.data_dir.resolve() / "bench-broker") as found:
         settings = found.with_(topic_prefix=f"bench-link-{uuid.uuid4().hex[:8]}.",
                                pseudonym_key=secrets.token_urlsafe(32).encode())  # fmt: skip
-        create_topics(settings)
+        prepare(settings)
         src, dst = settings.topic_prefix + "raw.debt", settings.topic_prefix + "linked"
         payload = b"x" * 300  # about the size of an encoded signal
         produce(settings, [(src, f"{i}".encode(), payload) for i in range(n)])
-        seconds = asyncio.run(passthrough(settings.require_bootstrap(), src, dst, n))
+        seconds = asyncio.run(passthrough(connect(settings, ADMIN).kafka_python(), src, dst, n))
         return {"records": n, "seconds": round(seconds, 2), "per_second": round(n / seconds)}
 
 

@@ -29,17 +29,20 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
-from wijkhub.admin import create_topics
+from wijkhub.admin import prepare
 from wijkhub.broker import cluster, free_port
 from wijkhub.connectors.canonical import to_raw_event
 from wijkhub.connectors.identity import Pseudonymiser
+from wijkhub.kafka import connect
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
+from wijkhub.streams.access import ADMIN
 from wijkhub.streams.topics import BY_ADDRESS, LINKED, full_name, raw
 from wijkhub.supervise import WorkerProcess
 from wijkhub.synthetic import SOURCE_ORDER, generate
@@ -76,7 +79,7 @@ class _Encoder:
 def produce(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> float:
     """Write (topic, key, value) items as a backlog; seconds until Kafka acknowledged all."""
     producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **connect(settings, ADMIN).kafka_python(),
         acks="all",
         linger_ms=10,
         batch_size=512 * 1024,
@@ -89,20 +92,20 @@ def produce(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> float:
     return time.perf_counter() - began
 
 
-async def passthrough(bootstrap: str, src: str, dst: str, n: int) -> float:
+async def passthrough(kafka: dict[str, Any], src: str, dst: str, n: int) -> float:
     """Copy n records from src to dst, consume→produce: the floor any Kafka stage pays.
 
     Seconds from the first record taken to the last one acknowledged.
     """
     consumer = AIOKafkaConsumer(
         src,
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=f"bench-{uuid.uuid4()}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024
+        **kafka, acks="all", linger_ms=5, max_batch_size=256 * 1024
     )
     await consumer.start()
     await producer.start()
@@ -166,15 +169,17 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.25)
 
 
-async def _live_passthrough(bootstrap: str, src: str, dst: str, items, rate: int) -> list[float]:
+async def _live_passthrough(
+    kafka: dict[str, Any], src: str, dst: str, items, rate: int
+) -> list[float]:
     """Pace records into src at `rate`/s while a pass-through copies them; per-record latency."""
     observer = AIOKafkaConsumer(
-        dst, bootstrap_servers=bootstrap, auto_offset_reset="latest", group_id=f"obs-{uuid.uuid4()}"
+        dst, **kafka, auto_offset_reset="latest", group_id=f"obs-{uuid.uuid4()}"
     )
     await observer.start()
     await asyncio.sleep(1.0)
-    copier = asyncio.create_task(passthrough(bootstrap, src, dst, len(items)))
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    copier = asyncio.create_task(passthrough(kafka, src, dst, len(items)))
+    producer = AIOKafkaProducer(**kafka, linger_ms=0)
     await producer.start()
     latencies: list[float] = []
 
@@ -211,6 +216,7 @@ def run_bench(base: Settings, events: int, quiet: bool = False) -> dict:
             topic_prefix=f"bench-{run}.",
             pseudonym_key=secrets.token_urlsafe(32).encode(),
             dead_letter_key=secrets.token_urlsafe(32).encode(),
+            action_keys="bench=" + secrets.token_urlsafe(32),
             web_port=free_port(),
             data_dir=settings.data_dir.resolve() / f"bench-{run}",
             log_level="WARNING",
@@ -219,13 +225,13 @@ def run_bench(base: Settings, events: int, quiet: bool = False) -> dict:
 
 
 def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
-    bootstrap = settings.require_bootstrap()
-    create_topics(settings)
+    kafka = connect(settings, ADMIN).kafka_python()  # the bench's own clients: the administrator
+    prepare(settings)  # topics, and the ACLs: the worker runs as its own principal
     pt_in, pt_out, live_in, live_out = (
         f"{settings.topic_prefix}{name}"
         for name in ("pt-in", "pt-out", "pt-live-in", "pt-live-out")
     )
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = KafkaAdminClient(**kafka)
     admin.create_topics(
         [NewTopic(t, settings.topic_partitions, 1) for t in (pt_in, pt_out, live_in, live_out)]
     )
@@ -240,7 +246,7 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
 
     say("backlog: raw pass-through…")
     produce(settings, [(pt_in, k, v) for _, k, v in items])
-    pt_seconds = asyncio.run(passthrough(bootstrap, pt_in, pt_out, n))
+    pt_seconds = asyncio.run(passthrough(kafka, pt_in, pt_out, n))
 
     say("backlog: wijkhub pipeline…")
     load_s = produce(settings, items)
@@ -280,10 +286,10 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
         live_n = min(3000, n)
         live_rate = 500
         latencies = asyncio.run(
-            _live_passthrough(bootstrap, live_in, live_out, items[:live_n], live_rate)
+            _live_passthrough(kafka, live_in, live_out, items[:live_n], live_rate)
         )
         hist_before = _buckets(metrics_after_backlog, "wijkhub_processing_latency_seconds")
-        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+        producer = KafkaProducer(**kafka, linger_ms=0)
         target = consumed("person") + live_n
         for i, (source, record) in enumerate(_source_records(live_n, seed=12)):
             # Stamped as the connector would: accepted now, so latency starts here.
