@@ -167,8 +167,8 @@ def arrears_consecutive_months(
         by_creditor.setdefault(s["category"], {}).setdefault(day.year * 12 + day.month, s)
     for creditor, per_month in sorted(by_creditor.items()):
         for first in sorted(per_month):
-            run = [per_month.get(first + i) for i in range(months)]
-            if all(run) and (_day(run[-1]) - _day(run[0])).days <= window_days:
+            run = [per_month[m] for m in range(first, first + months) if m in per_month]
+            if len(run) == months and (_day(run[-1]) - _day(run[0])).days <= window_days:
                 yield creditor, [_arrears_fact(s) for s in run]
                 break
 
