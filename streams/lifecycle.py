@@ -142,15 +142,15 @@ def step(
     today = _today(view)
     for aid, value in list(open_alerts.items()):
         entry = _entry(value)
-        rule = rules.get(entry["rule"])
-        if rule is None:
+        active = rules.get(entry["rule"])
+        if active is None:
             continue  # a rule no longer in the file: its alerts stay for the team to resolve
-        if aid not in now_holding and rule.auto_resolve:
+        if aid not in now_holding and active.auto_resolve:
             _resolve(view, aid, entry, CONDITION_ENDED, today)
-            changes.append(Change("resolved", aid, rule, entry))
-        elif _expired(rule, entry, today):
+            changes.append(Change("resolved", aid, active, entry))
+        elif _expired(active, entry, today):
             _resolve(view, aid, entry, EXPIRED, today)
-            changes.append(Change("expired", aid, rule, entry))
+            changes.append(Change("expired", aid, active, entry))
     return changes
 
 
