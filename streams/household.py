@@ -11,10 +11,83 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, Unpack, cast
 
-View = dict[str, Any]
+if TYPE_CHECKING:  # for their types only: both modules import this one
+    from wijkhub.streams.household_stage import StoredFact
+    from wijkhub.streams.lifecycle import AlertEntry
+
 Payload = dict[str, Any]
+
+# "from" is a keyword: TypedDict's functional form.
+MemberPeriod = TypedDict("MemberPeriod", {"person_ref": str, "from": str, "until": str | None})
+"""One person's membership of the household (ISO dates; ``until`` None: still a member)."""
+
+
+class ArrearsDetails(TypedDict, total=False):
+    """What an arrears signal carries besides every signal's fields (others carry none)."""
+
+    since: str | None  # the arrears' own start (ISO date), when the creditor gave it
+    amount: int  # cents
+    crisis: bool
+    repeated: bool  # the same arrears reported again: kept, but not counted as new
+
+
+class Signal(ArrearsDetails):
+    """Something that happened to the household's finances or help, as a rule reads it."""
+
+    event_id: str
+    type: str  # arrears | benefit-<change> | provision-requested
+    category: str  # creditor type, benefit type or product category
+    on: str  # ISO date
+    domain: str
+    person: str | None
+
+
+class Involvement(TypedDict):
+    """Help the household receives: what kind, from whom, since when, how to reach them."""
+
+    kind: str  # see CASE_KIND and PROVISION_KIND
+    holder: str  # the organisation or team
+    ref: str  # its case, provision or trajectory id
+    since: str  # ISO date
+    contact: str
+    # Not in a view read back from a published record (the HouseholdView has no event ids):
+    event_id: NotRequired[str]
+    person: str | None
+    domain: str  # teams: a wijkteam case; care/youth/debt: a provider's help
+
+
+class Coordinator(TypedDict):
+    team: str
+    contact: str
+    since: str  # ISO date
+
+
+class Consent(TypedDict):
+    given: bool
+    on: str  # ISO date
+
+
+class View(TypedDict):
+    """What the household stage knows of one household, as the rules read it."""
+
+    household_ref: str
+    address_ref: str | None
+    members: list[str]
+    member_periods: list[MemberPeriod]
+    involvements: list[Involvement]
+    signals: list[Signal]  # in date order, at most MAX_SIGNALS
+    coordinator: Coordinator | None
+    consent: dict[str, dict[str, Consent]]  # person → "purpose|domain" → latest statement
+    open_alerts: dict[str, AlertEntry | str]  # alert id → entry (or, older, its rule id)
+    district: dict[str, object] | None
+    seen: list[str]  # event ids, at most MAX_SEEN
+    updated_at: int  # epoch ms: "now" for the rules (event time)
+    # Set by the lifecycle once it resolved an alert or applied an action:
+    resolved_alerts: NotRequired[dict[str, str]]  # alert id → resolved on (ISO date)
+    applied_actions: NotRequired[list[str]]  # action ids, at most MAX_ACTIONS_REMEMBERED
+
 
 # Involvement kinds, by where they come from.
 CASE_KIND = {
@@ -85,7 +158,7 @@ def apply(view: View, linked: dict[str, Any]) -> bool:
     return changed
 
 
-def fold(view: View, fact: dict[str, Any]) -> None:
+def fold(view: View, fact: StoredFact) -> None:
     """Fold one stored fact (see :mod:`household_stage`) into the view, in event-date order.
 
     Unlike :func:`apply`, membership is not a fact here (it comes from the address
@@ -121,11 +194,13 @@ def _member_left(view: View, f: Fact) -> bool:
     return False
 
 
-def _add_signal(view: View, f: Fact, type_: str, category: str, on: dt.date, **extra: Any) -> bool:
+def _add_signal(
+    view: View, f: Fact, type_: str, category: str, on: dt.date, **extra: Unpack[ArrearsDetails]
+) -> bool:
     if any(s["event_id"] == f.event_id for s in view["signals"]):
         return False
-    signal = {"event_id": f.event_id, "type": type_, "category": category, "on": _iso(on),
-              "domain": f.domain, "person": f.person, **extra}  # fmt: skip
+    signal: Signal = {"event_id": f.event_id, "type": type_, "category": category, "on": _iso(on),
+                      "domain": f.domain, "person": f.person, **extra}  # fmt: skip
     view["signals"].append(signal)
     view["signals"].sort(key=lambda s: s["on"])
     del view["signals"][:-MAX_SIGNALS]
@@ -243,7 +318,7 @@ def _case_closed(view: View, f: Fact) -> bool:
 
 def _coordinator(view: View, f: Fact) -> bool:
     p = f.payload
-    coordinator = {"team": p["team"], "contact": p["contact"], "since": _iso(p["on"])}
+    coordinator: Coordinator = {"team": p["team"], "contact": p["contact"], "since": _iso(p["on"])}
     if view["coordinator"] == coordinator:
         return False
     view["coordinator"] = coordinator
@@ -256,7 +331,7 @@ def _consent(view: View, f: Fact) -> bool:
         return False
     p = f.payload
     key = f"{p['purpose']}|{p['domain']}"
-    entry = {"given": p["given"], "on": _iso(p["on"])}
+    entry: Consent = {"given": p["given"], "on": _iso(p["on"])}
     per_person = view["consent"].setdefault(f.person, {})
     if key in per_person and per_person[key]["on"] > entry["on"]:
         return False  # an older statement arriving late does not override a newer one
@@ -348,35 +423,43 @@ def from_record(record: dict[str, Any]) -> View:
     """A published HouseholdView back in the shape the rules read (for the team inbox, which
     shows a household only as far as an alert's rule may see it)."""
     view = new_view(record["household_ref"])
-    consent: dict[str, dict[str, dict]] = {}
+    # The decoded record's items enter the view's shapes here (the casts): its fields are
+    # the view's, with dates as ISO text, and person_ref also under the name the rules read.
+    consent: dict[str, dict[str, Consent]] = {}
     for c in record["consent"]:
         consent.setdefault(c["person_ref"], {})[f"{c['purpose']}|{c['domain']}"] = {
             "given": c["given"], "on": _iso(c["on"])}  # fmt: skip
     view.update(
-        address_ref=record["address_ref"],
-        members=list(record["members"]),
-        member_periods=[
-            {
-                "person_ref": m["person_ref"],
-                "from": _iso(m["from"]),
-                "until": _iso(m["until"]) if m["until"] else None,
-            }
-            for m in record.get("member_periods", [])
-        ],
-        signals=[
-            {**s, "on": _iso(s["on"]), "person": s.get("person_ref")} for s in record["signals"]
-        ],
-        involvements=[
-            {**i, "since": _iso(i["since"]), "person": i.get("person_ref")}
-            for i in record["involvements"]
-        ],
-        consent=consent,
-        district=record.get("district"),
-        coordinator=(
-            {**record["coordinator"], "since": _iso(record["coordinator"]["since"])}
-            if record.get("coordinator")
-            else None
-        ),
+        {
+            "address_ref": record["address_ref"],
+            "members": list(record["members"]),
+            "member_periods": [
+                {
+                    "person_ref": m["person_ref"],
+                    "from": _iso(m["from"]),
+                    "until": _iso(m["until"]) if m["until"] else None,
+                }
+                for m in record.get("member_periods", [])
+            ],
+            "signals": [
+                cast(Signal, {**s, "on": _iso(s["on"]), "person": s.get("person_ref")})
+                for s in record["signals"]
+            ],
+            "involvements": [
+                cast(Involvement, {**i, "since": _iso(i["since"]), "person": i.get("person_ref")})
+                for i in record["involvements"]
+            ],
+            "consent": consent,
+            "district": record.get("district"),
+            "coordinator": (
+                cast(
+                    Coordinator,
+                    {**record["coordinator"], "since": _iso(record["coordinator"]["since"])},
+                )
+                if record.get("coordinator")
+                else None
+            ),
+        }
     )
     return view
 
@@ -392,4 +475,4 @@ def to_json(view: View) -> dict[str, Any]:
             return [plain(v) for v in value]
         return value.isoformat() if isinstance(value, dt.date) else value
 
-    return plain(record)
+    return {k: plain(v) for k, v in record.items()}

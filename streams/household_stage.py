@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 from wijkhub.schemas.registry import (
     ALERT,
@@ -61,24 +61,57 @@ class StoredFact(TypedDict):
     received: float
 
 
+class Members(TypedDict):
+    """The household's member periods, as the address stage last sent them."""
+
+    gen: int  # the generation of that message
+    periods: list[household.MemberPeriod]
+    unit: str | None  # the address unit the household lives in
+
+
+class StoredAction(TypedDict):
+    """A team's (or the sweep's) AlertAction record, JSON-ready (``at`` as ISO text)."""
+
+    action_id: str
+    alert_id: str
+    household_ref: str
+    action: str  # one of lifecycle.ACTIONS
+    outcome: str | None
+    actor: str
+    team: str
+    at: str
+    correlation_id: str
+    # AlertAction v2 (signed actions); not in an action stored before it:
+    key_id: NotRequired[str | None]
+    signature: NotRequired[str | None]
+    at_ms: int  # ``at`` in epoch ms, the order the story applies actions in
+    counted: NotRequired[bool]  # its outcome is in the metrics (and dead-lettered if refused)
+
+
 class Published(TypedDict):
     revision: int
     digest: str
     published_at: int | None
     rule: str
     change: str
-    entry: dict[str, Any]
+    entry: lifecycle.AlertEntry
 
 
 class HouseholdState(TypedDict):
     facts: dict[str, StoredFact]
-    members: dict[str, Any]  # {"gen": int, "periods": [...], "unit": str | None}
+    members: Members
     address_ref: str | None
-    actions: dict[str, dict[str, Any]]
+    actions: dict[str, StoredAction]
     published: dict[str, Published]
     refused: list[str]  # digests of unauthentic action records already dead-lettered
     view_digest: str
     watermark: str  # the newest fact date seen (for the lateness metric)
+
+
+Outcome = lifecycle.Change | lifecycle.Refused | None
+"""What a team action did in the story (see :func:`lifecycle.act`)."""
+Outcomes = dict[str, Outcome]  # action id → its outcome
+Alerts = dict[str, tuple[str, lifecycle.AlertEntry, rules.Rule]]  # id → (change, entry, rule)
 
 
 def new_state() -> HouseholdState:
@@ -128,7 +161,7 @@ class HouseholdStage:
     def new_state(self) -> HouseholdState:
         return new_state()
 
-    def process(self, state: HouseholdState, messages: Sequence[Message]) -> Result:
+    def process(self, state: HouseholdState, messages: Sequence[Message]) -> Result[HouseholdState]:
         result: Result[HouseholdState] = Result(state)
         ref = ""
         for message in messages:
@@ -146,15 +179,18 @@ class HouseholdStage:
 
     # -- facts ---------------------------------------------------------------------------
 
-    def _linked(self, state: HouseholdState, message: Message, result: Result) -> bool:
+    def _linked(
+        self, state: HouseholdState, message: Message, result: Result[HouseholdState]
+    ) -> bool:
         linked = self.catalog.decode(message.value, LINKED_EVENT)
         if linked["linked_by"] == "register":
-            known = state["members"]
-            if known["gen"] >= linked["generation"]:
+            if state["members"]["gen"] >= linked["generation"]:
                 return False
-            periods = [{"person_ref": m["person_ref"], "from": m["from"].isoformat(),
-                        "until": m["until"].isoformat() if m["until"] else None}
-                       for m in linked["members"]]  # fmt: skip
+            periods: list[household.MemberPeriod] = [
+                {"person_ref": m["person_ref"], "from": m["from"].isoformat(),
+                 "until": m["until"].isoformat() if m["until"] else None}
+                for m in linked["members"]
+            ]  # fmt: skip
             state["members"] = {"gen": linked["generation"], "periods": periods,
                                 "unit": linked["address_ref"]}  # fmt: skip
             return True
@@ -184,7 +220,7 @@ class HouseholdStage:
         return True
 
     @staticmethod
-    def _fact(eid: str, raw: dict | None, person: str | None) -> StoredFact:
+    def _fact(eid: str, raw: dict[str, Any] | None, person: str | None) -> StoredFact:
         if raw is None:
             return {"gen": 0, "withdrawn": True, "id": eid, "day": "", "rank": 0, "name": "",
                     "domain": "", "person": None, "payload": {}, "correlation_id": "",
@@ -197,7 +233,9 @@ class HouseholdStage:
                 "correlation_id": env["correlation_id"],
                 "received": env["received_at"].timestamp()}  # fmt: skip
 
-    def _action(self, state: HouseholdState, message: Message, result: Result) -> bool:
+    def _action(
+        self, state: HouseholdState, message: Message, result: Result[HouseholdState]
+    ) -> bool:
         action = self.catalog.decode(message.value, ALERT_ACTION)
         if action["action_id"] in state["actions"]:
             result.counts["alert_action", action["action"], "-", "duplicate"] += 1
@@ -211,10 +249,10 @@ class HouseholdStage:
             result.counts["alert_action", action["action"], "-", "refused"] += 1
             result.outputs.append(dead_letter(self.name, message, *refused))
             return True
-        state["actions"][action["action_id"]] = {
-            **plain(action),
-            "at_ms": int(action["at"].timestamp() * 1000),
-        }
+        # The decoded record enters the state here: its fields, JSON-ready, and at_ms.
+        state["actions"][action["action_id"]] = cast(
+            StoredAction, {**plain(action), "at_ms": int(action["at"].timestamp() * 1000)}
+        )
         return True
 
     # -- the clock ------------------------------------------------------------------------
@@ -238,15 +276,17 @@ class HouseholdStage:
             if expires is None or at.date() < expires:
                 continue
             newest = self._newest(state, entry)
+            team = entry["team"]
+            assert team is not None  # published, so routed (an Alert's team is never null)
             record = self.action_keys.sign(lifecycle.expiry(
-                aid, key.decode(), entry["team"], newest["correlation_id"] if newest else "", at
+                aid, key.decode(), team, newest["correlation_id"] if newest else "", at
             ))  # fmt: skip
             if record["action_id"] not in state["actions"]:
                 found.append(Output(ALERT_ACTIONS, key, self.catalog.encode(ALERT_ACTION, record)))
         return found
 
     @staticmethod
-    def _newest(state: HouseholdState, entry: dict[str, Any]) -> StoredFact | None:
+    def _newest(state: HouseholdState, entry: lifecycle.AlertEntry) -> StoredFact | None:
         """The newest stored fact behind an alert entry (its correlation id travels on)."""
         facts = state["facts"]
         return max((facts[f["event_id"]] for f in entry["facts"] if f["event_id"] in facts),
@@ -254,7 +294,7 @@ class HouseholdStage:
 
     # -- the story, in event time --------------------------------------------------------
 
-    def derive(self, state: HouseholdState, ref: str) -> tuple[household.View, dict, dict]:
+    def derive(self, state: HouseholdState, ref: str) -> tuple[household.View, Alerts, Outcomes]:
         """The view, the alerts (id → (change, entry, rule)) and each action's outcome."""
         view = household.new_view(ref)
         view["address_ref"] = state["address_ref"] or state["members"]["unit"]
@@ -265,8 +305,8 @@ class HouseholdStage:
                        key=lambda f: (f["day"], f["rank"], f["id"]))  # fmt: skip
         actions = sorted(state["actions"].values(), key=lambda a: (a["at_ms"], a["action_id"]))
         days = sorted({f["day"] for f in facts} | {a["at"][:10] for a in actions})
-        alerts: dict[str, tuple[str, dict, rules.Rule]] = {}
-        outcomes: dict[str, lifecycle.Change | lifecycle.Refused | None] = {}
+        alerts: Alerts = {}
+        outcomes: Outcomes = {}
         fi = ai = 0
 
         def team_for(rule: rules.Rule, alert_id: str) -> str:
@@ -299,18 +339,18 @@ class HouseholdStage:
 
     # -- publishing the differences ------------------------------------------------------
 
-    def _publish(self, state: HouseholdState, ref: str, result: Result) -> None:
+    def _publish(self, state: HouseholdState, ref: str, result: Result[HouseholdState]) -> None:
         view, alerts, outcomes = self.derive(state, ref)
         for aid, (kind, entry, rule) in sorted(alerts.items()):
             newest = self._newest(state, entry)
             self._send_alert(state, ref, aid, kind, entry, rule, newest, result)
         for aid, published in sorted(state["published"].items()):
             if aid not in alerts and published["change"] != WITHDRAWN:
-                rule = self.rules_by_id.get(published["rule"])
-                if rule is not None:  # a rule no longer in the file: its alerts stay
+                active = self.rules_by_id.get(published["rule"])
+                if active is not None:  # a rule no longer in the file: its alerts stay
                     entry = {**published["entry"], "state": "resolved",
                              "resolution": WITHDRAWN_REASON}  # fmt: skip
-                    self._send_alert(state, ref, aid, WITHDRAWN, entry, rule, None, result)
+                    self._send_alert(state, ref, aid, WITHDRAWN, entry, active, None, result)
         for action_id, outcome in sorted(outcomes.items()):
             self._count_action(state, action_id, outcome, result)
         if not view["member_periods"] and not any(
@@ -334,10 +374,10 @@ class HouseholdStage:
         ref: str,
         aid: str,
         kind: str,
-        entry: dict,
+        entry: lifecycle.AlertEntry,
         rule: rules.Rule,
         newest: StoredFact | None,
-        result: Result,
+        result: Result[HouseholdState],
     ) -> None:
         published = state["published"].get(aid)
         content = {k: v for k, v in entry.items() if k not in ("revision", "published_at")}
@@ -371,12 +411,13 @@ class HouseholdStage:
                 result.observations.append(
                     ("alert_latency", (rule.family,), max(0.0, self.clock() - newest["received"]))
                 )
-        if kind == "acknowledged" and entry.get("acknowledged_at") and published_at:
+        acknowledged_at = entry.get("acknowledged_at")
+        if kind == "acknowledged" and acknowledged_at and published_at:
             result.observations.append(
                 (
                     "time_to_acknowledge",
                     (team,),
-                    max(0.0, (entry["acknowledged_at"] - published_at) / 1000),
+                    max(0.0, (acknowledged_at - published_at) / 1000),
                 )
             )
 
@@ -387,8 +428,8 @@ class HouseholdStage:
         view["district"] = found.as_record() if found else None
         return self.router.route(rule.id, view["district"]).routed_by == "fallback"
 
-    def _count_action(self, state: HouseholdState, action_id: str, outcome: Any,
-                      result: Result) -> None:  # fmt: skip
+    def _count_action(self, state: HouseholdState, action_id: str, outcome: Outcome,
+                      result: Result[HouseholdState]) -> None:  # fmt: skip
         action = state["actions"][action_id]
         if action.get("counted"):
             return
@@ -417,8 +458,8 @@ def _millis(day: str) -> int:
     )
 
 
-def _action_record(a: dict[str, Any]) -> dict[str, Any]:
+def _action_record(a: StoredAction) -> dict[str, Any]:
     """A stored action back in the AlertAction record's shape."""
-    record = {k: v for k, v in a.items() if k not in ("at_ms", "counted")}
+    record: dict[str, Any] = {k: v for k, v in a.items() if k not in ("at_ms", "counted")}
     record["at"] = dt.datetime.fromtimestamp(a["at_ms"] / 1000, dt.UTC)
     return record

@@ -20,10 +20,10 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from wijkhub.streams.household import View
-from wijkhub.streams.rules import DUPLICATE_HELP, SEVERITIES, AlertDraft, Rule
+from wijkhub.streams.rules import DUPLICATE_HELP, SEVERITIES, AlertDraft, AlertFact, Rule
 
 CONDITION_ENDED = "condition ended"
 EXPIRED = "expired"
@@ -42,6 +42,31 @@ MAX_ACTIONS_REMEMBERED = 200  # action ids per household, for idempotency
 SYSTEM_ACTOR = "system"
 
 
+class Raised(TypedDict):
+    """Why an alert exists: its rule, the facts behind it and the day it was raised on.
+    An open-alert entry from before the lifecycle kept only these (see :func:`_entry`)."""
+
+    rule: str
+    facts: list[AlertFact]
+    on: str  # ISO date
+
+
+class AlertEntry(Raised):
+    """One alert as the lifecycle keeps it (the view's ``open_alerts``) and the household
+    stage publishes it (:func:`rules.alert_record`). None for ``severity`` and ``team``
+    only in an entry from before the lifecycle, which is never published."""
+
+    state: str  # open | acknowledged | resolved
+    revision: int
+    severity: str | None
+    team: str | None
+    claimed_by: str | None  # the member who claimed it
+    acknowledged_at: int | None  # epoch ms
+    contact_made_at: int | None  # epoch ms
+    published_at: int | None  # epoch ms
+    resolution: str | None  # an outcome code, CONDITION_ENDED or EXPIRED
+
+
 @dataclass(frozen=True)
 class Change:
     """One state change of one alert; ``alert`` is its entry after the change."""
@@ -49,7 +74,7 @@ class Change:
     kind: str  # raised | updated | escalated | claimed | acknowledged | contact_made | resolved
     alert_id: str
     rule: Rule
-    alert: dict[str, Any]
+    alert: AlertEntry
     acknowledged_now: bool = False  # this change took the alert from open to acknowledged
 
 
@@ -61,9 +86,9 @@ class Refused:
     reason: str
 
 
-def _entry(value: object) -> dict[str, Any]:
+def _entry(value: Raised | str) -> AlertEntry:
     """Open-alert entries from before the lifecycle held only the rule id, then no state."""
-    entry = value if isinstance(value, dict) else {"rule": value, "facts": [], "on": ""}
+    entry: Raised = value if isinstance(value, dict) else {"rule": value, "facts": [], "on": ""}
     return {
         "state": "open",
         "revision": 1,
@@ -86,10 +111,10 @@ def _higher(a: str, b: str | None) -> str:
     return a if b is None or SEVERITIES.index(a) > SEVERITIES.index(b) else b
 
 
-def _resolve(view: View, aid: str, entry: dict, resolution: str, on: dt.date) -> None:
+def _resolve(view: View, aid: str, entry: AlertEntry, resolution: str, on: dt.date) -> None:
     del view["open_alerts"][aid]
     view.setdefault("resolved_alerts", {})[aid] = on.isoformat()
-    entry.update(state="resolved", resolution=resolution, revision=entry["revision"] + 1)
+    entry.update({"state": "resolved", "resolution": resolution, "revision": entry["revision"] + 1})
 
 
 def step(
@@ -117,44 +142,41 @@ def step(
                 continue
             severity = _higher(rule.severity_for(draft.facts), entry["severity"])
             kind = "escalated" if entry["severity"] and severity != entry["severity"] else "updated"
-            entry.update(facts=draft.facts, severity=severity, revision=entry["revision"] + 1)
+            entry.update({"facts": draft.facts, "severity": severity,
+                          "revision": entry["revision"] + 1})  # fmt: skip
             open_alerts[aid] = entry
             if known:  # an entry without facts predates the lifecycle: refresh it silently
-                changes.append(Change(kind, aid, rule, dict(entry)))
+                changes.append(Change(kind, aid, rule, entry.copy()))
             continue
         ended_on = resolved.get(aid)
         if ended_on and dt.date.fromisoformat(draft.raised_on) < dt.date.fromisoformat(
             ended_on
         ) + dt.timedelta(days=rule.cooldown_days):
             continue  # cooldown: the same situation again too soon after resolution
-        entry = _entry(
-            {
-                "rule": rule.id,
-                "facts": draft.facts,
-                "on": draft.raised_on,
-                "severity": rule.severity_for(draft.facts),
-                "team": team_for(rule, aid),
-                "published_at": now_ms,
-            }
-        )
+        entry = {
+            **_entry({"rule": rule.id, "facts": draft.facts, "on": draft.raised_on}),
+            "severity": rule.severity_for(draft.facts),
+            "team": team_for(rule, aid),
+            "published_at": now_ms,
+        }
         open_alerts[aid] = entry
-        changes.append(Change("raised", aid, rule, dict(entry)))
+        changes.append(Change("raised", aid, rule, entry.copy()))
     today = _today(view)
     for aid, value in list(open_alerts.items()):
         entry = _entry(value)
-        rule = rules.get(entry["rule"])
-        if rule is None:
+        active = rules.get(entry["rule"])
+        if active is None:
             continue  # a rule no longer in the file: its alerts stay for the team to resolve
-        if aid not in now_holding and rule.auto_resolve:
+        if aid not in now_holding and active.auto_resolve:
             _resolve(view, aid, entry, CONDITION_ENDED, today)
-            changes.append(Change("resolved", aid, rule, entry))
-        elif _expired(rule, entry, today):
+            changes.append(Change("resolved", aid, active, entry))
+        elif _expired(active, entry, today):
             _resolve(view, aid, entry, EXPIRED, today)
-            changes.append(Change("expired", aid, rule, entry))
+            changes.append(Change("expired", aid, active, entry))
     return changes
 
 
-def _expired(rule: Rule, entry: dict, on: dt.date) -> bool:
+def _expired(rule: Rule, entry: AlertEntry, on: dt.date) -> bool:
     expires = rule.expires_on(entry["on"])
     return expires is not None and on >= expires
 
@@ -188,7 +210,7 @@ def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | 
         entry["claimed_by"] = action["actor"]
     acknowledged_now = kind in ("acknowledge", "contact_made") and entry["state"] == "open"
     if acknowledged_now:
-        entry.update(state="acknowledged", acknowledged_at=at_ms)
+        entry.update({"state": "acknowledged", "acknowledged_at": at_ms})
     if kind == "contact_made":
         entry["contact_made_at"] = at_ms
     applied.append(action["action_id"])
@@ -202,7 +224,7 @@ def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | 
         {"claim": "claimed", "acknowledge": "acknowledged"}.get(kind, kind),
         aid,
         rule,
-        dict(entry),
+        entry.copy(),
         acknowledged_now,
     )
 
@@ -237,7 +259,9 @@ def allowed(alert: Mapping[str, Any], family: str) -> list[str]:
     return [k for k in TEAM_ACTIONS if _refused_in_state(k, alert, family) is None]
 
 
-def _refusal(kind: str, action: dict, rule: Rule, entry: dict, on: dt.date) -> Refused | None:
+def _refusal(
+    kind: str, action: Mapping[str, Any], rule: Rule, entry: AlertEntry, on: dt.date
+) -> Refused | None:
     refused = _refused_in_state(kind, entry, rule.family)
     if refused:
         return refused

@@ -21,14 +21,39 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
-from wijkhub.streams.household import View
+from wijkhub.streams.household import Involvement, Signal, View
+
+if TYPE_CHECKING:  # lifecycle imports this module
+    from wijkhub.streams.lifecycle import AlertEntry
 
 EARLY_DETECTION = "early_detection"
 DUPLICATE_HELP = "duplicate_help"
 SEVERITIES = ("low", "medium", "high", "critical")  # in rising order
 HOUSEHOLD = "household"  # dedup: one alert per household and rule
+
+
+class Party(TypedDict):
+    """An organisation or team involved with the household, and how to reach it."""
+
+    holder: str
+    kind: str
+    contact: str
+
+
+class AlertFact(TypedDict):
+    """One fact behind an alert, as a team member reads it: never amounts or case content."""
+
+    event_id: str
+    on: str  # ISO date
+    type: str
+    description: str
+    party: NotRequired[Party]  # an involvement's fact: who is involved
+
+
+Occurrence = tuple[str, list[AlertFact]]
+"""What a condition finds: the name of the occurrence (see :class:`Condition`), its facts."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +64,7 @@ class Rule:
     severity: str
     legal_basis: str
     summary: str
-    evaluate: Callable[[View], Iterator[tuple[str, list[dict]]]]
+    evaluate: Callable[[View], Iterator[Occurrence]]
     """Yields (occurrence, facts) for every occurrence of the condition that holds now."""
     dedup: str = HOUSEHOLD  # or "household+<the condition's instance>": see holding()
     reads: tuple[str, ...] = ()
@@ -57,7 +82,7 @@ class Rule:
             return None
         return dt.date.fromisoformat(raised_on) + dt.timedelta(days=self.expires_after_days)
 
-    def severity_for(self, facts: list[dict]) -> str:
+    def severity_for(self, facts: list[AlertFact]) -> str:
         """The rule's severity, or its escalated one once the evidence has grown enough."""
         if self.escalate and len(facts) >= self.escalate[0]:
             return self.escalate[1]
@@ -73,7 +98,7 @@ class Rule:
         if not beyond:
             return view
 
-        def allowed(item: dict) -> bool:
+        def allowed(item: Signal | Involvement) -> bool:
             domain = item.get("domain")
             if domain not in beyond:
                 return True
@@ -103,7 +128,7 @@ def visible_to(rule: Rule, view: View) -> View:
 class AlertDraft:
     alert_id: str
     rule: Rule
-    facts: list[dict]
+    facts: list[AlertFact]
 
     @property
     def raised_on(self) -> str:
@@ -114,7 +139,7 @@ def alert_id(rule_id: str, dedup_key: str) -> str:
     return "A-" + hashlib.sha256(f"{rule_id}|{dedup_key}".encode()).hexdigest()[:24]
 
 
-def _arrears(view: View, min_amount_cents: int) -> list[dict]:
+def _arrears(view: View, min_amount_cents: int) -> list[Signal]:
     """New arrears signals at or above the municipality's minimum amount (repeats not counted)."""
     return [
         s
@@ -125,11 +150,11 @@ def _arrears(view: View, min_amount_cents: int) -> list[dict]:
     ]
 
 
-def _day(signal: dict) -> dt.date:
+def _day(signal: Signal) -> dt.date:
     return dt.date.fromisoformat(signal["on"])
 
 
-def _arrears_fact(s: dict) -> dict:
+def _arrears_fact(s: Signal) -> AlertFact:
     description = f"Betalingsachterstand gemeld, schuldeiser: {s['category']}"
     return {"event_id": s["event_id"], "on": s["on"], "type": "debt.arrears-signal",
             "description": description}  # fmt: skip
@@ -137,7 +162,7 @@ def _arrears_fact(s: dict) -> dict:
 
 def arrears_from_distinct_creditors(
     view: View, window_days: int, min_creditors: int, min_amount_cents: int
-) -> Iterator[tuple[str, list[dict]]]:
+) -> Iterator[Occurrence]:
     """Arrears from ``min_creditors`` kinds of creditor within the window (repeats not counted).
 
     The facts are the latest signal per creditor in the window that holds the most kinds
@@ -145,9 +170,9 @@ def arrears_from_distinct_creditors(
     alert instead of raising another.
     """
     arrears = sorted(_arrears(view, min_amount_cents), key=lambda s: (s["on"], s["event_id"]))
-    best: dict[str, dict] = {}
+    best: dict[str, Signal] = {}
     for end in arrears:
-        window: dict[str, dict] = {}
+        window: dict[str, Signal] = {}
         for s in arrears:
             if 0 <= (_day(end) - _day(s)).days <= window_days:
                 window[s["category"]] = s
@@ -159,23 +184,23 @@ def arrears_from_distinct_creditors(
 
 def arrears_consecutive_months(
     view: View, window_days: int, months: int, min_amount_cents: int
-) -> Iterator[tuple[str, list[dict]]]:
+) -> Iterator[Occurrence]:
     """Arrears reported by one creditor in ``months`` consecutive calendar months."""
-    by_creditor: dict[str, dict[int, dict]] = {}
+    by_creditor: dict[str, dict[int, Signal]] = {}  # creditor → month number → first signal
     for s in _arrears(view, min_amount_cents):
         day = _day(s)
         by_creditor.setdefault(s["category"], {}).setdefault(day.year * 12 + day.month, s)
     for creditor, per_month in sorted(by_creditor.items()):
         for first in sorted(per_month):
-            run = [per_month.get(first + i) for i in range(months)]
-            if all(run) and (_day(run[-1]) - _day(run[0])).days <= window_days:
+            run = [per_month[m] for m in range(first, first + months) if m in per_month]
+            if len(run) == months and (_day(run[-1]) - _day(run[0])).days <= window_days:
                 yield creditor, [_arrears_fact(s) for s in run]
                 break
 
 
 def income_loss_then_arrears(
-    view: View, window_days: int, changes: list, min_amount_cents: int
-) -> Iterator[tuple[str, list[dict]]]:
+    view: View, window_days: int, changes: list[str], min_amount_cents: int
+) -> Iterator[Occurrence]:
     """A benefit ended or sanctioned, followed by any arrears within the window."""
     losses = [s for s in view["signals"] if s["type"] in {f"benefit-{c}" for c in changes}]
     for loss in sorted(losses, key=_day):
@@ -184,14 +209,13 @@ def income_loss_then_arrears(
         if after:
             change = loss["type"].removeprefix("benefit-")
             description = f"Uitkering ({loss['category']}): {BENEFIT_CHANGES[change]}"
-            fact = {"event_id": loss["event_id"], "on": loss["on"],
-                    "type": "income.benefit-changed", "description": description}  # fmt: skip
+            fact: AlertFact = {"event_id": loss["event_id"], "on": loss["on"],
+                               "type": "income.benefit-changed",
+                               "description": description}  # fmt: skip
             yield loss["event_id"], [fact, _arrears_fact(after[0])]
 
 
-def crisis_signal(
-    view: View, window_days: int, min_amount_cents: int
-) -> Iterator[tuple[str, list[dict]]]:
+def crisis_signal(view: View, window_days: int, min_amount_cents: int) -> Iterator[Occurrence]:
     """Eviction, cut-off of energy or water, end of health insurance: contact within 3 days.
 
     A crisis signal holds for ``window_days`` from its own date, as of the day the
@@ -201,15 +225,15 @@ def crisis_signal(
     as_of = dt.datetime.fromtimestamp(view["updated_at"] / 1000, dt.UTC).date()
     for s in _arrears(view, min_amount_cents):
         if s.get("crisis") and 0 <= (as_of - _day(s)).days <= window_days:
-            fact = {**_arrears_fact(s), "description":
+            fact: AlertFact = {**_arrears_fact(s), "description":
                     f"Crisissignaal van schuldeiser {s['category']} (huisuitzetting, afsluiting "
                     "of beëindiging zorgverzekering dreigt)"}  # fmt: skip
             yield s["event_id"], [fact]
 
 
 def same_help_different_holders(
-    view: View, window_days: int, kinds: list, min_holders: int
-) -> Iterator[tuple[str, list[dict]]]:
+    view: View, window_days: int, kinds: list[str], min_holders: int
+) -> Iterator[Occurrence]:
     """One kind of help, actively given by ``min_holders`` or more organisations or teams."""
     for kind in kinds:
         active = [i for i in view["involvements"] if i["kind"] == kind]
@@ -217,10 +241,10 @@ def same_help_different_holders(
             yield kind, [_involvement_fact(i) for i in active]
 
 
-def _involvement_fact(i: dict) -> dict:
+def _involvement_fact(i: Involvement) -> AlertFact:
     """Who is involved and how to reach them (the verwijsindex pattern): never case content."""
     contact = f" (contact: {i['contact']})" if i["contact"] else ""
-    party = {"holder": i["holder"], "kind": i["kind"], "contact": i["contact"]}
+    party: Party = {"holder": i["holder"], "kind": i["kind"], "contact": i["contact"]}
     return {"event_id": i["event_id"], "on": i["since"], "type": f"involvement.{i['kind']}",
             "description": f"Actief {i['kind']}-traject bij {i['holder']}{contact}",
             "party": party}  # fmt: skip
@@ -228,19 +252,17 @@ def _involvement_fact(i: dict) -> dict:
 
 def help_in_domains_without_coordinator(
     view: View, window_days: int, min_domains: int
-) -> Iterator[tuple[str, list[dict]]]:
+) -> Iterator[Occurrence]:
     """Active help of ``min_domains`` or more kinds and no regisseur on record."""
     kinds = {i["kind"] for i in view["involvements"]}
     if len(kinds) >= min_domains and view["coordinator"] is None:
-        first_per_kind = {}
+        first_per_kind: dict[str, Involvement] = {}
         for i in sorted(view["involvements"], key=lambda i: i["since"]):
             first_per_kind.setdefault(i["kind"], i)
         yield "", [_involvement_fact(i) for i in first_per_kind.values()]
 
 
-def open_cases_at_teams(
-    view: View, window_days: int, min_teams: int
-) -> Iterator[tuple[str, list[dict]]]:
+def open_cases_at_teams(view: View, window_days: int, min_teams: int) -> Iterator[Occurrence]:
     """Open wijkteam cases for one household at ``min_teams`` or more teams, for different kinds
     of help (cases of one kind at two teams are the same-help pattern: one alert, not two)."""
     cases = [i for i in view["involvements"] if i.get("domain") == "teams"]
@@ -248,7 +270,7 @@ def open_cases_at_teams(
         yield "", [_involvement_fact(i) for i in cases]
 
 
-def youth_help_after_debt_signal(view: View, window_days: int) -> Iterator[tuple[str, list[dict]]]:
+def youth_help_after_debt_signal(view: View, window_days: int) -> Iterator[Occurrence]:
     """New youth care or youth protection where a debt signal came in the window before it."""
     debts = [s for s in view["signals"] if s["type"] == "arrears" and not s.get("repeated")]
     for help_ in (i for i in view["involvements"] if i["kind"] == "jeugd"):
@@ -261,7 +283,7 @@ def youth_help_after_debt_signal(view: View, window_days: int) -> Iterator[tuple
 
 @dataclass(frozen=True)
 class Condition:
-    function: Callable[..., Iterator[tuple[str, list[dict]]]]
+    function: Callable[..., Iterator[Occurrence]]
     parameters: dict[str, type]  # besides window_days, which every rule has
     instance: str | None = None  # what sets one occurrence apart; None: one per household
 
@@ -300,7 +322,7 @@ def holding(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
     """Every condition that holds now, as the alerts it means (open or not), one per
     dedup key: the household, or the household and the occurrence."""
     ref = view["household_ref"]
-    drafts = []
+    drafts: list[AlertDraft] = []
     for rule in rules:
         found = list(rule.evaluate(rule.view_for(view)))
         if rule.dedup != HOUSEHOLD:
@@ -323,7 +345,7 @@ def _millis(ms: int | None) -> dt.datetime | None:
 
 def alert_record(
     alert_id: str,
-    alert: dict[str, Any],
+    alert: AlertEntry,
     rule: Rule,
     household_ref: str,
     municipality: str,
@@ -371,9 +393,9 @@ def alert_record(
     }
 
 
-def _parties(facts: list[dict]) -> list[dict]:
+def _parties(facts: list[AlertFact]) -> list[Party]:
     """The organisations and teams involved, once each, in the order of the facts."""
-    seen: dict[tuple[str, str], dict] = {}
+    seen: dict[tuple[str, str], Party] = {}
     for f in facts:
         party = f.get("party")
         if party:

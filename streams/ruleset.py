@@ -64,13 +64,16 @@ def _check_rule(n: int, raw: Any, seen: set[str]) -> list[str]:
         basis = {}
     domains = {d.value for d in Domain}
     reads = raw["reads"] if isinstance(raw["reads"], list) else [raw["reads"]]
-    covers = basis.get("covers") if isinstance(basis.get("covers"), list) else None
+    listed = basis.get("covers")
+    covers = listed if isinstance(listed, list) else None
     unknown = [d for d in [*reads, *(covers or [])] if d not in domains]
     if unknown:
         problems.append(f"{where}: unknown domain(s) {unknown}; expected {sorted(domains)}")
     if basis and covers is None:
         problems.append(f"{where}: legal_basis needs covers: the domains the basis allows")
-    elif basis and set(reads) - set(covers) and not raw.get("consent_purpose"):
+    elif (
+        basis and covers is not None and set(reads) - set(covers) and not raw.get("consent_purpose")
+    ):
         extra = sorted(set(reads) - set(covers))
         problems.append(
             f"{where}: reads {extra} beyond its legal basis; name the consent_purpose under "

@@ -41,7 +41,7 @@ def when(value: dt.datetime | None) -> str:
     return "" if value is None else value.astimezone(dt.UTC).strftime("%d-%m-%Y %H:%M UTC")
 
 
-def _signal_text(s: dict[str, Any]) -> str:
+def _signal_text(s: household.Signal) -> str:
     if s["type"] == "arrears":
         return f"Betalingsachterstand gemeld (schuldeiser: {s['category']})"
     if s["type"].startswith("benefit-"):

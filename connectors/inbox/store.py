@@ -87,8 +87,8 @@ class AlertStore:
         metrics.unacknowledged_age.clear()
         for labels, n in counts.items():
             metrics.open_alerts.labels(*labels).set(n)
-        for labels, age in oldest.items():
-            metrics.unacknowledged_age.labels(*labels).set(age)
+        for group, age in oldest.items():
+            metrics.unacknowledged_age.labels(*group).set(age)
 
     def view(self, household_ref: str) -> dict[str, Any] | None:
         value = self.views.get(household_ref)
@@ -98,7 +98,8 @@ class AlertStore:
         """Until the alert has a revision newer than ``after_revision`` (True) or timeout."""
 
         def newer() -> bool:
-            return self.alerts.get(alert_id, {}).get("revision", 0) > after_revision
+            revision: int = self.alerts.get(alert_id, {}).get("revision", 0)
+            return revision > after_revision
 
         async with self._changed:
             try:

@@ -304,12 +304,13 @@ class Inbox:
         raise web.HTTPSeeOther("/meldingen")
 
 
-def _stopped(task: asyncio.Task) -> None:
+def _stopped(task: asyncio.Task[None]) -> None:
     """A background task that ends by itself is a fault: log it loudly; /health stays 503."""
     if not task.cancelled() and task.exception() is not None:
         log.error(
             "inbox background task failed",
-            task=task.get_coro().__name__,
+            # A coroutine (and a generator) has a __name__; typeshed's protocols for them do not.
+            task=task.get_coro().__name__,  # type: ignore[union-attr]  # typeshed lacks __name__
             error=repr(task.exception()),
         )
 
