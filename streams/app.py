@@ -14,7 +14,10 @@ them to Faust (:mod:`faust_adapter`): one agent per stage with concurrency 1
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
+from faust.types import TableT
 
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
@@ -23,6 +26,7 @@ from wijkhub.settings import Settings
 from wijkhub.streams import faust_adapter, pages
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.harness import build_stages
+from wijkhub.streams.household import View
 
 log = get_logger("wijkhub.streams")
 
@@ -39,11 +43,11 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             setting="WIJKHUB_DISTRICT_TABLE",
         )
     app = faust_adapter.new_app(settings)
-    tables = {}
+    tables: dict[str, TableT[bytes, Any]] = {}
     for stage in (person, address, household):
         tables[stage.name] = faust_adapter.run_stage(app, settings, metrics, stage)
 
-    def read_view(ref: bytes) -> dict | None:
+    def read_view(ref: bytes) -> View | None:
         entry = tables[household.name].get(ref)  # {"state": ..., "outbox": [...]}
         if entry is None:
             return None
@@ -53,5 +57,4 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     faust_adapter.sweep(app, settings, tables[household.name], household)  # alert expiry
     pages.register(app, settings, catalog, metrics, tables[household.name], read_view)
     faust_adapter.measure_lag(app, settings, metrics)
-    app.wijkhub_metrics = metrics  # type: ignore[attr-defined]
     return app

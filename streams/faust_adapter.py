@@ -26,14 +26,18 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.serializers import codecs
-from faust.streams import _current_event  # private: see the module docstring
-from faust.types import TP
+from faust.streams import (
+    Stream,
+    _current_event,  # private: see the module docstring
+)
+from faust.transport.consumer import Consumer
+from faust.types import TP, EventT, StoreT, StreamT, TableT
 
 from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
@@ -96,7 +100,7 @@ def new_app(settings: Settings) -> faust.App:
 
 
 @contextmanager
-def _as_current_event(event: faust.EventT) -> Iterator[None]:
+def _as_current_event(event: EventT[Any]) -> Iterator[None]:
     """Make ``event`` the stream's current event while its key's state is read or written."""
     token = _current_event.set(weakref.ref(event))
     try:
@@ -113,7 +117,11 @@ class Outbox:
         self.pending: list[Any] = []
 
     async def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: list | None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
     ) -> None:
         self.pending.append(await self.producer.send(topic, key, value, None, None, headers))
 
@@ -123,7 +131,9 @@ class Outbox:
             self.pending.clear()
 
 
-def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage) -> faust.TableT:
+def run_stage(
+    app: faust.App, settings: Settings, metrics: Metrics, stage: Stage[Any]
+) -> TableT[bytes, Any]:
     """One agent for ``stage``, over its input topics, with its state table (returned)."""
     prefix = settings.topic_prefix
     table = app.Table(
@@ -147,7 +157,7 @@ def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage
 
     changelog = table.changelog_topic.get_topic_name()
 
-    async def durably(writes: dict[bytes, Any], last: dict[bytes, faust.EventT]) -> None:
+    async def durably(writes: dict[bytes, Any], last: dict[bytes, EventT[Any]]) -> None:
         """Write each key's entry to RocksDB and to its changelog partition, and wait until
         Kafka acknowledged every changelog record (Faust's own table writes go through a
         buffer whose flush gives up after a timeout: not good enough for step 1)."""
@@ -163,18 +173,19 @@ def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage
         for (partition, _), meta in zip(sent, await asyncio.gather(*(f for _, f in sent)),
                                              strict=True):  # fmt: skip
             # private (faust 0.15.3): where local recovery resumes reading the changelog
-            table.data.set_persisted_offset(TP(changelog, partition), meta.offset)
+            store = cast(StoreT[bytes, Any], table.data)  # Collection.data: the store
+            store.set_persisted_offset(TP(changelog, partition), meta.offset)
 
-    async def checkpoint(batch: list[faust.EventT]) -> None:
+    async def checkpoint(batch: Sequence[EventT[Any]]) -> None:
         by_key: dict[bytes, list[Message]] = {}
-        last: dict[bytes, faust.EventT] = {}
+        last: dict[bytes, EventT[Any]] = {}
         for e in batch:
             key = e.message.key or b""
             origin = f"{e.message.topic}/{e.message.partition}/{e.message.offset}"
             topic = logical_name(e.message.topic, prefix)
             by_key.setdefault(key, []).append(Message(topic, key, e.message.value, origin))
             last[key] = e
-        stored = {}
+        stored: dict[bytes, Any] = {}
         for key in by_key:
             with _as_current_event(last[key]):
                 entry = table.get(key)
@@ -192,8 +203,12 @@ def run_stage(app: faust.App, settings: Settings, metrics: Metrics, stage: Stage
         await durably(todo.clears, last)  # 3. outboxes emptied
         # 4. offsets: committed by Faust on its interval, after flushing the producer
 
-    async def agent(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, settings.batch_within_seconds):
+    async def agent(stream: StreamT[Any]) -> None:
+        # take_events is on the Stream class only, not on the StreamT interface
+        batches = cast(Stream[Any], stream).take_events(
+            settings.batch_size, settings.batch_within_seconds
+        )
+        async for batch in batches:
             batch_size.observe(len(batch))
             try:
                 await checkpoint(batch)
@@ -219,14 +234,14 @@ class _Observer:
         self.outcomes = {o: metrics.link_outcomes.labels(o) for o in LINK_OUTCOMES}
         self.latency = metrics.processing_latency.labels(stage)
 
-    def consumed(self, batch: list[faust.EventT]) -> None:
+    def consumed(self, batch: Sequence[EventT[Any]]) -> None:
         per_topic: dict[str, int] = {}
         for event in batch:
             per_topic[event.message.topic] = per_topic.get(event.message.topic, 0) + 1
         for name, n in per_topic.items():
             self.m.events_consumed.labels(name, self.stage).inc(n)
 
-    def result(self, result: Result) -> None:
+    def result(self, result: Result[Any]) -> None:
         m, now = self.m, time.time()
         for o in result.outputs:
             m.events_produced.labels(full_name(o.topic, self.prefix), self.stage).inc()
@@ -255,14 +270,14 @@ class _Observer:
             "alert_latency": m.alert_latency,
             "time_to_acknowledge": m.time_to_acknowledge,
         }
-        for metric, labels, value in result.observations:
-            histograms[metric].labels(*labels).observe(value)
+        for metric, observed, value in result.observations:
+            histograms[metric].labels(*observed).observe(value)
 
 
 SWEEP_YIELD_EVERY = 200  # keys between yields to the event loop: the agents keep running
 
 
-def sweep(app: faust.App, settings: Settings, table: faust.TableT, stage: Timed) -> None:
+def sweep(app: faust.App, settings: Settings, table: TableT[bytes, Any], stage: Timed[Any]) -> None:
     """Every ``expiry_sweep_seconds``: the stage's due records for every key in this
     worker's active partitions, sent to the stage's own input (:class:`stage.Timed`).
 
@@ -272,7 +287,7 @@ def sweep(app: faust.App, settings: Settings, table: faust.TableT, stage: Timed)
     """
     prefix = settings.topic_prefix
 
-    @app.timer(interval=settings.expiry_sweep_seconds)
+    @app.timer(interval=settings.expiry_sweep_seconds)  # type: ignore[untyped-decorator]  # mode's timer decorator is unannotated
     async def due() -> None:
         now, out = time.time(), Outbox(app.producer)
         for n, (key, entry) in enumerate(table.items()):  # active partitions only
@@ -289,9 +304,10 @@ def measure_lag(app: faust.App, settings: Settings, metrics: Metrics) -> None:
     """Consumer lag per input partition, for the "lag growing" alert (every 5 s)."""
     inputs = {full_name(t, settings.topic_prefix) for t in WORKER_INPUTS}
 
-    @app.timer(interval=5.0)
+    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]  # mode's timer decorator is unannotated
     async def lag() -> None:
-        committed = app.consumer._committed_offset  # private: see the module docstring
+        # private (faust 0.15.3), see the module docstring; ConsumerT does not declare it
+        committed = cast(Consumer, app.consumer)._committed_offset
         for tp in app.consumer.assignment():
             if tp.topic not in inputs:
                 continue

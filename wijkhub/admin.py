@@ -117,4 +117,3 @@ def prepare(settings: Settings) -> list[TopicResult]:
     finally:
         admin.close()
     return results
-

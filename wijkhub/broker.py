@@ -390,8 +390,9 @@ class LocalBroker:
         if fresh:
             self.stop()
             self.wipe()
-        if (pid := self.pid()) is not None:  # running, or still starting from another process
-            return self._await_serving(pid, int(self.state()["port"]), timeout)  # type: ignore[index]
+        running = self.state()
+        if (pid := self.pid()) is not None and running:  # serving, or starting elsewhere
+            return self._await_serving(pid, int(running["port"]), timeout)
         libs = jar_dir()
         java = shutil.which("java")
         if java is None:

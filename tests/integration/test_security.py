@@ -12,11 +12,7 @@ import dataclasses
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
-from kafka.errors import (
-    KafkaError,
-    NoBrokersAvailable,
-    TopicAuthorizationFailedError,
-)
+from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from wijkhub.acls import drift
 from wijkhub.admin import admin_client
@@ -48,12 +44,12 @@ def end_offsets(hub, topic: str) -> dict:
 
 def test_a_plaintext_or_unauthenticated_client_is_refused(hub, require_secured):
     plain = dataclasses.replace(hub.settings, kafka_security_protocol=PLAINTEXT)
-    with pytest.raises((NoBrokersAvailable, KafkaError)):
+    with pytest.raises(KafkaError):
         KafkaAdminClient(
             **connect(plain, WORKER).kafka_python(), request_timeout_ms=3000
         ).list_topics()
     wrong = dataclasses.replace(connect(hub.settings, WORKER), password="not-the-password")
-    with pytest.raises((NoBrokersAvailable, KafkaError)):
+    with pytest.raises(KafkaError):
         KafkaAdminClient(**wrong.kafka_python(), request_timeout_ms=3000).list_topics()
 
 
@@ -70,31 +66,25 @@ def test_an_intake_principal_cannot_write_outside_its_own_raw_topic(hub, require
     assert end_offsets(hub, topic) == before  # nothing written
 
 
-@pytest.mark.parametrize("target", [raw(Domain.DEBT), raw(Domain.POPULATION), AUDIT])
-def test_the_inbox_principal_cannot_read_source_data_or_the_audit_trail(
-    hub, require_secured, target
-):
-    consumer = KafkaConsumer(**connect(hub.settings, INBOX).kafka_python(),
-                             request_timeout_ms=5000, enable_auto_commit=False)  # fmt: skip
+def test_the_inbox_principal_sees_only_alerts_and_views(hub, require_secured, plant):
+    """The inbox cannot even learn that source data exists: it may describe (and so read)
+    only the alerts and the household views; a fetch elsewhere returns nothing."""
+    admin = KafkaAdminClient(**connect(hub.settings, INBOX).kafka_python(),
+                             request_timeout_ms=5000)  # fmt: skip
     try:
-        consumer.assign([TopicPartition(hub.topic(target), 0)])
-        consumer.seek_to_beginning()
-        with pytest.raises(TopicAuthorizationFailedError):
-            for _ in range(20):
-                consumer.poll(timeout_ms=500)
+        visible = {t for t in admin.list_topics() if t.startswith(hub.settings.topic_prefix)}
     finally:
-        consumer.close()
-
-
-def test_the_inbox_reads_alerts_and_views(hub, require_secured):
+        admin.close()
+    # what it reads, and what it writes (actions; the audit of every page it shows)
+    assert visible == {hub.topic(t) for t in (ALERTS, HOUSEHOLD_VIEW, ALERT_ACTIONS, AUDIT)}
+    hub.ingest("population", [plant.person("1091AA", "7")])  # raw.population holds a record
     consumer = KafkaConsumer(**connect(hub.settings, INBOX).kafka_python(),
                              request_timeout_ms=5000, enable_auto_commit=False)  # fmt: skip
     try:
-        tps = [TopicPartition(hub.topic(t), 0) for t in (ALERTS, HOUSEHOLD_VIEW)]
-        consumer.assign(tps)
+        consumer.assign([TopicPartition(hub.topic(t), p) for t in (raw(Domain.POPULATION), AUDIT)
+                         for p in range(hub.settings.topic_partitions)])  # fmt: skip
         consumer.seek_to_beginning()
-        consumer.poll(timeout_ms=1000)  # no authorization error
-        assert all(consumer.position(tp) >= 0 for tp in tps)
+        assert all(consumer.poll(timeout_ms=500) == {} for _ in range(4))
     finally:
         consumer.close()
 

@@ -104,9 +104,7 @@ async def passthrough(kafka: dict[str, Any], src: str, dst: str, n: int) -> floa
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
-    producer = AIOKafkaProducer(
-        **kafka, acks="all", linger_ms=5, max_batch_size=256 * 1024
-    )
+    producer = AIOKafkaProducer(**kafka, acks="all", linger_ms=5, max_batch_size=256 * 1024)
     await consumer.start()
     await producer.start()
     try:
