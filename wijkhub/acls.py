@@ -8,6 +8,8 @@ one that went missing. Both run as the administrator principal.
 
 from __future__ import annotations
 
+import time
+
 from kafka.admin import (
     ACL,
     ACLFilter,
@@ -81,8 +83,15 @@ def drift(admin: KafkaAdminClient, settings: Settings) -> list[str]:
     return lines + [f"not defined: {_describe(k)}" for k in sorted(have.keys() - want.keys())]
 
 
-def apply(admin: KafkaAdminClient, settings: Settings) -> tuple[int, int]:
-    """Create the missing ACLs and delete the undefined ones: (created, deleted)."""
+def apply(
+    admin: KafkaAdminClient, settings: Settings, settle_seconds: float = 15.0
+) -> tuple[int, int]:
+    """Create the missing ACLs and delete the undefined ones: (created, deleted).
+
+    Returns once the broker describes exactly the defined ACLs (they reach its authorizer
+    through the metadata log a moment after the request), so a service started right
+    after is not refused; :class:`RuntimeError` if that takes over ``settle_seconds``.
+    """
     want, have = desired(settings), actual(admin, settings)
     missing = [want[k] for k in sorted(want.keys() - have.keys())]
     extra = [have[k] for k in sorted(have.keys() - want.keys())]
@@ -97,6 +106,11 @@ def apply(admin: KafkaAdminClient, settings: Settings) -> tuple[int, int]:
                                                    a.resource_pattern.pattern_type))
                    for a in extra]  # fmt: skip
         admin.delete_acls(filters)
+    deadline = time.monotonic() + settle_seconds
+    while (missing or extra) and drift(admin, settings):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"ACLs not in effect after {settle_seconds:g} s")
+        time.sleep(0.2)
     return len(missing), len(extra)
 
 

@@ -15,11 +15,9 @@ import base64
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import time
 import uuid
@@ -29,11 +27,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from wijkhub import pki
+from kafka.errors import KafkaError
+
+from wijkhub import credentials, pki
 from wijkhub.kafka import PLAINTEXT, SASL_SSL, SCRAM
 from wijkhub.logs import get as get_logger
 from wijkhub.settings import Settings
-from wijkhub.streams.access import ADMIN, SERVICES
+from wijkhub.streams.access import ADMIN
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A small table in the CBS pc6hnr layout (synthetic codes) for the demo and the tests.
@@ -44,7 +44,6 @@ DEMO_PASSWORD = "wijkhub-demo-wachtwoord"
 POM = REPO_ROOT / "deploy" / "kafka" / "pom.xml"
 SERVER_TEMPLATE = REPO_ROOT / "deploy" / "kafka" / "server.properties.template"
 LOG4J_CONFIG = REPO_ROOT / "deploy" / "kafka" / "log4j2.properties"
-BROKER_USER = "broker"  # the broker's own principal (inter-broker), a super user
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "wijkhub" / "kafka"
 log = get_logger("wijkhub.broker")
 JVM_OPTS = [
@@ -254,42 +253,20 @@ class LocalBroker:
             "ssl.endpoint.identification.algorithm=https",
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "allow.everyone.if.no.acl.found=false",
-            f"super.users=User:CN={BROKER_USER};User:{self.principal_prefix}{ADMIN}",
+            f"super.users=User:CN={pki.BROKER_CN};User:{self.principal_prefix}{ADMIN}",
         ])  # fmt: skip
 
-    def _password(self, service: str) -> str:
-        """The service's SCRAM password, made once (a file of mode 0600)."""
-        path = self.credentials_dir / f"{service}.password"
-        if not path.exists():
-            self.credentials_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.credentials_dir, 0o700)
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(32))
-        return path.read_text().strip()
-
     def _register_credentials(self, internal: int) -> None:
-        """Every service principal's SCRAM credential on the broker (those it lacks), sent over
-        the internal mutual-TLS listener: no password ever on a command line."""
-        from kafka import KafkaAdminClient
-        from kafka.admin import UserScramCredentialUpsertion
-
-        context = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
-        context.load_cert_chain(str(self.pki_dir / "broker.pem"))
-        admin = KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{internal}",
-                                 security_protocol="SSL", ssl_context=context)  # fmt: skip
+        """Every service principal's SCRAM credential on the broker (those it lacks)."""
         try:
-            users = {self.principal_prefix + s: s for s in SERVICES}
-            known = admin.describe_user_scram_credentials()
-            missing = [UserScramCredentialUpsertion(user, SCRAM, self._password(service))
-                       for user, service in users.items()
-                       if not (known.get(user) or {}).get("credential_infos")]  # fmt: skip
-            if missing:
-                failed = {u: e for u, e in admin.alter_user_scram_credentials(missing).items() if e}
-                if failed:
-                    raise BrokerError(f"registering Kafka credentials failed: {failed}")
-                log.info("broker credentials registered", principals=len(missing))
-        finally:
-            admin.close()
+            made = credentials.register(f"127.0.0.1:{internal}", pki.ensure(self.pki_dir),
+                                        self.credentials_dir, self.principal_prefix)  # fmt: skip
+        except (RuntimeError, KafkaError) as exc:
+            raise BrokerError(
+                f"registering the services' Kafka credentials failed: {exc}"
+            ) from None
+        if made:
+            log.info("broker credentials registered", principals=made)
 
     def formatted(self) -> bool:
         """KRaft storage exists (``kafka-storage format`` ran on the data dir)."""
@@ -343,7 +320,7 @@ class LocalBroker:
         if self.pid() is not None:
             raise BrokerError("the broker is running: stop it before wiping its data")
         shutil.rmtree(self.data_dir, ignore_errors=True)
-        shutil.rmtree(self.credentials_dir, ignore_errors=True)  # registered at format only
+        shutil.rmtree(self.credentials_dir, ignore_errors=True)  # new storage: new credentials
         self.ports_file.unlink(missing_ok=True)
 
     def _ports(self, port: int) -> tuple[int, int, int]:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+BROKER_CN = "broker"
 VALID_DAYS = 825  # the longest a TLS server certificate may be valid, in CA/B practice
 
 
@@ -38,8 +39,11 @@ def _private(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def ensure(folder: Path, broker_name: str = "broker") -> Pki:
-    """The CA and broker certificate in ``folder``, made once (kept across restarts)."""
+def ensure(folder: Path, hosts: tuple[str, ...] = ("localhost",)) -> Pki:
+    """The CA and broker certificate in ``folder``, made once (kept across restarts).
+
+    The broker certificate names ``hosts`` and 127.0.0.1; its subject is ``CN=broker``,
+    the principal the broker's own listeners (and ``wijkhub cluster credentials``) use."""
     pki = Pki(folder / "ca.crt", folder / "broker.pem")
     if pki.ca_file.exists() and pki.broker_pem.exists():
         return pki
@@ -64,11 +68,11 @@ def ensure(folder: Path, broker_name: str = "broker") -> Pki:
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    names = [*(x509.DNSName(h) for h in hosts), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     cert = (
         x509.CertificateBuilder()
-        .subject_name(_name(broker_name))
+        .subject_name(_name(BROKER_CN))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
