@@ -110,9 +110,6 @@ def build(tokens: Mapping[str, str], intake_for: Callable[[str], Intake],
         answer = {**report.as_dict(), "event_ids": report.event_ids, "rejected": report.rejected}
         return web.json_response(answer, status=422 if report.dead_lettered else 202)
 
-    async def metrics_page(_request: web.Request) -> web.Response:
-        return web.Response(body=metrics.render(), content_type="text/plain")
-
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
@@ -122,7 +119,6 @@ def build(tokens: Mapping[str, str], intake_for: Callable[[str], Intake],
 
     app = web.Application(client_max_size=max_body)
     app.router.add_post("/ingest/{source}", ingest)
-    app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/health", health)
     app.on_cleanup.append(close_intakes)
     return app

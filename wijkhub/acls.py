@@ -65,7 +65,9 @@ def _ours(settings: Settings) -> set[str]:
 
 
 def actual(admin: KafkaAdminClient, settings: Settings) -> dict[Key, ACL]:
-    """The cluster's ACLs for the hub's principals."""
+    """The cluster's ACLs for the hub's principals on this deployment's resources: topics
+    under its topic prefix, groups and internal topics under its app id (another tenant's
+    or test run's grants on the same cluster are not this deployment's to judge)."""
     everything = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
                            ResourcePatternFilter(ResourceType.ANY, None,
                                                  ACLResourcePatternType.ANY))  # fmt: skip
@@ -73,7 +75,12 @@ def actual(admin: KafkaAdminClient, settings: Settings) -> dict[Key, ACL]:
     if error is not None and error.errno != 0:
         raise RuntimeError(f"describing ACLs failed: {error}")
     ours = _ours(settings)
-    return {_key(a): a for a in acls if a.principal in ours}
+    scope = (settings.topic_prefix or "", settings.app_id)
+    return {
+        _key(a): a
+        for a in acls
+        if a.principal in ours and a.resource_pattern.resource_name.startswith(scope)
+    }
 
 
 def drift(admin: KafkaAdminClient, settings: Settings) -> list[str]:

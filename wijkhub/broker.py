@@ -33,7 +33,7 @@ from wijkhub import credentials, pki
 from wijkhub.kafka import PLAINTEXT, SASL_SSL, SCRAM
 from wijkhub.logs import get as get_logger
 from wijkhub.settings import Settings
-from wijkhub.streams.access import ADMIN
+from wijkhub.streams.access import ADMIN, SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A small table in the CBS pc6hnr layout (synthetic codes) for the demo and the tests.
@@ -259,8 +259,9 @@ class LocalBroker:
     def _register_credentials(self, internal: int) -> None:
         """Every service principal's SCRAM credential on the broker (those it lacks)."""
         try:
+            passwords = {s: credentials.password(self.credentials_dir, s) for s in SERVICES}
             made = credentials.register(f"127.0.0.1:{internal}", pki.ensure(self.pki_dir),
-                                        self.credentials_dir, self.principal_prefix)  # fmt: skip
+                                        passwords, self.principal_prefix)  # fmt: skip
         except (RuntimeError, KafkaError) as exc:
             raise BrokerError(
                 f"registering the services' Kafka credentials failed: {exc}"

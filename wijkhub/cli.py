@@ -23,6 +23,7 @@ app = typer.Typer(help="wijkhub: integration hub for the social domain.", no_arg
 broker_app = typer.Typer(help="The local single-node Kafka broker (development, demo, tests).")
 topics_app = typer.Typer(help="Topics, created from the one definition in streams/topics.py.")
 acls_app = typer.Typer(help="Each service principal's ACLs, from streams/access.py.")
+cluster_app = typer.Typer(help="A cluster's TLS and SCRAM secrets for the hub's services.")
 alerts_app = typer.Typer(help="Read alerts from the alerts topic.")
 schemas_app = typer.Typer(help="The Avro schema catalog in schemas/.")
 rules_app = typer.Typer(help="The detection rules (streams/rules.yaml or WIJKHUB_RULES_FILE).")
@@ -32,6 +33,7 @@ app.add_typer(inbox_app, name="inbox")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(acls_app, name="acls")
+app.add_typer(cluster_app, name="cluster")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(household_app, name="household")
@@ -142,6 +144,54 @@ def topics_check() -> None:
     if drift:
         raise typer.Exit(1)
     typer.echo("topics match streams/topics.py")
+
+
+@cluster_app.command("secrets")
+def cluster_secrets(
+    folder: Annotated[Path, typer.Argument(help="Where the secrets go (a private volume)")],
+    host: Annotated[list[str], typer.Option(help="Broker host names")] = ["localhost"],  # noqa: B006
+    service_uid: Annotated[int | None, typer.Option(help="Owner of the services' files")] = None,
+    broker_uid: Annotated[int | None, typer.Option(help="Owner of the broker's files")] = None,
+) -> None:
+    """A private CA, the broker's certificate (FOLDER/pki) and a password per service, each
+    service in its own folder (FOLDER/services/<service>): made once, kept after."""
+    from wijkhub import credentials
+
+    made = credentials.for_services(folder, tuple(host), service_uid, broker_uid)
+    typer.echo(f"secrets for {len(made)} services in {folder}")
+
+
+@cluster_app.command("credentials")
+def cluster_credentials(
+    folder: Annotated[Path, typer.Argument(help="The folder `cluster secrets` made")],
+    internal: Annotated[str, typer.Option(help="The broker's mutual-TLS listener host:port")],
+) -> None:
+    """Register every service's SCRAM credential on the broker (those it lacks), over its
+    mutual-TLS listener as the broker itself: no password on a command line."""
+    from wijkhub import credentials, pki
+    from wijkhub.streams.access import SERVICES
+
+    s = Settings.from_env()
+    tls = pki.ensure(folder / "pki")
+    passwords = {v: credentials.password(folder / "services" / v, v) for v in SERVICES}
+    made = credentials.register(internal, tls, passwords, s.kafka_principal_prefix)
+    typer.echo(f"{made} credentials registered")
+
+
+@cluster_app.command("setup")
+def cluster_setup(
+    folder: Annotated[Path, typer.Argument(help="The folder `cluster secrets` made")],
+    internal: Annotated[str, typer.Option(help="The broker's mutual-TLS listener host:port")],
+) -> None:
+    """A new cluster made ready: the services' credentials registered, the topics created
+    and every service's ACLs applied (as the administrator principal)."""
+    from wijkhub.admin import prepare
+
+    cluster_credentials(folder, internal)
+    admin = folder / "services" / "admin"
+    s = settings().with_(kafka_credentials_dir=str(admin), kafka_ca_file=str(admin / "ca.crt"))
+    created = prepare(s)
+    typer.echo(f"{sum(r.created for r in created)} topics created; ACLs applied")
 
 
 @acls_app.command("apply")
@@ -347,7 +397,6 @@ def serve_intake() -> None:
 
     from wijkhub.connectors.http import RateLimit, build, parse_tokens
     from wijkhub.connectors.intake import Intake
-    from wijkhub.metrics import Metrics
 
     s = settings()
     s.require_secrets()
@@ -355,7 +404,7 @@ def serve_intake() -> None:
     if not tokens:
         _fail("WIJKHUB_INGEST_TOKENS is empty: no source could authenticate")
     _require_intake_topics(s, tuple(tokens))
-    metrics = Metrics()
+    metrics = _serve_connector_metrics(s)  # its own port: the intake port faces the sources
     application = build(
         tokens,
         lambda source: Intake(s, source, metrics=metrics),

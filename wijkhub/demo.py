@@ -64,7 +64,8 @@ def run_demo(settings: Settings, households: int, keep_running: bool, timeout: f
     )
     inbox_port = free_port() if settings.inbox_port == 6072 else settings.inbox_port
     base_url = f"http://{settings.inbox_host}:{inbox_port}"
-    settings = settings.with_(inbox_port=inbox_port, inbox_base_url=base_url)
+    settings = settings.with_(inbox_port=inbox_port, inbox_base_url=base_url,
+                              inbox_metrics_port=free_port())  # fmt: skip
     worker = WorkerProcess(settings, settings.data_dir / "worker.log")
     inbox = InboxProcess(settings, settings.data_dir / "inbox.log")
     ok = False

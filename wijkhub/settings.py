@@ -167,6 +167,8 @@ class Settings:
     inbox_port: int = 6072
     inbox_secret: str = field(default="", repr=False)
     inbox_base_url: str = "http://127.0.0.1:6072"
+    # The inbox's /metrics on a port of its own: the inbox port faces the teams' browsers.
+    inbox_metrics_port: int = 6074
     # key-id=secret,… signing team actions (the inbox and the worker only; the first signs,
     # all verify: add a new key first, drop an old one after alert-actions' retention).
     action_keys: str = field(default="", repr=False)
@@ -261,6 +263,7 @@ class Settings:
             inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
             inbox_secret=env.get(f"{p}INBOX_SECRET", ""),
             inbox_base_url=env.get(f"{p}INBOX_BASE_URL", defaults.inbox_base_url),
+            inbox_metrics_port=_int(env, f"{p}INBOX_METRICS_PORT", defaults.inbox_metrics_port),
             action_keys=env.get(f"{p}ACTION_KEYS", ""),
             expiry_sweep_seconds=_float(
                 env, f"{p}EXPIRY_SWEEP_SECONDS", defaults.expiry_sweep_seconds
@@ -332,6 +335,7 @@ class Settings:
             f"{p}INBOX_PORT": str(self.inbox_port),
             f"{p}INBOX_SECRET": self.inbox_secret,
             f"{p}INBOX_BASE_URL": self.inbox_base_url,
+            f"{p}INBOX_METRICS_PORT": str(self.inbox_metrics_port),
             f"{p}ACTION_KEYS": self.action_keys,
             f"{p}EXPIRY_SWEEP_SECONDS": str(self.expiry_sweep_seconds),
             f"{p}DELIVERY_ATTEMPTS": str(self.delivery_attempts),

@@ -63,8 +63,12 @@ class WorkerProcess:
         except OSError:
             return False
 
+    @property
+    def metrics_url(self) -> str:
+        return self.base_url + "/metrics"
+
     def metrics_text(self) -> str:
-        with urllib.request.urlopen(self.base_url + "/metrics", timeout=5) as r:
+        with urllib.request.urlopen(self.metrics_url, timeout=5) as r:
             return r.read().decode()
 
     def kill(self) -> None:
@@ -100,6 +104,10 @@ class IntakeProcess(WorkerProcess):
     def base_url(self) -> str:
         return f"http://{self.settings.intake_host}:{self.settings.intake_port}"
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.settings.intake_host}:{self.settings.connector_metrics_port}/metrics"
+
 
 class InboxProcess(WorkerProcess):
     """``wijkhub inbox serve``: ready once it has read the alerts and household views."""
@@ -109,6 +117,10 @@ class InboxProcess(WorkerProcess):
     @property
     def base_url(self) -> str:
         return f"http://{self.settings.inbox_host}:{self.settings.inbox_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.settings.inbox_host}:{self.settings.inbox_metrics_port}/metrics"
 
 
 class DeliveryProcess(WorkerProcess):

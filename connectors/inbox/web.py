@@ -332,7 +332,15 @@ def build(settings: Settings, teams: Teams, metrics: Metrics | None = None) -> w
         ]
         for task in tasks:
             task.add_done_callback(_stopped)
+        # /metrics on a port of its own: the inbox port faces the teams' browsers
+        page = web.Application()
+        page[STORE] = app[STORE]
+        page.router.add_get("/metrics", inbox.metrics_page)
+        runner = web.AppRunner(page, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, settings.inbox_host, settings.inbox_metrics_port).start()
         yield
+        await runner.cleanup()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -346,7 +354,6 @@ def build(settings: Settings, teams: Teams, metrics: Metrics | None = None) -> w
     app.router.add_get("/meldingen", inbox.alerts)
     app.router.add_get("/meldingen/{alert_id}", inbox.alert)
     app.router.add_post("/meldingen/{alert_id}/actie", inbox.act)
-    app.router.add_get("/metrics", inbox.metrics_page)
     app.router.add_get("/health", inbox.health)
     app.router.add_static("/static", HERE / "static")
     return app

@@ -151,6 +151,7 @@ class IntakeServer:
         self.token = secrets.token_urlsafe(32)
         intake = settings.with_(
             intake_port=free_port(),
+            connector_metrics_port=free_port(),
             ingest_tokens=",".join(f"{source}={self.token}" for source in SOURCES),
         )
         # its JSON log is checked by test_privacy
@@ -198,6 +199,7 @@ def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
         teams_file=str(teams_file),
         inbox_secret=secrets.token_urlsafe(32),
         inbox_port=port,
+        inbox_metrics_port=free_port(),
         inbox_base_url=f"http://127.0.0.1:{port}",
     )
     proc = InboxProcess(settings, hub_settings.data_dir / "inbox.log").start()

@@ -91,12 +91,16 @@ def test_promtool_checks_the_rules_and_runs_their_unit_tests():
 def test_compose_runs_the_same_configs_and_topic_definitions():
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"kafka", "topics", "worker-1", "worker-2", "prometheus", "grafana"} <= services.keys()
+    assert {"kafka", "setup", "worker-1", "worker-2", "prometheus", "grafana"} <= services.keys()
     assert services["kafka"]["image"].startswith("apache/kafka:")
     volumes = " ".join(services["prometheus"]["volumes"] + services["grafana"]["volumes"])
     for path in ("prometheus/prometheus.yml", "prometheus/alerts.yml", "grafana/dashboards"):
         assert f"./{path}" in volumes
-    assert services["topics"]["command"] == ["topics", "create"]  # from streams/topics.py
+    # credentials, topics (streams/topics.py) and ACLs (streams/access.py), then the services
+    assert services["setup"]["command"][:2] == ["cluster", "setup"]
+    assert (
+        services["worker-1"]["depends_on"]["setup"]["condition"] == "service_completed_successfully"
+    )
     assert services["worker-1"]["environment"]["WIJKHUB_WEB_HOST"] == "0.0.0.0"
     for name in ("workers", "intake", "connectors", "inbox", "delivery"):
         listed = json.loads(
@@ -104,7 +108,20 @@ def test_compose_runs_the_same_configs_and_topic_definitions():
         )
         hosts = {t.split(":")[0] for group in listed for t in group["targets"]}
         assert hosts <= services.keys(), (name, hosts)
-    assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    kafka = services["kafka"]["environment"]
+    assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    # secured as everywhere: no plaintext listener, no ACL means no access
+    assert "PLAINTEXT" not in kafka["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"]
+    assert kafka["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    for name in ("worker-1", "worker-2", "intake", "filedrop", "inbox", "delivery"):
+        env = services[name]["environment"]
+        assert env["WIJKHUB_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
+        [own] = [v for v in services[name]["volumes"] if isinstance(v, dict)]
+        assert own["target"] == env["WIJKHUB_KAFKA_CREDENTIALS_DIR"] and own["read_only"], name
+    # no demo accounts unless the teams file is chosen explicitly
+    assert "teams.demo.yaml" not in json.dumps(services["inbox"]["volumes"]).replace(
+        "(./teams.demo.yaml only for a demo)", ""
+    )
 
 
 def test_the_readme_documents_every_metric():
