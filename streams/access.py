@@ -8,8 +8,9 @@ come from :mod:`topics`; nothing here re-spells one.
 
 The grants, in words:
 - an intake principal per source writes only its ``raw.<domain>`` topics and ``dlq.ingest``;
-- the worker reads its inputs, writes what the stages produce, and owns its internal
-  topics (changelogs, Faust's leader topic) and its consumer group;
+- the worker reads its inputs, writes what the stages produce (and the audit of the
+  operator's household reads it serves), and owns its internal topics (changelogs,
+  Faust's leader topic) and its consumer group;
 - the inbox reads ``alerts`` and ``household-view``, writes ``alert-actions`` and ``audit``;
 - delivery reads ``alerts`` (its own group) and writes ``dlq.delivery``;
 - the operator reads what operations need (status, alerts, review, dead letters);
@@ -98,8 +99,9 @@ def grants(topic_prefix: str, app_id: str) -> list[Grant]:
         found += _topics(service, (*(raw(d) for d in domains), DLQ_INGEST), "WRITE", "DESCRIBE")
         # the Kafka relay's consumer group (its input topic is the source's own)
         found.append(Grant(service, Resource.GROUP, f"{app_id}-relay-{source}", "READ"))
+    # alert-actions: the expiry sweep (ADR 0006); audit: the operator's household reads
     outputs = (BY_ADDRESS, LINKED, ALERTS, HOUSEHOLD_VIEW, UNMATCHED, HAND_OVER, DLQ_STREAMS,
-               ALERT_ACTIONS)  # fmt: skip  # alert-actions: the expiry sweep (ADR 0006)
+               ALERT_ACTIONS, AUDIT)  # fmt: skip
     found += _topics(WORKER, WORKER_INPUTS, "READ", "DESCRIBE")
     found += _topics(WORKER, outputs, "WRITE", "DESCRIBE")
     found += [

@@ -65,9 +65,9 @@ def _ours(settings: Settings) -> set[str]:
 
 
 def actual(admin: KafkaAdminClient, settings: Settings) -> dict[Key, ACL]:
-    """The cluster's ACLs for the hub's principals on this deployment's resources: topics
-    under its topic prefix, groups and internal topics under its app id (another tenant's
-    or test run's grants on the same cluster are not this deployment's to judge)."""
+    """The cluster's ACLs for the hub's principals on this deployment's resources (those
+    its grants name): another tenant's or test run's grants on the same cluster are not
+    this deployment's to judge, a grant added by hand on one of its topics is."""
     everything = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
                            ResourcePatternFilter(ResourceType.ANY, None,
                                                  ACLResourcePatternType.ANY))  # fmt: skip
@@ -75,12 +75,8 @@ def actual(admin: KafkaAdminClient, settings: Settings) -> dict[Key, ACL]:
     if error is not None and error.errno != 0:
         raise RuntimeError(f"describing ACLs failed: {error}")
     ours = _ours(settings)
-    scope = (settings.topic_prefix or "", settings.app_id)
-    return {
-        _key(a): a
-        for a in acls
-        if a.principal in ours and a.resource_pattern.resource_name.startswith(scope)
-    }
+    resources = {k[1:4] for k in desired(settings)}  # (type, name, pattern)
+    return {_key(a): a for a in acls if a.principal in ours and _key(a)[1:4] in resources}
 
 
 def drift(admin: KafkaAdminClient, settings: Settings) -> list[str]:
