@@ -53,7 +53,7 @@ def test_a_secret_comes_from_its_file_variant_and_not_from_both(tmp_path):
     ):
         Settings.from_env({"WIJKHUB_PSEUDONYM_KEY_FILE": str(secret),
                            "WIJKHUB_PSEUDONYM_KEY": "x" * 40})  # fmt: skip
-    with pytest.raises(SettingsError, match="WIJKHUB_ACTION_KEYS_FILE .*cannot read"):
+    with pytest.raises(SettingsError, match=r"WIJKHUB_ACTION_KEYS_FILE .*cannot read"):
         Settings.from_env({"WIJKHUB_ACTION_KEYS_FILE": str(tmp_path / "missing")})
 
 
