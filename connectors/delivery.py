@@ -39,7 +39,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from wijkhub.connectors.alerts import as_json_ready
-from wijkhub.connectors.deadletter import DeadLetter
+from wijkhub.connectors.deadletter import DeadLetter, seal
 from wijkhub.connectors.teams import Team, Teams, webhook_problem
 from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
@@ -255,7 +255,9 @@ class Deliverer:
             reason_code=code,
             reason=f"{sink}: {reason}",
             source=sink,
-            original=record.value or b"",
+            # the alert record names a household and its facts: sealed, as every dead letter
+            original=seal(self.settings.dead_letter_key, record.value or b""),
+            sealed=True,
             origin=f"{record.topic}/{record.partition}/{record.offset}",
         )
         await self.producer.send_and_wait(
@@ -272,6 +274,7 @@ async def run(
     settings: Settings, teams: Teams, metrics: Metrics, stop: asyncio.Event | None = None
 ) -> None:
     """Consume the alerts topic and deliver every state change, until ``stop`` is set."""
+    settings.require_dead_letter_key()
     catalog, stop = Catalog(), stop or asyncio.Event()
     consumer = AIOKafkaConsumer(
         full_name(ALERTS, settings.topic_prefix),

@@ -18,7 +18,6 @@ its input (:func:`~wijkhub.connectors.deadletter.letter_key`).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -242,8 +241,9 @@ class Intake:
         assert record is not None
         if not str(record.get("message_id") or "").strip():
             # An export without message ids: the content is the identity, so a
-            # re-delivered identical row is the same event.
-            record["message_id"] = "sha256:" + hashlib.sha256(item.original).hexdigest()
+            # re-delivered identical row is the same event. Keyed: a bare hash of a row
+            # holding a BSN is reversed by trying every BSN (it travels on as correlation id).
+            record["message_id"] = self.pseudonymiser.content_ref(item.original)
         now = dt.datetime.now(dt.UTC)
         tolerance = dt.timedelta(days=self.settings.future_tolerance_days)
         domain, key, event = to_raw_event(

@@ -36,6 +36,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     metrics = metrics or Metrics()
     catalog = Catalog()
     ActionKeys.parse(settings.action_keys)  # refused here when missing: one clear line
+    settings.require_dead_letter_key()  # it seals what the worker dead-letters
     person, address, household = build_stages(settings, catalog)  # refused here if invalid
     if not settings.district_table:
         log.warning(

@@ -44,7 +44,7 @@ from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 from wijkhub.streams.access import WORKER
-from wijkhub.streams.stage import Message, Result, Stage, Timed, plan
+from wijkhub.streams.stage import Message, Result, Stage, Timed, plan, sealed
 from wijkhub.streams.topics import DLQ_STREAMS, WORKER_INPUTS, full_name, logical_name
 
 log = get_logger("wijkhub.streams")
@@ -197,7 +197,7 @@ def run_stage(
         observe.consumed(batch)
         await durably(todo.writes, last)  # 1. state with its outbox, acknowledged
         out = Outbox(app.producer)  # 2. every output sent and acknowledged
-        for o in todo.outputs:
+        for o in (sealed(o, settings.dead_letter_key) for o in todo.outputs):
             await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
         await out.delivered()
         await durably(todo.clears, last)  # 3. outboxes emptied

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypedDict, TypeVar, runtime_checkable
 
-from wijkhub.connectors.deadletter import DeadLetter
+from wijkhub.connectors.deadletter import DeadLetter, seal
 from wijkhub.streams.topics import DLQ_STREAMS
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -118,6 +118,20 @@ def dead_letter(stage: str, message: Message, code: str, reason: str) -> Output:
         origin=message.origin,
     )
     return Output(DLQ_STREAMS, message.key, letter.original, tuple(letter.headers()))
+
+
+def sealed(output: Output, key: bytes) -> Output:
+    """A dead letter as it leaves the worker: its original bytes sealed under the dead-letter
+    key, as the connectors seal theirs. An undecodable or refused record can hold anything
+    (a source's clear data relayed by mistake), and ``dlq.streams`` is read by operators:
+    only the reason is for everyone; the bytes are for whoever holds the key."""
+    if output.topic != DLQ_STREAMS or output.value is None:
+        return output
+    headers = dict(output.headers)
+    if headers.get("dl_sealed") == b"1":
+        return output
+    headers["dl_sealed"] = b"1"
+    return Output(output.topic, output.key, seal(key, output.value), tuple(headers.items()))
 
 
 def pack(value: bytes) -> str:

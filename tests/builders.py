@@ -508,4 +508,5 @@ def offline_worker_settings(folder: Path) -> Settings:
         kafka_credentials_dir=str(credentials),
         kafka_ca_file=str(pki.ensure(folder / "pki").ca_file),
         action_keys="k1=" + "a" * 32,
+        dead_letter_key=b"d" * 32,
     )

@@ -45,6 +45,20 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """A secret from ``NAME``, or from the file ``NAME_FILE`` names (a mounted secret, so
+    the value is in no environment listing). Both set is a mistake, said at once."""
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return env.get(name, "")
+    if env.get(name):
+        raise SettingsError(f"set {name} or {name}_FILE, not both")
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise SettingsError(f"{name}_FILE {path}: cannot read ({exc.strerror})") from None
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw == "":
@@ -200,8 +214,8 @@ class Settings:
             topic_partitions=_int(env, f"{p}TOPIC_PARTITIONS", defaults.topic_partitions),
             replication_factor=_int(env, f"{p}REPLICATION_FACTOR", defaults.replication_factor),
             municipality=env.get(f"{p}MUNICIPALITY", defaults.municipality),
-            pseudonym_key=env.get(f"{p}PSEUDONYM_KEY", "").encode(),
-            dead_letter_key=env.get(f"{p}DEAD_LETTER_KEY", "").encode(),
+            pseudonym_key=_secret(env, f"{p}PSEUDONYM_KEY").encode(),
+            dead_letter_key=_secret(env, f"{p}DEAD_LETTER_KEY").encode(),
             data_dir=Path(env.get(f"{p}DATA_DIR", str(defaults.data_dir))),
             web_host=env.get(f"{p}WEB_HOST", defaults.web_host),
             web_port=_int(env, f"{p}WEB_PORT", defaults.web_port),
@@ -214,8 +228,8 @@ class Settings:
                 env, f"{p}BATCH_WITHIN_SECONDS", defaults.batch_within_seconds
             ),
             routing_file=env.get(f"{p}ROUTING_FILE", ""),
-            ingest_tokens=env.get(f"{p}INGEST_TOKENS", ""),
-            operator_tokens=env.get(f"{p}OPERATOR_TOKENS", ""),
+            ingest_tokens=_secret(env, f"{p}INGEST_TOKENS"),
+            operator_tokens=_secret(env, f"{p}OPERATOR_TOKENS"),
             intake_host=env.get(f"{p}INTAKE_HOST", defaults.intake_host),
             intake_port=_int(env, f"{p}INTAKE_PORT", defaults.intake_port),
             intake_max_body_bytes=_int(
@@ -255,16 +269,16 @@ class Settings:
             ),
             worker_instance_id=env.get(f"{p}WORKER_INSTANCE_ID", ""),
             teams_file=env.get(f"{p}TEAMS_FILE", ""),
-            webhook_secrets=env.get(f"{p}WEBHOOK_SECRETS", ""),
+            webhook_secrets=_secret(env, f"{p}WEBHOOK_SECRETS"),
             webhook_allow_loopback_http=_bool(
                 env, f"{p}WEBHOOK_ALLOW_LOOPBACK_HTTP", defaults.webhook_allow_loopback_http
             ),
             inbox_host=env.get(f"{p}INBOX_HOST", defaults.inbox_host),
             inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
-            inbox_secret=env.get(f"{p}INBOX_SECRET", ""),
+            inbox_secret=_secret(env, f"{p}INBOX_SECRET"),
             inbox_base_url=env.get(f"{p}INBOX_BASE_URL", defaults.inbox_base_url),
             inbox_metrics_port=_int(env, f"{p}INBOX_METRICS_PORT", defaults.inbox_metrics_port),
-            action_keys=env.get(f"{p}ACTION_KEYS", ""),
+            action_keys=_secret(env, f"{p}ACTION_KEYS"),
             expiry_sweep_seconds=_float(
                 env, f"{p}EXPIRY_SWEEP_SECONDS", defaults.expiry_sweep_seconds
             ),
@@ -283,7 +297,7 @@ class Settings:
             smtp_starttls=_bool(env, f"{p}SMTP_STARTTLS", defaults.smtp_starttls),
             smtp_ca_file=env.get(f"{p}SMTP_CA_FILE", ""),
             smtp_user=env.get(f"{p}SMTP_USER", ""),
-            smtp_password=env.get(f"{p}SMTP_PASSWORD", ""),
+            smtp_password=_secret(env, f"{p}SMTP_PASSWORD"),
             mail_from=env.get(f"{p}MAIL_FROM", defaults.mail_from),
         )
 
@@ -370,6 +384,13 @@ class Settings:
                 "`wijkhub broker start` or point it at a cluster"
             )
         return self.bootstrap_servers
+
+    def require_dead_letter_key(self) -> None:
+        """The worker and delivery seal their dead letters; they need no pseudonym key."""
+        if len(self.dead_letter_key) < 32:
+            raise SettingsError(
+                "WIJKHUB_DEAD_LETTER_KEY must be set to a secret of at least 32 characters"
+            )
 
     def require_secrets(self) -> None:
         """Fail fast, before any event is read, when a secret is missing or weak."""

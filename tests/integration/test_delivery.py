@@ -32,7 +32,7 @@ from cryptography.x509.oid import NameOID
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from wijkhub.broker import free_port
-from wijkhub.connectors.deadletter import DeadLetter
+from wijkhub.connectors.deadletter import DeadLetter, unseal
 from wijkhub.connectors.delivery import SIGNATURE_HEADER, verify
 from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.streams.topics import ALERTS, DLQ_DELIVERY
@@ -255,6 +255,10 @@ def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_persona
     assert Receiver.bad_signatures == 0
     assert all(d.reason_code == "undeliverable" and "gave up after 4" in d.reason
                for d in letters if d.source == "webhook")  # fmt: skip
+    # sealed: the alert record (a household and its facts) only for who holds the key
+    by_origin = {f"{r.topic}/{r.partition}/{r.offset}": r.value for r, _ in alerts}
+    assert all(d.sealed and unseal(hub.settings.dead_letter_key, d.original)
+               == by_origin[d.origin] for d in letters)  # fmt: skip
 
     raised = [a for a in ours if a["change"] == "raised" and a["team"] != "wijkteam-zuid"]
     mails = {m["Message-ID"]: m for m in mailbox.messages}

@@ -168,8 +168,10 @@ def test_undecodable_record_on_a_raw_topic_goes_to_the_stream_dead_letters(hub):
     producer.send(hub.topic("raw.debt"), key=b"1013JK-9", value=garbage).get(timeout=10)
     producer.close()
     hub.wait_drained()
-    [letter] = [r for r in hub.records(DLQ_STREAMS) if r.value == garbage]
+    key = hub.settings.dead_letter_key
+    [letter] = [r for r in hub.records(DLQ_STREAMS) if unseal(key, r.value) == garbage]
     headers = dict(letter.headers)
+    assert garbage not in letter.value and headers["dl_sealed"] == b"1"  # sealed on the topic
     assert headers["dl_reason_code"] == b"undecodable"
     assert headers["dl_origin"].startswith(hub.topic("raw.debt").encode())
 

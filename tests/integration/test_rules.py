@@ -12,7 +12,7 @@ import itertools
 import pytest
 from kafka import KafkaProducer
 
-from wijkhub.connectors.deadletter import DeadLetter
+from wijkhub.connectors.deadletter import DeadLetter, unseal
 from wijkhub.connectors.inbox.actions import action_record
 from wijkhub.kafka import connect
 from wijkhub.schemas.registry import ALERT_ACTION, Catalog
@@ -193,7 +193,8 @@ def test_team_actions_change_the_alert_and_unauthentic_ones_are_dead_lettered(hu
     assert [(a["change"], a["state"], a["revision"]) for a in changes] == [
         ("raised", "open", 1), ("contact_made", "acknowledged", 2)]  # fmt: skip
     assert changes[-1]["contact_made_at"] is not None
-    letters = {d.original: (d.stage, d.reason_code) for d in (
+    key = hub.settings.dead_letter_key
+    letters = {unseal(key, d.original): (d.stage, d.reason_code) for d in (
         DeadLetter.from_headers(r.headers, r.value) for r in hub.records(DLQ_STREAMS))}  # fmt: skip
     assert [letters.get(v) for v in (other_team, unsigned, forged, unknown_key)] == [
         ("household", "other-team"), ("household", "action-unsigned"),

@@ -41,3 +41,46 @@ def test_settings_from_env_and_errors():
         Settings.from_env({"WIJKHUB_TOPIC_PARTITIONS": "many"})
     with pytest.raises(SettingsError, match="PSEUDONYM_KEY"):
         s.require_secrets()
+
+
+def test_a_secret_comes_from_its_file_variant_and_not_from_both(tmp_path):
+    secret = tmp_path / "pseudonym.key"
+    secret.write_text("k" * 40 + "\n")
+    settings = Settings.from_env({"WIJKHUB_PSEUDONYM_KEY_FILE": str(secret)})
+    assert settings.pseudonym_key == b"k" * 40  # the trailing newline of an editor is no part
+    with pytest.raises(
+        SettingsError, match="set WIJKHUB_PSEUDONYM_KEY or WIJKHUB_PSEUDONYM_KEY_FILE"
+    ):
+        Settings.from_env({"WIJKHUB_PSEUDONYM_KEY_FILE": str(secret),
+                           "WIJKHUB_PSEUDONYM_KEY": "x" * 40})  # fmt: skip
+    with pytest.raises(SettingsError, match=r"WIJKHUB_ACTION_KEYS_FILE .*cannot read"):
+        Settings.from_env({"WIJKHUB_ACTION_KEYS_FILE": str(tmp_path / "missing")})
+
+
+def test_the_worker_seals_what_it_dead_letters():
+    from wijkhub.connectors.deadletter import unseal
+    from wijkhub.streams.stage import Message, dead_letter, sealed
+
+    original = b"raw bytes that may hold anything"
+    letter = dead_letter("person", Message("raw.debt", b"k", original, "raw.debt/0/7"),
+                         "undecodable", "not Avro")  # fmt: skip
+    out = sealed(letter, b"d" * 32)
+    assert original not in out.value and dict(out.headers)["dl_sealed"] == b"1"
+    assert unseal(b"d" * 32, out.value) == original
+    assert sealed(out, b"d" * 32) == out  # sealed once
+    assert dict(out.headers)["dl_reason_code"] == b"undecodable"
+
+
+def test_a_row_without_message_id_gets_a_keyed_id():
+    import hashlib
+
+    from wijkhub.connectors.identity import Pseudonymiser
+
+    row = b"2026-01-01;111222333;bijstand;beeindigd"
+    ref = Pseudonymiser(b"p" * 32).content_ref(row)
+    assert (
+        ref
+        == Pseudonymiser(b"p" * 32).content_ref(row)
+        != Pseudonymiser(b"q" * 32).content_ref(row)
+    )
+    assert hashlib.sha256(row).hexdigest()[:32] not in ref
