@@ -123,17 +123,21 @@ def broker_status() -> None:
 
 @topics_app.command("create")
 def topics_create() -> None:
-    """Create every topic that does not exist yet (partitions, cleanup, retention)."""
+    """Create every topic and table changelog that does not exist yet, and set the cleanup
+    and retention of those that do to their data class's settings."""
     from wijkhub.admin import create_topics
 
     for result in create_topics(settings()):
-        verb = "created" if result.created else "exists "
+        verb = "created" if result.created else "altered" if result.altered else "exists "
         typer.echo(f"{verb} {result.name} ({result.partitions} partitions)")
+        for change in result.altered:
+            typer.echo(f"        {change}")
 
 
 @topics_app.command("check")
 def topics_check() -> None:
-    """Report drift between the cluster and streams/topics.py; exit 1 if there is any."""
+    """Report drift between the cluster and streams/topics.py (topics and the tables'
+    changelogs: partitions, cleanup, retention per data class); exit 1 if there is any."""
     from wijkhub.admin import topic_drift
 
     drift = topic_drift(settings())
