@@ -325,19 +325,25 @@ def watch(
     from wijkhub.connectors.filedrop import FileDrop
     from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
+    from wijkhub.streams.topics import SOURCE_FILES
 
     s = settings()
     s.require_secrets()
     _require_intake_topics(s, tuple(SOURCES))
     metrics = _serve_connector_metrics(s, once)
     drop = FileDrop(
-        root, lambda source: Intake(s, source, metrics=metrics), max_bytes=s.filedrop_max_bytes
+        root,
+        lambda source: Intake(s, source, metrics=metrics),
+        max_bytes=s.filedrop_max_bytes,
+        purge_after_days=s.retention(SOURCE_FILES),
+        metrics=metrics,
     )
     drop.prepare()
     try:
         if once:
             for report in drop.scan_once():
                 typer.echo(json.dumps(report.as_dict()))
+            drop.purge()
         else:
             drop.run(poll)
     finally:
