@@ -229,7 +229,7 @@ SOURCE_FILES = DataClass(
     "no longer than the dead letters they produced, so a fault found in review can be traced "
     "to its file; the source system keeps the original",
     env_name="WIJKHUB_FILEDROP_PURGE_DAYS",
-    stored_in="file drop: <root>/<source>/processed/ and failed/",
+    stored_in="file drop: `<root>/<source>/processed/` and `failed/`",
 )
 
 DATA_CLASSES: tuple[DataClass, ...] = (

@@ -28,6 +28,8 @@ schemas_app = typer.Typer(help="The Avro schema catalog in schemas/.")
 rules_app = typer.Typer(help="The detection rules (streams/rules.yaml or WIJKHUB_RULES_FILE).")
 household_app = typer.Typer(help="Household views, for operators (every read is audited).")
 inbox_app = typer.Typer(help="The team inbox (web) and its accounts (WIJKHUB_TEAMS_FILE).")
+privacy_app = typer.Typer(help="Privacy: the processing register (AVG art. 30).")
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
@@ -189,6 +191,53 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False
 
     result = collect(settings())
     typer.echo(json.dumps(result) if as_json else as_text(result))
+
+
+@privacy_app.command("register")
+def privacy_register(
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Where to write it (default docs/privacy/register.md; - prints)"),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the file differs")
+    ] = False,
+    rules_file: Annotated[
+        Path | None, typer.Option("--rules", help="Rules file (default: streams/rules.yaml)")
+    ] = None,
+    routing_file: Annotated[
+        Path | None, typer.Option("--routing", help="Routing file (default: streams/routing.yaml)")
+    ] = None,
+    from_env: Annotated[
+        bool,
+        typer.Option(
+            "--from-env",
+            help="Retention as configured here (WIJKHUB_RETENTION_*), not the defaults",
+        ),
+    ] = False,
+) -> None:
+    """Generate the processing register (AVG art. 30, DPIA input) from the rules, the
+    routing and the data classes: purpose, legal basis, data classes, sources, recipients,
+    retention per processing."""
+    from wijkhub.privacy import REGISTER, render
+    from wijkhub.streams import ruleset
+    from wijkhub.streams.routing import Router
+
+    s = Settings.from_env() if from_env else Settings()
+    text = render(ruleset.load(rules_file), Router.load(routing_file), s, configured=from_env)
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    path = output or REGISTER
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            typer.echo(f"{path} is out of date: run `wijkhub privacy register`", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{path} is up to date")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
