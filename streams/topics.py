@@ -93,8 +93,8 @@ RAW_CLASSES: dict[Domain, DataClass] = {
             "(with name and date of birth, for matching)",
             730,
             MUNICIPALITY,
-            "the longest rule window (duplicate help, 730 d): rebuilding the stages from the "
-            "raw topics needs who lived where over it",
+            "the longest rule window (duplicate help, 730 d); a rebuild from the raw topics "
+            "knows only the registrations and moves within it: deliver a full BRP extract first",
         ),
         Domain.CARE: (
             "Wmo 2015 events: toewijzingen (iWmo 301, diffed), provisions started, stopped, "

@@ -184,3 +184,32 @@ def test_faust_would_create_each_changelog_exactly_as_its_data_class_says(worker
     settings, app = worker_app
     for table in app.tables.values():
         assert faust_creates(table) == changelog_configs(settings)
+
+
+def table_row(document: str, first_cell: str) -> str:
+    [row] = [line for line in document.splitlines() if line.startswith(f"| {first_cell} |")]
+    return row
+
+
+def test_the_design_topics_table_gives_every_topic_and_changelog_its_class_and_default():
+    design = (REPO / "docs" / "DESIGN.md").read_text()
+    defaults = Settings()
+    for spec in (*TOPICS, *changelogs("<app id>")):
+        row = table_row(design, f"`{spec.name}`")
+        cleanup = spec.config(defaults)["cleanup.policy"].replace(",", ", ")
+        days = defaults.retention(spec.data_class)
+        assert f"| {cleanup} | `{spec.data_class.id}` |" in row, row
+        assert f"| {days} d |" in row if days else "| while current |" in row, row
+
+
+def test_the_readme_retention_table_is_the_registers_data_class_table():
+    from wijkhub.privacy import render
+    from wijkhub.streams import ruleset
+    from wijkhub.streams.routing import Router
+
+    readme = (REPO / "README.md").read_text()
+    register = render(ruleset.load(), Router.load(), Settings())
+    rows = register[register.index("| class | what |") :].strip().splitlines()
+    assert len(rows) == len(DATA_CLASSES) + 2
+    missing = [row for row in rows if row not in readme.splitlines()]
+    assert missing == [], "copy the data class table of `wijkhub privacy register` into README"
