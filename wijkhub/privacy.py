@@ -20,8 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wijkhub.connectors.canonical import KINDS, SOURCE_KINDS
-from wijkhub.connectors.formats.istandaarden import STANDARDS
+from wijkhub.connectors.canonical import SOURCE_DOMAINS, SOURCE_KINDS
 from wijkhub.settings import Settings
 from wijkhub.streams.routing import Router
 from wijkhub.streams.rules import DUPLICATE_HELP, EARLY_DETECTION, Rule
@@ -66,22 +65,12 @@ class Processing:
     window_days: int = 0  # a rule: how far back it looks
 
 
-def source_domains() -> dict[str, tuple[Domain, ...]]:
-    """The domains each intake source feeds, from the kinds it may emit (an iJw or iWmo
-    kind has no domain of its own: the standard decides, youth or care)."""
-    found: dict[str, tuple[Domain, ...]] = {}
-    for source, kinds in SOURCE_KINDS.items():
-        domains = {KINDS[kind].domain or Domain(STANDARDS[source][2]) for kind in kinds}
-        found[source] = tuple(d for d in Domain if d in domains)
-    return found
-
-
 def sources_of(domains: Iterable[Domain]) -> str:
     """The sources (with the kinds they may send) whose events land in ``domains``."""
     wanted = set(domains)
     return "; ".join(
         f"{source} ({', '.join(sorted(SOURCE_KINDS[source]))})"
-        for source, fed in source_domains().items()
+        for source, fed in SOURCE_DOMAINS.items()
         if wanted & set(fed)
     )
 

@@ -8,7 +8,8 @@ import yaml
 from typer.testing import CliRunner
 
 from wijkhub import cli
-from wijkhub.privacy import REGISTER, processings, render, source_domains
+from wijkhub.connectors.canonical import SOURCE_KINDS
+from wijkhub.privacy import REGISTER, processings, render, sources_of
 from wijkhub.settings import Settings
 from wijkhub.streams import ruleset
 from wijkhub.streams.routing import Router
@@ -43,11 +44,13 @@ def test_every_rule_is_a_processing_with_its_purpose_basis_and_sources():
     assert {c for p in rows.values() for c in p.data_classes} == set(DATA_CLASSES)
 
 
-def test_sources_are_the_connectors_source_kinds_by_domain():
-    domains = source_domains()
-    assert domains["ijw"] == (Domain.YOUTH,) and domains["iwmo"] == (Domain.CARE,)
-    assert domains["vroegsignalering"] == domains["schuldhulp"] == (Domain.DEBT,)
-    assert {d for fed in domains.values() for d in fed} == set(Domain)
+def test_sources_are_the_connectors_sources_of_each_domain_with_their_kinds():
+    assert sources_of([Domain.DEBT]) == (
+        "vroegsignalering (arrears_signal); schuldhulp (debt_help_changed)"
+    )
+    assert sources_of([Domain.YOUTH]).startswith("ijw (provision_requested, ")
+    every = sources_of(Domain)
+    assert all(f"{source} (" in every for source in SOURCE_KINDS)
 
 
 def test_a_changed_rules_file_changes_the_register(tmp_path):
