@@ -10,6 +10,13 @@ Layout under the drop root, per source (``ijw``, ``income``, …)::
                                 Kafka refuses for good), with <name>.reason.txt; retry by moving
                                 them back to incoming/
 
+Files in processed/ and failed/ still hold what the source sent, clear BSNs
+included, so the drop purges them: once an hour the watch loop deletes those
+moved there more than WIJKHUB_FILEDROP_PURGE_DAYS ago (the ``source-files``
+data class in streams/topics.py), with a log line and
+``wijkhub_filedrop_purged_total``. The age counts from the move (the drop
+sets the file's modification time then), not from when the source wrote it.
+
 A file is moved to processed/ only after Kafka acknowledged every record it
 produced (events and dead letters). While Kafka is away the file stays in
 incoming/ and every scan retries it; a crash in between leaves it there too.
@@ -30,9 +37,15 @@ from pathlib import Path
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.intake import Intake, IntakeReport, retriable
 from wijkhub.logs import get as get_logger
+from wijkhub.metrics import Metrics
+from wijkhub.streams.topics import SOURCE_FILES
 
 log = get_logger("wijkhub.filedrop")
 MAX_FILE_BYTES = 64 * 1024 * 1024
+DAY_SECONDS = 24 * 60 * 60
+PURGED = ("processed", "failed")  # incoming/ is the source's: never purged
+PURGE_EVERY_SECONDS = 3600.0  # a file is gone at most this long after its term
+REASON = ".reason.txt"  # beside a failed file: why; purged with it
 
 
 class RefusedFile(ValueError):
@@ -59,6 +72,17 @@ def read_regular(path: Path, max_bytes: int) -> bytes:
     return data
 
 
+def expired(folder: Path, before: float) -> list[Path]:
+    """The files (and links, by their own time) in ``folder`` last modified before
+    ``before``; a directory someone put there is left alone."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p for p in folder.iterdir()
+        if (p.is_symlink() or p.is_file()) and p.lstat().st_mtime < before
+    )  # fmt: skip
+
+
 def _unique(target: Path) -> Path:
     if not target.exists():
         return target
@@ -71,7 +95,11 @@ class FileDrop:
     intake_for: Callable[[str], Intake]
     sources: tuple[str, ...] = tuple(SOURCES)
     max_bytes: int = MAX_FILE_BYTES
+    purge_after_days: int = SOURCE_FILES.default_days
+    metrics: Metrics | None = None
+    clock: Callable[[], float] = time.time
     _intakes: dict[str, Intake] = field(default_factory=dict)
+    _next_purge: float = 0.0
 
     def prepare(self) -> None:
         for source in self.sources:
@@ -103,15 +131,48 @@ class FileDrop:
                 return None
             # Disk error, a record Kafka refuses for good: keep the file aside, say why
             failed = _unique(self.root / source / "failed" / path.name)
-            os.replace(path, failed)
-            failed.with_name(failed.name + ".reason.txt").write_text(
-                f"{type(exc).__name__}: {exc}\n"
-            )
+            self._move(path, failed)
+            failed.with_name(failed.name + REASON).write_text(f"{type(exc).__name__}: {exc}\n")
             log.error("file failed", source=source, file=path.name, error=type(exc).__name__)
             return None
-        os.replace(path, _unique(self.root / source / "processed" / path.name))
+        self._move(path, _unique(self.root / source / "processed" / path.name))
         log.info("file processed", file=path.name, **report.as_dict())
         return report
+
+    def _move(self, path: Path, target: Path) -> None:
+        """Move a file out of incoming/ and start its purge term now (a link's own time:
+        the file it points at is not the drop's to touch)."""
+        os.replace(path, target)
+        now = self.clock()
+        os.utime(target, (now, now), follow_symlinks=False)
+
+    def purge(self) -> int:
+        """Delete the files in processed/ and failed/ moved there more than
+        ``purge_after_days`` ago; how many were deleted."""
+        before = self.clock() - self.purge_after_days * DAY_SECONDS
+        total = 0
+        for source in self.sources:
+            for folder in PURGED:
+                due = expired(self.root / source / folder, before)
+                old = [p for p in due if not p.name.endswith(REASON)]
+                for path in old:
+                    path.unlink(missing_ok=True)
+                for reason in (p for p in due if p.name.endswith(REASON)):
+                    if not reason.with_name(reason.name.removesuffix(REASON)).exists():
+                        reason.unlink()  # its file is gone (purged, or moved back to retry)
+                if old:
+                    log.info("source files purged", source=source, folder=folder,
+                             files=len(old), older_than_days=self.purge_after_days)  # fmt: skip
+                    if self.metrics:
+                        self.metrics.filedrop_purged.labels(source, folder).inc(len(old))
+                total += len(old)
+        return total
+
+    def purge_if_due(self) -> None:
+        """Purge at most once per PURGE_EVERY_SECONDS (the loop polls every few seconds)."""
+        if self.clock() >= self._next_purge:
+            self.purge()
+            self._next_purge = self.clock() + PURGE_EVERY_SECONDS
 
     def scan_once(self) -> list[IntakeReport]:
         reports = []
@@ -126,6 +187,7 @@ class FileDrop:
         self.prepare()
         while not stop():
             self.scan_once()
+            self.purge_if_due()
             time.sleep(poll_seconds)
 
     def close(self) -> None:

@@ -1,17 +1,47 @@
-"""Every topic of the hub, defined once: name, key, cleanup, retention.
+"""Every topic and every table changelog of the hub, defined once, each with its data class.
 
-``wijkhub topics create``, the Faust app, the connectors and the docs all read
-this table; no other module spells a topic name. Retention follows the data
-class: raw personal data is kept only as long as the longest rule window plus
-a margin for replay (to be confirmed per municipality, see DESIGN.md).
+``wijkhub topics create`` and ``topics check``, the Faust app, the connectors,
+the processing register (``wijkhub privacy register``) and the docs all read
+this module; no other module spells a topic name.
+
+A *data class* is a kind of personal data with one retention: one setting
+(``WIJKHUB_RETENTION_<CLASS>_DAYS``, read in :mod:`wijkhub.settings`), whose
+default cites the legal term where a law sets one and otherwise says why it is
+what it is ("to be set by the municipality"). The broker enforces it: a
+topic's ``retention.ms`` and cleanup policy are derived from its class, never
+written beside the topic, so changing one setting changes every topic of the
+class (``topics create`` alters them, ``topics check`` reports drift).
+
+Compacted topics (the latest record per key is the state: alerts, household
+views, the review queue, hand-over, the tables' changelogs) keep a key until
+a tombstone removes it; with a term they are ``compact,delete`` and a key not
+written within the term goes too. Two settings bound how long a superseded
+value or a tombstone stays readable after it was written:
+``max.compaction.lag.ms`` forces compaction (and the roll of the active
+segment) within that time, where Kafka would otherwise wait for half the log
+to be dirty, which on a quiet topic may be never; ``delete.retention.ms``
+removes the tombstone itself after that time. Together they are the bounded
+time until a tombstone (an erasure, a closed review entry) removes data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from wijkhub.settings import Settings
 
 DAY_MS = 24 * 60 * 60 * 1000
+# Compaction never touches a record younger than this (a reader of the newest records
+# sees every one of them); capped at the configured maximum lag, which must be larger.
+MIN_COMPACTION_LAG_MS = 60_000
+# One state entry (a large building, a long history) can outgrow Kafka's default 1 MB
+# per record; streams/faust_adapter.py sizes the producer's requests for the same bound.
+STATE_RECORD_MAX_BYTES = 16 * 1024 * 1024
+
+MUNICIPALITY = "no legal term: to be set by the municipality"
 
 
 class Domain(StrEnum):
@@ -26,33 +56,238 @@ class Domain(StrEnum):
 
 
 @dataclass(frozen=True)
+class DataClass:
+    """A kind of data with one retention setting.
+
+    ``default_days`` 0 means *kept while current* and is allowed only for a
+    compacted class: only a tombstone removes a key. ``legal`` names the law
+    that sets the term, or says that none does; ``reason`` says why the
+    default is this number, so that a municipality changing it knows what it
+    trades. ``stored_in`` is set for data that is not on Kafka (files).
+    """
+
+    id: str
+    title: str
+    default_days: int
+    compacted: bool
+    legal: str
+    reason: str
+    env_name: str = ""
+    stored_in: str = ""
+
+    @property
+    def env(self) -> str:
+        """The environment variable that sets this class's retention in days."""
+        return self.env_name or f"WIJKHUB_RETENTION_{self.id.upper().replace('-', '_')}_DAYS"
+
+
+def _raw_class(domain: Domain, title: str, days: int, legal: str, reason: str) -> DataClass:
+    return DataClass(f"raw-{domain.value}", title, days, False, legal, reason)
+
+
+RAW_CLASSES: dict[Domain, DataClass] = {
+    d: _raw_class(d, *spec)
+    for d, spec in {
+        Domain.POPULATION: (
+            "BRP events: registrations, moves, departures, deaths, relations "
+            "(with name and date of birth, for matching)",
+            730,
+            MUNICIPALITY,
+            "the longest rule window (duplicate help, 730 d); a rebuild from the raw topics "
+            "knows only the registrations and moves within it: deliver a full BRP extract first",
+        ),
+        Domain.CARE: (
+            "Wmo 2015 events: toewijzingen (iWmo 301, diffed), provisions started, stopped, "
+            "requested",
+            730,
+            MUNICIPALITY + " (the case system keeps the dossier, not this copy)",
+            "the longest window of a rule that reads care (730 d)",
+        ),
+        Domain.YOUTH: (
+            "Jeugdwet events: toewijzingen (iJw 301, diffed), provisions started, stopped, "
+            "requested",
+            730,
+            MUNICIPALITY + " (the case system keeps the dossier, not this copy)",
+            "the longest window of a rule that reads youth (730 d)",
+        ),
+        Domain.INCOME: (
+            "Participatiewet events: benefit granted, suspended, ended, sanction",
+            400,
+            MUNICIPALITY,
+            "the one rule that reads income looks back 60 d; a year and a month lets "
+            "`wijkhub rules backtest` try a changed rule over a whole year",
+        ),
+        Domain.DEBT: (
+            "vroegsignalering arrears signals (DDAS) and schuldhulp changes",
+            180,
+            "Wgs art. 3 lid 2 and art. 5 with the Besluit gemeentelijke schuldhulpverlening "
+            "(Stb. 2020, 240): signal data only as long as needed to offer help; the term the "
+            "municipality applies under the Besluit is the ceiling",
+            "the longest window over debt signals (VS-YOUTH-HELP-AFTER-DEBT-180D); debt help "
+            "started earlier is kept in the stages' state, not replayed by a rebuild",
+        ),
+        Domain.TEAMS: (
+            "team case events (case opened, closed, coordinator) and consent",
+            730,
+            "Archiefwet 1995 with the VNG Selectielijst gemeenten en intergemeentelijke organen "
+            "2020: the team's case system (ZGW Zaken) keeps the case for its category's term; "
+            "this copy is not the archive",
+            "the longest window of a rule that reads teams (730 d); a rebuild from the raw "
+            "topics forgets cases and consent recorded earlier (the source re-delivers them)",
+        ),
+    }.items()
+}
+
+LINKING = DataClass(
+    "linking",
+    "repartitions between the stages: who lived where when, events to link (by-address), "
+    "events linked to a household (linked)",
+    7,
+    False,
+    MUNICIPALITY,
+    "read within seconds; a week covers a worker outage; nothing reads them later (the "
+    "stages keep what they need)",
+)
+REVIEW = DataClass(
+    "review",
+    "the review queue: signals not linked with certainty, with the reason",
+    30,
+    True,
+    MUNICIPALITY + " (never beyond the raw-debt term: the entries are vroegsignalering signals)",
+    "an entry not closed within a month has lost its use; the signal itself stays on raw.debt",
+)
+HAND_OVER_CLASS = DataClass(
+    "hand-over",
+    "events about people who left the municipality",
+    90,
+    True,
+    MUNICIPALITY,
+    "a quarter to hand the events over to the new municipality; a tombstone withdraws one",
+)
+ALERTS_CLASS = DataClass(
+    "alerts",
+    "alerts (meldingen): rule, the facts behind it, team, state, involved parties",
+    730,
+    True,
+    "Jeugdwet art. 7.1.4.5 lid 2 onder a (verwijsindex): a match is removed at most two "
+    "years after it was made; duplicate-help alerts follow it, early-detection alerts are "
+    "kept no longer",
+    "compact,delete: an alert not changed for two years leaves the topic",
+)
+HOUSEHOLD_VIEW_CLASS = DataClass(
+    "household-view",
+    "the latest view per household: members per date, facts",
+    730,
+    True,
+    MUNICIPALITY,
+    "a view not changed for two years holds only facts older than every rule window",
+)
+TEAM_ACTIONS = DataClass(
+    "team-actions",
+    "team actions on alerts: claim, acknowledge, contact made, resolve with outcome (member)",
+    730,
+    False,
+    "Archiefwet 1995 with the VNG Selectielijst gemeenten en intergemeentelijke organen 2020 "
+    "for the case record, which the team's case system keeps; the hub keeps the actions as "
+    "long as the alerts they act on",
+    "as long as the alerts class: a rebuild needs the actions on every alert still kept",
+)
+DEAD_LETTERS = DataClass(
+    "dead-letters",
+    "input the hub could not process (original bytes sealed, reason) and alerts a sink could "
+    "not deliver",
+    30,
+    False,
+    MUNICIPALITY,
+    "a month for an operator to review, correct and re-deliver",
+)
+AUDIT_CLASS = DataClass(
+    "audit",
+    "every view of personal data, allowed or refused: who, what, when, why",
+    730,
+    False,
+    MUNICIPALITY,
+    "as long as an alert can exist, so every view of it can be shown to the person (AVG art. 15)",
+)
+STAGE_STATE = DataClass(
+    "stage-state",
+    "the stages' state (table changelogs): facts per person, building and household; name and "
+    "date of birth as match features in the address stage",
+    0,
+    True,
+    MUNICIPALITY,
+    "0: kept while current. A later event needs who lives where, however old the "
+    "registration; with a term, a worker rebuilding its state would forget everyone nobody "
+    "wrote about within it. Keys leave by tombstones (erasure); old facts by pruning",
+)
+SOURCE_FILES = DataClass(
+    "source-files",
+    "source files in the file drop after intake (clear BSNs)",
+    30,
+    False,
+    MUNICIPALITY,
+    "no longer than the dead letters they produced, so a fault found in review can be traced "
+    "to its file; the source system keeps the original",
+    env_name="WIJKHUB_FILEDROP_PURGE_DAYS",
+    stored_in="file drop: `<root>/<source>/processed/` and `failed/`",
+)
+
+DATA_CLASSES: tuple[DataClass, ...] = (
+    *RAW_CLASSES.values(),
+    LINKING,
+    REVIEW,
+    HAND_OVER_CLASS,
+    ALERTS_CLASS,
+    HOUSEHOLD_VIEW_CLASS,
+    TEAM_ACTIONS,
+    DEAD_LETTERS,
+    AUDIT_CLASS,
+    STAGE_STATE,
+    SOURCE_FILES,
+)
+
+
+@dataclass(frozen=True)
 class TopicSpec:
     name: str
     key: str
-    cleanup_policy: str
-    retention_ms: int
+    data_class: DataClass
     doc: str
     partitions: int | None = None  # None: the configured default, so co-partitioned topics agree
+    max_message_bytes: int | None = None  # None: the broker's default
 
-    def config(self) -> dict[str, str]:
-        cfg = {"cleanup.policy": self.cleanup_policy, "retention.ms": str(self.retention_ms)}
-        if "compact" in self.cleanup_policy:
-            cfg["min.compaction.lag.ms"] = str(60_000)
-        return cfg
+    def config(self, settings: Settings) -> dict[str, str]:
+        """The topic's configuration on the broker, from its data class's settings."""
+        return topic_config(self.data_class, settings, self.max_message_bytes)
+
+
+def topic_config(
+    data_class: DataClass, settings: Settings, max_message_bytes: int | None = None
+) -> dict[str, str]:
+    """Cleanup policy and retention from the class's setting; for a compacted class also
+    the bounded time until compaction and until a tombstone is gone (see module docstring).
+    """
+    days = settings.retention(data_class)
+    retention = str(days * DAY_MS) if days else "-1"
+    if not data_class.compacted:
+        cfg = {"cleanup.policy": "delete", "retention.ms": retention}
+    else:
+        max_lag_ms = settings.compaction_max_lag_seconds * 1000
+        cfg = {
+            "cleanup.policy": "compact,delete" if days else "compact",
+            "retention.ms": retention,
+            "min.compaction.lag.ms": str(min(MIN_COMPACTION_LAG_MS, max_lag_ms)),
+            "max.compaction.lag.ms": str(max_lag_ms),
+            "delete.retention.ms": str(settings.tombstone_retention_seconds * 1000),
+        }
+    if max_message_bytes:
+        cfg["max.message.bytes"] = str(max_message_bytes)
+    return cfg
 
 
 def raw(domain: Domain) -> str:
     return f"raw.{domain.value}"
 
-
-RAW_RETENTION_DAYS = {
-    Domain.POPULATION: 730,
-    Domain.CARE: 730,
-    Domain.YOUTH: 730,
-    Domain.INCOME: 400,
-    Domain.DEBT: 400,
-    Domain.TEAMS: 730,
-}
 
 LINKED = "linked"
 ALERTS = "alerts"
@@ -71,91 +306,141 @@ TOPICS: tuple[TopicSpec, ...] = (
         TopicSpec(
             raw(d),
             "person_ref, else address_ref",
-            "delete",
-            days * DAY_MS,
+            data_class,
             f"validated, pseudonymised {d.value} events from the connectors",
         )
-        for d, days in RAW_RETENTION_DAYS.items()
+        for d, data_class in RAW_CLASSES.items()
     ),
     TopicSpec(
         BY_ADDRESS,
         "address_ref",
-        "delete",
-        7 * DAY_MS,
+        LINKING,
         "repartition from the person stage to the address stage (who lived together when)",
     ),
     TopicSpec(
         UNMATCHED,
         "event_id",
-        "compact,delete",
-        30 * DAY_MS,
+        REVIEW,
         "signals the hub could not link with certainty, for review: event + reason in headers; "
         "the latest record per event is the entry, a tombstone closes it (linked after all)",
     ),
     TopicSpec(
         HAND_OVER,
         "event_id",
-        "compact,delete",
-        90 * DAY_MS,
+        HAND_OVER_CLASS,
         "events about people who left the municipality: for the new municipality, not a team; "
         "a tombstone withdraws one (a late BRP record moved it back)",
     ),
     TopicSpec(
         LINKED,
         "household_ref",
-        "delete",
-        7 * DAY_MS,
+        LINKING,
         "raw events linked to a household; repartition to household_ref",
     ),
     TopicSpec(
         ALERTS,
         "alert_id",
-        "compact",
-        -1,
+        ALERTS_CLASS,
         "alerts and their state; compacted so the latest state per alert is kept",
     ),
     TopicSpec(
         ALERT_ACTIONS,
         "household_ref",
-        "delete",
-        730 * DAY_MS,
+        TEAM_ACTIONS,
         "team actions on alerts (claim, acknowledge, contact made, resolve) for the household "
         "stage; co-partitioned with linked",
     ),
     TopicSpec(
         HOUSEHOLD_VIEW,
         "household_ref",
-        "compact",
-        -1,
+        HOUSEHOLD_VIEW_CLASS,
         "the one household view (latest per household)",
     ),
     TopicSpec(
         DLQ_INGEST,
         "HMAC of source, input and record place (readers deduplicate by key)",
-        "delete",
-        30 * DAY_MS,
+        DEAD_LETTERS,
         "input the connectors could not accept: sealed original bytes + reason",
     ),
     TopicSpec(
         DLQ_STREAMS,
         "original key",
-        "delete",
-        30 * DAY_MS,
+        DEAD_LETTERS,
         "records the stream processors could not process: original bytes + reason",
     ),
     TopicSpec(
         DLQ_DELIVERY,
         "alert_id",
-        "delete",
-        30 * DAY_MS,
+        DEAD_LETTERS,
         "alert changes a sink (webhook, mail) could not deliver after its retries: record + reason",
     ),
-    TopicSpec(AUDIT, "none", "delete", 730 * DAY_MS, "every view of personal data"),
+    TopicSpec(AUDIT, "none", AUDIT_CLASS, "every view of personal data"),
 )
 
 RAW_TOPICS: tuple[str, ...] = tuple(raw(d) for d in Domain)
 # What the stream workers consume (lag, drain checks and status read this).
 WORKER_INPUTS: tuple[str, ...] = (*RAW_TOPICS, BY_ADDRESS, LINKED, ALERT_ACTIONS)
+
+# The stages that keep a Faust table, by their ``Stage.name`` (streams/app.py runs them),
+# each with the key of its table; a unit test holds this to the stages the worker builds.
+STATE_TABLES: dict[str, str] = {
+    "person": "person_ref, else address_ref",
+    "address": "address_ref (building)",
+    "household": "household_ref",
+}
+
+
+def table_name(stage: str) -> str:
+    """The Faust table of a stage (streams/faust_adapter.py names it so)."""
+    return f"{stage}-state"
+
+
+def changelog_name(app_id: str, stage: str) -> str:
+    """The changelog topic Faust gives a stage's table: ``<app id>-<table>-changelog``.
+
+    faust-streaming 0.15.3, ``Collection._changelog_topic_name``: the app id
+    (``WIJKHUB_APP_ID``; Faust appends a version only for ``version`` > 1,
+    which the hub never sets), not the topic prefix.
+    """
+    return f"{app_id}-{table_name(stage)}-changelog"
+
+
+def changelogs(app_id: str) -> tuple[TopicSpec, ...]:
+    """The tables' changelog topics of the app ``app_id``, as Faust names and sizes them:
+    partitions = ``topic_partitions`` (the table's source topics have as many)."""
+    return tuple(
+        TopicSpec(
+            changelog_name(app_id, stage),
+            key,
+            STAGE_STATE,
+            f"the {stage} stage's state per key; the worker's RocksDB is a cache of it",
+            max_message_bytes=STATE_RECORD_MAX_BYTES,
+        )
+        for stage, key in STATE_TABLES.items()
+    )
+
+
+def changelog_configs(settings: Settings) -> dict[str, str]:
+    """The configuration of every table changelog, for Faust's ``extra_topic_configs``.
+
+    Faust creates a missing changelog with ``cleanup.policy=compact`` and then
+    applies these on top, so a changelog the worker creates and one
+    ``wijkhub topics create`` created up front are configured alike.
+    """
+    return topic_config(STAGE_STATE, settings, STATE_RECORD_MAX_BYTES)
+
+
+def cluster_topics(settings: Settings) -> dict[str, TopicSpec]:
+    """Every topic of the hub under its name on the cluster: the topics with the topic
+    prefix, and the changelogs of the tables of ``settings.app_id``."""
+    named = {full_name(t.name, settings.topic_prefix): t for t in TOPICS}
+    named.update((t.name, t) for t in changelogs(settings.app_id))
+    return named
+
+
+def topics_of(data_class: DataClass, app_id: str = "<app id>") -> tuple[str, ...]:
+    """The names of the topics of a class (changelogs under ``app_id``), for docs."""
+    return tuple(t.name for t in (*TOPICS, *changelogs(app_id)) if t.data_class == data_class)
 
 
 def full_name(name: str, prefix: str = "") -> str:

@@ -14,7 +14,7 @@ from wijkhub.acls import apply as apply_acls
 from wijkhub.kafka import connect
 from wijkhub.settings import Settings
 from wijkhub.streams.access import ADMIN
-from wijkhub.streams.topics import TOPICS, full_name
+from wijkhub.streams.topics import cluster_topics
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class TopicResult:
     name: str
     created: bool
     partitions: int
+    # "key: old → new" for every config ``topics create`` set on an existing topic
+    altered: tuple[str, ...] = ()
 
 
 def admin_client(
@@ -44,24 +46,40 @@ def admin_client(
 
 
 def create_topics(settings: Settings) -> list[TopicResult]:
-    """Create every topic of the hub that does not exist yet (idempotent)."""
+    """Create every topic and table changelog of the hub that does not exist yet, and set
+    the configuration of those that do to what their data class says (idempotent).
+
+    The changelogs are created here too, before any worker starts, so that they carry
+    their data class's configuration from the first record on rather than Faust's
+    defaults. A differing partition count is not changed (that would move keys):
+    ``topics check`` reports it.
+    """
     admin = admin_client(settings)
     try:
+        specs = cluster_topics(settings)
         existing = set(admin.list_topics())
-        results = []
-        new = []
-        for t in TOPICS:
-            name = full_name(t.name, settings.topic_prefix)
-            partitions = t.partitions or settings.topic_partitions
-            if name in existing:
-                results.append(TopicResult(name, False, partitions))
+        present = [name for name in specs if name in existing]
+        current = _configs(admin, present)
+        results, new, alter = [], [], []
+        for name, spec in specs.items():
+            partitions = spec.partitions or settings.topic_partitions
+            want = spec.config(settings)
+            if name not in existing:
+                new.append(
+                    NewTopic(name, partitions, settings.replication_factor, topic_configs=want)
+                )
+                results.append(TopicResult(name, True, partitions))
                 continue
-            new.append(
-                NewTopic(name, partitions, settings.replication_factor, topic_configs=t.config())
-            )
-            results.append(TopicResult(name, True, partitions))
+            changed = {k: v for k, v in want.items() if current[name].get(k) != v}
+            if changed:
+                alter.append(ConfigResource(ConfigResourceType.TOPIC, name, configs=changed))
+            altered = tuple(f"{k}: {current[name].get(k)} → {v}" for k, v in changed.items())
+            results.append(TopicResult(name, False, partitions, altered))
+        if alter:
+            admin.alter_configs(alter)
         if new:
-            # Another process may create them between list and create.
+            # Another process (a worker creating its changelogs) may create them between
+            # list and create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(new, timeout_ms=30000)
             # Return only once the cluster lists them: a command started right after
@@ -74,34 +92,45 @@ def create_topics(settings: Settings) -> list[TopicResult]:
         admin.close()
 
 
-def topic_drift(settings: Settings) -> list[str]:
-    """How the cluster differs from streams/topics.py: missing topics, partitions, configs.
+def _configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str | None]]:
+    """Every config value of each topic in ``names``, as the broker reports it."""
+    if not names:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    described = admin.describe_configs(resources, config_filter="all")["topic"]
+    return {
+        name: {key: (entry or {}).get("value") for key, entry in described[name].items()}
+        for name in names
+    }
 
-    Only what the definition sets is compared (cleanup policy, retention,
-    compaction lag, partition count); an empty list means no drift.
+
+def topic_drift(settings: Settings) -> list[str]:
+    """How the cluster differs from streams/topics.py: missing topics and changelogs,
+    partitions, configs (cleanup policy, retention, compaction lags, record size).
+
+    Only what the definition sets is compared; an empty list means no drift. A changelog
+    is missing until ``topics create`` or the first worker created it.
     """
     admin = admin_client(settings)
     try:
-        names = {full_name(t.name, settings.topic_prefix): t for t in TOPICS}
+        specs = cluster_topics(settings)
         existing = set(admin.list_topics())
-        drift = [f"{name}: missing" for name in names if name not in existing]
-        present = [name for name in names if name in existing]
+        drift = [f"{name}: missing" for name in specs if name not in existing]
+        present = [name for name in specs if name in existing]
         if not present:
             return drift
         described = {t["name"]: t for t in admin.describe_topics(present)}
-        resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in present]
-        configs = admin.describe_configs(resources, config_filter="all")["topic"]
+        actual = _configs(admin, present)
         for name in present:
-            spec = names[name]
+            spec = specs[name]
             want = spec.partitions or settings.topic_partitions
             have = len(described[name]["partitions"])
             if have != want:
                 drift.append(f"{name}: {have} partitions, defined {want}")
-            actual = configs[name]
-            for key, value in spec.config().items():
-                found = (actual.get(key) or {}).get("value")
+            for key, value in spec.config(settings).items():
+                found = actual[name].get(key)
                 if found != value:
-                    drift.append(f"{name}: {key}={found}, defined {value}")
+                    drift.append(f"{name}: {key}={found}, defined {value} ({spec.data_class.env})")
         return drift
     finally:
         admin.close()

@@ -29,6 +29,8 @@ schemas_app = typer.Typer(help="The Avro schema catalog in schemas/.")
 rules_app = typer.Typer(help="The detection rules (streams/rules.yaml or WIJKHUB_RULES_FILE).")
 household_app = typer.Typer(help="Household views, for operators (every read is audited).")
 inbox_app = typer.Typer(help="The team inbox (web) and its accounts (WIJKHUB_TEAMS_FILE).")
+privacy_app = typer.Typer(help="Privacy: the processing register (AVG art. 30).")
+app.add_typer(privacy_app, name="privacy")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(broker_app, name="broker")
 app.add_typer(topics_app, name="topics")
@@ -125,17 +127,21 @@ def broker_status() -> None:
 
 @topics_app.command("create")
 def topics_create() -> None:
-    """Create every topic that does not exist yet (partitions, cleanup, retention)."""
+    """Create every topic and table changelog that does not exist yet, and set the cleanup
+    and retention of those that do to their data class's settings."""
     from wijkhub.admin import create_topics
 
     for result in create_topics(settings()):
-        verb = "created" if result.created else "exists "
+        verb = "created" if result.created else "altered" if result.altered else "exists "
         typer.echo(f"{verb} {result.name} ({result.partitions} partitions)")
+        for change in result.altered:
+            typer.echo(f"        {change}")
 
 
 @topics_app.command("check")
 def topics_check() -> None:
-    """Report drift between the cluster and streams/topics.py; exit 1 if there is any."""
+    """Report drift between the cluster and streams/topics.py (topics and the tables'
+    changelogs: partitions, cleanup, retention per data class); exit 1 if there is any."""
     from wijkhub.admin import topic_drift
 
     drift = topic_drift(settings())
@@ -235,6 +241,53 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False
 
     result = collect(settings())
     typer.echo(json.dumps(result) if as_json else as_text(result))
+
+
+@privacy_app.command("register")
+def privacy_register(
+    output: Annotated[
+        Path | None,
+        typer.Option(help="Where to write it (default docs/privacy/register.md; - prints)"),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Write nothing; exit 1 if the file differs")
+    ] = False,
+    rules_file: Annotated[
+        Path | None, typer.Option("--rules", help="Rules file (default: streams/rules.yaml)")
+    ] = None,
+    routing_file: Annotated[
+        Path | None, typer.Option("--routing", help="Routing file (default: streams/routing.yaml)")
+    ] = None,
+    from_env: Annotated[
+        bool,
+        typer.Option(
+            "--from-env",
+            help="Retention as configured here (WIJKHUB_RETENTION_*), not the defaults",
+        ),
+    ] = False,
+) -> None:
+    """Generate the processing register (AVG art. 30, DPIA input) from the rules, the
+    routing and the data classes: purpose, legal basis, data classes, sources, recipients,
+    retention per processing."""
+    from wijkhub.privacy import REGISTER, render
+    from wijkhub.streams import ruleset
+    from wijkhub.streams.routing import Router
+
+    s = Settings.from_env() if from_env else Settings()
+    text = render(ruleset.load(rules_file), Router.load(routing_file), s, configured=from_env)
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    path = output or REGISTER
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            typer.echo(f"{path} is out of date: run `wijkhub privacy register`", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{path} is up to date")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
@@ -371,19 +424,25 @@ def watch(
     from wijkhub.connectors.filedrop import FileDrop
     from wijkhub.connectors.formats import SOURCES
     from wijkhub.connectors.intake import Intake
+    from wijkhub.streams.topics import SOURCE_FILES
 
     s = settings()
     s.require_secrets()
     _require_intake_topics(s, tuple(SOURCES))
     metrics = _serve_connector_metrics(s, once)
     drop = FileDrop(
-        root, lambda source: Intake(s, source, metrics=metrics), max_bytes=s.filedrop_max_bytes
+        root,
+        lambda source: Intake(s, source, metrics=metrics),
+        max_bytes=s.filedrop_max_bytes,
+        purge_after_days=s.retention(SOURCE_FILES),
+        metrics=metrics,
     )
     drop.prepare()
     try:
         if once:
             for report in drop.scan_once():
                 typer.echo(json.dumps(report.as_dict()))
+            drop.purge()
         else:
             drop.run(poll)
     finally:

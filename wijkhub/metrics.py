@@ -167,6 +167,12 @@ class Metrics:
             registry=r,
         )
 
+        self.filedrop_purged = Counter(
+            "wijkhub_filedrop_purged_total",
+            "Source files the file drop deleted from processed/ or failed/ after their term.",
+            ["source", "folder"],
+            registry=r,
+        )
         self.late_facts = Counter(
             "wijkhub_late_facts_total",
             "Facts dated further back than the allowed lateness before their household's "

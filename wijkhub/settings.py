@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from wijkhub.streams.topics import DATA_CLASSES, DataClass
+
 ENV_PREFIX = "WIJKHUB_"
 # The CLI user's own operator token (``wijkhub household show``). The worker reads the list
 # of every operator's token from WIJKHUB_OPERATOR_TOKENS: one letter apart, the two names
@@ -66,6 +68,27 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw not in ("1", "0", "true", "false", "yes", "no"):
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
     return raw in ("1", "true", "yes")
+
+
+def _retention_days(env: Mapping[str, str]) -> dict[str, int]:
+    """Days per data class from WIJKHUB_RETENTION_<CLASS>_DAYS (each class's default when
+    unset). 0 (kept while current) only for a compacted class: a delete-policy topic with
+    retention 0 would drop records before anyone read them."""
+    days = {}
+    for data_class in DATA_CLASSES:
+        value = _int(env, data_class.env, data_class.default_days)
+        least = 0 if data_class.compacted else 1
+        if value < least:
+            raise SettingsError(f"{data_class.env} must be at least {least} days, got {value}")
+        days[data_class.id] = value
+    return days
+
+
+def _positive(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, got {value}")
+    return value
 
 
 def cli_operator_token(
@@ -201,6 +224,22 @@ class Settings:
     smtp_user: str = ""
     smtp_password: str = field(default="", repr=False)
     mail_from: str = "wijkhub@gemeente.example"
+    # Retention in days per data class, by class id (empty: every class's default). What
+    # each class holds, the legal term behind its default or why there is none: DATA_CLASSES
+    # in streams/topics.py. Set by WIJKHUB_RETENTION_<CLASS>_DAYS (the file drop's source
+    # files: WIJKHUB_FILEDROP_PURGE_DAYS); read through retention().
+    retention_days: Mapping[str, int] = field(default_factory=dict)
+    # Compacted topics: a superseded value or a tombstone is compacted away within this
+    # time (max.compaction.lag.ms), and a tombstone itself is removed this long after
+    # compaction (delete.retention.ms): together, the bounded time until a tombstone
+    # (an erasure, a closed review entry) removes data. A worker whose state directory is
+    # older than the tombstone retention misses tombstones: start it with an empty one.
+    compaction_max_lag_seconds: int = 86_400
+    tombstone_retention_seconds: int = 86_400
+
+    def retention(self, data_class: DataClass) -> int:
+        """Days ``data_class`` is kept (0: while current, compacted classes only)."""
+        return self.retention_days.get(data_class.id, data_class.default_days)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -299,6 +338,13 @@ class Settings:
             smtp_user=env.get(f"{p}SMTP_USER", ""),
             smtp_password=_secret(env, f"{p}SMTP_PASSWORD"),
             mail_from=env.get(f"{p}MAIL_FROM", defaults.mail_from),
+            retention_days=_retention_days(env),
+            compaction_max_lag_seconds=_positive(
+                env, f"{p}COMPACTION_MAX_LAG_SECONDS", defaults.compaction_max_lag_seconds
+            ),
+            tombstone_retention_seconds=_positive(
+                env, f"{p}TOMBSTONE_RETENTION_SECONDS", defaults.tombstone_retention_seconds
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -363,6 +409,9 @@ class Settings:
             f"{p}SMTP_USER": self.smtp_user,
             f"{p}SMTP_PASSWORD": self.smtp_password,
             f"{p}MAIL_FROM": self.mail_from,
+            **{c.env: str(self.retention(c)) for c in DATA_CLASSES},
+            f"{p}COMPACTION_MAX_LAG_SECONDS": str(self.compaction_max_lag_seconds),
+            f"{p}TOMBSTONE_RETENTION_SECONDS": str(self.tombstone_retention_seconds),
         }
         if self.bootstrap_servers:
             env["KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap_servers
