@@ -45,7 +45,13 @@ from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 from wijkhub.streams.access import WORKER
 from wijkhub.streams.stage import Message, Result, Stage, Timed, plan, sealed
-from wijkhub.streams.topics import DLQ_STREAMS, WORKER_INPUTS, full_name, logical_name
+from wijkhub.streams.topics import (
+    DLQ_STREAMS,
+    WORKER_INPUTS,
+    changelog_configs,
+    full_name,
+    logical_name,
+)
 
 log = get_logger("wijkhub.streams")
 
@@ -140,7 +146,7 @@ def run_stage(
         f"{stage.name}-state",
         key_type=bytes,  # keys are the record keys as they are: changelog recovery too
         # a building's or a household's state can outgrow Kafka's default 1 MB per record
-        extra_topic_configs={"max.message.bytes": str(MAX_RECORD_BYTES)},
+        extra_topic_configs=changelog_configs(settings),  # its data class (streams/topics.py)
         options={
             "driver": "rocksdict",
             "block_cache_size": settings.rocksdb_block_cache_bytes,

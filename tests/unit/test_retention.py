@@ -175,11 +175,6 @@ def test_faust_would_create_no_changelog_contradicting_its_data_class(worker_app
         }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams/faust_adapter.py run_stage still passes its own extra_topic_configs; "
-    "it needs extra_topic_configs=changelog_configs(settings)",
-)
 def test_faust_would_create_each_changelog_exactly_as_its_data_class_says(worker_app):
     settings, app = worker_app
     for table in app.tables.values():
