@@ -261,7 +261,7 @@ def test_intake_commands_before_topics_exist_fail_at_once_with_one_line(hub, tmp
         assert done.returncode == 2, (args, done.stderr)
         assert time.monotonic() - began < 20, args  # no minute-long metadata wait
         assert "Traceback" not in done.stderr and done.stdout == ""
-        more = 5 if args[0] == "watch" else 1  # a source writes its raw topic and dlq.ingest
+        more = 6 if args[0] == "watch" else 1  # a source writes its raw topic and dlq.ingest
         assert done.stderr.strip().splitlines()[-1] == (
             f"error: topic {prefix}raw.{domain} does not exist (nor {more} more of the hub's "
             "topics): run `wijkhub topics create` first"
