@@ -326,16 +326,22 @@ def test_a_routing_change_never_moves_an_alert_a_team_is_working_on():
     assert harness.records("dlq.streams") == []
 
 
-def test_the_worker_sweep_ends_a_quiet_households_alert_on_its_expiry_date_once():
-    import datetime as dt
-
-    s = Scenario(82)
+def quiet_duplicate_help(seed: int) -> tuple[Harness, dict]:
+    """Two debt-help holders since spring 2025, then nothing: one duplicate-help alert."""
+    s = Scenario(seed)
     e = s.person("Smit", "1985-05-05")
     s.register(e, "1015JK", "4", "2024-01-01")
     s.debt_help(e, "Kredietbank", "T3", "started", "2025-04-01")
     s.debt_help(e, "Schuldhulpmaatje", "T4", "started", "2025-05-01")
     harness = run(s.raw_records(SETTINGS.pseudonym_key, CATALOG))
     [alert] = harness.alerts(CATALOG).values()
+    return harness, alert
+
+
+def test_the_worker_sweep_ends_a_quiet_households_alert_on_its_expiry_date_once():
+    import datetime as dt
+
+    harness, alert = quiet_duplicate_help(82)
     assert alert["expires_at"] == dt.datetime(2027, 5, 1, tzinfo=dt.UTC)
 
     def at(*day: int) -> float:
@@ -359,13 +365,7 @@ def test_the_worker_sweep_ends_a_quiet_households_alert_on_its_expiry_date_once(
 def test_the_worker_expiry_sweep_agrees_with_an_alert_the_story_expired_already():
     import datetime as dt
 
-    s = Scenario(81)
-    e = s.person("Smit", "1985-05-05")
-    s.register(e, "1015JK", "4", "2024-01-01")
-    s.debt_help(e, "Kredietbank", "T3", "started", "2025-04-01")
-    s.debt_help(e, "Schuldhulpmaatje", "T4", "started", "2025-05-01")
-    harness = run(s.raw_records(SETTINGS.pseudonym_key, CATALOG))
-    [alert] = harness.alerts(CATALOG).values()
+    harness, alert = quiet_duplicate_help(81)
     harness.feed(*action(alert, "expire", dt.datetime(2027, 5, 2, 3, tzinfo=dt.UTC)))
     harness.run()
     after = harness.alerts(CATALOG)[alert["alert_id"]]
