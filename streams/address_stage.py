@@ -29,6 +29,7 @@ from typing import Any, NotRequired, TypedDict
 
 from wijkhub.schemas.registry import LINKED_EVENT, RAW_EVENT, ROUTED, Catalog, DecodeError
 from wijkhub.streams import residence
+from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import event_day
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.stage import (
@@ -176,10 +177,11 @@ class AddressStage:
     name = "address"
     inputs = (BY_ADDRESS,)
 
-    def __init__(self, catalog: Catalog, weights: Weights, threshold: float) -> None:
+    def __init__(self, catalog: Catalog, weights: Weights, threshold: float, ids: Ids) -> None:
         self.catalog = catalog
         self.weights = weights
         self.threshold = threshold
+        self.ids = ids  # the household_ref published is keyed; the state keeps the base
 
     def new_state(self) -> AddressState:
         return new_state()
@@ -340,6 +342,7 @@ class AddressStage:
             raw["subject"]["match"] = None  # name and date of birth serve linking: they stop here
             value = self.catalog.encode(RAW_EVENT, raw)
         by = link["by"] if link is not None else "person"
+        household = self.ids.household(household)
         record: dict[str, Any] = {"household_ref": household, "linked_by": by, "raw_event": value,
                   "member_change": None,
                   "match_probability": link["probability"] if link else None,
@@ -363,12 +366,13 @@ class AddressStage:
             members = [{"person_ref": m["person_ref"], "from": dt.date.fromisoformat(m["from"]),
                         "until": dt.date.fromisoformat(m["until"]) if m["until"] else None}
                        for m in periods]  # fmt: skip
-            record = {"household_ref": household, "linked_by": "register", "raw_event": b"",
+            ref = self.ids.household(household)
+            record = {"household_ref": ref, "linked_by": "register", "raw_event": b"",
                       "member_change": None, "match_probability": None, "event_id": MEMBERS,
                       "generation": gen, "withdrawn": not periods, "person_ref": None,
                       "address_ref": unit, "members": members}  # fmt: skip
             result.outputs.append(
-                Output(LINKED, household.encode(), self.catalog.encode(LINKED_EVENT, record))
+                Output(LINKED, ref.encode(), self.catalog.encode(LINKED_EVENT, record))
             )
 
 

@@ -27,6 +27,7 @@ from wijkhub.streams.address_stage import AddressStage
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.household_stage import HouseholdStage
+from wijkhub.streams.ids import Ids
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.person_stage import PersonStage
 from wijkhub.streams.routing import Router
@@ -52,9 +53,10 @@ def build_stages(
     # runs, and shows every team action as refused rather than trusting it.
     keys = ActionKeys.parse(settings.action_keys) if settings.action_keys else (
         ActionKeys.verifying_nothing())  # fmt: skip
+    ids = Ids(settings.id_key)  # refused here when missing or short
     return (
         PersonStage(catalog),
-        AddressStage(catalog, Weights.shipped(), settings.match_threshold),
+        AddressStage(catalog, Weights.shipped(), settings.match_threshold, ids),
         HouseholdStage(
             catalog,
             ruleset.load(rules_file or settings.rules_file or None).rules,
@@ -63,6 +65,7 @@ def build_stages(
             settings.municipality,
             settings.allowed_lateness_days,
             keys,
+            ids,
             **household_options,
         ),
     )

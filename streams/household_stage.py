@@ -37,6 +37,7 @@ from wijkhub.schemas.registry import (
 from wijkhub.streams import household, lifecycle, rules
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.district import DistrictTable
+from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import event_day
 from wijkhub.streams.routing import Router
 from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack
@@ -146,6 +147,7 @@ class HouseholdStage:
         municipality: str,
         lateness_days: int,
         action_keys: ActionKeys,
+        ids: Ids,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalog = catalog
@@ -156,6 +158,7 @@ class HouseholdStage:
         self.municipality = municipality
         self.lateness = dt.timedelta(days=lateness_days)
         self.action_keys = action_keys
+        self.ids = ids
         self.clock = clock
 
     def new_state(self) -> HouseholdState:
@@ -322,7 +325,8 @@ class HouseholdStage:
                 household.fold(view, facts[fi])
                 fi += 1
             view["updated_at"] = _millis(day)
-            for change in lifecycle.step(view, rules.holding(view, self.rules), self.rules_by_id,
+            for change in lifecycle.step(view, rules.holding(view, self.rules, self.ids),
+                                         self.rules_by_id,
                                          team_for, 0):  # fmt: skip
                 alerts[change.alert_id] = (change.kind, change.alert, change.rule)
             while ai < len(actions) and actions[ai]["at"][:10] == day:

@@ -18,12 +18,12 @@ redelivered event gives the same id and no second alert. docs/adr/0005.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from wijkhub.streams.household import Involvement, Signal, View
+from wijkhub.streams.ids import Ids
 
 if TYPE_CHECKING:  # lifecycle imports this module
     from wijkhub.streams.lifecycle import AlertEntry
@@ -133,10 +133,6 @@ class AlertDraft:
     @property
     def raised_on(self) -> str:
         return max(f["on"] for f in self.facts)
-
-
-def alert_id(rule_id: str, dedup_key: str) -> str:
-    return "A-" + hashlib.sha256(f"{rule_id}|{dedup_key}".encode()).hexdigest()[:24]
 
 
 def _arrears(view: View, min_amount_cents: int) -> list[Signal]:
@@ -318,25 +314,25 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
-def holding(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
+def holding(view: View, rules: tuple[Rule, ...], ids: Ids) -> list[AlertDraft]:
     """Every condition that holds now, as the alerts it means (open or not), one per
-    dedup key: the household, or the household and the occurrence."""
+    dedup key: the household, or the household and the occurrence; ids keyed by ``ids``."""
     ref = view["household_ref"]
     drafts: list[AlertDraft] = []
     for rule in rules:
         found = list(rule.evaluate(rule.view_for(view)))
         if rule.dedup != HOUSEHOLD:
-            drafts += [AlertDraft(alert_id(rule.id, f"{ref}|{o}"), rule, f) for o, f in found]
+            drafts += [AlertDraft(ids.alert(rule.id, f"{ref}|{o}"), rule, f) for o, f in found]
         elif found:  # one alert for the household: the facts of every occurrence on it
             facts = {f["event_id"]: f for _, occurrence in found for f in occurrence}
             ordered = sorted(facts.values(), key=lambda f: (f["on"], f["event_id"]))
-            drafts.append(AlertDraft(alert_id(rule.id, ref), rule, ordered))
+            drafts.append(AlertDraft(ids.alert(rule.id, ref), rule, ordered))
     return drafts
 
 
-def evaluate(view: View, rules: tuple[Rule, ...]) -> list[AlertDraft]:
+def evaluate(view: View, rules: tuple[Rule, ...], ids: Ids) -> list[AlertDraft]:
     """New alerts for this view: conditions that hold and are not already open."""
-    return [d for d in holding(view, rules) if d.alert_id not in view["open_alerts"]]
+    return [d for d in holding(view, rules, ids) if d.alert_id not in view["open_alerts"]]
 
 
 def _millis(ms: int | None) -> dt.datetime | None:

@@ -35,6 +35,7 @@ from wijkhub.kafka import connect
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.access import ADMIN
+from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import household_for_address
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 from wijkhub.streams.topics import LINKED, WORKER_INPUTS, full_name
@@ -322,8 +323,15 @@ def plant() -> SourceRecords:
     return SourceRecords()
 
 
+# The id key of every test: the integration session's worker runs with it, so a test can
+# name the household_ref the hub publishes for an address (nobody without the key can).
+TEST_ID_KEY = b"wijkhub-test-id-key-0123456789abcdef"
+IDS = Ids(TEST_ID_KEY)
+
+
 def household(postcode: str, number: str) -> str:
-    return household_for_address(address_ref(postcode, number))
+    """The household_ref the hub publishes for the main household at this address."""
+    return IDS.household(household_for_address(address_ref(postcode, number)))
 
 
 def sample_bsns() -> set[str]:
@@ -509,4 +517,5 @@ def offline_worker_settings(folder: Path) -> Settings:
         kafka_ca_file=str(pki.ensure(folder / "pki").ca_file),
         action_keys="k1=" + "a" * 32,
         dead_letter_key=b"d" * 32,
+        id_key=TEST_ID_KEY,
     )

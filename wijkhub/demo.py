@@ -37,6 +37,8 @@ def _with_demo_secrets(settings: Settings) -> Settings:
         changes["dead_letter_key"] = secrets.token_urlsafe(32).encode()
     if len(settings.inbox_secret) < 32:
         changes["inbox_secret"] = secrets.token_urlsafe(32)
+    if len(settings.id_key) < 32:
+        changes["id_key"] = secrets.token_urlsafe(32).encode()
     if not settings.action_keys:
         changes["action_keys"] = "demo=" + secrets.token_urlsafe(32)
     return settings.with_(**changes) if changes else settings

@@ -134,6 +134,8 @@ class Settings:
     replication_factor: int = 1
     municipality: str = "0363"
     pseudonym_key: bytes = field(default=b"", repr=False)
+    # The worker's key behind every published household_ref and alert id (streams/ids.py).
+    id_key: bytes = field(default=b"", repr=False)
     dead_letter_key: bytes = field(default=b"", repr=False)
     data_dir: Path = Path(".wijkhub")
     web_host: str = "127.0.0.1"
@@ -254,6 +256,7 @@ class Settings:
             replication_factor=_int(env, f"{p}REPLICATION_FACTOR", defaults.replication_factor),
             municipality=env.get(f"{p}MUNICIPALITY", defaults.municipality),
             pseudonym_key=_secret(env, f"{p}PSEUDONYM_KEY").encode(),
+            id_key=_secret(env, f"{p}ID_KEY").encode(),
             dead_letter_key=_secret(env, f"{p}DEAD_LETTER_KEY").encode(),
             data_dir=Path(env.get(f"{p}DATA_DIR", str(defaults.data_dir))),
             web_host=env.get(f"{p}WEB_HOST", defaults.web_host),
@@ -357,6 +360,7 @@ class Settings:
             f"{p}REPLICATION_FACTOR": str(self.replication_factor),
             f"{p}MUNICIPALITY": self.municipality,
             f"{p}PSEUDONYM_KEY": self.pseudonym_key.decode(),
+            f"{p}ID_KEY": self.id_key.decode(),
             f"{p}DEAD_LETTER_KEY": self.dead_letter_key.decode(),
             f"{p}DATA_DIR": str(self.data_dir),
             f"{p}WEB_HOST": self.web_host,

@@ -27,7 +27,7 @@ from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS
 from wijkhub.supervise import InboxProcess, IntakeProcess, WorkerProcess
 
-from builders import OPERATOR_TOKEN, TEAM_A, TEAM_B, Hub, as_admin, inbox_password
+from builders import OPERATOR_TOKEN, TEAM_A, TEAM_B, TEST_ID_KEY, Hub, as_admin, inbox_password
 
 
 def pytest_collection_modifyitems(items):
@@ -70,6 +70,7 @@ def hub_settings(cluster, tmp_path_factory) -> Settings:
         operator_tokens=f"beheerder={OPERATOR_TOKEN}",
         expiry_sweep_seconds=1.0,
         action_keys=f"t1={secrets.token_urlsafe(32)}",
+        id_key=TEST_ID_KEY,
     )
     prepare(settings)  # topics, and every service's ACLs
     return settings

@@ -4,7 +4,7 @@ import datetime as dt
 
 from wijkhub.streams import household, rules, toewijzing
 
-from builders import (
+from builders import IDS, (
     arrears,
     case,
     closed,
@@ -73,7 +73,7 @@ def test_a_definitive_stop_ends_care_and_a_temporary_one_does_not():
 
 def test_a_closed_case_no_longer_counts_for_duplicate_help():
     view = view_after(case("Team A", "c1"), case("Team B", "c2"), closed("Team B", "c2"))
-    assert rules.evaluate(view, RULES) == []
+    assert rules.evaluate(view, RULES, IDS) == []
 
 
 def test_a_repeated_signal_is_marked_and_does_not_count_as_new():
@@ -94,7 +94,7 @@ def test_a_repeated_signal_does_not_complete_the_two_creditor_pattern():
         arrears("Energie", 0, amount=500, since=since),
         arrears("Energie", 20, amount=500, since=since),
     )
-    assert rules.evaluate(view, RULES) == []
+    assert rules.evaluate(view, RULES, IDS) == []
 
 
 def test_consent_latest_statement_wins_even_when_an_older_one_arrives_late():

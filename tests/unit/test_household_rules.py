@@ -1,7 +1,7 @@
 from wijkhub.schemas.registry import HOUSEHOLD_VIEW, Catalog
 from wijkhub.streams import household, lifecycle, rules
 
-from builders import arrears, case, provision, shipped_rules
+from builders import IDS, arrears, case, provision, shipped_rules
 
 RULES = shipped_rules()
 
@@ -14,7 +14,7 @@ def view_after(*events):
 
 
 def fired(view):
-    return sorted(d.rule.id for d in rules.evaluate(view, RULES))
+    return sorted(d.rule.id for d in rules.evaluate(view, RULES, IDS))
 
 
 def test_two_creditor_types_within_90_days_fire_early_detection():
@@ -36,7 +36,7 @@ def test_out_of_order_arrival_still_fires_on_event_time():
 def test_two_debt_help_cases_at_different_teams_fire_duplicate_help():
     view = view_after(case("Team A", "c1"), case("Team B", "c2"))
     assert fired(view) == ["DH-TWO-HOLDERS-SAME-HELP"]
-    draft = rules.evaluate(view, RULES)[0]
+    draft = rules.evaluate(view, RULES, IDS)[0]
     assert {f["description"] for f in draft.facts} == {
         "Actief schuldhulp-traject bij Team A (contact: team@example)",
         "Actief schuldhulp-traject bij Team B (contact: team@example)",
@@ -61,17 +61,19 @@ def test_applying_the_same_event_twice_changes_nothing():
 
 def test_alert_id_is_deterministic_and_an_open_alert_is_not_raised_again():
     view = view_after(arrears("Huur", 0), arrears("Energie", 10))
-    first = rules.evaluate(view, RULES)
-    assert [d.alert_id for d in first] == [d.alert_id for d in rules.evaluate(view, RULES)]
+    first = rules.evaluate(view, RULES, IDS)
+    assert [d.alert_id for d in first] == [d.alert_id for d in rules.evaluate(view, RULES, IDS)]
     view["open_alerts"][first[0].alert_id] = first[0].rule.id
     household.apply(view, arrears("Water", 20))
-    assert rules.evaluate(view, RULES) == []  # the third creditor is evidence for the same one
+    assert rules.evaluate(view, RULES, IDS) == []  # the third creditor is evidence for the same one
 
 
 def test_alert_record_names_facts_without_amounts():
     view = view_after(arrears("Huur", 0), arrears("Energie", 10))
     by_id = {r.id: r for r in RULES}
-    [change] = lifecycle.step(view, rules.holding(view, RULES), by_id, lambda r, _aid: "centrum", 0)
+    [change] = lifecycle.step(
+        view, rules.holding(view, RULES, IDS), by_id, lambda r, _aid: "centrum", 0
+    )
     record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-1", "0363", "c",
                                 change.kind)  # fmt: skip
     assert record["family"] == "early_detection" and record["state"] == "open"

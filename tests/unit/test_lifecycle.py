@@ -6,7 +6,7 @@ import datetime as dt
 from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.streams import household, lifecycle, rules
 
-from builders import arrears, case, closed, shipped_rules
+from builders import IDS, arrears, case, closed, shipped_rules
 
 RULES = shipped_rules()
 BY_ID = {r.id: r for r in RULES}
@@ -16,7 +16,7 @@ def changes(view, *events):
     found = []
     for e in events:
         if household.apply(view, e):
-            holding = rules.holding(view, RULES)
+            holding = rules.holding(view, RULES, IDS)
             found += lifecycle.step(view, holding, BY_ID, lambda r, _aid: "wijkteam-noord", 1_000)
     return found
 

@@ -7,7 +7,7 @@ import yaml
 
 from wijkhub.streams import household, rules, ruleset
 
-from builders import arrears, benefit, case, consent, linked, provision, shipped_rules
+from builders import IDS, arrears, benefit, case, consent, linked, provision, shipped_rules
 
 RULES = shipped_rules()
 
@@ -16,7 +16,7 @@ def fired(*events, rule_set=RULES):
     view = household.new_view("H-1")
     for e in events:
         household.apply(view, e)
-    return sorted(d.rule.id for d in rules.evaluate(view, rule_set))
+    return sorted(d.rule.id for d in rules.evaluate(view, rule_set, IDS))
 
 
 def test_three_consecutive_months_with_one_creditor():
@@ -41,7 +41,7 @@ def test_benefit_ended_or_sanctioned_then_arrears_within_60_days():
 def test_a_crisis_signal_fires_alone_with_the_highest_severity():
     view = household.new_view("H-1")
     household.apply(view, arrears("Water", 3, crisis=True))
-    [draft] = rules.evaluate(view, RULES)
+    [draft] = rules.evaluate(view, RULES, IDS)
     assert draft.rule.id == "VS-CRISIS-SIGNAL" and draft.rule.severity == "critical"
     assert fired(arrears("Water", 3)) == []
 
@@ -51,13 +51,13 @@ def test_two_crisis_signals_are_two_alerts_and_a_replay_adds_none():
     view = household.new_view("H-1")
     for e in (first, second):
         household.apply(view, e)
-    drafts = rules.evaluate(view, RULES)
+    drafts = rules.evaluate(view, RULES, IDS)
     crisis = [d for d in drafts if d.rule.id == "VS-CRISIS-SIGNAL"]
     assert len(crisis) == 2 and len({d.alert_id for d in crisis}) == 2
     for d in drafts:
         view["open_alerts"][d.alert_id] = d.rule.id
     household.apply(view, first)
-    assert rules.evaluate(view, RULES) == []
+    assert rules.evaluate(view, RULES, IDS) == []
 
 
 @pytest.mark.parametrize("rule_id", ["VS-ARREARS-2-CREDITORS-90D", "VS-CRISIS-SIGNAL"])

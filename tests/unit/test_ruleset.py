@@ -10,6 +10,8 @@ import yaml
 from wijkhub.streams import ruleset
 from wijkhub.streams.ruleset import RuleFileError
 
+from builders import IDS
+
 SHIPPED = yaml.safe_load(ruleset.RULES_FILE.read_text())
 
 
@@ -82,11 +84,11 @@ def test_a_changed_parameter_changes_what_fires():
     view = household.new_view("H-1")
     for event in (arrears("Huur", 0), arrears("Energie", 10)):
         household.apply(view, event)
-    fired = rules.evaluate(view, ruleset.load().rules)
+    fired = rules.evaluate(view, ruleset.load().rules, IDS)
     assert [(d.rule.id, [f["on"] for f in d.facts]) for d in fired] == [
         ("VS-ARREARS-2-CREDITORS-90D", ["2026-01-01", "2026-01-11"])
     ]
-    assert rules.evaluate(view, strict) == []
+    assert rules.evaluate(view, strict, IDS) == []
 
 
 @pytest.mark.slow  # three CLI subprocesses, each importing the whole package
@@ -144,13 +146,13 @@ def test_dedup_decides_how_many_alerts_a_rule_raises_and_their_ids():
     for creditor in ("Huur", "Energie"):
         for day in (0, 31, 62):  # January, February, March
             household.apply(view, arrears(creditor, day))
-    per_creditor = rules.holding(view, (three_months("household+creditor"),))
+    per_creditor = rules.holding(view, (three_months("household+creditor"),), IDS)
     assert sorted(d.alert_id for d in per_creditor) == sorted(
-        rules.alert_id("VS-ARREARS-3-MONTHS-ONE-CREDITOR", f"H-1|{c}") for c in ("Huur", "Energie")
+        IDS.alert("VS-ARREARS-3-MONTHS-ONE-CREDITOR", f"H-1|{c}") for c in ("Huur", "Energie")
     )
     assert [len(d.facts) for d in per_creditor] == [3, 3]
-    [one] = rules.holding(view, (three_months("household"),))
-    assert one.alert_id == rules.alert_id("VS-ARREARS-3-MONTHS-ONE-CREDITOR", "H-1")
+    [one] = rules.holding(view, (three_months("household"),), IDS)
+    assert one.alert_id == IDS.alert("VS-ARREARS-3-MONTHS-ONE-CREDITOR", "H-1")
     assert sorted(f["event_id"] for f in one.facts) == sorted(
         f["event_id"] for d in per_creditor for f in d.facts
     )

@@ -29,7 +29,8 @@ from wijkhub.testing import Scenario, tricky
 CATALOG = Catalog()
 SETTINGS = Settings(pseudonym_key=b"sequence-neutral-test-key-0123456789",
                     district_table=str(DISTRICT_FIXTURE),
-                    action_keys="k1=sequence-neutral-action-key-0123456789")  # fmt: skip
+                    action_keys="k1=sequence-neutral-action-key-0123456789",
+                    id_key=b"sequence-neutral-id-key-0123456789")  # fmt: skip
 SCENARIO = tricky()
 RECORDS = SCENARIO.raw_records(SETTINGS.pseudonym_key, CATALOG)
 

@@ -8,7 +8,7 @@ from wijkhub.connectors import teams
 from wijkhub.connectors.inbox import actions, present
 from wijkhub.streams import household, lifecycle, rules
 
-from builders import arrears, case, consent, shipped_rules
+from builders import IDS, arrears, case, consent, shipped_rules
 
 HASH = teams.hash_password("een lang wachtwoord")
 RULES = {r.id: r for r in shipped_rules()}
@@ -159,7 +159,7 @@ def test_a_duplicate_help_alert_names_each_party_once_and_early_detection_none()
     view = household.new_view("H-1")
     for e in (case("Team A", "c1"), case("Team B", "c2")):
         household.apply(view, e)
-    [change] = lifecycle.step(view, rules.holding(view, shipped_rules()), by_id,
+    [change] = lifecycle.step(view, rules.holding(view, shipped_rules(), IDS), by_id,
                               lambda r, _aid: "wijkteam-noord", 0)  # fmt: skip
     record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-1", "0363", "c",
                                 "raised")  # fmt: skip
@@ -168,7 +168,7 @@ def test_a_duplicate_help_alert_names_each_party_once_and_early_detection_none()
     view = household.new_view("H-2")
     for e in (arrears("Huur", 0), arrears("Energie", 10)):
         household.apply(view, e)
-    [change] = lifecycle.step(view, rules.holding(view, shipped_rules()), by_id,
+    [change] = lifecycle.step(view, rules.holding(view, shipped_rules(), IDS), by_id,
                               lambda r, _aid: "wijkteam-noord", 0)  # fmt: skip
     record = rules.alert_record(change.alert_id, change.alert, change.rule, "H-2", "0363", "c",
                                 "raised")  # fmt: skip

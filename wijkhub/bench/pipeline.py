@@ -215,6 +215,7 @@ def run_bench(base: Settings, events: int, quiet: bool = False) -> dict:
             pseudonym_key=secrets.token_urlsafe(32).encode(),
             dead_letter_key=secrets.token_urlsafe(32).encode(),
             action_keys="bench=" + secrets.token_urlsafe(32),
+            id_key=secrets.token_urlsafe(32).encode(),
             web_port=free_port(),
             data_dir=settings.data_dir.resolve() / f"bench-{run}",
             log_level="WARNING",

@@ -1,0 +1,46 @@
+"""Keyed identifiers: what the hub publishes about a household or an alert.
+
+A household's reference and an alert's id appear in links in e-mails, in webhooks,
+on the audit topic and in the inbox. Were they bare hashes of an address, anybody
+holding one could recover the address in seconds by hashing every Dutch address
+(about nine million). They are HMACs under the hub's id key (``WIJKHUB_ID_KEY``),
+so nobody without the key can compute or test one. Inside the worker's own state a
+household is known by its internal base (:func:`linking.household_for_address`);
+it is keyed where it leaves the address stage.
+
+Pure: no Kafka.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass, field
+
+from wijkhub.settings import SettingsError
+
+MIN_KEY_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The id key and the ids made with it."""
+
+    key: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.key) < MIN_KEY_LENGTH:
+            raise SettingsError(
+                f"WIJKHUB_ID_KEY must be set to a secret of at least {MIN_KEY_LENGTH} characters"
+            )
+
+    def _mac(self, kind: str, text: str) -> str:
+        return hmac.new(self.key, f"{kind}:{text}".encode(), hashlib.sha256).hexdigest()[:24]
+
+    def household(self, base: str) -> str:
+        """The published household_ref of an internal household base."""
+        return "H-" + self._mac("household", base)
+
+    def alert(self, rule_id: str, dedup_key: str) -> str:
+        """An alert's id: from its rule and dedup key (ADR 0005), keyed."""
+        return "A-" + self._mac("alert", f"{rule_id}|{dedup_key}")
