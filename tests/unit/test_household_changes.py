@@ -4,7 +4,8 @@ import datetime as dt
 
 from wijkhub.streams import household, rules, toewijzing
 
-from builders import IDS, (
+from builders import (
+    IDS,
     arrears,
     case,
     closed,
