@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class InvalidInput(ValueError):
@@ -37,21 +37,26 @@ class Pseudonymiser:
     """HMAC-SHA256 under the municipality's secret key.
 
     Keyed, so nobody without the key can test a guessed BSN against a
-    pseudonym (a plain hash of 9 digits is reversed in seconds).
+    pseudonym (a plain hash of 9 digits is reversed in seconds). A reference names
+    the key it was made with (``P1-…``): after a key rotation (a rebuild, see the
+    README) old and new references can never be mistaken for each other.
     """
 
-    key: bytes
+    key: bytes = field(repr=False)
+    key_id: str = "1"
 
     def __post_init__(self) -> None:
         if len(self.key) < 32:
             raise ValueError("the pseudonymisation key must be at least 32 bytes")
+        if not re.fullmatch(r"[0-9A-Za-z]{1,8}", self.key_id):
+            raise ValueError("the pseudonymisation key id must be 1-8 letters or digits")
 
     def person_ref(self, bsn: str) -> str:
         bsn = bsn.strip()
         if not bsn_is_valid(bsn):
             raise InvalidInput("BSN fails the elfproef or is not 8-9 digits")
         digest = hmac.new(self.key, b"bsn:" + bsn.zfill(9).encode(), hashlib.sha256)
-        return "P-" + digest.hexdigest()[:32]
+        return f"P{self.key_id}-" + digest.hexdigest()[:32]
 
     def content_ref(self, data: bytes) -> str:
         """A source row's identity when it carries no message id: keyed like a person_ref,

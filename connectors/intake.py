@@ -165,7 +165,7 @@ class Intake:
         self.settings = settings
         self.source = source
         self.catalog = catalog or Catalog()
-        self.pseudonymiser = Pseudonymiser(settings.pseudonym_key)
+        self.pseudonymiser = Pseudonymiser(settings.pseudonym_key, settings.pseudonym_key_id)
         self.metrics = metrics or Metrics()
         self.kafka = kafka or producer(settings, source)
         self._owns_kafka = kafka is None

@@ -134,6 +134,8 @@ class Settings:
     replication_factor: int = 1
     municipality: str = "0363"
     pseudonym_key: bytes = field(default=b"", repr=False)
+    # Named in every person_ref (P<id>-…): raise it with every new pseudonym key.
+    pseudonym_key_id: str = "1"
     # The worker's key behind every published household_ref and alert id (streams/ids.py).
     id_key: bytes = field(default=b"", repr=False)
     dead_letter_key: bytes = field(default=b"", repr=False)
@@ -257,6 +259,7 @@ class Settings:
             municipality=env.get(f"{p}MUNICIPALITY", defaults.municipality),
             pseudonym_key=_secret(env, f"{p}PSEUDONYM_KEY").encode(),
             id_key=_secret(env, f"{p}ID_KEY").encode(),
+            pseudonym_key_id=env.get(f"{p}PSEUDONYM_KEY_ID", defaults.pseudonym_key_id),
             dead_letter_key=_secret(env, f"{p}DEAD_LETTER_KEY").encode(),
             data_dir=Path(env.get(f"{p}DATA_DIR", str(defaults.data_dir))),
             web_host=env.get(f"{p}WEB_HOST", defaults.web_host),
@@ -361,6 +364,7 @@ class Settings:
             f"{p}MUNICIPALITY": self.municipality,
             f"{p}PSEUDONYM_KEY": self.pseudonym_key.decode(),
             f"{p}ID_KEY": self.id_key.decode(),
+            f"{p}PSEUDONYM_KEY_ID": self.pseudonym_key_id,
             f"{p}DEAD_LETTER_KEY": self.dead_letter_key.decode(),
             f"{p}DATA_DIR": str(self.data_dir),
             f"{p}WEB_HOST": self.web_host,

@@ -29,7 +29,9 @@ def test_pseudonym_is_stable_keyed_and_hides_the_bsn():
     assert ref == p.person_ref(" 111222333 ")
     assert ref != Pseudonymiser(b"x" * 32).person_ref("111222333")
     assert "111222333" not in ref
-    assert ref.startswith("P-") and len(ref) == 34
+    assert ref.startswith("P1-") and len(ref) == 35  # the key id, then the keyed digest
+    rotated = Pseudonymiser(p.key, key_id="2").person_ref("111222333")
+    assert rotated.startswith("P2-") and rotated[3:] == ref[3:]  # same key: only the id differs
 
 
 def test_eight_digit_bsn_is_the_same_person_as_its_zero_padded_form():

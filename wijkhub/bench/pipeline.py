@@ -65,7 +65,7 @@ class _Encoder:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.pseudo = Pseudonymiser(settings.pseudonym_key)
+        self.pseudo = Pseudonymiser(settings.pseudonym_key, settings.pseudonym_key_id)
         self.catalog = Catalog()
 
     def __call__(self, source: str, record: dict, now: dt.datetime) -> tuple[str, bytes, bytes]:
