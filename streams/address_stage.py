@@ -329,18 +329,21 @@ class AddressStage:
                                                 ("um_reason", link["by"].encode())]  # fmt: skip
             if link["probability"] is not None:
                 headers.append(("um_probability", f"{link['probability']:.4f}".encode()))
-            result.outputs.append(Output(UNMATCHED, eid.encode(), unpack(fact["value"]),
+            result.outputs.append(Output(UNMATCHED, eid.encode(), self._without_match(fact),
                                          tuple(headers)))  # fmt: skip
             result.counts["link_outcome", "unmatched"] += 1
         fact["link"] = link
 
+    def _without_match(self, fact: EventFact) -> bytes:
+        """The event without the name and date of birth it carried for matching: they serve
+        linking and stop here (not on linked, not on the review queue; issue 16)."""
+        raw = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)
+        raw["subject"]["match"] = None
+        return self.catalog.encode(RAW_EVENT, raw)
+
     def _linked(self, household: str, eid: str, fact: EventFact, link: Link | None,
                 withdrawn: bool) -> Output:  # fmt: skip
-        value = b""
-        if link is not None:
-            raw = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)
-            raw["subject"]["match"] = None  # name and date of birth serve linking: they stop here
-            value = self.catalog.encode(RAW_EVENT, raw)
+        value = self._without_match(fact) if link is not None else b""
         by = link["by"] if link is not None else "person"
         household = self.ids.household(household)
         record: dict[str, Any] = {"household_ref": household, "linked_by": by, "raw_event": value,

@@ -66,3 +66,26 @@ def test_every_published_household_and_alert_id_is_keyed(tmp_path):
         a["rule_id"] for a in alerts.values()
     )
     assert ids.key == settings.id_key
+
+
+def test_the_review_queue_gets_no_name_or_date_of_birth(tmp_path):
+    """A signal nobody at the address matches waits for review without the name and date
+    of birth it carried for matching (they serve linking and stop at the address stage)."""
+    from wijkhub.schemas.registry import RAW_EVENT
+    from wijkhub.streams.topics import UNMATCHED
+    from wijkhub.testing import Scenario
+
+    settings = offline_worker_settings(tmp_path).with_(pseudonym_key=b"p" * 32)
+    s = Scenario(91)
+    resident = s.person("Jansen", "1980-04-02")
+    s.register(resident, "1011AB", "7", "2024-01-01")
+    stranger = s.person("Pietersen", "1955-11-30")  # never registered here
+    s.arrears("1011AB", "7", "Huur", "2026-02-01", who=stranger)
+    harness = Harness(build_stages(settings, CATALOG, clock=lambda: 0.0))
+    for record in s.raw_records(settings.pseudonym_key, CATALOG):
+        harness.feed(*record)
+    harness.run()
+    [entry] = [o for o in harness.latest(UNMATCHED).values()]
+    event = CATALOG.decode(entry.value, RAW_EVENT)
+    assert event["subject"]["match"] is None
+    assert b"Pietersen" not in entry.value and b"1955" not in entry.value
