@@ -32,7 +32,6 @@ from wijkhub.connectors.identity import (
 from wijkhub.logs import mask_bsn_like
 from wijkhub.streams.topics import Domain
 
-EVENT_NAMESPACE = uuid.UUID("6d1f4a52-53c1-4b57-9c7e-1f6f1a0b7a11")
 SCHEMA_VERSION = 1
 Record = dict[str, Any]
 
@@ -401,9 +400,12 @@ def refuse_future(
         raise Refused("future-dated", "occurred_at is further in the future than allowed")
 
 
-def event_id(source: str, message_id: str) -> str:
-    """Deterministic per source message: the same message replayed keeps its id."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{source}\x1f{message_id}"))
+def event_id(pseudonymiser: Pseudonymiser, source: str, message_id: str) -> str:
+    """Deterministic per source message: the same message replayed keeps its id. Keyed
+    (an HMAC under the pseudonym key, in UUID form): a source may build its message ids
+    from a BSN, and an event id travels on every topic and into alerts and webhooks."""
+    digest = pseudonymiser.keyed(f"event:{source}\x1f{message_id}".encode())
+    return str(uuid.UUID(bytes=digest[:16], version=5))
 
 
 def _occurred_at(record: Record) -> dt.datetime:
@@ -484,7 +486,7 @@ def to_raw_event(
     correlation = mask_bsn_like(str(record.get("correlation_id") or message_id))
     raw_event = {
         "envelope": {
-            "event_id": event_id(source, message_id),
+            "event_id": event_id(pseudonymiser, source, message_id),
             "source": f"urn:nld:gemeente:{municipality}:{source}",
             "source_message_id": mask_bsn_like(message_id),
             "domain": domain.value,

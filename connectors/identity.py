@@ -58,6 +58,11 @@ class Pseudonymiser:
         digest = hmac.new(self.key, b"bsn:" + bsn.zfill(9).encode(), hashlib.sha256)
         return f"P{self.key_id}-" + digest.hexdigest()[:32]
 
+    def keyed(self, data: bytes) -> bytes:
+        """HMAC-SHA256 of ``data`` under the key: the base of every id a connector derives
+        from source content (event ids, row ids), so none is a bare, reversible hash."""
+        return hmac.new(self.key, data, hashlib.sha256).digest()
+
     def content_ref(self, data: bytes) -> str:
         """A source row's identity when it carries no message id: keyed like a person_ref,
         so nobody without the key can test a guessed row (with a BSN in it) against it."""

@@ -18,6 +18,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ MIN_KEY_LENGTH = 32
 SIGNED_FIELDS = ("action_id", "alert_id", "household_ref", "action", "outcome", "actor", "team",
                  "at", "correlation_id")  # fmt: skip
 
+SIGNATURE_VERSION = "wijkhub-alert-action-v1"
 UNSIGNED = "action-unsigned"
 UNKNOWN_KEY = "action-key-unknown"  # signed under a key this hub does not (or no longer) hold
 FORGED = "action-forged"
@@ -88,11 +90,12 @@ class ActionKeys:
 
 
 def _mac(key: bytes, record: Mapping[str, Any]) -> str:
-    parts = []
+    """HMAC over a canonical JSON array (a version tag, then every signed field, null as
+    null): no separator a free-text field could imitate, no None that equals ""."""
+    values: list[Any] = [SIGNATURE_VERSION]
     for name in SIGNED_FIELDS:
         value = record.get(name)
-        if isinstance(value, dt.datetime):
-            value = int(value.timestamp() * 1000)
-        parts.append("" if value is None else str(value))
-    digest = hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).digest()
+        values.append(int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else value)
+    text = json.dumps(values, ensure_ascii=True, separators=(",", ":"))
+    digest = hmac.new(key, text.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")

@@ -244,6 +244,9 @@ class HouseholdStage:
             result.counts["alert_action", action["action"], "-", "duplicate"] += 1
             return False
         refused = self.action_keys.refusal(action)
+        if refused is None and action["household_ref"] != message.key.decode():
+            # signed for another household, sent under this one's key: not this one's
+            refused = ("action-wrong-household", "the action is signed for another household")
         if refused is not None:  # not trusted for the topic it came on: never applied
             seen = digest(pack(message.value or b""))
             if seen in state["refused"]:

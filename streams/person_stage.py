@@ -149,6 +149,23 @@ def destination(day: str, lived: list[Period]) -> str:
     return "H:" + last["until"]
 
 
+# The domain (raw topic) each payload namespace may arrive on: the iStandaarden messages are
+# one namespace for care (iWmo) and youth (iJw).
+PAYLOAD_TOPICS = {"care": ("care", "youth")}
+
+
+def belongs_on(raw: dict[str, Any], topic: str) -> bool:
+    """Whether the event may come on ``topic`` (``raw.<domain>``): its envelope's domain is
+    the topic's, and its kind is one of that domain's. A record is not trusted for the topic
+    it came on: a principal may write only its own raw topic (the ACLs), and this keeps it
+    to its own kinds there too (an income intake cannot post a consent or a registration)."""
+    domain = topic.removeprefix("raw.")
+    namespace = raw["payload"][0].split(".")[2]
+    return raw["envelope"]["domain"] == domain and domain in PAYLOAD_TOPICS.get(
+        namespace, (namespace,)
+    )
+
+
 class PersonStage:
     """raw.<domain> → by-address (and hand-over, unmatched)."""
 
@@ -168,6 +185,11 @@ class PersonStage:
                 raw = self.catalog.decode(message.value, RAW_EVENT)
             except DecodeError as exc:
                 result.outputs.append(dead_letter(self.name, message, "undecodable", str(exc)))
+                continue
+            if not belongs_on(raw, message.topic):
+                result.outputs.append(dead_letter(self.name, message, "kind-not-allowed-on-topic",
+                                                  "the event's kind or domain does not belong "
+                                                  "on this topic"))  # fmt: skip
                 continue
             if raw["subject"]["person_ref"] is None:
                 self._address_only(raw, message, result)

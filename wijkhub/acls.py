@@ -23,7 +23,7 @@ from kafka.admin import (
 )
 
 from wijkhub.settings import Settings
-from wijkhub.streams.access import ADMIN, SERVICES, Grant, Pattern, Resource, grants
+from wijkhub.streams.access import Grant, Pattern, Resource, grants
 
 Key = tuple[str, str, str, str, str, str]  # principal, type, name, pattern, operation, permission
 
@@ -59,24 +59,31 @@ def _key(acl: ACL) -> Key:
             acl.operation.name, acl.permission_type.name)  # fmt: skip
 
 
-def _ours(settings: Settings) -> set[str]:
-    """The principals these grants are about (the administrator is a super user: none)."""
-    return {principal(settings, s) for s in SERVICES if s != ADMIN} | {"User:*"}
-
-
 def actual(admin: KafkaAdminClient, settings: Settings) -> dict[Key, ACL]:
-    """The cluster's ACLs for the hub's principals on this deployment's resources (those
-    its grants name): another tenant's or test run's grants on the same cluster are not
-    this deployment's to judge, a grant added by hand on one of its topics is."""
+    """Every ACL on the cluster that reaches this deployment's resources (those its grants
+    name), whoever it is for: an exact grant, a ``*`` wildcard, or a prefix that covers one.
+    Another tenant's or test run's grants on their own resources are not this deployment's
+    to judge; a grant by hand on one of its topics is, for any principal."""
     everything = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
                            ResourcePatternFilter(ResourceType.ANY, None,
                                                  ACLResourcePatternType.ANY))  # fmt: skip
     acls, error = admin.describe_acls(everything)
     if error is not None and error.errno != 0:
         raise RuntimeError(f"describing ACLs failed: {error}")
-    ours = _ours(settings)
     resources = {k[1:4] for k in desired(settings)}  # (type, name, pattern)
-    return {_key(a): a for a in acls if a.principal in ours and _key(a)[1:4] in resources}
+    return {_key(a): a for a in acls if _reaches(_key(a), resources)}
+
+
+def _reaches(key: Key, resources: set[tuple[str, str, str]]) -> bool:
+    kind, name, pattern = key[1:4]
+    for r_kind, r_name, _ in resources:
+        if r_kind != kind:
+            continue
+        if pattern == "LITERAL" and name in (r_name, "*"):
+            return True
+        if pattern == "PREFIXED" and r_name.startswith(name):
+            return True
+    return False
 
 
 def drift(admin: KafkaAdminClient, settings: Settings) -> list[str]:

@@ -18,17 +18,30 @@ from typing import Any
 
 import structlog
 
-_NINE_DIGITS = re.compile(r"(?<!\d)\d{9}(?!\d)")
+_BSN_LIKE = re.compile(r"(?<!\d)\d{8,9}(?!\d)")
+
+
+def _elfproef(digits: str) -> bool:
+    padded = digits.zfill(9)
+    total = sum(int(d) * w for d, w in zip(padded[:8], range(9, 1, -1), strict=True))
+    return (total - int(padded[8])) % 11 == 0
+
+
+def _mask(found: re.Match[str]) -> str:
+    digits = found.group()
+    # every 9-digit number; an 8-digit one (the BRP writes some BSNs so) when it could be one
+    return "*" * len(digits) if len(digits) == 9 or _elfproef(digits) else digits
 
 
 def mask_bsn_like(text: str) -> str:
-    """Mask every stand-alone 9-digit number: the one rule for logs and dead-letter reasons."""
-    return _NINE_DIGITS.sub("*********", text)
+    """Mask every stand-alone number that may be a BSN: the one rule for logs and dead-letter
+    reasons (every 9-digit number; an 8-digit one that passes the elfproef)."""
+    return _BSN_LIKE.sub(_mask, text)
 
 
 def redact_bsn(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     for key, value in event_dict.items():
-        if isinstance(value, str) and _NINE_DIGITS.search(value):
+        if isinstance(value, str) and _BSN_LIKE.search(value):
             event_dict[key] = mask_bsn_like(value)
     return event_dict
 

@@ -11,7 +11,14 @@ import dataclasses
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import ACL, ACLOperation, ACLPermissionType, ResourcePattern, ResourceType
+from kafka.admin import (
+    ACL,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ResourcePattern,
+    ResourceType,
+)
 from kafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from wijkhub.acls import drift
@@ -118,12 +125,17 @@ def test_acls_check_reports_a_grant_added_by_hand_and_apply_removes_it(hub, requ
         extra = ACL(f"User:{hub.settings.kafka_principal_prefix}{INBOX}", "*", ACLOperation.READ,
                     ACLPermissionType.ALLOW,
                     ResourcePattern(ResourceType.TOPIC, hub.topic(raw(Domain.DEBT))))  # fmt: skip
-        admin.create_acls([extra])
+        # and a stranger's grant on a prefix that covers every topic of the hub
+        wide = ACL("User:mallory", "*", ACLOperation.WRITE, ACLPermissionType.ALLOW,
+                   ResourcePattern(ResourceType.TOPIC, hub.settings.topic_prefix,
+                                   ACLResourcePatternType.PREFIXED))  # fmt: skip
+        admin.create_acls([extra, wide])
         assert drift(admin, hub.settings) == [
+            f"not defined: User:mallory ALLOW WRITE on topic {hub.settings.topic_prefix}*",
             f"not defined: User:{hub.settings.kafka_principal_prefix}{INBOX} ALLOW READ on "
-            f"topic {hub.topic(raw(Domain.DEBT))}"
+            f"topic {hub.topic(raw(Domain.DEBT))}",
         ]
-        assert apply(admin, hub.settings) == (0, 1)
+        assert apply(admin, hub.settings) == (0, 2)
         assert drift(admin, hub.settings) == []
     finally:
         admin.close()

@@ -59,7 +59,10 @@ def test_arrears_without_bsn_is_keyed_by_address_and_encodes():
         "match": None,
         "data_quality": [],
     }
-    assert event["envelope"]["event_id"] == event_id("vroegsignalering", "m1")
+    assert event["envelope"]["event_id"] == event_id(P, "vroegsignalering", "m1")
+    # keyed: another pseudonym key gives another id, so nobody can test a guessed message id
+    assert event_id(Pseudonymiser(b"q" * 32), "vroegsignalering", "m1") != event_id(
+        P, "vroegsignalering", "m1")  # fmt: skip
     decoded = Catalog().decode(Catalog().encode(RAW_EVENT, event), RAW_EVENT)
     assert decoded["payload"][0] == "nl.wijkhub.debt.ArrearsSignal"
     assert decoded["payload"][1]["amount_cents"] == 12000

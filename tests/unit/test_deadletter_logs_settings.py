@@ -84,3 +84,10 @@ def test_a_row_without_message_id_gets_a_keyed_id():
         != Pseudonymiser(b"q" * 32).content_ref(row)
     )
     assert hashlib.sha256(row).hexdigest()[:32] not in ref
+
+
+def test_an_eight_digit_bsn_is_masked_and_a_date_is_not():
+    from wijkhub.logs import mask_bsn_like
+
+    # 12345672 is 012345672 in the BRP's 9 digits and passes the elfproef; 20250801 does not
+    assert mask_bsn_like("bsn 12345672, file pc6hnr20250801") == "bsn ********, file pc6hnr20250801"

@@ -88,6 +88,11 @@ def test_promtool_checks_the_rules_and_runs_their_unit_tests():
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+SECRET_SETTINGS = {f"WIJKHUB_{n}" for n in ("PSEUDONYM_KEY", "DEAD_LETTER_KEY", "ID_KEY",
+                   "ACTION_KEYS", "INBOX_SECRET", "INGEST_TOKENS", "OPERATOR_TOKENS",
+                   "WEBHOOK_SECRETS", "SMTP_PASSWORD")}  # fmt: skip
+
+
 def test_compose_runs_the_same_configs_and_topic_definitions():
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
@@ -118,6 +123,15 @@ def test_compose_runs_the_same_configs_and_topic_definitions():
         assert env["WIJKHUB_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL", name
         [own] = [v for v in services[name]["volumes"] if isinstance(v, dict)]
         assert own["target"] == env["WIJKHUB_KAFKA_CREDENTIALS_DIR"] and own["read_only"], name
+    # every secret reaches a container as a file (compose secrets), never in its environment
+    secret_names = ("KEY", "SECRET", "TOKENS", "PASSWORD")
+    for name, service in services.items():
+        for key, value in (service.get("environment") or {}).items():
+            if key.startswith("WIJKHUB_") and any(word in key for word in secret_names):
+                assert key.endswith("_FILE"), (name, key)
+            if key.removesuffix("_FILE") in SECRET_SETTINGS:
+                assert value.startswith("/run/secrets/"), (name, key)
+                assert value.rsplit("/", 1)[1] in service["secrets"], (name, key)
     # no demo accounts unless the teams file is chosen explicitly
     assert "teams.demo.yaml" not in json.dumps(services["inbox"]["volumes"]).replace(
         "(./teams.demo.yaml only for a demo)", ""

@@ -372,3 +372,15 @@ def test_the_worker_expiry_sweep_agrees_with_an_alert_the_story_expired_already(
     after = harness.alerts(CATALOG)[alert["alert_id"]]
     assert (after["state"], after["resolution"]) == ("resolved", "expired")
     assert harness.records("dlq.streams") == []
+
+
+def test_a_signed_action_sent_under_another_households_key_is_refused():
+    import datetime as dt
+
+    harness, alert = quiet_duplicate_help(83)
+    topic, _, value = action(alert, "acknowledge", dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC))
+    harness.feed(topic, b"H-another-household", value)
+    harness.run()
+    [letter] = harness.records("dlq.streams")
+    assert dict(letter.headers)["dl_reason_code"] == b"action-wrong-household"
+    assert harness.alerts(CATALOG)[alert["alert_id"]]["state"] == "open"

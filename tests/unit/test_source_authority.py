@@ -94,3 +94,30 @@ def test_the_table_covers_every_source_and_every_kind():
     assert {SOURCES[s] for s in SOURCES if SOURCES[s]} <= allowed
     for source, default in SOURCES.items():
         assert default is None or default in SOURCE_KINDS[source]
+
+
+def test_the_worker_refuses_a_kind_on_another_domains_raw_topic(tmp_path):
+    """Past the intake: a principal that writes raw.income directly (the ACLs let it write
+    no other topic) still cannot post a consent or a registration there."""
+    from wijkhub.connectors.canonical import to_raw_event
+    from wijkhub.connectors.identity import Pseudonymiser
+    from wijkhub.schemas.registry import RAW_EVENT, Catalog
+    from wijkhub.streams.harness import Harness, build_stages
+
+    from builders import offline_worker_settings
+
+    catalog, now = Catalog(), dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    pseudonymiser = Pseudonymiser(b"p" * 32)
+    record = {"kind": "consent_changed", "message_id": "c-1", "occurred_at": "2026-05-01",
+              "bsn": BSN, **TEAMS_KINDS["consent_changed"]}  # fmt: skip
+    domain, key, event = to_raw_event(record, "teams", pseudonymiser, "0363", now)
+    assert domain.value == "teams"
+    forged = {**event, "envelope": {**event["envelope"], "domain": "income"}}
+    harness = Harness(build_stages(offline_worker_settings(tmp_path), catalog))
+    for value in (catalog.encode(RAW_EVENT, event), catalog.encode(RAW_EVENT, forged)):
+        harness.feed("raw.income", key.encode(), value)  # both on the income topic
+    harness.run()
+    letters = harness.records("dlq.streams")
+    assert [dict(o.headers)["dl_reason_code"] for o in letters] == [
+        b"kind-not-allowed-on-topic", b"kind-not-allowed-on-topic"]  # fmt: skip
+    assert harness.records("by-address") == []  # nothing of either reached the linking
