@@ -75,13 +75,20 @@ def actual(admin: KafkaAdminClient, settings: Settings) -> dict[Key, ACL]:
 
 
 def _reaches(key: Key, resources: set[tuple[str, str, str]]) -> bool:
+    """Whether an ACL grants (or denies) something on one of the deployment's own topics or
+    groups: exactly, by the ``*`` wildcard, or by a prefix that covers its name. A prefix
+    resource of the deployment (its internal topics) counts only when named exactly: a
+    deployment whose app id extends this one's (a test run's, a demo's) is not this one's."""
     kind, name, pattern = key[1:4]
-    for r_kind, r_name, _ in resources:
+    for r_kind, r_name, r_pattern in resources:
         if r_kind != kind:
             continue
-        if pattern == "LITERAL" and name in (r_name, "*"):
-            return True
-        if pattern == "PREFIXED" and r_name.startswith(name):
+        if r_pattern == "PREFIXED":
+            if (name, pattern) == (r_name, r_pattern):
+                return True
+        elif (pattern == "LITERAL" and name in (r_name, "*")) or (
+            pattern == "PREFIXED" and r_name.startswith(name)
+        ):
             return True
     return False
 
