@@ -239,7 +239,9 @@ def test_every_change_is_delivered_once_or_dead_lettered_and_mail_has_no_persona
     assert len({a["alert_id"] for a in ours}) == 13 and len(ours) == 13 + 9  # 9 escalations
     assert len([a for a in ours if a["team"] == DOWN]) == 3 + 3  # raised and escalated
     [shared] = [a for _, a in alerts if a["household_ref"] == involved_ref]
-    assert [p["holder"] for p in shared["involved"]] == ["wijkteam-centrum", "wijkteam-noord"]
+    # both cases opened the same day: their order is the facts' (by event id), not a rule's
+    assert sorted(p["holder"] for p in shared["involved"]) == ["wijkteam-centrum",
+                                                               "wijkteam-noord"]  # fmt: skip
     letters = [DeadLetter.from_headers(r.headers, r.value) for r in hub.records(DLQ_DELIVERY)]
     lettered = {d.origin for d in letters if d.source == "webhook"}
     for record, alert in alerts:
