@@ -295,6 +295,11 @@ def sweep(app: faust.App, settings: Settings, table: TableT[bytes, Any], stage: 
 
     @app.timer(interval=settings.expiry_sweep_seconds)  # type: ignore[untyped-decorator]  # mode's timer decorator is unannotated
     async def due() -> None:
+        # Not while partitions move or tables recover: the owner is not settled, and the
+        # store must not be read beside its recovery (the next sweep comes soon enough).
+        recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
+        if app.rebalancing or not recovery.completed.is_set():
+            return
         now, out = time.time(), Outbox(app.producer)
         for n, (key, entry) in enumerate(table.items()):  # active partitions only
             for o in stage.due(entry["state"], key, now):

@@ -77,11 +77,15 @@ def list_until(driver, base: str, alert_id: str, timeout: float = 30.0) -> None:
 
 def press(driver, label: str) -> None:
     """Press a button and wait for the page the inbox answers with (applied, or pending)."""
-    # A marker on the old document: it is gone once the answer page has loaded. (Chrome's
-    # staleness check can fail with "Node ... does not belong to the document" instead of
-    # reporting the element stale, so the test does not rely on it.)
+    submit(driver, f'//button[normalize-space()="{label}"]', By.XPATH)
+
+
+def submit(driver, locator: str, by: str = By.CSS_SELECTOR) -> None:
+    """Click and wait until the answer page has loaded. A marker on the old document is gone
+    then. (Chrome's staleness check, and reading an element while the document is replaced,
+    can fail with "Node ... does not belong to the document": the test relies on neither.)"""
     driver.execute_script("window.wijkhubBefore = true;")
-    driver.find_element(By.XPATH, f'//button[normalize-space()="{label}"]').click()
+    driver.find_element(by, locator).click()
     WebDriverWait(driver, 15).until(
         lambda d: d.execute_script("return window.wijkhubBefore !== true;")
     )
@@ -142,10 +146,8 @@ def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(
     press(browser, "Bevestigen (gezien)")
     assert shown(browser, "#status", "In behandeling").startswith("In behandeling")
     Select(browser.find_element(By.ID, "outcome")).select_by_value("help_accepted")
-    browser.find_element(By.CSS_SELECTOR, "form.resolve button").click()
-    WebDriverWait(browser, 15).until(
-        ec.text_to_be_present_in_element((By.ID, "status"), "Afgesloten")
-    )
+    submit(browser, "form.resolve button")
+    assert shown(browser, "#status", "Afgesloten").startswith("Afgesloten")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "inbox-melding-afgesloten.png"))
 
