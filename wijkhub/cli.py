@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -200,18 +200,27 @@ def cluster_setup(
     typer.echo(f"{sum(r.created for r in created)} topics created; ACLs applied")
 
 
-@acls_app.command("apply")
-def acls_apply() -> None:
-    """Give every service principal exactly its ACLs (streams/access.py); remove others."""
-    from wijkhub.acls import apply
+T = TypeVar("T")
+
+
+def _as_administrator(action: Callable[[Any, Settings], T]) -> T:
+    """``action(admin client, settings)`` as the cluster administrator; the client closed."""
     from wijkhub.admin import admin_client
 
     s = settings()
     admin = admin_client(s)
     try:
-        created, deleted = apply(admin, s)
+        return action(admin, s)
     finally:
         admin.close()
+
+
+@acls_app.command("apply")
+def acls_apply() -> None:
+    """Give every service principal exactly its ACLs (streams/access.py); remove others."""
+    from wijkhub.acls import apply
+
+    created, deleted = _as_administrator(apply)
     typer.echo(f"ACLs applied: {created} created, {deleted} removed")
 
 
@@ -219,14 +228,8 @@ def acls_apply() -> None:
 def acls_check() -> None:
     """Report drift between the cluster's ACLs and streams/access.py; exit 1 if any."""
     from wijkhub.acls import drift
-    from wijkhub.admin import admin_client
 
-    s = settings()
-    admin = admin_client(s)
-    try:
-        lines = drift(admin, s)
-    finally:
-        admin.close()
+    lines = _as_administrator(drift)
     for line in lines:
         typer.echo(line)
     if lines:
