@@ -41,7 +41,10 @@ HOUSEHOLD_VIEW = "nl.wijkhub.HouseholdView"
 ROUTED = "nl.wijkhub.Routed"
 AUDIT_ENTRY = "nl.wijkhub.AuditEntry"
 ALERT_ACTION = "nl.wijkhub.AlertAction"
-SUBJECTS = (RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW, ROUTED, AUDIT_ENTRY, ALERT_ACTION)
+ERASURE = "nl.wijkhub.Erasure"
+SUBJECTS = (
+    RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW, ROUTED, AUDIT_ENTRY, ALERT_ACTION, ERASURE,
+)  # fmt: skip
 
 
 class SchemaError(ValueError):

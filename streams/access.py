@@ -13,7 +13,8 @@ The grants, in words:
   Faust's leader topic) and its consumer group;
 - the inbox reads ``alerts`` and ``household-view``, writes ``alert-actions`` and ``audit``;
 - delivery reads ``alerts`` (its own group) and writes ``dlq.delivery``;
-- the operator reads what operations need (status, alerts, review, dead letters);
+- the operator reads what operations need (status, alerts, review, dead letters) and
+  writes erasure requests (``wijkhub erase``);
 - nobody but the worker writes ``alerts``; nobody deletes or alters ``audit``
   (an explicit DENY for every principal; only the cluster's administrator, the
   broker's super user that applies these ACLs, stands above it).
@@ -33,6 +34,7 @@ from wijkhub.streams.topics import (
     DLQ_DELIVERY,
     DLQ_INGEST,
     DLQ_STREAMS,
+    ERASURES,
     HAND_OVER,
     HOUSEHOLD_VIEW,
     LINKED,
@@ -114,10 +116,11 @@ def grants(topic_prefix: str, app_id: str) -> list[Grant]:
     found += _topics(DELIVERY, (ALERTS,), "READ", "DESCRIBE")
     found += _topics(DELIVERY, (DLQ_DELIVERY,), "WRITE", "DESCRIBE")
     found.append(Grant(DELIVERY, Resource.GROUP, f"{app_id}-delivery", "READ"))
-    readable = (*RAW_TOPICS, ALERTS, HOUSEHOLD_VIEW, UNMATCHED, HAND_OVER, DLQ_INGEST,
+    readable = (*RAW_TOPICS, ERASURES, ALERTS, HOUSEHOLD_VIEW, UNMATCHED, HAND_OVER, DLQ_INGEST,
                 DLQ_STREAMS, DLQ_DELIVERY, ALERT_ACTIONS, AUDIT)  # fmt: skip
     found += _topics(OPERATOR, readable, "READ", "DESCRIBE")
     found += _topics(OPERATOR, (AUDIT,), "WRITE")  # reads by the CLI are audited
+    found += _topics(OPERATOR, (ERASURES,), "WRITE", "DESCRIBE")  # `wijkhub erase`
     found.append(Grant(OPERATOR, Resource.GROUP, app_id, "DESCRIBE"))  # lag in status
     # Nobody deletes or alters the audit trail (a DENY beats every ALLOW).
     found += [Grant("*", Resource.TOPIC, AUDIT, op, deny=True)

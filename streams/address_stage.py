@@ -32,6 +32,7 @@ from wijkhub.streams import residence
 from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import event_day
 from wijkhub.streams.matching import Weights
+from wijkhub.streams.person_stage import ERASURE_NOTICE
 from wijkhub.streams.stage import (
     Message,
     Output,
@@ -85,6 +86,7 @@ class EventFact(TypedDict):
     lgen: int  # generation of the link published for it
     link: Link | None  # what was published
     # Not kept for an event known only as withdrawn (and not in states older than them):
+    erased: NotRequired[bool]  # withdrawn by an erasure: its withdrawal says so downstream
     received: NotRequired[float]  # which copy of a corrected event this is (stage.version)
     content: NotRequired[str]
     recheck: NotRequired[bool]  # a corrected copy: publish again even if the link stays
@@ -99,6 +101,9 @@ class AddressState(TypedDict):
     residents: dict[str, Resident]  # person → their periods in the building
     events: dict[str, EventFact]
     members: dict[str, MembersSent]
+    # Erased persons: Ids.erased(person) → the erasure's generation (an older residency
+    # record of theirs, redelivered, is refused). Keyed digests: no pseudonym stays here.
+    erased: NotRequired[dict[str, int]]
 
 
 def new_state() -> AddressState:
@@ -204,11 +209,15 @@ class AddressStage:
             result.counts["link_outcome", routed["role"]] += 1
             if routed["role"] == "residency":
                 register_changed |= self._residency(state, routed, raw)
-            elif routed["role"] == "event":
-                changed = self._event(state, routed, raw)
-                if changed:
+            elif routed["role"] == "erasure" and routed["event_id"].startswith(ERASURE_NOTICE):
+                register_changed |= self._erasure(state, routed)
+            elif routed["role"] in ("event", "erasure"):  # erasure: withdrawn, erased
+                before = state["events"].get(routed["event_id"])
+                was_relation = before is not None and before["relation"] is not None
+                if self._event(state, routed, raw, routed["role"] == "erasure"):
                     touched.add(routed["event_id"])
-                    register_changed |= state["events"][routed["event_id"]]["relation"] is not None
+                    now = state["events"][routed["event_id"]]["relation"] is not None
+                    register_changed |= was_relation or now
             else:  # arrived / left: written by the version-1 person stage only
                 result.outputs.append(dead_letter(self.name, message, "obsolete-role",
                                                   "routed record of an older version"))  # fmt: skip
@@ -231,6 +240,8 @@ class AddressStage:
         known = state["residents"].get(person)
         if known is not None and known["gen"] >= routed["generation"]:
             return False
+        if state.get("erased", {}).get(self.ids.erased(person), -1) >= routed["generation"]:
+            return False  # a redelivered residency of a person erased since
         match = raw["subject"]["match"] if raw else None
         state["residents"][person] = {
             "gen": routed["generation"],
@@ -247,8 +258,42 @@ class AddressStage:
         }
         return True
 
+    def _erasure(self, state: AddressState, routed: dict[str, Any]) -> bool:
+        """The person is erased: their residence here, their match features, and every
+        event linked to them (their own, signals matched to them by name, relations
+        that name them) go. What
+        stays is a keyed digest with the erasure's generation, and each event's
+        generation (so that an older copy cannot come back)."""
+        person, gen = routed["person_ref"], routed["generation"]
+        marker = self.ids.erased(person)
+        erased = state.setdefault("erased", {})
+        if erased.get(marker, -1) >= gen:
+            return False  # the same notice again
+        erased[marker] = gen
+        state["residents"].pop(person, None)
+        for fact in state["events"].values():
+            if fact["withdrawn"]:
+                continue
+            owner = fact["link"]["person"] if fact["link"] else None
+            related = fact["relation"] is not None and person in fact["relation"]["pair"]
+            if owner != person and not related and self._person(fact) != person:
+                continue
+            fact.update({"withdrawn": True, "erased": True, "value": "", "day": "",
+                         "relation": None})  # fmt: skip
+        return True
+
+    def _person(self, fact: EventFact) -> str | None:
+        person: str | None = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)["subject"][
+            "person_ref"
+        ]
+        return person
+
     def _event(
-        self, state: AddressState, routed: dict[str, Any], raw: dict[str, Any] | None
+        self,
+        state: AddressState,
+        routed: dict[str, Any],
+        raw: dict[str, Any] | None,
+        erased: bool = False,
     ) -> bool:
         eid = routed["event_id"]
         known = state["events"].get(eid)
@@ -264,9 +309,13 @@ class AddressStage:
                 # kept: an older routing of the same event arriving later must not count
                 state["events"][eid] = {"gen": routed["generation"], "withdrawn": True,
                                         "unit": routed["address_ref"], "day": "", "value": "",
-                                        "relation": None, "lgen": 0, "link": None}  # fmt: skip
+                                        "relation": None, "lgen": 0, "link": None,
+                                        "erased": erased}  # fmt: skip
                 return True
-            known.update({"gen": routed["generation"], "withdrawn": True})
+            # what it said is no longer needed here (minimisation): only its generation
+            known.update({"gen": routed["generation"], "withdrawn": True, "value": "",
+                          "day": "", "relation": None})  # fmt: skip
+            known["erased"] = erased or known.get("erased", False)
             return True
         payload_name, payload = raw["payload"]
         relation: Relation | None = None
@@ -317,7 +366,8 @@ class AddressStage:
             and old["household"]
             and (link is None or link["household"] != old["household"])
         ):
-            result.outputs.append(self._linked(old["household"], eid, fact, None, True))
+            by = "erasure" if fact.get("erased") else "person"
+            result.outputs.append(self._linked(old["household"], eid, fact, None, True, by))
         if old is not None and old["household"] is None and (link is None or link["household"]):
             result.outputs.append(Output(UNMATCHED, eid.encode(), None,
                                          (("um_state", b"closed"),)))  # fmt: skip
@@ -342,9 +392,9 @@ class AddressStage:
         return self.catalog.encode(RAW_EVENT, raw)
 
     def _linked(self, household: str, eid: str, fact: EventFact, link: Link | None,
-                withdrawn: bool) -> Output:  # fmt: skip
+                withdrawn: bool, withdrawn_by: str = "person") -> Output:  # fmt: skip
         value = self._without_match(fact) if link is not None else b""
-        by = link["by"] if link is not None else "person"
+        by = link["by"] if link is not None else withdrawn_by
         household = self.ids.household(household)
         record: dict[str, Any] = {"household_ref": household, "linked_by": by, "raw_event": value,
                   "member_change": None,

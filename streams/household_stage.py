@@ -46,6 +46,10 @@ from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
 WITHDRAWN = "withdrawn"
 WITHDRAWN_REASON = "withdrawn: the facts behind it no longer belong to this household"
+# An alert removed from the alerts topic (a tombstone): a duplicate-help alert past its
+# term (the verwijsindex keeps a match at most two years), or one resting on a person
+# erased since. The state keeps only that it was removed, so it is not published again.
+REMOVED = "removed"
 
 
 class StoredFact(TypedDict):
@@ -60,6 +64,7 @@ class StoredFact(TypedDict):
     payload: dict[str, Any]  # JSON-ready: dates as ISO text
     correlation_id: str
     received: float
+    erased: NotRequired[bool]  # withdrawn by an erasure of the person it was about
 
 
 class Members(TypedDict):
@@ -203,9 +208,11 @@ class HouseholdStage:
         if known is not None and known["gen"] >= linked["generation"]:
             return False  # a replay or redelivery: nothing changes, whatever it did before
         if linked["withdrawn"] or raw is None:
-            stub = known or self._fact(eid, None, None)
-            # kept even when the fact never arrived: an older copy must not bring it back
-            state["facts"][eid] = {**stub, "gen": linked["generation"], "withdrawn": True}
+            # kept even when the fact never arrived: an older copy must not bring it back;
+            # only its generation (what it said is no longer needed: minimisation)
+            stub = self._fact(eid, None, None)
+            erased = linked["linked_by"] == "erasure" or bool(known and known.get("erased"))
+            state["facts"][eid] = {**stub, "gen": linked["generation"], "erased": erased}
             return True
         fact = self._fact(eid, raw, linked["person_ref"] or raw["subject"]["person_ref"])
         state["facts"][eid] = {**fact, "gen": linked["generation"]}
@@ -276,7 +283,8 @@ class HouseholdStage:
         found = []
         for aid, published in sorted(state["published"].items()):
             entry, rule = published["entry"], self.rules_by_id.get(published["rule"])
-            if rule is None or entry["state"] == "resolved" or published["change"] == WITHDRAWN:
+            if rule is None or entry["state"] == "resolved" or published["change"] in (
+                WITHDRAWN, REMOVED):  # fmt: skip
                 continue
             expires = rule.expires_on(entry["on"])
             if expires is None or at.date() < expires:
@@ -352,7 +360,9 @@ class HouseholdStage:
             newest = self._newest(state, entry)
             self._send_alert(state, ref, aid, kind, entry, rule, newest, result)
         for aid, published in sorted(state["published"].items()):
-            if aid not in alerts and published["change"] != WITHDRAWN:
+            if aid not in alerts and self._rests_on_erased(state, published["entry"]):
+                self._remove_alert(state, aid, published, result)
+            elif aid not in alerts and published["change"] not in (WITHDRAWN, REMOVED):
                 active = self.rules_by_id.get(published["rule"])
                 if active is not None:  # a rule no longer in the file: its alerts stay
                     entry = {**published["entry"], "state": "resolved",
@@ -375,6 +385,23 @@ class HouseholdStage:
             result.outputs.append(Output(HOUSEHOLD_VIEW_TOPIC, ref.encode(), value))
             result.counts["view_published",] += 1
 
+    @staticmethod
+    def _rests_on_erased(state: HouseholdState, entry: lifecycle.AlertEntry) -> bool:
+        facts = state["facts"]
+        return any(
+            f["event_id"] in facts and facts[f["event_id"]].get("erased") for f in entry["facts"]
+        )
+
+    def _remove_alert(self, state: HouseholdState, aid: str, published: Published,
+                      result: Result[HouseholdState]) -> None:  # fmt: skip
+        """A tombstone on the alerts topic, and only that it was removed in the state."""
+        result.outputs.append(Output(ALERTS, aid.encode(), None))
+        entry: lifecycle.AlertEntry = {**published["entry"], "facts": []}
+        state["published"][aid] = {**published, "change": REMOVED, "digest": "", "entry": entry}
+        rule = self.rules_by_id.get(published["rule"])
+        if rule is not None:
+            result.counts["alert_change", rule.id, rule.family, entry["team"] or "-", REMOVED] += 1
+
     def _send_alert(
         self,
         state: HouseholdState,
@@ -387,6 +414,10 @@ class HouseholdStage:
         result: Result[HouseholdState],
     ) -> None:
         published = state["published"].get(aid)
+        if published is not None and published["change"] == REMOVED:
+            if entry["state"] == "resolved":
+                return  # removed at its term (or erased): it stays removed
+            published = None  # the facts raise it anew: a new alert to everyone
         content = {k: v for k, v in entry.items() if k not in ("revision", "published_at")}
         d = digest([kind, content])
         if published is not None and published["digest"] == d:
@@ -408,6 +439,9 @@ class HouseholdStage:
         result.outputs.append(Output(ALERTS, aid.encode(), self.catalog.encode(ALERT, record)))
         state["published"][aid] = {"revision": revision, "digest": d, "published_at": published_at,
                                    "rule": rule.id, "change": kind, "entry": entry}  # fmt: skip
+        if kind == lifecycle.EXPIRED and rule.family == rules.DUPLICATE_HELP:
+            # past the verwijsindex term: the team saw it expire; now it leaves the topic
+            self._remove_alert(state, aid, state["published"][aid], result)
         team = entry["team"] or "-"
         result.counts["alert_change", rule.id, rule.family, team, kind] += 1
         if published is None:

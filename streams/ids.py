@@ -44,3 +44,9 @@ class Ids:
     def alert(self, rule_id: str, dedup_key: str) -> str:
         """An alert's id: from its rule and dedup key (ADR 0005), keyed."""
         return "A-" + self._mac("alert", f"{rule_id}|{dedup_key}")
+
+    def erased(self, person_ref: str) -> str:
+        """What a stage keeps of an erased person to refuse a late copy of their records:
+        a keyed digest of the pseudonym, never the pseudonym itself (a scan of the state
+        after an erasure finds no trace of the person)."""
+        return "E-" + self._mac("erased", person_ref)

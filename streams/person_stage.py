@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
-from wijkhub.schemas.registry import RAW_EVENT, ROUTED, Catalog, DecodeError
+from wijkhub.schemas.registry import ERASURE, RAW_EVENT, ROUTED, Catalog, DecodeError
 from wijkhub.streams import toewijzing
 from wijkhub.streams.linking import PERSON_DECEASED, PERSON_DEPARTED, PERSON_REGISTERED, event_day
 from wijkhub.streams.residence import RELATION_CHANGED, building
@@ -44,7 +44,9 @@ from wijkhub.streams.stage import (
     unpack,
     version,
 )
-from wijkhub.streams.topics import BY_ADDRESS, HAND_OVER, RAW_TOPICS, UNMATCHED
+from wijkhub.streams.topics import BY_ADDRESS, ERASURES, HAND_OVER, PERSON_INPUTS, UNMATCHED
+
+ERASURE_NOTICE = "erasure:"  # the event id of a building's notice that a person is erased
 
 
 class Copy(TypedDict):
@@ -91,6 +93,10 @@ class PersonState(TypedDict):
     events: dict[str, RoutedEvent]
     residency_gen: int
     residency_sent: dict[str, str]  # building → digest of the periods sent there
+    # An erasure (AVG art. 17): facts received up to this moment (epoch s) are refused.
+    erased_before: NotRequired[float]
+    erasures: NotRequired[list[str]]  # the requests applied (their ids), each once
+    gen_floor: NotRequired[int]  # the generations an erased event had reached
 
 
 class Period(TypedDict):
@@ -170,7 +176,7 @@ class PersonStage:
     """raw.<domain> → by-address (and hand-over, unmatched)."""
 
     name = "person"
-    inputs = RAW_TOPICS
+    inputs = PERSON_INPUTS
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -180,7 +186,11 @@ class PersonStage:
 
     def process(self, state: PersonState, messages: Sequence[Message]) -> Result[PersonState]:
         result: Result[PersonState] = Result(state)
+        erased: list[str] = []
         for message in messages:
+            if message.topic == ERASURES:
+                erased += self._erasure(state, message, result)
+                continue
             try:
                 raw = self.catalog.decode(message.value, RAW_EVENT)
             except DecodeError as exc:
@@ -194,10 +204,72 @@ class PersonStage:
             if raw["subject"]["person_ref"] is None:
                 self._address_only(raw, message, result)
                 continue
+            if version(raw)[0] <= state.get("erased_before", -1.0):
+                result.counts["link_outcome", "erased"] += 1  # a copy of an erased fact
+                continue
             result.dirty |= self._add_fact(state, raw, message.value or b"", result)
         if result.dirty:
-            self._reroute(state, result)
+            self._reroute(state, result, erased[0] if erased else None)
         return result
+
+    # -- erasure (AVG art. 17) -------------------------------------------------------------
+
+    def _erasure(
+        self, state: PersonState, message: Message, result: Result[PersonState]
+    ) -> list[str]:
+        """Forget every fact received up to the request's moment. The reroute that follows
+        withdraws what was sent (from every building, from hand-over) and tells every
+        building the person lived in or sent events to, so the later stages forget too."""
+        try:
+            request = self.catalog.decode(message.value, ERASURE)
+        except DecodeError as exc:
+            result.outputs.append(dead_letter(self.name, message, "undecodable", str(exc)))
+            return []
+        person = request["person_ref"]
+        if person != message.key.decode() or request["erasure_id"] in state.get("erasures", []):
+            if person != message.key.decode():
+                result.outputs.append(dead_letter(self.name, message, "erasure-wrong-key",
+                                                  "the request names another person than its "
+                                                  "key"))  # fmt: skip
+            return []
+        before = request["erased_before"].timestamp()
+        state["erased_before"] = max(state.get("erased_before", before), before)
+        state["erasures"] = [*state.get("erasures", []), request["erasure_id"]]
+        state["registrations"] = {
+            e: f for e, f in state["registrations"].items() if f["received"] > before
+        }
+        state["endings"] = {e: f for e, f in state["endings"].items() if f["received"] > before}
+        state["snapshots"] = {e: f for e, f in state["snapshots"].items() if f["received"] > before}
+        for event in state["events"].values():
+            if event["received"] <= before or event["derived"]:
+                event["live"] = False  # withdrawn by the reroute, then forgotten
+        result.counts["link_outcome", "erasure"] += 1
+        result.dirty = True
+        return [person]
+
+    def _forget_withdrawn(self, state: PersonState) -> None:
+        """After an erasure's reroute: the withdrawn events go (only their generation stays,
+        so a later event with a reused id is sent above what the buildings hold)."""
+        gone = [eid for eid, e in state["events"].items() if not e["live"] and not e["sent"]]
+        floor = max([state["events"][e]["gen"] for e in gone], default=0)
+        state["gen_floor"] = max(state.get("gen_floor", 0), floor)
+        for eid in gone:
+            del state["events"][eid]
+
+    def _erased_everywhere(
+        self, state: PersonState, person: str, buildings: set[str], result: Result[PersonState]
+    ) -> None:
+        """An erasure notice to every building the person's facts reached: the address
+        stage drops the person and the signals it had matched to them."""
+        state["residency_gen"] += 1
+        for b in sorted(buildings):
+            record: dict[str, Any] = {"address_ref": b, "role": "erasure", "until": None,
+                                      "raw_event": b"",
+                      "event_id": ERASURE_NOTICE + b, "generation": state["residency_gen"],
+                      "withdrawn": True, "person_ref": person, "intervals": []}  # fmt: skip
+            result.outputs.append(
+                Output(BY_ADDRESS, b.encode(), self.catalog.encode(ROUTED, record))
+            )
 
     # -- facts ---------------------------------------------------------------------------
 
@@ -248,7 +320,7 @@ class PersonStage:
                                 "received": received, "content": content,
                                 "derived": derived, "live": True,
                                 "relation": raw["payload"][0] == RELATION_CHANGED,
-                                "gen": known["gen"] if known else 0,
+                                "gen": known["gen"] if known else state.get("gen_floor", 0),
                                 "sent": ""}  # fmt: skip  # a new copy is sent again
         if known is not None and known["sent"]:
             state["events"][eid]["sent"] = "~" + known["sent"]  # withdraw from there if moved
@@ -278,21 +350,30 @@ class PersonStage:
 
     # -- decisions -----------------------------------------------------------------------
 
-    def _reroute(self, state: PersonState, result: Result[PersonState]) -> None:
+    def _reroute(
+        self, state: PersonState, result: Result[PersonState], erased: str | None = None
+    ) -> None:
+        reached = set(state["residency_sent"]) | {
+            building(t.lstrip("~")[2:]) for e in state["events"].values()
+            for t in e["sent"].split("|") if t.lstrip("~").startswith("B:")
+        }  # fmt: skip
         self._derive_toewijzingen(state, result)
         lived = periods(state)
-        self._send_residency(state, lived, result)
+        self._send_residency(state, lived, result, erased)
         for eid, event in sorted(state["events"].items()):
             target = self._target(event, lived)
             if target == event["sent"]:
                 continue
             event["gen"] += 1
-            self._send(eid, event, target, result)
+            self._send(eid, event, target, result, erased is not None)
             if event["sent"] == "P" and target.startswith("B:"):
                 result.counts["link_outcome", "unparked"] += 1
             result.counts["link_outcome", {"B": "routed", "H": "handed-over", "P": "parked"}.get(
                 target[:1], "withdrawn")] += 1  # fmt: skip
             event["sent"] = target
+        if erased is not None:
+            self._forget_withdrawn(state)
+            self._erased_everywhere(state, erased, reached, result)
 
     @staticmethod
     def _target(event: RoutedEvent, lived: list[Period]) -> str:
@@ -308,7 +389,8 @@ class PersonStage:
             first_unit.setdefault(building(p["address_ref"]), p["address_ref"])
         return "|".join(f"B:{u}" for _, u in sorted(first_unit.items())) or "P"
 
-    def _send(self, eid: str, event: RoutedEvent, target: str, result: Result[PersonState]) -> None:
+    def _send(self, eid: str, event: RoutedEvent, target: str, result: Result[PersonState],
+              erasing: bool = False) -> None:  # fmt: skip
         value = unpack(event["value"])
         raw = self.catalog.decode(value, RAW_EVENT)
         person = raw["subject"]["person_ref"]
@@ -317,7 +399,10 @@ class PersonStage:
         kept = {building(t[2:]) for t in new if t.startswith("B:")}
         for t in old:
             if t.startswith("B:") and building(t[2:]) not in kept:
-                result.outputs.append(self._routed(t[2:], eid, event["gen"], b"", person, True))
+                role = "erasure" if erasing else "event"  # withdrawn because erased
+                result.outputs.append(
+                    self._routed(t[2:], eid, event["gen"], b"", person, True, role)
+                )
             if t.startswith("H:") and not any(n.startswith("H:") for n in new):
                 result.outputs.append(Output(HAND_OVER, eid.encode(), None,
                                              (("ho_state", b"withdrawn"),)))  # fmt: skip
@@ -333,15 +418,19 @@ class PersonStage:
                 )
 
     def _routed(self, unit: str, eid: str, gen: int, value: bytes, person: str | None,
-                withdrawn: bool = False) -> Output:  # fmt: skip
-        record: dict[str, Any] = {"address_ref": unit, "role": "event", "until": None,
+                withdrawn: bool = False, role: str = "event") -> Output:  # fmt: skip
+        record: dict[str, Any] = {"address_ref": unit, "role": role, "until": None,
                                   "raw_event": value, "event_id": eid, "generation": gen,
                                   "withdrawn": withdrawn, "person_ref": person,
                                   "intervals": []}  # fmt: skip
         return Output(BY_ADDRESS, building(unit).encode(), self.catalog.encode(ROUTED, record))
 
     def _send_residency(
-        self, state: PersonState, lived: list[Period], result: Result[PersonState]
+        self,
+        state: PersonState,
+        lived: list[Period],
+        result: Result[PersonState],
+        person: str | None = None,
     ) -> None:
         """Each building gets the person's periods there; one that no longer has any, none."""
         per_building: dict[str, list[Period]] = {}
@@ -356,7 +445,7 @@ class PersonStage:
         if not changed:
             return
         state["residency_gen"] += 1
-        person = self._person_of(state)
+        person = person or self._person_of(state)
         for b in sorted(changed):
             intervals = [{"address_ref": p["address_ref"],
                           "from": dt.date.fromisoformat(p["from_"]),

@@ -220,6 +220,16 @@ STAGE_STATE = DataClass(
     "registration; with a term, a worker rebuilding its state would forget everyone nobody "
     "wrote about within it. Keys leave by tombstones (erasure); old facts by pruning",
 )
+ERASURE_REGISTER = DataClass(
+    "erasure-register",
+    "erasure requests (AVG art. 17): whose facts received before when are erased, by pseudonym",
+    730,
+    False,
+    MUNICIPALITY + " (AVG art. 17 and art. 5 lid 2: the hub must keep refusing an erased "
+    "person's facts while copies of them can still be delivered again)",
+    "as long as the longest raw term: a request outlives every copy of the facts it erases "
+    "that a rebuild could replay; then both are gone (docs/privacy/erasure.md)",
+)
 SOURCE_FILES = DataClass(
     "source-files",
     "source files in the file drop after intake (clear BSNs)",
@@ -242,6 +252,7 @@ DATA_CLASSES: tuple[DataClass, ...] = (
     TEAM_ACTIONS,
     DEAD_LETTERS,
     AUDIT_CLASS,
+    ERASURE_REGISTER,
     STAGE_STATE,
     SOURCE_FILES,
 )
@@ -300,6 +311,7 @@ DLQ_STREAMS = "dlq.streams"
 DLQ_DELIVERY = "dlq.delivery"
 AUDIT = "audit"
 ALERT_ACTIONS = "alert-actions"
+ERASURES = "erasure-requests"
 
 TOPICS: tuple[TopicSpec, ...] = (
     *(
@@ -374,12 +386,25 @@ TOPICS: tuple[TopicSpec, ...] = (
         DEAD_LETTERS,
         "alert changes a sink (webhook, mail) could not deliver after its retries: record + reason",
     ),
-    TopicSpec(AUDIT, "none", AUDIT_CLASS, "every view of personal data"),
+    TopicSpec(
+        AUDIT,
+        "writer (one hash chain per key)",
+        AUDIT_CLASS,
+        "every view of personal data, and every erasure and subject-access request",
+    ),
+    TopicSpec(
+        ERASURES,
+        "person_ref (co-partitioned with the raw topics)",
+        ERASURE_REGISTER,
+        "erasure requests for the person stage: `wijkhub erase` writes them (fg or operator)",
+    ),
 )
 
 RAW_TOPICS: tuple[str, ...] = tuple(raw(d) for d in Domain)
 # What the stream workers consume (lag, drain checks and status read this).
-WORKER_INPUTS: tuple[str, ...] = (*RAW_TOPICS, BY_ADDRESS, LINKED, ALERT_ACTIONS)
+# The person stage's inputs: co-partitioned by person_ref.
+PERSON_INPUTS: tuple[str, ...] = (*RAW_TOPICS, ERASURES)
+WORKER_INPUTS: tuple[str, ...] = (*PERSON_INPUTS, BY_ADDRESS, LINKED, ALERT_ACTIONS)
 
 # The stages that keep a Faust table, by their ``Stage.name`` (streams/app.py runs them),
 # each with the key of its table; a unit test holds this to the stages the worker builds.

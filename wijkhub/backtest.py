@@ -26,7 +26,7 @@ from wijkhub.settings import Settings
 from wijkhub.streams.access import OPERATOR
 from wijkhub.streams.harness import build_stages, run_all
 from wijkhub.streams.household_stage import WITHDRAWN
-from wijkhub.streams.topics import ALERT_ACTIONS, RAW_TOPICS, logical_name
+from wijkhub.streams.topics import ALERT_ACTIONS, PERSON_INPUTS, logical_name
 
 Record = tuple[str, bytes, bytes]
 
@@ -35,7 +35,7 @@ def recorded_records(settings: Settings, progress: Callable[[int], None]) -> lis
     """Every record on the raw topics and alert-actions: (logical topic, key, value)."""
     consumer = KafkaConsumer(**connect(settings, OPERATOR).kafka_python(),
                              enable_auto_commit=False)  # fmt: skip
-    names = [settings.topic_prefix + t for t in (*RAW_TOPICS, ALERT_ACTIONS)]
+    names = [settings.topic_prefix + t for t in (*PERSON_INPUTS, ALERT_ACTIONS)]
     try:
         tps = [TopicPartition(t, p) for t in names for p in consumer.partitions_for_topic(t) or []]
         consumer.assign(tps)

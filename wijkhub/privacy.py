@@ -30,6 +30,7 @@ from wijkhub.streams.topics import (
     AUDIT_CLASS,
     DATA_CLASSES,
     DEAD_LETTERS,
+    ERASURE_REGISTER,
     HAND_OVER_CLASS,
     HOUSEHOLD_VIEW_CLASS,
     LINKING,
@@ -154,6 +155,17 @@ def processings(rules: RuleSet, router: Router) -> tuple[Processing, ...]:
             "the alerts of the rules above",
             "members of the responsible team; operators read one household view with their "
             "own token (`wijkhub household show`), audited",
+        ),
+        Processing(
+            "Erasure and subject access",
+            "erase a person from every stage, view and alert on request (AVG art. 17), and "
+            "export what the hub holds on a person (AVG art. 15); both audited with a case "
+            "reference",
+            "AVG art. 15 and 17 (the data subject's rights), art. 5 lid 2 (accountability)",
+            (ERASURE_REGISTER, STAGE_STATE, ALERTS_CLASS, HOUSEHOLD_VIEW_CLASS, AUDIT_CLASS),
+            "requests by the person, received by the privacy officer (fg) or an operator",
+            "the privacy officer (fg) and the operator who runs the command; the export goes "
+            "to the person",
         ),
         Processing(
             "Delivery: webhook and e-mail",
