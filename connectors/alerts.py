@@ -29,15 +29,17 @@ def _consumer(settings: Settings) -> tuple[KafkaConsumer, list[TopicPartition]]:
     return consumer, tps
 
 
-def iter_alerts(
+def iter_changes(
     settings: Settings,
     follow: bool,
     idle_timeout: float = 2.0,
     until: float | None = None,
     catalog: Catalog | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Alerts from the start of the topic; with ``follow`` keep waiting for new ones
-    (until the ``time.monotonic()`` deadline ``until``, if given)."""
+) -> Iterator[tuple[str, dict[str, Any] | None]]:
+    """(alert id, alert) from the start of the topic; the alert is None for a tombstone
+    (an alert removed: a duplicate-help alert past its term, or an erased person's). With
+    ``follow`` keep waiting for new ones (until the ``time.monotonic()`` deadline
+    ``until``, if given)."""
     catalog = catalog or Catalog()
     consumer, tps = _consumer(settings)
     try:
@@ -48,7 +50,11 @@ def iter_alerts(
             for records in batches.values():
                 for record in records:
                     last_seen = time.monotonic()
-                    yield catalog.decode(record.value, ALERT)
+                    alert_id = (record.key or b"").decode()
+                    if record.value is None:
+                        yield alert_id, None
+                    else:
+                        yield alert_id, catalog.decode(record.value, ALERT)
             if follow:
                 if until is not None and time.monotonic() > until:
                     return
@@ -60,6 +66,20 @@ def iter_alerts(
         consumer.close()
 
 
+def iter_alerts(
+    settings: Settings,
+    follow: bool,
+    idle_timeout: float = 2.0,
+    until: float | None = None,
+    catalog: Catalog | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Every alert record from the start of the topic (tombstones left out: use
+    :func:`latest_alerts` for the alerts that still exist)."""
+    for _, alert in iter_changes(settings, follow, idle_timeout, until, catalog):
+        if alert is not None:
+            yield alert
+
+
 def _reached(position: int | None, end: int) -> bool:
     """Whether a partition's position is at its end offset; a position kafka-python does not
     know (None) is not there yet."""
@@ -69,8 +89,11 @@ def _reached(position: int | None, end: int) -> bool:
 def latest_alerts(settings: Settings) -> list[dict[str, Any]]:
     """The latest state of every alert (the topic is compacted by alert_id)."""
     latest: dict[str, dict[str, Any]] = {}
-    for alert in iter_alerts(settings, follow=False):
-        latest[alert["alert_id"]] = alert
+    for alert_id, alert in iter_changes(settings, follow=False):
+        if alert is None:
+            latest.pop(alert_id, None)  # removed
+        else:
+            latest[alert_id] = alert
     return sorted(latest.values(), key=lambda a: (a["raised_at"], a["alert_id"]))
 
 

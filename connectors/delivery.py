@@ -297,6 +297,8 @@ async def run(
             async def in_order(records: list[Any]) -> None:
                 async with limit:  # one alert's changes in order; alerts side by side
                     for record in records:
+                        if record.value is None:
+                            continue  # a removed alert: the team's system was told before
                         try:
                             alert = catalog.decode(record.value, ALERT)
                         except DecodeError as exc:

@@ -17,6 +17,7 @@ from faust.types import TableT
 from faust.web import Request, Response, View
 
 from wijkhub import access
+from wijkhub.audit import Chain
 from wijkhub.audit import entry as audit_entry
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import CONTENT_TYPE_LATEST, Metrics
@@ -45,23 +46,37 @@ def register(
     operators = access.parse_tokens(settings.operator_tokens, "operator token")
     audit_name = full_name(AUDIT, settings.topic_prefix)
 
+    chain = Chain("worker")  # this process's audit hash chain
+
     async def audit(actor: str, resource: str, allowed: bool, reason: str) -> None:
-        value = catalog.encode(
-            AUDIT_ENTRY, audit_entry(actor, "household.read", resource, allowed, reason, "http")
+        key, record = chain.link(
+            audit_entry(actor, "household.read", resource, allowed, reason, "http")
         )
-        await app.producer.send_and_wait(audit_name, resource.encode(), value, None, None, None)
+        value = catalog.encode(AUDIT_ENTRY, record)
+        await app.producer.send_and_wait(audit_name, key, value, None, None, None)
         log.info("household view requested", actor=actor, allowed=allowed, reason=reason)
 
     @app.page("/households/{ref}")
     @app.table_route(table=views, match_info="ref")
     async def household_page(web: View, request: Request, ref: str) -> Response:
-        """An operator reads one household view: token checked, every attempt audited."""
+        """An operator reads one household view: token checked, a purpose or case reference
+        given (AVG art. 5 lid 1 b), every attempt audited with it."""
         actor = access.account_for(operators, request.headers.get("Authorization"))
         if actor is None:
             await audit("unknown", ref, False, "missing or wrong operator token")
             return web.json({"error": "missing or wrong operator token"}, status=401)
+        purpose = request.query.get("purpose", "").strip()
+        if not purpose:
+            await audit(actor, ref, False, "no purpose given")
+            return web.json({"error": "give a purpose or case reference (?purpose=…)"},
+                            status=400)  # fmt: skip
         view = read_view(ref.encode())
-        await audit(actor, ref, True, "" if view else "no such household")
+        await audit(
+            actor,
+            ref,
+            view is not None,
+            f"purpose: {purpose}" if view else f"purpose: {purpose}; no such household",
+        )
         if view is None:
             return web.json({"error": f"no household {ref}"}, status=404)
         return web.json(household.to_json(view))

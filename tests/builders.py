@@ -458,8 +458,10 @@ class Hub:
         catalog = Catalog()
         latest = None
         for record in self.records(HOUSEHOLD_VIEW_TOPIC):
-            if record.key == household_ref.encode():
-                latest = catalog.decode(record.value, HOUSEHOLD_VIEW)
+            if record.key == household_ref.encode():  # a tombstone: no view any more
+                latest = (
+                    None if record.value is None else catalog.decode(record.value, HOUSEHOLD_VIEW)
+                )
         return latest
 
     def alerts(self, household_refs: set[str] | None = None) -> list[dict]:

@@ -30,6 +30,8 @@ rules_app = typer.Typer(help="The detection rules (streams/rules.yaml or WIJKHUB
 household_app = typer.Typer(help="Household views, for operators (every read is audited).")
 inbox_app = typer.Typer(help="The team inbox (web) and its accounts (WIJKHUB_TEAMS_FILE).")
 privacy_app = typer.Typer(help="Privacy: the processing register (AVG art. 30).")
+audit_app = typer.Typer(help="The audit trail: every read of personal data, hash-chained.")
+app.add_typer(audit_app, name="audit")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(broker_app, name="broker")
@@ -637,6 +639,7 @@ def rules_backtest(
     _rules_or_fail(s.rules_file or None)
     if candidate:
         _rules_or_fail(str(candidate))
+    _audited(s, "rules.backtest", "raw.*", f"backtest {since}..{until}")
     began = time.monotonic()
     with typer.progressbar(length=0, label="reading raw topics", file=sys.stderr) as bar:
         events = recorded_records(s, bar.update)
@@ -672,13 +675,19 @@ def rules_check(
 @household_app.command("show")
 def household_show(
     ref: Annotated[str, typer.Argument(help="household_ref, e.g. H-3f2a…")],
+    purpose: Annotated[
+        str,
+        typer.Option(help="Why you read it: a purpose or case reference (audited with the read)"),
+    ],
     token: Annotated[
         str | None,
         typer.Option(envvar=CLI_OPERATOR_TOKEN, help="Your operator token", show_default=False),
     ] = None,
 ) -> None:
-    """Show one household view (read through the worker: access checked and audited)."""
+    """Show one household view (read through the worker: access checked, the purpose given
+    and the read audited)."""
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     s = settings()
@@ -693,8 +702,9 @@ def household_show(
             f"an operator token is needed: --token or {CLI_OPERATOR_TOKEN} "
             "(WIJKHUB_OPERATOR_TOKENS is the worker's list of every operator's token)"
         )
+    query = urllib.parse.urlencode({"purpose": purpose})
     request = urllib.request.Request(
-        f"http://{s.web_host}:{s.web_port}/households/{ref}",
+        f"http://{s.web_host}:{s.web_port}/households/{urllib.parse.quote(ref)}?{query}",
         headers={"Authorization": f"Bearer {token}"},
     )
     try:
@@ -711,12 +721,109 @@ def household_show(
         _fail(f"no worker answers at {s.web_host}:{s.web_port}: {exc}")
 
 
+def _audited(s: Settings, action: str, resource: str, reason: str) -> None:
+    """The audit entry of a CLI read, acknowledged before anything is read."""
+    from wijkhub.rights import RightsError, actor, record_audit
+
+    try:
+        record_audit(s, actor(s), action, resource, True, reason)
+    except RightsError as exc:
+        _fail(str(exc))
+
+
+def _person_or_fail(s: Settings, person_ref: str | None, bsn: bool) -> tuple[str, str | None]:
+    """(person_ref, BSN or None): a BSN is asked for, never taken from the command line
+    (it would stay in the shell's history and the process list)."""
+    from wijkhub.rights import RightsError, person_of
+
+    number = typer.prompt("BSN", hide_input=True) if bsn else None
+    try:
+        return person_of(s, number, person_ref), number
+    except RightsError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def erase(
+    case: Annotated[str, typer.Option(help="The request's case reference (audited)")],
+    person_ref: Annotated[
+        str | None, typer.Option("--person-ref", help="The person's P1-… pseudonym")
+    ] = None,
+    bsn: Annotated[
+        bool, typer.Option("--bsn", help="Ask for the BSN (hidden), pseudonymise it here")
+    ] = False,
+    role: Annotated[str, typer.Option(help="fg or operator: who asks, on the audit")] = "fg",
+    drop_root: Annotated[
+        Path | None,
+        typer.Option(help="With --bsn: the file drop whose processed files naming it go"),
+    ] = None,
+) -> None:
+    """Erase a person (AVG art. 17) from every stage, view and alert; audited."""
+    from wijkhub.rights import RightsError, actor
+    from wijkhub.rights import erase as do_erase
+
+    if role not in ("fg", "operator"):
+        _fail("--role is fg or operator")
+    s = settings()
+    person, number = _person_or_fail(s, person_ref, bsn)
+    try:
+        done = do_erase(s, person, case, actor(s, role), number, drop_root)
+    except RightsError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps(done, indent=2))
+    typer.echo(
+        "The worker erases within seconds; copies on delete-policy topics are unreadable "
+        "within the bound in docs/privacy/erasure.md.",
+        err=True,
+    )
+
+
+@app.command("subject-access")
+def subject_access(
+    case: Annotated[str, typer.Option(help="The request's case reference (audited)")],
+    person_ref: Annotated[
+        str | None, typer.Option("--person-ref", help="The person's P1-… pseudonym")
+    ] = None,
+    bsn: Annotated[
+        bool, typer.Option("--bsn", help="Ask for the BSN (hidden), pseudonymise it here")
+    ] = False,
+) -> None:
+    """Everything the hub holds on a person, as JSON (AVG art. 15); audited."""
+    from wijkhub.rights import RightsError, actor
+    from wijkhub.rights import subject_access as export
+
+    s = settings()
+    person, _ = _person_or_fail(s, person_ref, bsn)
+    try:
+        typer.echo(json.dumps(export(s, person, case, actor(s, "fg")), indent=2))
+    except RightsError as exc:
+        _fail(str(exc))
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check every writer's hash chain on the audit topic; exit 1 on an edit or a gap."""
+    from wijkhub.rights import RightsError, verify_audit
+
+    try:
+        report = verify_audit(settings())
+    except RightsError as exc:
+        _fail(str(exc))
+    typer.echo(f"{report.entries} entries in {report.chains} chains "
+               f"({report.unchained} written before chains)")  # fmt: skip
+    for f in report.findings:
+        typer.echo(f"{f.problem}: writer {f.writer} entry {f.seq}")
+    raise typer.Exit(0 if report.intact else 1)
+
+
 @alerts_app.command("tail")
 def alerts_tail() -> None:
     """Print every alert from the start of the topic, then follow new ones."""
     from wijkhub.connectors.alerts import iter_alerts, one_line
 
-    for alert in iter_alerts(settings(), follow=True):
+    s = settings()
+    _audited(s, "alerts.tail", "alerts", "")
+    for alert in iter_alerts(s, follow=True):
         typer.echo(one_line(alert))
 
 
@@ -725,7 +832,9 @@ def alerts_list(as_json: bool = typer.Option(False, "--json", help="JSON array")
     """The latest state of every alert."""
     from wijkhub.connectors.alerts import as_json_ready, latest_alerts, one_line
 
-    alerts = latest_alerts(settings())
+    s = settings()
+    _audited(s, "alerts.list", "alerts", "")
+    alerts = latest_alerts(s)
     if as_json:
         typer.echo(json.dumps([as_json_ready(a) for a in alerts], indent=2))
     else:

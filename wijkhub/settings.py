@@ -153,6 +153,9 @@ class Settings:
     ingest_tokens: str = field(default="", repr=False)
     # name=token,… of the operators who may read a household view (GET /households/<ref>)
     operator_tokens: str = field(default="", repr=False)
+    # who runs the CLI, on its audit entries (erase, subject-access, alerts list, backtest);
+    # empty: the login name of the process
+    cli_actor: str = ""
     intake_host: str = "127.0.0.1"
     intake_port: int = 6070
     # HTTP intake: the largest request body (413 beyond), and per token a rate of
@@ -275,6 +278,7 @@ class Settings:
             routing_file=env.get(f"{p}ROUTING_FILE", ""),
             ingest_tokens=_secret(env, f"{p}INGEST_TOKENS"),
             operator_tokens=_secret(env, f"{p}OPERATOR_TOKENS"),
+            cli_actor=env.get(f"{p}CLI_ACTOR", ""),
             intake_host=env.get(f"{p}INTAKE_HOST", defaults.intake_host),
             intake_port=_int(env, f"{p}INTAKE_PORT", defaults.intake_port),
             intake_max_body_bytes=_int(
@@ -389,6 +393,7 @@ class Settings:
             f"{p}RULES_FILE": self.rules_file,
             f"{p}INGEST_TOKENS": self.ingest_tokens,
             f"{p}OPERATOR_TOKENS": self.operator_tokens,
+            f"{p}CLI_ACTOR": self.cli_actor,
             f"{p}INTAKE_HOST": self.intake_host,
             f"{p}INTAKE_PORT": str(self.intake_port),
             f"{p}INTAKE_MAX_BODY_BYTES": str(self.intake_max_body_bytes),

@@ -152,8 +152,13 @@ async def follow(
 
 def _apply(store: AlertStore, record: Any, is_alert: bool) -> None:
     if not is_alert:
-        if record.key:
+        if record.key and record.value is None:
+            store.views.pop(record.key.decode(), None)  # no view any more (erased, moved)
+        elif record.key:
             store.views[record.key.decode()] = record.value
+        return
+    if record.value is None:  # a tombstone: the alert is removed (term passed, or erased)
+        store.alerts.pop((record.key or b"").decode(), None)
         return
     try:
         store.apply_alert(store.catalog.decode(record.value, ALERT))

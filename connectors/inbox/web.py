@@ -25,6 +25,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from wijkhub.audit import Chain
 from wijkhub.audit import entry as audit_entry
 from wijkhub.connectors.inbox import actions, present
 from wijkhub.connectors.inbox.store import ACTIVE, AlertStore, follow
@@ -78,6 +79,7 @@ class Inbox:
             r.id: r for r in ruleset.load(settings.rules_file or None).rules
         }
         self.catalog = Catalog()
+        self.audit_chain = Chain("inbox")  # this process's audit hash chain
         self.signer = URLSafeTimedSerializer(settings.inbox_secret, salt="wijkhub-inbox-sessie")
         self.failures: dict[str, list[float]] = {}
         self.templates = jinja2.Environment(
@@ -284,10 +286,12 @@ class Inbox:
     async def audit(
         self, request: web.Request, member: Member, resource: str, allowed: bool, reason: str
     ) -> None:
-        record = audit_entry(member.account, "household.read", resource, allowed, reason, "inbox")
+        key, record = self.audit_chain.link(
+            audit_entry(member.account, "household.read", resource, allowed, reason, "inbox")
+        )
         topic = full_name(AUDIT, self.settings.topic_prefix)
         await request.app[PRODUCER].send_and_wait(
-            topic, self.catalog.encode(AUDIT_ENTRY, record), key=resource.encode()
+            topic, self.catalog.encode(AUDIT_ENTRY, record), key=key
         )
 
     async def metrics_page(self, request: web.Request) -> web.Response:

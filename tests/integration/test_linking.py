@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from wijkhub import audit
 from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
 from wijkhub.streams.topics import AUDIT, HAND_OVER, UNMATCHED
 
@@ -126,20 +127,25 @@ def test_operators_read_a_household_with_a_token_and_every_read_is_audited(hub, 
     hub.wait_drained()
     ref = household("1061FF", "6")
     env = {**os.environ, **hub.settings.to_env(), "WIJKHUB_CLI_OPERATOR_TOKEN": OPERATOR_TOKEN}
-    shown = subprocess.run([sys.executable, "-m", "wijkhub", "household", "show", ref], env=env,
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    show = [sys.executable, "-m", "wijkhub", "household", "show", ref, "--purpose", "case 42"]
+    shown = subprocess.run(show, env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     view = json.loads(shown.stdout)
     assert view["household_ref"] == ref and len(view["members"]) == 1
     assert view["district"]["buurt"].startswith("BU0363")
     env["WIJKHUB_CLI_OPERATOR_TOKEN"] = "not-the-token-" * 3
-    refused = subprocess.run([sys.executable, "-m", "wijkhub", "household", "show", ref], env=env,
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    refused = subprocess.run(show, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "401" in refused.stderr
+    env["WIJKHUB_CLI_OPERATOR_TOKEN"] = OPERATOR_TOKEN
+    no_purpose = subprocess.run([*show[:-2], "--purpose", " "], env=env, capture_output=True,
+                                text=True, timeout=60)  # fmt: skip
+    assert no_purpose.returncode != 0 and "400" in no_purpose.stderr
     catalog = Catalog()
-    entries = [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)
-               if r.key == ref.encode()]  # fmt: skip
-    assert [(e["actor"], e["allowed"]) for e in entries] == [
-        ("beheerder", True),
-        ("unknown", False),
+    entries = [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)]
+    mine = [(e["actor"], e["allowed"], e["reason"]) for e in entries if e["resource"] == ref]
+    assert mine == [
+        ("beheerder", True, "purpose: case 42"),
+        ("unknown", False, "missing or wrong operator token"),
+        ("beheerder", False, "no purpose given"),
     ]
+    assert audit.verify(entries).intact  # the worker's entries are one unbroken chain

@@ -34,7 +34,9 @@ def test_the_workers_list_given_to_the_cli_is_refused_with_the_reason():
 
 def _show(env: dict[str, str]):
     base = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9", "WIJKHUB_WEB_PORT": "9"}
-    return CliRunner().invoke(cli.app, ["household", "show", "H-1"], env={**base, **env})
+    return CliRunner().invoke(
+        cli.app, ["household", "show", "H-1", "--purpose", "case 1"], env={**base, **env}
+    )
 
 
 def test_household_show_names_the_variable_and_warns_on_the_old_one():
