@@ -59,7 +59,7 @@ def create_topics(settings: Settings) -> list[TopicResult]:
         specs = cluster_topics(settings)
         existing = set(admin.list_topics())
         present = [name for name in specs if name in existing]
-        current = _configs(admin, present)
+        current = configs_of(admin, present)
         results, new, alter = [], [], []
         for name, spec in specs.items():
             partitions = spec.partitions or settings.topic_partitions
@@ -92,7 +92,7 @@ def create_topics(settings: Settings) -> list[TopicResult]:
         admin.close()
 
 
-def _configs(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str | None]]:
+def configs_of(admin: KafkaAdminClient, names: list[str]) -> dict[str, dict[str, str | None]]:
     """Every config value of each topic in ``names``, as the broker reports it."""
     if not names:
         return {}
@@ -120,7 +120,7 @@ def topic_drift(settings: Settings) -> list[str]:
         if not present:
             return drift
         described = {t["name"]: t for t in admin.describe_topics(present)}
-        actual = _configs(admin, present)
+        actual = configs_of(admin, present)
         for name in present:
             spec = specs[name]
             want = spec.partitions or settings.topic_partitions

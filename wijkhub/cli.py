@@ -31,7 +31,9 @@ household_app = typer.Typer(help="Household views, for operators (every read is 
 inbox_app = typer.Typer(help="The team inbox (web) and its accounts (WIJKHUB_TEAMS_FILE).")
 privacy_app = typer.Typer(help="Privacy: the processing register (AVG art. 30).")
 audit_app = typer.Typer(help="The audit trail: every read of personal data, hash-chained.")
+state_app = typer.Typer(help="The worker's local RocksDB stores (a cache of the changelogs).")
 app.add_typer(audit_app, name="audit")
+app.add_typer(state_app, name="state")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(broker_app, name="broker")
@@ -798,6 +800,23 @@ def subject_access(
         typer.echo(json.dumps(export(s, person, case, actor(s, "fg")), indent=2))
     except RightsError as exc:
         _fail(str(exc))
+
+
+@state_app.command("compact")
+def state_compact() -> None:
+    """Compact every local store of a stopped worker (after an erasure: no old values)."""
+    from wijkhub.localstate import StateError, compact, stores
+
+    s = Settings.from_env()
+    found = stores(s.data_dir)
+    if not found:
+        _fail(f"no worker stores under {s.data_dir / 'worker'} (WIJKHUB_DATA_DIR)")
+    try:
+        for path in found:
+            compact(path)
+    except StateError as exc:
+        _fail(str(exc))
+    typer.echo(f"{len(found)} stores compacted")
 
 
 @audit_app.command("verify")

@@ -162,9 +162,9 @@ def subject_access(settings: Settings, person_ref: str, case_ref: str, who: str)
     event_ids: set[str] = set()
     for ref, view in sorted(views.items()):
         periods = [p for p in view["member_periods"] if p["person_ref"] == person_ref]
-        mine = [s for s in view["signals"] if s.get("person") == person_ref]
-        helped = [i for i in view["involvements"] if i.get("person") == person_ref]
-        consent = view.get("consent", {}).get(person_ref)
+        mine = [s for s in view["signals"] if s.get("person_ref") == person_ref]
+        helped = [i for i in view["involvements"] if i.get("person_ref") == person_ref]
+        consent = [c for c in view["consent"] if c["person_ref"] == person_ref]
         if not (periods or mine or helped or consent):
             continue
         households.append({"household_ref": ref, "address_ref": view["address_ref"],
@@ -175,7 +175,7 @@ def subject_access(settings: Settings, person_ref: str, case_ref: str, who: str)
         for i in helped:
             facts.setdefault(i["domain"], []).append(plain(i))
         if consent:
-            facts.setdefault("consent", []).append(plain(consent))
+            facts.setdefault("consent", []).extend(plain(consent))
     rules = {r.id: r for r in ruleset.load(settings.rules_file or None).rules}
     refs = {h["household_ref"] for h in households}
     alerts = [

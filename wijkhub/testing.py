@@ -147,6 +147,33 @@ class Scenario:
         return found
 
 
+def household_of_three(seed: int = 7, with_father: bool = True) -> tuple[Scenario, Person]:
+    """The erasure scenario: mother (the first resident), child and father at one address.
+    The mother has two arrears from different creditors (one alert); the father has water
+    arrears three months in a row, signalled by name (one alert), and debt help from two
+    organisations at once (one alert), and a partner relation. Erasing the father leaves the
+    run ``with_father=False`` gives."""
+    s = Scenario(seed)
+    mother, child = s.person("Jansen", "1980-04-02"), s.person("Jansen", "2012-03-03")
+    father = s.person("Dekker", "1979-08-21")
+    s.register(mother, "1020AB", "5", "2023-06-01")  # the first resident: the household's id
+    s.register(child, "1020AB", "5", "2024-01-01")
+    s.relation(mother, child, "ouder", "2024-01-01")
+    s.arrears("1020AB", "5", "Huur", "2026-02-01", who=mother, with_bsn=True)
+    s.arrears("1020AB", "5", "Energie", "2026-03-10", who=mother, with_bsn=True)
+    s.expected["VS-ARREARS-2-CREDITORS-90D"] += 1
+    if with_father:
+        s.register(father, "1020AB", "5", "2024-01-01")
+        s.relation(father, mother, "partner", "2024-01-01")
+        for day in ("2026-01-12", "2026-02-12", "2026-03-12"):  # by name, no BSN
+            s.arrears("1020AB", "5", "Water", day, who=father)
+        s.debt_help(father, "Kredietbank", "T1", "started", "2025-04-01")
+        s.debt_help(father, "Schuldhulpmaatje", "T2", "started", "2025-05-01")
+        s.expected["VS-ARREARS-3-MONTHS-ONE-CREDITOR"] += 1
+        s.expected["DH-TWO-HOLDERS-SAME-HELP"] += 1
+    return s, father
+
+
 def tricky(seed: int = 1) -> Scenario:
     """The order-independence scenario; ``expected`` holds the alerts it must raise."""
     s = Scenario(seed)

@@ -22,7 +22,7 @@ from wijkhub.schemas.registry import ERASURE, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.harness import Harness, build_stages
 from wijkhub.streams.topics import ALERTS, ERASURES, HAND_OVER, HOUSEHOLD_VIEW, UNMATCHED
-from wijkhub.testing import RECEIVED, Scenario
+from wijkhub.testing import RECEIVED, Scenario, household_of_three
 
 CATALOG = Catalog()
 SETTINGS = Settings(pseudonym_key=b"erasure-test-pseudonym-key-0123456789",
@@ -33,21 +33,7 @@ FATHER_NAME, FATHER_BORN = "Dekker", "1979-08-21"
 
 
 def household(with_father: bool = True) -> tuple[Scenario, str]:
-    s = Scenario(7)
-    mother, child = s.person("Jansen", "1980-04-02"), s.person("Jansen", "2012-03-03")
-    father = s.person(FATHER_NAME, FATHER_BORN)
-    s.register(mother, "1020AB", "5", "2023-06-01")  # the first resident: the household's id
-    s.register(child, "1020AB", "5", "2024-01-01")
-    s.relation(mother, child, "ouder", "2024-01-01")
-    s.arrears("1020AB", "5", "Huur", "2026-02-01", who=mother, with_bsn=True)
-    s.arrears("1020AB", "5", "Energie", "2026-03-10", who=mother, with_bsn=True)
-    if with_father:
-        s.register(father, "1020AB", "5", "2024-01-01")
-        s.relation(father, mother, "partner", "2024-01-01")
-        for day in ("2026-01-12", "2026-02-12", "2026-03-12"):  # by name, no BSN
-            s.arrears("1020AB", "5", "Water", day, who=father)
-        s.debt_help(father, "Kredietbank", "T1", "started", "2025-04-01")
-        s.debt_help(father, "Schuldhulpmaatje", "T2", "started", "2025-05-01")
+    s, father = household_of_three(with_father=with_father)
     return s, Pseudonymiser(SETTINGS.pseudonym_key).person_ref(father.bsn)
 
 
