@@ -146,3 +146,36 @@ def prepare(settings: Settings) -> list[TopicResult]:
     finally:
         admin.close()
     return results
+
+
+ROLL_KEY = b"wijkhub-segment-roll"  # a key no record of the hub uses
+
+
+def roll_compacted(settings: Settings) -> int:
+    """One tombstone for :data:`ROLL_KEY` on every partition of every compacted topic and
+    changelog; the number of partitions written.
+
+    Kafka compacts only closed segments, and rolls the active one (after
+    ``max.compaction.lag.ms``) only when a record is appended. On a partition nobody
+    writes to after an erasure, the superseded values would stay readable until the next
+    write. Run daily (a cron job or systemd timer, docs/privacy/erasure.md), this bounds
+    that wait. A tombstone for an unused key changes nothing for any reader; the log
+    cleaner removes it after ``delete.retention.ms``.
+    """
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**connect(settings, ADMIN).kafka_python(), acks="all")
+    admin = admin_client(settings)
+    written = 0
+    try:
+        existing = set(admin.list_topics())
+        for name, spec in sorted(cluster_topics(settings).items()):
+            if spec.data_class.compacted and name in existing:
+                for partition in sorted(producer.partitions_for(name)):
+                    producer.send(name, key=ROLL_KEY, value=None, partition=partition)
+                    written += 1
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+        admin.close()
+    return written

@@ -156,6 +156,15 @@ def topics_check() -> None:
     typer.echo("topics match streams/topics.py")
 
 
+@topics_app.command("roll")
+def topics_roll() -> None:
+    """Let the log cleaner reach the newest records of every compacted topic and changelog
+    (run daily: the bound on erasure in docs/privacy/erasure.md counts on it)."""
+    from wijkhub.admin import roll_compacted
+
+    typer.echo(f"{roll_compacted(settings())} partitions rolled over")
+
+
 @cluster_app.command("secrets")
 def cluster_secrets(
     folder: Annotated[Path, typer.Argument(help="Where the secrets go (a private volume)")],
