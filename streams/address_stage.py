@@ -182,11 +182,13 @@ class AddressStage:
     name = "address"
     inputs = (BY_ADDRESS,)
 
-    def __init__(self, catalog: Catalog, weights: Weights, threshold: float, ids: Ids) -> None:
+    def __init__(self, catalog: Catalog, weights: Weights, threshold: float, ids: Ids,
+                 grace_days: int = 365) -> None:  # fmt: skip
         self.catalog = catalog
         self.weights = weights
         self.threshold = threshold
         self.ids = ids  # the household_ref published is keyed; the state keeps the base
+        self.grace = dt.timedelta(days=grace_days)  # match features after a resident left
 
     def new_state(self) -> AddressState:
         return new_state()
@@ -223,10 +225,12 @@ class AddressStage:
                                                   "routed record of an older version"))  # fmt: skip
         result.dirty = register_changed or bool(touched)
         if result.dirty:
+            horizon = self._horizon(state)
+            register_changed |= self._forget_departed(state, horizon)
             reg = register(state)
             relink = set(state["events"]) if register_changed else touched
             for eid in sorted(relink):
-                self._relink(state, reg, eid, result)
+                self._relink(state, reg, eid, result, horizon)
             if register_changed:
                 self._publish_members(state, reg, result)
         return result
@@ -352,10 +356,36 @@ class AddressStage:
                 "probability": decided.probability, "person": person,
                 "unit": decided.unit}  # fmt: skip
 
+    def _horizon(self, state: AddressState) -> str:
+        """The grace horizon (ISO date): ``grace`` before the newest date the building's
+        facts know. In event time, so a function of the facts, not of when they came."""
+        days = [e["day"] for e in state["events"].values() if e["day"]]
+        days += [p["until"] or p["from_"] for r in state["residents"].values()
+                 for p in r["periods"]]  # fmt: skip
+        if not days:
+            return ""
+        return (dt.date.fromisoformat(max(days)) - self.grace).isoformat()
+
+    @staticmethod
+    def _forget_departed(state: AddressState, horizon: str) -> bool:
+        """Minimisation: the name and date of birth of a resident who left the building
+        before the horizon (or has no period here) leave the state. Signals dated while they
+        lived here are older than every rule window that reads signals by then."""
+        changed = False
+        for resident in state["residents"].values():
+            periods = resident["periods"]
+            gone = all(p["until"] is not None and p["until"] < horizon for p in periods)
+            if resident["match"] is not None and gone:
+                resident["match"] = None
+                changed = True
+        return changed
+
     def _relink(self, state: AddressState, reg: residence.AddressState, eid: str,
-                result: Result[AddressState]) -> None:  # fmt: skip
+                result: Result[AddressState], horizon: str = "") -> None:  # fmt: skip
         fact = state["events"][eid]
         link = self._decide(reg, fact)
+        if link is not None and link["household"] is None and fact["day"] < horizon:
+            link = None  # too old to review: past the grace horizon, nobody matches it now
         old = fact["link"]
         if link == old and not fact.get("recheck"):
             return

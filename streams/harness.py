@@ -56,7 +56,9 @@ def build_stages(
     ids = Ids(settings.id_key)  # refused here when missing or short
     return (
         PersonStage(catalog),
-        AddressStage(catalog, Weights.shipped(), settings.match_threshold, ids),
+        AddressStage(
+            catalog, Weights.shipped(), settings.match_threshold, ids, settings.match_grace_days
+        ),
         HouseholdStage(
             catalog,
             ruleset.load(rules_file or settings.rules_file or None).rules,

@@ -173,6 +173,10 @@ class Settings:
     rules_file: str = ""
     # Match probability a signal without BSN needs to be linked to a resident.
     match_threshold: float = 0.99
+    # Minimisation: a resident's name and date of birth leave the address stage's state this
+    # many days (event time) after they left the building; more than the longest rule
+    # window over signals matched by name (180 d). No legal term: set by the municipality.
+    match_grace_days: int = 365
     # Facts dated this many days before the newest fact of their household still count
     # (results never depend on arrival order); later ones are counted in
     # wijkhub_late_facts_total so an operator sees a source delivering that late.
@@ -304,6 +308,7 @@ class Settings:
             district_table=env.get(f"{p}DISTRICT_TABLE", ""),
             rules_file=env.get(f"{p}RULES_FILE", ""),
             match_threshold=_float(env, f"{p}MATCH_THRESHOLD", defaults.match_threshold),
+            match_grace_days=_positive(env, f"{p}MATCH_GRACE_DAYS", defaults.match_grace_days),
             allowed_lateness_days=_int(
                 env, f"{p}ALLOWED_LATENESS_DAYS", defaults.allowed_lateness_days
             ),
@@ -384,6 +389,7 @@ class Settings:
             f"{p}KAFKA_CA_FILE": self.kafka_ca_file,
             f"{p}KAFKA_PRINCIPAL_PREFIX": self.kafka_principal_prefix,
             f"{p}MATCH_THRESHOLD": str(self.match_threshold),
+            f"{p}MATCH_GRACE_DAYS": str(self.match_grace_days),
             f"{p}ALLOWED_LATENESS_DAYS": str(self.allowed_lateness_days),
             f"{p}FUTURE_TOLERANCE_DAYS": str(self.future_tolerance_days),
             f"{p}SESSION_TIMEOUT_SECONDS": str(self.session_timeout_seconds),
