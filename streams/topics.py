@@ -43,6 +43,10 @@ STATE_RECORD_MAX_BYTES = 16 * 1024 * 1024
 
 MUNICIPALITY = "no legal term: to be set by the municipality"
 
+# Personal data in clear (a BSN never is: the connectors pseudonymise it).
+NAME, BIRTH_DATE, ADDRESS = "name", "birth date", "address"
+MATCHING = frozenset({NAME, BIRTH_DATE, ADDRESS})  # where matching needs all three
+
 
 class Domain(StrEnum):
     """The source domains; each has one raw topic (raw.<domain>)."""
@@ -266,6 +270,9 @@ class TopicSpec:
     doc: str
     partitions: int | None = None  # None: the configured default, so co-partitioned topics agree
     max_message_bytes: int | None = None  # None: the broker's default
+    # Personal data it may hold in clear besides pseudonyms (NAME, BIRTH_DATE, ADDRESS): the
+    # privacy scan in the tests holds every topic and changelog to this (issue 16).
+    holds: frozenset[str] = frozenset()
 
     def config(self, settings: Settings) -> dict[str, str]:
         """The topic's configuration on the broker, from its data class's settings."""
@@ -320,6 +327,7 @@ TOPICS: tuple[TopicSpec, ...] = (
             "person_ref, else address_ref",
             data_class,
             f"validated, pseudonymised {d.value} events from the connectors",
+            holds=MATCHING,  # as the sources send them: signals without BSN carry all three
         )
         for d, data_class in RAW_CLASSES.items()
     ),
@@ -328,6 +336,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         "address_ref",
         LINKING,
         "repartition from the person stage to the address stage (who lived together when)",
+        holds=MATCHING,  # the residents' match features travel to the address stage
     ),
     TopicSpec(
         UNMATCHED,
@@ -335,6 +344,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         REVIEW,
         "signals the hub could not link with certainty, for review: event + reason in headers; "
         "the latest record per event is the entry, a tombstone closes it (linked after all)",
+        holds=frozenset({ADDRESS}),
     ),
     TopicSpec(
         HAND_OVER,
@@ -342,12 +352,14 @@ TOPICS: tuple[TopicSpec, ...] = (
         HAND_OVER_CLASS,
         "events about people who left the municipality: for the new municipality, not a team; "
         "a tombstone withdraws one (a late BRP record moved it back)",
+        holds=frozenset({ADDRESS}),
     ),
     TopicSpec(
         LINKED,
         "household_ref",
         LINKING,
         "raw events linked to a household; repartition to household_ref",
+        holds=frozenset({ADDRESS}),
     ),
     TopicSpec(
         ALERTS,
@@ -367,6 +379,7 @@ TOPICS: tuple[TopicSpec, ...] = (
         "household_ref",
         HOUSEHOLD_VIEW_CLASS,
         "the one household view (latest per household)",
+        holds=frozenset({ADDRESS}),
     ),
     TopicSpec(
         DLQ_INGEST,
@@ -413,6 +426,13 @@ STATE_TABLES: dict[str, str] = {
     "address": "address_ref (building)",
     "household": "household_ref",
 }
+# What each table holds in clear: the person stage keeps the registrations it sends on to
+# the address stage, which keeps the residents' match features (issue 16: only there).
+STATE_HOLDS: dict[str, frozenset[str]] = {
+    "person": MATCHING,
+    "address": MATCHING,
+    "household": frozenset({ADDRESS}),
+}
 
 
 def table_name(stage: str) -> str:
@@ -440,6 +460,7 @@ def changelogs(app_id: str) -> tuple[TopicSpec, ...]:
             STAGE_STATE,
             f"the {stage} stage's state per key; the worker's RocksDB is a cache of it",
             max_message_bytes=STATE_RECORD_MAX_BYTES,
+            holds=STATE_HOLDS[stage],
         )
         for stage, key in STATE_TABLES.items()
     )
