@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypedDict, TypeVar, runtime_checkable
 
-from wijkhub.connectors.deadletter import DeadLetter, seal
+from wijkhub.connectors.deadletter import DeadLetter, letter_key, seal
 from wijkhub.streams.topics import DLQ_STREAMS
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -124,14 +124,23 @@ def sealed(output: Output, key: bytes) -> Output:
     """A dead letter as it leaves the worker: its original bytes sealed under the dead-letter
     key, as the connectors seal theirs. An undecodable or refused record can hold anything
     (a source's clear data relayed by mistake), and ``dlq.streams`` is read by operators:
-    only the reason is for everyone; the bytes are for whoever holds the key."""
+    only the reason is for everyone; the bytes are for whoever holds the key.
+
+    The original key (a person_ref, a building's postcode and number, a household) is
+    sealed too, in the ``dl_key`` header (base64); the record's key is a keyed digest of it and
+    the record (:func:`letter_key`), so that a reader keeping the latest per key sees
+    every letter, and nobody without the key learns whom or which address it is about."""
     if output.topic != DLQ_STREAMS or output.value is None:
         return output
     headers = dict(output.headers)
     if headers.get("dl_sealed") == b"1":
         return output
     headers["dl_sealed"] = b"1"
-    return Output(output.topic, output.key, seal(key, output.value), tuple(headers.items()))
+    headers["dl_key"] = base64.b64encode(seal(key, output.key))  # headers are read as text
+    # the same record again (a replay, a file sent twice) is the same letter
+    place = hashlib.sha256(output.key + b"\x1f" + output.value).hexdigest()
+    letter = letter_key(key, "streams", place).encode()
+    return Output(output.topic, letter, seal(key, output.value), tuple(headers.items()))
 
 
 def pack(value: bytes) -> str:

@@ -12,6 +12,7 @@ tests/integration/test_poison_intake.py.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 
 import pytest
@@ -201,3 +202,20 @@ def test_intake_limits_are_settings():
     )
     assert Settings.from_env(s.to_env()) == s
     assert Settings.from_env({}).intake_max_body_bytes == 16 * 1024 * 1024
+
+
+def test_a_streams_dead_letter_names_neither_the_person_nor_the_address_in_its_key():
+    from wijkhub.connectors.deadletter import unseal
+    from wijkhub.streams.stage import Message, dead_letter, sealed
+
+    key = b"dead-letter-key-0123456789abcdef0123"
+    letter = dead_letter("address", Message("by-address", b"1013JK-7", b"junk", "by-address/0/5"),
+                         "undecodable", "not Avro")  # fmt: skip
+    out = sealed(letter, key)
+    headers = dict(out.headers)
+    assert b"1013JK" not in out.key + out.value and out.key.startswith(b"DL-")
+    assert unseal(key, base64.b64decode(headers["dl_key"])) == b"1013JK-7"  # nothing lost
+    assert unseal(key, out.value) == b"junk"
+    same = Message("by-address", b"1013JK-7", b"junk", "by-address/0/5")
+    again = sealed(dead_letter("address", same, "undecodable", "x"), key)
+    assert again.key == out.key  # the same record again: the same letter
