@@ -476,3 +476,27 @@ def to_json(view: View) -> dict[str, Any]:
         return value.isoformat() if isinstance(value, dt.date) else value
 
     return {k: plain(v) for k, v in record.items()}
+
+
+STRUCTURE = ("household_ref", "address_ref", "district", "members", "member_periods",
+             "open_alerts", "updated_at")  # fmt: skip
+
+
+def for_operator(view: dict[str, Any], domains: set[str]) -> dict[str, Any]:
+    """What an operator sees of a published view (:func:`to_json`): its structure (who
+    lived there when, the district, the open alert ids), how many facts each domain holds,
+    and the facts of only the ``domains`` asked for (the purpose given is audited with
+    them). As the inbox shows a team only its rule's domains, so an operator reading a
+    household to fix a link sees the debt facts only when they ask for debt."""
+    counts: dict[str, int] = {}
+    for fact in (*view["signals"], *view["involvements"]):
+        counts[fact["domain"]] = counts.get(fact["domain"], 0) + 1
+    return {
+        **{k: view[k] for k in STRUCTURE},
+        "facts_per_domain": dict(sorted(counts.items())),
+        "domains_shown": sorted(domains),
+        "signals": [s for s in view["signals"] if s["domain"] in domains],
+        "involvements": [i for i in view["involvements"] if i["domain"] in domains],
+        "coordinator": view["coordinator"] if "teams" in domains else None,
+        "consent": [c for c in view["consent"] if "teams" in domains],
+    }

@@ -24,7 +24,7 @@ from wijkhub.metrics import CONTENT_TYPE_LATEST, Metrics
 from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams import household
-from wijkhub.streams.topics import AUDIT, full_name
+from wijkhub.streams.topics import AUDIT, Domain, full_name
 
 log = get_logger("wijkhub.pages")
 # aiohttp refuses a charset inside content_type; the exposition format is UTF-8.
@@ -60,7 +60,8 @@ def register(
     @app.table_route(table=views, match_info="ref")
     async def household_page(web: View, request: Request, ref: str) -> Response:
         """An operator reads one household view: token checked, a purpose or case reference
-        given (AVG art. 5 lid 1 b), every attempt audited with it."""
+        given (AVG art. 5 lid 1 b), only the domains asked for (``?domains=debt,care``),
+        every attempt audited with them."""
         actor = access.account_for(operators, request.headers.get("Authorization"))
         if actor is None:
             await audit("unknown", ref, False, "missing or wrong operator token")
@@ -70,16 +71,18 @@ def register(
             await audit(actor, ref, False, "no purpose given")
             return web.json({"error": "give a purpose or case reference (?purpose=…)"},
                             status=400)  # fmt: skip
+        domains = {d for d in request.query.get("domains", "").split(",") if d}
+        unknown = domains - {d.value for d in Domain}
+        if unknown:
+            await audit(actor, ref, False, f"unknown domains {sorted(unknown)}")
+            return web.json({"error": f"unknown domains {sorted(unknown)}"}, status=400)
         view = read_view(ref.encode())
-        await audit(
-            actor,
-            ref,
-            view is not None,
-            f"purpose: {purpose}" if view else f"purpose: {purpose}; no such household",
-        )
+        shown = f"purpose: {purpose}; domains: {','.join(sorted(domains)) or 'none'}"
+        await audit(actor, ref, view is not None,
+                    shown if view else f"{shown}; no such household")  # fmt: skip
         if view is None:
             return web.json({"error": f"no household {ref}"}, status=404)
-        return web.json(household.to_json(view))
+        return web.json(household.for_operator(household.to_json(view), domains))
 
     @app.page("/metrics")
     async def metrics_page(web: View, request: Request) -> Response:

@@ -694,9 +694,13 @@ def household_show(
         str | None,
         typer.Option(envvar=CLI_OPERATOR_TOKEN, help="Your operator token", show_default=False),
     ] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(help="Show this domain's facts too (repeat; default: structure only)"),
+    ] = None,
 ) -> None:
     """Show one household view (read through the worker: access checked, the purpose given
-    and the read audited)."""
+    and the read audited): who lived there when, and the facts of the domains asked for."""
     import urllib.error
     import urllib.parse
     import urllib.request
@@ -713,7 +717,7 @@ def household_show(
             f"an operator token is needed: --token or {CLI_OPERATOR_TOKEN} "
             "(WIJKHUB_OPERATOR_TOKENS is the worker's list of every operator's token)"
         )
-    query = urllib.parse.urlencode({"purpose": purpose})
+    query = urllib.parse.urlencode({"purpose": purpose, "domains": ",".join(domain or [])})
     request = urllib.request.Request(
         f"http://{s.web_host}:{s.web_port}/households/{urllib.parse.quote(ref)}?{query}",
         headers={"Authorization": f"Bearer {token}"},

@@ -182,7 +182,8 @@ def test_state_dir_lost_tables_restore_from_their_changelogs(hub_settings, tmp_p
         tables = {}
         for ref in state["views"]:
             request = urllib.request.Request(
-                f"{worker.base_url}/households/{ref}?purpose=restore-check",
+                f"{worker.base_url}/households/{ref}?purpose=restore-check"
+                "&domains=population,care,youth,income,debt,teams",
                 headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
             )
             with urllib.request.urlopen(request, timeout=10) as r:

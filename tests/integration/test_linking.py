@@ -133,6 +133,7 @@ def test_operators_read_a_household_with_a_token_and_every_read_is_audited(hub, 
     view = json.loads(shown.stdout)
     assert view["household_ref"] == ref and len(view["members"]) == 1
     assert view["district"]["buurt"].startswith("BU0363")
+    assert view["signals"] == [] and view["domains_shown"] == []  # structure only: none asked
     env["WIJKHUB_CLI_OPERATOR_TOKEN"] = "not-the-token-" * 3
     refused = subprocess.run(show, env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "401" in refused.stderr
@@ -144,7 +145,7 @@ def test_operators_read_a_household_with_a_token_and_every_read_is_audited(hub, 
     entries = [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)]
     mine = [(e["actor"], e["allowed"], e["reason"]) for e in entries if e["resource"] == ref]
     assert mine == [
-        ("beheerder", True, "purpose: case 42"),
+        ("beheerder", True, "purpose: case 42; domains: none"),
         ("unknown", False, "missing or wrong operator token"),
         ("beheerder", False, "no purpose given"),
     ]

@@ -120,3 +120,24 @@ def test_a_member_who_moved_away_leaves_the_household_they_lived_in():
     assert view["members"] == ["P-1"] and view["address_ref"] == "1011AB-5"
     household.apply(view, left)
     assert view["members"] == [] and view["address_ref"] == "1011AB-5"
+
+
+def test_an_operator_sees_the_structure_and_only_the_domains_asked_for():
+    from wijkhub.streams.household import for_operator
+
+    view = {"household_ref": "H-1", "address_ref": "1011AB-7", "district": None,
+            "members": ["P1-a"], "member_periods": [], "open_alerts": ["A-1"],
+            "updated_at": "2026-03-01T00:00:00+00:00",
+            "signals": [{"event_id": "e1", "domain": "debt"}, {"event_id": "e2",
+                                                              "domain": "income"}],
+            "involvements": [{"kind": "zorg", "domain": "care"}],
+            "coordinator": {"team": "wijkteam-noord"},
+            "consent": [{"person_ref": "P1-a", "purpose": "wmo-regie"}]}  # fmt: skip
+    nothing = for_operator(view, set())
+    assert nothing["facts_per_domain"] == {"care": 1, "debt": 1, "income": 1}
+    assert (nothing["signals"], nothing["involvements"], nothing["coordinator"],
+            nothing["consent"]) == ([], [], None, [])  # fmt: skip
+    assert nothing["members"] == ["P1-a"] and nothing["open_alerts"] == ["A-1"]
+    debt = for_operator(view, {"debt"})
+    assert [s["event_id"] for s in debt["signals"]] == ["e1"] and debt["involvements"] == []
+    assert for_operator(view, {"teams"})["coordinator"] == {"team": "wijkteam-noord"}
