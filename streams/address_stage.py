@@ -59,7 +59,7 @@ class Residence(TypedDict):
 class Resident(TypedDict):
     gen: int
     periods: list[Residence]
-    match: dict[str, Any] | None  # name and date of birth, for signals without BSN
+    match: dict[str, Any] | None  # normalised name and date of birth (signals without BSN)
 
 
 class Relation(TypedDict):
@@ -460,7 +460,9 @@ class AddressStage:
 
 
 def _json_match(match: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A resident's match features as the state keeps them: normalised (issue 16)."""
     if not match:
         return None
     birth = match.get("birth_date")
-    return {**match, "birth_date": birth.isoformat() if isinstance(birth, dt.date) else birth}
+    dob = birth.isoformat() if isinstance(birth, dt.date) else birth
+    return dict(residence.match_features({**match, "birth_date": dob}))

@@ -203,17 +203,22 @@ def unit_attributes(address_ref: str) -> dict[str, str]:
     return normalise(postcode=postcode, house=house.replace("-", " "))
 
 
+def match_features(match: dict[str, Any]) -> Person:
+    """Name and date of birth as the matcher compares them (normal form), and nothing else:
+    what the address stage keeps of a resident (minimisation). Idempotent: features given
+    again come back as they are."""
+    if "family_name" not in match:
+        return {k: v for k, v in match.items() if k in ("family", "given", "initials", "dob")}
+    return normalise(family=match["family_name"], prefix=match["prefix"],
+                     initials=match["initials"], dob=match["birth_date"])  # fmt: skip
+
+
 def matching_person(match: dict[str, Any] | None, address_ref: str) -> Person | None:
-    """The match attributes of an event, plus the address it is about, in normal form."""
+    """The match attributes of an event (or the features kept of a resident), plus the
+    address it is about, in normal form."""
     if not match:
         return None
-    names = normalise(
-        family=match["family_name"],
-        prefix=match["prefix"],
-        initials=match["initials"],
-        dob=match["birth_date"],
-    )
-    return {**names, **unit_attributes(address_ref)}
+    return {**match_features(match), **unit_attributes(address_ref)}
 
 
 def decide_link(
