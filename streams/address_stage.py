@@ -104,6 +104,9 @@ class AddressState(TypedDict):
     # Erased persons: Ids.erased(person) → the erasure's generation (an older residency
     # record of theirs, redelivered, is refused). Keyed digests: no pseudonym stays here.
     erased: NotRequired[dict[str, int]]
+    # The match features of erased persons, as keyed digests (Ids.erased of the normal form):
+    # a signal naming them exactly is erased too, whenever it arrives.
+    erased_features: NotRequired[list[str]]
 
 
 def new_state() -> AddressState:
@@ -182,13 +185,11 @@ class AddressStage:
     name = "address"
     inputs = (BY_ADDRESS,)
 
-    def __init__(self, catalog: Catalog, weights: Weights, threshold: float, ids: Ids,
-                 grace_days: int = 365) -> None:  # fmt: skip
+    def __init__(self, catalog: Catalog, weights: Weights, threshold: float, ids: Ids) -> None:
         self.catalog = catalog
         self.weights = weights
         self.threshold = threshold
         self.ids = ids  # the household_ref published is keyed; the state keeps the base
-        self.grace = dt.timedelta(days=grace_days)  # match features after a resident left
 
     def new_state(self) -> AddressState:
         return new_state()
@@ -212,7 +213,7 @@ class AddressStage:
             if routed["role"] == "residency":
                 register_changed |= self._residency(state, routed, raw)
             elif routed["role"] == "erasure" and routed["event_id"].startswith(ERASURE_NOTICE):
-                register_changed |= self._erasure(state, routed)
+                register_changed |= self._erasure(state, routed, raw)
             elif routed["role"] in ("event", "erasure"):  # erasure: withdrawn, erased
                 before = state["events"].get(routed["event_id"])
                 was_relation = before is not None and before["relation"] is not None
@@ -225,12 +226,10 @@ class AddressStage:
                                                   "routed record of an older version"))  # fmt: skip
         result.dirty = register_changed or bool(touched)
         if result.dirty:
-            horizon = self._horizon(state)
-            register_changed |= self._forget_departed(state, horizon)
             reg = register(state)
             relink = set(state["events"]) if register_changed else touched
             for eid in sorted(relink):
-                self._relink(state, reg, eid, result, horizon)
+                self._relink(state, reg, eid, result)
             if register_changed:
                 self._publish_members(state, reg, result)
         return result
@@ -244,8 +243,13 @@ class AddressStage:
         known = state["residents"].get(person)
         if known is not None and known["gen"] >= routed["generation"]:
             return False
-        if state.get("erased", {}).get(self.ids.erased(person), -1) >= routed["generation"]:
+        erased = state.get("erased", {})
+        marker = self.ids.erased(person)
+        if erased.get(marker, -1) >= routed["generation"]:
             return False  # a redelivered residency of a person erased since
+        if marker in erased and not routed["intervals"]:
+            erased[marker] = routed["generation"]  # nothing here any more: no entry for them
+            return state["residents"].pop(person, None) is not None
         match = raw["subject"]["match"] if raw else None
         state["residents"][person] = {
             "gen": routed["generation"],
@@ -262,7 +266,17 @@ class AddressStage:
         }
         return True
 
-    def _erasure(self, state: AddressState, routed: dict[str, Any]) -> bool:
+    def _features_key(self, raw: dict[str, Any] | None) -> str | None:
+        """A keyed digest of an event's match features in normal form (None: it has none)."""
+        match = raw["subject"]["match"] if raw else None
+        if not match:
+            return None
+        f = residence.match_features(_json_match(match) or {})
+        return self.ids.erased("|".join(f.get(k, "") for k in ("family", "initials", "dob")))
+
+    def _erasure(
+        self, state: AddressState, routed: dict[str, Any], raw: dict[str, Any] | None
+    ) -> bool:
         """The person is erased: their residence here, their match features, and every
         event linked to them (their own, signals matched to them by name, relations
         that name them) go. What
@@ -271,26 +285,31 @@ class AddressStage:
         person, gen = routed["person_ref"], routed["generation"]
         marker = self.ids.erased(person)
         erased = state.setdefault("erased", {})
-        if erased.get(marker, -1) >= gen:
+        features = self._features_key(raw)
+        known = state.setdefault("erased_features", [])
+        if erased.get(marker, -1) >= gen and (features is None or features in known):
             return False  # the same notice again
-        erased[marker] = gen
+        erased[marker] = max(gen, erased.get(marker, gen))
+        if features is not None and features not in known:
+            state["erased_features"] = sorted([*known, features])
         state["residents"].pop(person, None)
         for fact in state["events"].values():
-            if fact["withdrawn"]:
-                continue
-            owner = fact["link"]["person"] if fact["link"] else None
-            related = fact["relation"] is not None and person in fact["relation"]["pair"]
-            if owner != person and not related and self._person(fact) != person:
-                continue
-            fact.update({"withdrawn": True, "erased": True, "value": "", "day": "",
-                         "relation": None})  # fmt: skip
+            if not fact["withdrawn"] and self._erases(state, fact, person):
+                fact.update({"withdrawn": True, "erased": True, "value": "", "day": "",
+                             "relation": None})  # fmt: skip
         return True
 
-    def _person(self, fact: EventFact) -> str | None:
-        person: str | None = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)["subject"][
-            "person_ref"
-        ]
-        return person
+    def _erases(self, state: AddressState, fact: EventFact, person: str) -> bool:
+        """Whether an erasure of ``person`` takes this fact: linked to them, their own, a
+        relation naming them, or a signal naming them by their exact match features."""
+        owner = fact["link"]["person"] if fact["link"] else None
+        related = fact["relation"] is not None and person in fact["relation"]["pair"]
+        if owner == person or related:
+            return True
+        raw = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)
+        if raw["subject"]["person_ref"] == person:
+            return True
+        return self._features_key(raw) in state.get("erased_features", [])
 
     def _event(
         self,
@@ -321,6 +340,15 @@ class AddressStage:
                           "day": "", "relation": None})  # fmt: skip
             known["erased"] = erased or known.get("erased", False)
             return True
+        if self._features_key(raw) in state.get("erased_features", []) or self._names_erased(
+            state, raw
+        ):  # a signal or relation naming an erased person: it stays erased
+            state["events"][eid] = {"gen": routed["generation"], "withdrawn": True,
+                                    "unit": routed["address_ref"], "day": "", "value": "",
+                                    "relation": None, "lgen": known["lgen"] if known else 0,
+                                    "link": known["link"] if known else None,
+                                    "erased": True}  # fmt: skip
+            return True
         payload_name, payload = raw["payload"]
         relation: Relation | None = None
         if payload_name == residence.RELATION_CHANGED:
@@ -339,6 +367,13 @@ class AddressStage:
         }  # fmt: skip
         return True
 
+    def _names_erased(self, state: AddressState, raw: dict[str, Any]) -> bool:
+        """A relation row naming a person erased here (as subject or as related person)."""
+        if raw["payload"][0] != residence.RELATION_CHANGED or not state.get("erased"):
+            return False
+        pair = (raw["subject"]["person_ref"], raw["payload"][1]["related_person_ref"])
+        return any(self.ids.erased(p) in state["erased"] for p in pair if p)
+
     # -- decisions -----------------------------------------------------------------------
 
     def _decide(self, reg: residence.AddressState, fact: EventFact) -> Link | None:
@@ -356,36 +391,10 @@ class AddressStage:
                 "probability": decided.probability, "person": person,
                 "unit": decided.unit}  # fmt: skip
 
-    def _horizon(self, state: AddressState) -> str:
-        """The grace horizon (ISO date): ``grace`` before the newest date the building's
-        facts know. In event time, so a function of the facts, not of when they came."""
-        days = [e["day"] for e in state["events"].values() if e["day"]]
-        days += [p["until"] or p["from_"] for r in state["residents"].values()
-                 for p in r["periods"]]  # fmt: skip
-        if not days:
-            return ""
-        return (dt.date.fromisoformat(max(days)) - self.grace).isoformat()
-
-    @staticmethod
-    def _forget_departed(state: AddressState, horizon: str) -> bool:
-        """Minimisation: the name and date of birth of a resident who left the building
-        before the horizon (or has no period here) leave the state. Signals dated while they
-        lived here are older than every rule window that reads signals by then."""
-        changed = False
-        for resident in state["residents"].values():
-            periods = resident["periods"]
-            gone = all(p["until"] is not None and p["until"] < horizon for p in periods)
-            if resident["match"] is not None and gone:
-                resident["match"] = None
-                changed = True
-        return changed
-
     def _relink(self, state: AddressState, reg: residence.AddressState, eid: str,
-                result: Result[AddressState], horizon: str = "") -> None:  # fmt: skip
+                result: Result[AddressState]) -> None:  # fmt: skip
         fact = state["events"][eid]
         link = self._decide(reg, fact)
-        if link is not None and link["household"] is None and fact["day"] < horizon:
-            link = None  # too old to review: past the grace horizon, nobody matches it now
         old = fact["link"]
         if link == old and not fact.get("recheck"):
             return

@@ -55,10 +55,8 @@ def build_stages(
         ActionKeys.verifying_nothing())  # fmt: skip
     ids = Ids(settings.id_key)  # refused here when missing or short
     return (
-        PersonStage(catalog),
-        AddressStage(
-            catalog, Weights.shipped(), settings.match_threshold, ids, settings.match_grace_days
-        ),
+        PersonStage(catalog, settings.match_grace_days),
+        AddressStage(catalog, Weights.shipped(), settings.match_threshold, ids),
         HouseholdStage(
             catalog,
             ruleset.load(rules_file or settings.rules_file or None).rules,

@@ -178,8 +178,9 @@ class PersonStage:
     name = "person"
     inputs = PERSON_INPUTS
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, grace_days: int = 365) -> None:
         self.catalog = catalog
+        self.grace = dt.timedelta(days=grace_days)  # match features after a person left
 
     def new_state(self) -> PersonState:
         return new_state()
@@ -187,9 +188,10 @@ class PersonStage:
     def process(self, state: PersonState, messages: Sequence[Message]) -> Result[PersonState]:
         result: Result[PersonState] = Result(state)
         erased: list[str] = []
+        notices: list[tuple[str, str]] = []  # (building, packed registration): match features
         for message in messages:
             if message.topic == ERASURES:
-                erased += self._erasure(state, message, result)
+                erased += self._erasure(state, message, result, notices)
                 continue
             try:
                 raw = self.catalog.decode(message.value, RAW_EVENT)
@@ -206,16 +208,26 @@ class PersonStage:
                 continue
             if version(raw)[0] <= state.get("erased_before", -1.0):
                 result.counts["link_outcome", "erased"] += 1  # a copy of an erased fact
+                if raw["payload"][0] == PERSON_REGISTERED and raw["subject"]["address_ref"]:
+                    # its building may hold signals naming them: tell it, whenever it comes
+                    notices.append((building(raw["subject"]["address_ref"]),
+                                    pack(message.value or b"")))  # fmt: skip
+                    erased.append(message.key.decode())
+                    result.dirty = True
                 continue
             result.dirty |= self._add_fact(state, raw, message.value or b"", result)
         if result.dirty:
-            self._reroute(state, result, erased[0] if erased else None)
+            self._reroute(state, result, erased[0] if erased else None, notices)
         return result
 
     # -- erasure (AVG art. 17) -------------------------------------------------------------
 
     def _erasure(
-        self, state: PersonState, message: Message, result: Result[PersonState]
+        self,
+        state: PersonState,
+        message: Message,
+        result: Result[PersonState],
+        notices: list[tuple[str, str]],
     ) -> list[str]:
         """Forget every fact received up to the request's moment. The reroute that follows
         withdraws what was sent (from every building, from hand-over) and tells every
@@ -235,6 +247,8 @@ class PersonStage:
         before = request["erased_before"].timestamp()
         state["erased_before"] = max(state.get("erased_before", before), before)
         state["erasures"] = [*state.get("erasures", []), request["erasure_id"]]
+        notices += [(building(r["address"]), r["value"]) for r in state["registrations"].values()
+                    if r["received"] <= before]  # fmt: skip
         state["registrations"] = {
             e: f for e, f in state["registrations"].items() if f["received"] > before
         }
@@ -257,14 +271,23 @@ class PersonStage:
             del state["events"][eid]
 
     def _erased_everywhere(
-        self, state: PersonState, person: str, buildings: set[str], result: Result[PersonState]
+        self,
+        state: PersonState,
+        person: str,
+        buildings: set[str],
+        notices: list[tuple[str, str]],
+        result: Result[PersonState],
     ) -> None:
-        """An erasure notice to every building the person's facts reached: the address
-        stage drops the person and the signals it had matched to them."""
+        """An erasure notice to every building the person's facts reached or where they were
+        registered: the address stage drops the person, the signals it had matched to them
+        and, by the registration's match features each notice carries, the signals naming
+        them that it could not link (whenever those or the registration arrive)."""
         state["residency_gen"] += 1
-        for b in sorted(buildings):
+        carried = {b: v for b, v in sorted(notices)}
+        for b in sorted(buildings | carried.keys()):
+            raw = unpack(carried[b]) if b in carried else b""
             record: dict[str, Any] = {"address_ref": b, "role": "erasure", "until": None,
-                                      "raw_event": b"",
+                                      "raw_event": raw,
                       "event_id": ERASURE_NOTICE + b, "generation": state["residency_gen"],
                       "withdrawn": True, "person_ref": person, "intervals": []}  # fmt: skip
             result.outputs.append(
@@ -351,12 +374,18 @@ class PersonStage:
     # -- decisions -----------------------------------------------------------------------
 
     def _reroute(
-        self, state: PersonState, result: Result[PersonState], erased: str | None = None
+        self,
+        state: PersonState,
+        result: Result[PersonState],
+        erased: str | None = None,
+        notices: list[tuple[str, str]] | None = None,
     ) -> None:
         reached = set(state["residency_sent"]) | {
             building(t.lstrip("~")[2:]) for e in state["events"].values()
             for t in e["sent"].split("|") if t.lstrip("~").startswith("B:")
         }  # fmt: skip
+        if erased is not None:  # first: a building forgets before the withdrawals relink it
+            self._erased_everywhere(state, erased, reached, notices or [], result)
         self._derive_toewijzingen(state, result)
         lived = periods(state)
         self._send_residency(state, lived, result, erased)
@@ -373,7 +402,6 @@ class PersonStage:
             event["sent"] = target
         if erased is not None:
             self._forget_withdrawn(state)
-            self._erased_everywhere(state, erased, reached, result)
 
     @staticmethod
     def _target(event: RoutedEvent, lived: list[Period]) -> str:
@@ -439,7 +467,13 @@ class PersonStage:
         regs = sorted(state["registrations"].values(), key=lambda r: (r["day"], r["value"]))
         matchable = [r["value"] for r in regs if self._has_match(r["value"])]
         carrier = matchable[-1] if matchable else (regs[-1]["value"] if regs else "")
-        wanted = {b: digest([ps, carrier]) for b, ps in per_building.items()}
+        cutoff = self._cutoff(state)
+        carriers = {  # minimisation: no match features where the person left long ago
+            b: carrier if any(p["until"] is None or p["until"] >= cutoff for p in ps)
+            else self._without_match(carrier)
+            for b, ps in per_building.items()
+        }  # fmt: skip
+        wanted = {b: digest([ps, carriers[b]]) for b, ps in per_building.items()}
         sent = state["residency_sent"]
         changed = {b for b in wanted.keys() | sent.keys() if wanted.get(b) != sent.get(b)}
         if not changed:
@@ -451,8 +485,9 @@ class PersonStage:
                           "from": dt.date.fromisoformat(p["from_"]),
                           "until": dt.date.fromisoformat(p["until"]) if p["until"] else None,
                           "kind": p["kind"]} for p in per_building.get(b, [])]  # fmt: skip
+            sent_carrier = carriers.get(b, "")
             record = {"address_ref": b, "role": "residency", "until": None,
-                      "raw_event": unpack(carrier) if carrier else b"",
+                      "raw_event": unpack(sent_carrier) if sent_carrier else b"",
                       "event_id": f"residency:{person}", "generation": state["residency_gen"],
                       "withdrawn": not intervals, "person_ref": person,
                       "intervals": intervals}  # fmt: skip
@@ -460,6 +495,24 @@ class PersonStage:
                 Output(BY_ADDRESS, b.encode(), self.catalog.encode(ROUTED, record))
             )
         state["residency_sent"] = wanted
+
+    def _cutoff(self, state: PersonState) -> str:
+        """``grace`` before the newest date among the person's own facts (event time): a
+        building they left before it gets no match features any more (issue 16). A
+        function of the person's facts, so of the set of records, not of their order."""
+        days = [r["day"] for r in state["registrations"].values()]
+        days += [e["day"] for e in state["endings"].values()]
+        days += [e["day"] for e in state["events"].values() if not e["derived"]]
+        if not days:
+            return ""
+        return (dt.date.fromisoformat(max(days)) - self.grace).isoformat()
+
+    def _without_match(self, packed: str) -> str:
+        if not packed:
+            return packed
+        raw = self.catalog.decode(unpack(packed), RAW_EVENT)
+        raw["subject"]["match"] = None
+        return pack(self.catalog.encode(RAW_EVENT, raw))
 
     def _has_match(self, packed: str) -> bool:
         return self.catalog.decode(unpack(packed), RAW_EVENT)["subject"]["match"] is not None

@@ -12,6 +12,7 @@ imported as ``from builders import ...`` (``pythonpath = ["tests"]`` in pyprojec
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import itertools
 import json
@@ -539,7 +540,28 @@ def readable(data: bytes | None) -> str:
             return json.dumps(_plain_text(_READER.decode(data, version.subject)))
         except Exception:  # not a record after all: read as text below
             pass
-    return data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8", errors="replace")
+    if text[:1] in "{[":  # a stage's state (JSON): raw events inside it are packed (base64)
+        try:
+            return text + " " + " ".join(_unpacked(json.loads(text)))
+        except ValueError:
+            pass
+    return text
+
+
+def _unpacked(value) -> list[str]:
+    """Every base64 string in a JSON state that holds an Avro record, read as text."""
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _unpacked(v)]
+    if isinstance(value, list):
+        return [t for v in value for t in _unpacked(v)]
+    if isinstance(value, str) and len(value) > 8:
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except ValueError:
+            return []
+        return [readable(raw)] if raw[:1] == b"\x00" else []
+    return []
 
 
 def _plain_text(value):
