@@ -54,7 +54,7 @@ def register(
         )
         value = catalog.encode(AUDIT_ENTRY, record)
         await app.producer.send_and_wait(audit_name, key, value, None, None, None)
-        log.info("household view requested", actor=actor, allowed=allowed, reason=reason)
+        log.info("household view requested", actor=actor, allowed=allowed)  # purpose: audit
 
     @app.page("/households/{ref}")
     @app.table_route(table=views, match_info="ref")

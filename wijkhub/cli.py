@@ -751,6 +751,8 @@ def _person_or_fail(s: Settings, person_ref: str | None, bsn: bool) -> tuple[str
     (it would stay in the shell's history and the process list)."""
     from wijkhub.rights import RightsError, person_of
 
+    if bsn == (person_ref is not None):
+        _fail("give --bsn (asked for, hidden) or --person-ref, one of the two")
     number = typer.prompt("BSN", hide_input=True) if bsn else None
     try:
         return person_of(s, number, person_ref), number
@@ -761,13 +763,13 @@ def _person_or_fail(s: Settings, person_ref: str | None, bsn: bool) -> tuple[str
 @app.command()
 def erase(
     case: Annotated[str, typer.Option(help="The request's case reference (audited)")],
+    role: Annotated[str, typer.Option(help="fg or operator: who asks, on the audit")],
     person_ref: Annotated[
         str | None, typer.Option("--person-ref", help="The person's P1-… pseudonym")
     ] = None,
     bsn: Annotated[
         bool, typer.Option("--bsn", help="Ask for the BSN (hidden), pseudonymise it here")
     ] = False,
-    role: Annotated[str, typer.Option(help="fg or operator: who asks, on the audit")] = "fg",
     drop_root: Annotated[
         Path | None,
         typer.Option(help="With --bsn: the file drop whose processed files naming it go"),

@@ -24,7 +24,7 @@ from wijkhub.connectors.alerts import latest_alerts
 from wijkhub.connectors.identity import Pseudonymiser, bsn_is_valid
 from wijkhub.erasure import purge_files, request
 from wijkhub.kafka import connect
-from wijkhub.schemas.registry import AUDIT_ENTRY, ERASURE, HOUSEHOLD_VIEW, Catalog
+from wijkhub.schemas.registry import AUDIT_ENTRY, ERASURE, HOUSEHOLD_VIEW, Catalog, DecodeError
 from wijkhub.settings import Settings, SettingsError
 from wijkhub.streams import ruleset
 from wijkhub.streams.access import OPERATOR
@@ -60,7 +60,12 @@ def person_of(settings: Settings, bsn: str | None, person_ref: str | None) -> st
 
 
 def _producer(settings: Settings) -> KafkaProducer:
-    return KafkaProducer(**connect(settings, OPERATOR).kafka_python(), acks="all", retries=5)
+    try:
+        return KafkaProducer(**connect(settings, OPERATOR).kafka_python(), acks="all", retries=5)
+    except KafkaError as exc:
+        raise RightsError(
+            f"no Kafka broker answers at {settings.bootstrap_servers}: {exc}"
+        ) from exc
 
 
 def record_audit(
@@ -118,9 +123,14 @@ def erase(
 
 
 def _read_all(settings: Settings, topic: str) -> Iterator[Any]:
-    consumer = KafkaConsumer(**connect(settings, OPERATOR).kafka_python(),
-                             enable_auto_commit=False,
-                             client_id=f"{settings.app_id}-rights-reader")  # fmt: skip
+    try:
+        consumer = KafkaConsumer(**connect(settings, OPERATOR).kafka_python(),
+                                 enable_auto_commit=False,
+                                 client_id=f"{settings.app_id}-rights-reader")  # fmt: skip
+    except KafkaError as exc:
+        raise RightsError(
+            f"no Kafka broker answers at {settings.bootstrap_servers}: {exc}"
+        ) from exc
     try:
         name = full_name(topic, settings.topic_prefix)
         partitions = consumer.partitions_for_topic(name)
@@ -138,8 +148,15 @@ def _read_all(settings: Settings, topic: str) -> Iterator[Any]:
 
 
 def audit_entries(settings: Settings) -> list[dict[str, Any]]:
+    """Every audit entry; one that cannot be read is kept as a finding for ``verify``."""
     catalog = Catalog()
-    return [catalog.decode(r.value, AUDIT_ENTRY) for r in _read_all(settings, AUDIT) if r.value]
+    found = []
+    for r in _read_all(settings, AUDIT):
+        try:
+            found.append(catalog.decode(r.value, AUDIT_ENTRY))
+        except DecodeError:
+            found.append({"writer": f"unreadable:{r.partition}/{r.offset}", "seq": -1})
+    return found
 
 
 def subject_access(settings: Settings, person_ref: str, case_ref: str, who: str) -> dict[str, Any]:
@@ -184,7 +201,7 @@ def subject_access(settings: Settings, person_ref: str, case_ref: str, who: str)
          "raised_at": a["raised_at"].isoformat(), "team": a["team"]}
         for a in latest_alerts(settings)
         if a["household_ref"] in refs
-        and (not event_ids or any(f["event_id"] in event_ids for f in a["facts"]))
+        and any(f["event_id"] in event_ids for f in a["facts"])  # theirs, not the others'
     ]  # fmt: skip
     seen = refs | {a["alert_id"] for a in alerts}
     viewed = [

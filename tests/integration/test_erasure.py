@@ -92,7 +92,8 @@ def test_erasure_leaves_no_trace_and_the_others_intact(run, tmp_path):
         (drop / "brp" / folder / name).write_text(text)
 
     asked_at = time.monotonic()
-    done = cli(settings, "erase", "--bsn", "--case", "AVG-2026-0042", "--drop-root", str(drop),
+    done = cli(settings, "erase", "--bsn", "--role", "fg", "--case", "AVG-2026-0042",
+               "--drop-root", str(drop),
                stdin=father.bsn + "\n")  # fmt: skip
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout[done.stdout.index("{") :])
