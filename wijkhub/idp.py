@@ -62,6 +62,11 @@ def demo_client_secret() -> str:
     return str(client["secret"])
 
 
+def demo_users() -> dict[str, list[str]]:
+    """The demo realm's users and their groups (every password: the broker's DEMO_PASSWORD)."""
+    return {u["username"]: [g.strip("/") for g in u.get("groups", [])] for u in _realm()["users"]}
+
+
 def _java_major(home: Path) -> int:
     """The feature version of the JDK or JRE in ``home`` (its ``release`` file), 0 if none."""
     try:
@@ -338,15 +343,21 @@ class IdpAdmin:
     def client(self) -> dict[str, Any]:
         return cast(dict[str, Any], self.call(f"/clients?clientId={CLIENT_ID}")[0])
 
-    def register_inbox(self, base_urls: list[str]) -> None:
-        """Point the inbox client at inboxes running at ``base_urls``: each one's callback
-        and page after sign-out; back-channel logout tokens go to the first."""
+    def register_inbox(self, base_urls: list[str], backchannel: bool = True) -> None:
+        """Let inboxes running at ``base_urls`` use the inbox client: each one's callback and
+        page after sign-out are added to those registered; with ``backchannel``, logout
+        tokens go to the first (a client has one back-channel logout URI)."""
         client = self.client()
-        client["redirectUris"] = [f"{url}/oidc/callback" for url in base_urls]
-        client["attributes"]["post.logout.redirect.uris"] = "##".join(
-            f"{url}/inloggen" for url in base_urls
+        attributes = client["attributes"]
+        client["redirectUris"] = sorted(
+            {*client["redirectUris"], *(f"{url}/oidc/callback" for url in base_urls)}
         )
-        client["attributes"]["backchannel.logout.url"] = f"{base_urls[0]}/oidc/backchannel-logout"
+        after = {*attributes.get("post.logout.redirect.uris", "").split("##")} - {""}
+        attributes["post.logout.redirect.uris"] = "##".join(
+            sorted(after | {f"{url}/inloggen" for url in base_urls})
+        )
+        if backchannel:
+            attributes["backchannel.logout.url"] = f"{base_urls[0]}/oidc/backchannel-logout"
         self.call(f"/clients/{client['id']}", "PUT", client)
 
     def group_id(self, name: str) -> str:

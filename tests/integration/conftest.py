@@ -22,7 +22,7 @@ from wijkhub.admin import prepare
 from wijkhub.broker import DISTRICT_FIXTURE, LocalBroker, free_port
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.teams import hash_password
-from wijkhub.idp import LocalIdp, demo_client_secret
+from wijkhub.idp import LocalIdp, demo_client_secret, local_idp
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS
@@ -213,9 +213,10 @@ def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
 
 
 @pytest.fixture(scope="session")
-def idp(tmp_path_factory) -> Iterator[LocalIdp]:
-    """A real Keycloak with the demo realm, once per session (about half a minute)."""
-    provider = LocalIdp(tmp_path_factory.mktemp("idp"), port=free_port())
+def idp(hub_settings) -> Iterator[LocalIdp]:
+    """A real Keycloak with the demo realm, once per session (about half a minute): the
+    local provider of the hub's data dir, which the demo finds running."""
+    provider = local_idp(hub_settings.data_dir, free_port())
     try:
         provider.start()
         yield provider
