@@ -92,8 +92,11 @@ def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(
         ("raised", "open", 1), ("claimed", "open", 2), ("acknowledged", "acknowledged", 3),
         ("resolved", "resolved", 4)]  # fmt: skip
     assert changes[-1]["resolution"] == "help_accepted" and changes[-1]["claimed_by"] == "anna"
-    opened = [e for e in audit_entries(hub) if e["actor"] == "anna" and e["channel"] == "inbox"]
+    audited = [e for e in audit_entries(hub) if e["actor"] == "anna" and e["channel"] == "inbox"]
+    opened = [e for e in audited if e["action"] == "household.read"]
     assert opened and all(e["resource"] == ref and e["allowed"] for e in opened)
+    assert ("session.start", "inbox", True) in [(e["action"], e["resource"], e["allowed"])
+                                                for e in audited]  # fmt: skip
     text = hub.worker.metrics_text()
     acknowledged = series(text, "wijkhub_time_to_acknowledge_seconds_count")
     # the only acknowledgement in the session (as the resolve below is the only resolve)
@@ -177,13 +180,28 @@ def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(
 
 
 def post_login(base: str, account: str, password: str) -> int:
-    form = urllib.parse.urlencode({"account": account, "password": password}).encode()
+    """The sign-in form as a browser sends it: first the page (its CSRF token and the
+    attempt cookie it is bound to), then the form."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{base}/inloggen", timeout=10) as page:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.read().decode())
+    assert csrf
+    fields = {"csrf": csrf.group(1), "account": account, "password": password}
     try:
-        with opener.open(f"{base}/inloggen", data=form, timeout=10) as answer:
+        with opener.open(f"{base}/inloggen", urllib.parse.urlencode(fields).encode(),
+                         timeout=10) as answer:  # fmt: skip
             return answer.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def test_the_sign_in_form_without_its_csrf_token_is_refused(inbox):
+    form = urllib.parse.urlencode({"account": "carla", "password": inbox_password("carla")})
+    try:
+        urllib.request.urlopen(f"{inbox.base_url}/inloggen", form.encode(), timeout=10)
+        raise AssertionError("signed in without a CSRF token")
+    except urllib.error.HTTPError as error:
+        assert error.code == 403
 
 
 def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(inbox):
