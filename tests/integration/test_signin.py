@@ -68,6 +68,14 @@ def get(base: str, path: str, cookie: str) -> tuple[int, str]:
         conn.close()
 
 
+def refused_everywhere(driver, base: str, paths: tuple[str, ...]) -> None:
+    """Each page answers "Geen toegang", and no page shows anything of a household."""
+    for path in paths:
+        driver.get(f"{base}{path}")
+        assert driver.find_element(By.TAG_NAME, "h1").text == "Geen toegang", path
+        assert "Tijdlijn" not in driver.page_source and "household" not in driver.page_source
+
+
 def listed(driver) -> set[str]:
     return {
         a.get_attribute("href").rsplit("/", 1)[-1]
@@ -117,10 +125,7 @@ def test_the_fg_sees_the_audit_trail_and_the_register_and_no_household(
     assert "Audittrail" in page and "session.start" in page and fg[0] in page
     browser.get(f"{oidc_inbox.base_url}/register")
     assert "Processing register" in browser.find_element(By.TAG_NAME, "main").text
-    for path in ("/meldingen", "/beheer"):
-        browser.get(f"{oidc_inbox.base_url}{path}")
-        assert browser.find_element(By.TAG_NAME, "h1").text == "Geen toegang"
-        assert "household" not in browser.page_source and "Tijdlijn" not in browser.page_source
+    refused_everywhere(browser, oidc_inbox.base_url, ("/meldingen", "/beheer"))
     refused = [(e["action"], e["resource"]) for e in audit_entries(hub)
                if e["actor"] == fg[0] and not e["allowed"]]  # fmt: skip
     assert refused == [("page.open", "alerts"), ("page.open", "beheer")]
@@ -135,10 +140,9 @@ def test_a_beheerder_sees_teams_routing_and_rules_and_no_household(
     page = browser.find_element(By.TAG_NAME, "main").text
     assert TEAM_A in page and "VS-" in page and "vangnet" in page
     aid = next(iter(a["alert_id"] for a in latest_alerts(hub.settings)), "A-0")
-    for path in ("/meldingen", f"/meldingen/{aid}", "/audit", "/register"):
-        browser.get(f"{oidc_inbox.base_url}{path}")
-        assert browser.find_element(By.TAG_NAME, "h1").text == "Geen toegang", path
-    assert "Tijdlijn" not in browser.page_source
+    refused_everywhere(
+        browser, oidc_inbox.base_url, ("/meldingen", f"/meldingen/{aid}", "/audit", "/register")
+    )
 
 
 def test_after_sign_out_the_old_cookie_is_refused_and_the_provider_asks_again(
