@@ -1,20 +1,22 @@
 # wijkhub — every target works alone on a fresh machine: it installs first.
-# Needs python3.11, Java 17+ and Maven on PATH (the Kafka jars come from Maven Central).
+# Needs python3.11, Java 17+ and Maven on PATH (the Kafka jars and Keycloak come from Maven
+# Central), and a Java 21+ for Keycloak (found under /usr/lib/jvm, or WIJKHUB_IDP_JAVA_HOME).
 
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml deploy/kafka/pom.xml | sha256sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml deploy/kafka/pom.xml deploy/keycloak/pom.xml | sha256sum | cut -c1-12)
 EVENTS ?= 100000
 
 .PHONY: install demo test test-fast lint bench broker-stop clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml deploy/kafka/pom.xml
+$(STAMP): pyproject.toml deploy/kafka/pom.xml deploy/keycloak/pom.xml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev,eval]'
 	$(BIN)/python -c "from wijkhub.broker import jar_dir; print('kafka jars:', jar_dir())"
+	$(BIN)/python -c "from wijkhub.idp import dist_dir; print('keycloak:', dist_dir())"
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: install
@@ -46,6 +48,7 @@ bench: install
 
 broker-stop:
 	-$(BIN)/wijkhub broker stop
+	-$(BIN)/wijkhub idp stop
 
 clean: broker-stop
 	rm -rf $(VENV) .wijkhub

@@ -9,18 +9,24 @@ process uses it::
         aliases: [WT Noord]                     # how source systems name this team (optional)
         email: noord@wijkteams.example          # new-alert notifications (optional)
         webhook: https://zaaksysteem.example/wijkhub  # state changes, signed; https only (optional)
-    accounts:
+        group: wijkteam-noord                   # its members' group at the provider (default: id)
+    roles:                                      # the provider's group of each other role
+      regisseur: regisseurs                     # (a team member who is also a regisseur)
+      beheerder: beheerders                     # functional administrator: no household data
+      fg: fg                                    # privacy officer: no household data
+    accounts:                                   # only with WIJKHUB_INBOX_AUTH=local
       j.jansen: {team: wijkteam-noord, password: "scrypt$16384$8$1$…"}
 
 A duplicate-help alert goes to the team responsible for the household and
 to every involved party that is a team here (matched by id, name or alias):
 the verwijsindex tells each party who else is involved.
 
-Passwords are stored as scrypt hashes only (``wijkhub inbox hash-password``).
-Webhook secrets never live in the file: ``WIJKHUB_WEBHOOK_SECRETS`` holds
-``team=secret,…``. Accounts are the stand-in for the municipality's identity
-provider: the inbox asks :meth:`Teams.authenticate` for a member, and an OIDC
-login would answer the same question (account → team).
+Staff sign in at the municipality's identity provider (OIDC); its ``groups``
+claim says which team and role a member has, through ``group`` and ``roles``
+here (:mod:`wijkhub.connectors.inbox.roles`). The ``accounts`` are a development
+mode only (``WIJKHUB_INBOX_AUTH=local``): passwords are stored as scrypt hashes
+(``wijkhub inbox hash-password``). Webhook secrets never live in the file:
+``WIJKHUB_WEBHOOK_SECRETS`` holds ``team=secret,…``.
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class Team:
     email: str = ""
     webhook: str = ""
     aliases: tuple[str, ...] = ()
+    group: str = ""  # the provider's group of its members
 
     @property
     def known_as(self) -> set[str]:
@@ -84,10 +91,17 @@ class Team:
         return {self.id, self.name, *self.aliases}
 
 
+ROLES = ("medewerker", "regisseur", "beheerder", "fg")
+
+
 @dataclass(frozen=True)
 class Member:
+    """Who is signed in: their account, their team (empty for beheerder and fg, who see
+    no household data) and role (one of ROLES)."""
+
     account: str
     team: str
+    role: str = "medewerker"
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,7 @@ class Teams:
     teams: dict[str, Team]
     passwords: dict[str, tuple[str, str]] = field(repr=False)  # account → (team, hash)
     webhook_secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    role_groups: dict[str, str] = field(default_factory=dict)  # role → the provider's group
 
     def authenticate(self, account: str, password: str) -> Member | None:
         """The member, if the password is right. Unknown accounts take as long as known ones."""
@@ -175,7 +190,18 @@ def parse(
             problems.append(f"team {team_id}: aliases must be a list of names")
             aliases = []
         name = str(raw.get("name") or team_id)
-        teams[str(team_id)] = Team(str(team_id), name, email, webhook, tuple(map(str, aliases)))
+        group = str(raw.get("group") or team_id)
+        teams[str(team_id)] = Team(
+            str(team_id), name, email, webhook, tuple(map(str, aliases)), group
+        )
+    role_groups: dict[str, str] = {}
+    for role, group in (doc.get("roles") or {}).items():
+        if role not in ROLES[1:]:
+            problems.append(f"roles: {role!r} is not one of {', '.join(ROLES[1:])}")
+        elif not isinstance(group, str) or not group:
+            problems.append(f"roles: {role} needs the name of a group at the provider")
+        else:
+            role_groups[role] = group
     passwords: dict[str, tuple[str, str]] = {}
     for account, raw in (doc.get("accounts") or {}).items():
         raw = raw or {}
@@ -199,7 +225,7 @@ def parse(
             )
     if problems:
         raise TeamsFileError(source, problems)
-    return Teams(teams, passwords, secrets_by_team)
+    return Teams(teams, passwords, secrets_by_team, role_groups)
 
 
 def load(path: str | Path, webhook_secrets: str = "", allow_loopback_http: bool = False) -> Teams:

@@ -11,7 +11,8 @@ The grants, in words:
 - the worker reads its inputs, writes what the stages produce (and the audit of the
   operator's household reads it serves), and owns its internal topics (changelogs,
   Faust's leader topic) and its consumer group;
-- the inbox reads ``alerts`` and ``household-view``, writes ``alert-actions`` and ``audit``;
+- the inbox reads ``alerts`` and ``household-view``, writes ``alert-actions`` and ``audit``,
+  and reads ``audit`` for the privacy officer's audit-trail page;
 - delivery reads ``alerts`` (its own group) and writes ``dlq.delivery``;
 - the operator reads what operations need (status, alerts, review, dead letters) and
   writes erasure requests (``wijkhub erase``);
@@ -112,6 +113,8 @@ def grants(topic_prefix: str, app_id: str) -> list[Grant]:
     ]  # its changelogs and Faust's internal topics
     found.append(Grant(WORKER, Resource.GROUP, app_id, "READ"))
     found += _topics(INBOX, (ALERTS, HOUSEHOLD_VIEW), "READ", "DESCRIBE")
+    # audit: read for the privacy officer's page (issue 15), which only the fg role opens
+    found += _topics(INBOX, (AUDIT,), "READ")
     found += _topics(INBOX, (ALERT_ACTIONS, AUDIT), "WRITE", "DESCRIBE")
     found += _topics(DELIVERY, (ALERTS,), "READ", "DESCRIBE")
     found += _topics(DELIVERY, (DLQ_DELIVERY,), "WRITE", "DESCRIBE")

@@ -19,6 +19,7 @@ import json
 import random
 import re
 import secrets
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,19 +28,24 @@ from typing import Any
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 from wijkhub import pki
 from wijkhub.connectors.alerts import iter_alerts
 from wijkhub.connectors.identity import address_ref, bsn_is_valid
 from wijkhub.connectors.intake import Intake, IntakeReport
 from wijkhub.kafka import connect
-from wijkhub.schemas.registry import HOUSEHOLD_VIEW, LINKED_EVENT, Catalog
+from wijkhub.schemas.registry import AUDIT_ENTRY, HOUSEHOLD_VIEW, LINKED_EVENT, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.access import ADMIN
 from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import household_for_address
+from wijkhub.streams.topics import AUDIT, LINKED, WORKER_INPUTS, full_name
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
-from wijkhub.streams.topics import LINKED, WORKER_INPUTS, full_name
 from wijkhub.supervise import WorkerProcess
 from wijkhub.synthetic import make_bsn
 
@@ -574,3 +580,74 @@ def _plain_text(value):
     if isinstance(value, dt.date | dt.datetime):
         return value.isoformat()
     return value
+
+
+# --- browser tier: the inbox in a real (Debian) Chromium ----------------------------------
+
+SCREENSHOTS = Path(".wijkhub/screenshots")
+
+
+def chromium() -> webdriver.Chrome:
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.fail("Debian's chromium and chromium-driver are needed: `.ci/run` installs them")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--window-size=1280,1000"):  # fmt: skip
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(driver))
+
+
+@pytest.fixture
+def browser():
+    driver = chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def list_until(driver, base: str, alert_id: str, timeout: float = 30.0) -> None:
+    """Reload the list until the alert shows up (the inbox follows the alerts topic)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        driver.get(f"{base}/meldingen")
+        if driver.find_elements(By.CSS_SELECTOR, f'a[href="/meldingen/{alert_id}"]'):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"alert {alert_id} not in the inbox list after {timeout}s")
+
+
+def press(driver, label: str) -> None:
+    """Press a button and wait for the page the inbox answers with (applied, or pending)."""
+    submit(driver, f'//button[normalize-space()="{label}"]', By.XPATH)
+
+
+def submit(driver, locator: str, by: str = By.CSS_SELECTOR) -> None:
+    """Click and wait until the answer page has loaded. A marker on the old document is gone
+    then. (Chrome's staleness check, and reading an element while the document is replaced,
+    can fail with "Node ... does not belong to the document": the test relies on neither.)"""
+    driver.execute_script("window.wijkhubBefore = true;")
+    driver.find_element(by, locator).click()
+    WebDriverWait(driver, 15).until(
+        lambda d: d.execute_script("return window.wijkhubBefore !== true;")
+    )
+    WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".done")))
+
+
+def shown(driver, css: str, text: str, timeout: float = 30.0) -> str:
+    """The element's text once it holds ``text``: the inbox may answer before the worker
+    applied the action ("wordt verwerkt"), so the page is refreshed until then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = driver.find_element(By.CSS_SELECTOR, css).text
+        if text in found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+        driver.refresh()
+
+
+def audit_entries(hub) -> list[dict]:
+    catalog = Catalog()
+    return [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)]

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="wijkhub: integration hub for the social domain.", no_args_is_help=True)
 broker_app = typer.Typer(help="The local single-node Kafka broker (development, demo, tests).")
+idp_app = typer.Typer(help="The local Keycloak, an OIDC provider for the inbox (demo, tests).")
 topics_app = typer.Typer(help="Topics, created from the one definition in streams/topics.py.")
 acls_app = typer.Typer(help="Each service principal's ACLs, from streams/access.py.")
 cluster_app = typer.Typer(help="A cluster's TLS and SCRAM secrets for the hub's services.")
@@ -37,6 +38,7 @@ app.add_typer(state_app, name="state")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(inbox_app, name="inbox")
 app.add_typer(broker_app, name="broker")
+app.add_typer(idp_app, name="idp")
 app.add_typer(topics_app, name="topics")
 app.add_typer(acls_app, name="acls")
 app.add_typer(cluster_app, name="cluster")
@@ -52,6 +54,12 @@ def _local_broker(settings: Settings):
     return local_broker(settings)
 
 
+def _local_idp(settings: Settings):
+    from wijkhub.idp import local_idp
+
+    return local_idp(settings.data_dir, settings.idp_port, settings.idp_java_home)
+
+
 def settings() -> Settings:
     """Settings from the environment; without KAFKA_BOOTSTRAP_SERVERS, the local broker
     (its address, CA and the services' credentials)."""
@@ -61,6 +69,52 @@ def settings() -> Settings:
         if broker.bootstrap:
             s = broker.client_settings(s)
     return s
+
+
+def _with_local_idp(s: Settings) -> Settings:
+    """Without WIJKHUB_OIDC_ISSUER, the local provider when `wijkhub idp start` runs one
+    (and its demo realm's client secret, unless one is set)."""
+    if s.inbox_auth == "oidc" and not s.oidc_issuer:
+        idp = _local_idp(s)
+        if idp.running():
+            from wijkhub.idp import demo_client_secret
+
+            secret = s.oidc_client_secret or demo_client_secret()
+            s = s.with_(oidc_issuer=idp.issuer, oidc_client_secret=secret)
+    return s
+
+
+@idp_app.command("start")
+def idp_start(
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Stop it and import the realm anew")
+    ] = False,
+) -> None:
+    """Start the local Keycloak (fetched from Maven Central once) with the demo realm."""
+    from wijkhub.idp import IdpError
+
+    idp = _local_idp(Settings.from_env())
+    try:
+        typer.echo(idp.start(fresh=fresh))
+    except IdpError as exc:
+        _fail(str(exc))
+
+
+@idp_app.command("stop")
+def idp_stop() -> None:
+    """Stop the local Keycloak; its database (and so the realm) is kept."""
+    typer.echo("stopped" if _local_idp(Settings.from_env()).stop() else "not running")
+
+
+@idp_app.command("status")
+def idp_status() -> None:
+    """Is the local Keycloak up, its issuer, and how much memory does it use."""
+    idp = _local_idp(Settings.from_env())
+    if not idp.running():
+        typer.echo("not running")
+        raise typer.Exit(1)
+    rss = round(idp.memory_rss_bytes() / 2**20)
+    typer.echo(json.dumps({"issuer": idp.issuer, "pid": idp.pid(), "rss_mib": rss}))
 
 
 def _fail(message: str) -> NoReturn:
@@ -509,7 +563,7 @@ def inbox_serve() -> None:
     from wijkhub.connectors.inbox.web import build
     from wijkhub.logs import get as get_logger
 
-    s = settings()
+    s = _with_local_idp(settings())
     try:
         application = build(s, _teams(s))
     except SettingsError as exc:
@@ -1014,8 +1068,8 @@ def bench_linking(
 def main() -> None:
     from wijkhub import logs
 
-    logs.configure(Settings.from_env().log_level, stream="stderr")
-    try:
+    try:  # a malformed setting is one line, also when it is the log level's neighbour
+        logs.configure(Settings.from_env().log_level, stream="stderr")
         app()
     except SettingsError as exc:
         typer.secho(f"configuration error: {exc}", fg=typer.colors.RED, err=True)

@@ -2,12 +2,16 @@
 
 Real broker (started here unless KAFKA_BOOTSTRAP_SERVERS is set), real topics,
 a real Faust worker and the team inbox in their own processes, the intake
-connector, and the alerts read back from Kafka as they arrive. Then each demo
-team logs in to the inbox and counts what it sees. Ends with a one-line summary.
+connector, and the alerts read back from Kafka as they arrive. Staff sign in at a
+real local Keycloak (``wijkhub idp``, started here unless WIJKHUB_OIDC_ISSUER is set
+or WIJKHUB_INBOX_AUTH=local): each demo team's member signs in on the provider's
+login form, as a browser would, and counts what the inbox shows. Ends with a
+one-line summary, and how to sign in yourself.
 """
 
 from __future__ import annotations
 
+import html
 import http.cookiejar
 import re
 import secrets
@@ -15,6 +19,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from typing import Any
 
 import typer
 
@@ -23,6 +28,7 @@ from wijkhub.broker import DEMO_PASSWORD, DEMO_TEAMS, DISTRICT_FIXTURE, free_por
 from wijkhub.connectors.alerts import iter_alerts, latest_alerts, one_line
 from wijkhub.connectors.intake import Intake
 from wijkhub.connectors.teams import load as load_teams
+from wijkhub.idp import demo_client_secret, demo_users, local_idp
 from wijkhub.settings import Settings
 from wijkhub.supervise import InboxProcess, WorkerProcess
 from wijkhub.synthetic import SOURCE_ORDER, generate
@@ -35,8 +41,6 @@ def _with_demo_secrets(settings: Settings) -> Settings:
         changes["pseudonym_key"] = secrets.token_urlsafe(32).encode()
     if len(settings.dead_letter_key) < 32:
         changes["dead_letter_key"] = secrets.token_urlsafe(32).encode()
-    if len(settings.inbox_secret) < 32:
-        changes["inbox_secret"] = secrets.token_urlsafe(32)
     if len(settings.id_key) < 32:
         changes["id_key"] = secrets.token_urlsafe(32).encode()
     if not settings.action_keys:
@@ -46,7 +50,15 @@ def _with_demo_secrets(settings: Settings) -> Settings:
 
 def run_demo(settings: Settings, households: int, keep_running: bool, timeout: float) -> bool:
     """Run the demo; stops what it started (unless --keep-running), also on an error."""
-    broker = None
+    broker, idp, idp_ours = None, None, False
+    if settings.inbox_auth == "oidc" and not settings.oidc_issuer:
+        idp = local_idp(settings.data_dir, settings.idp_port, settings.idp_java_home)
+        idp_ours = not idp.running()  # one already running (`wijkhub idp start`) stays up
+        typer.echo("starting the local Keycloak (first run fetches it from Maven Central)…")
+        began = time.monotonic()
+        issuer = idp.start()
+        typer.echo(f"identity provider {issuer} up in {time.monotonic() - began:.0f} s")
+        settings = settings.with_(oidc_issuer=issuer, oidc_client_secret=demo_client_secret())
     if settings.bootstrap_servers is None:
         broker = local_broker(settings)
         typer.echo(
@@ -68,44 +80,99 @@ def run_demo(settings: Settings, households: int, keep_running: bool, timeout: f
     base_url = f"http://{settings.inbox_host}:{inbox_port}"
     settings = settings.with_(inbox_port=inbox_port, inbox_base_url=base_url,
                               inbox_metrics_port=free_port())  # fmt: skip
+    if idp is not None:
+        idp.admin().register_inbox([base_url], backchannel=idp_ours)
     worker = WorkerProcess(settings, settings.data_dir / "worker.log")
     inbox = InboxProcess(settings, settings.data_dir / "inbox.log")
     ok = False
     try:
         ok = _run(settings, worker, households, timeout) and _check_inbox(settings, inbox)
+        _how_to_sign_in(settings, inbox.base_url)
     finally:
         if keep_running and ok:
             pids = " ".join(str(p.proc.pid) for p in (worker, inbox) if p.proc)
-            typer.echo(f"--keep-running: team inbox at {inbox.base_url}/ (demo accounts in "
-                       f"{DEMO_TEAMS.name}, password {DEMO_PASSWORD!r})")  # fmt: skip
-            typer.echo(f"worker, inbox and broker stay up; stop them with: kill {pids}; "
-                       "wijkhub broker stop")  # fmt: skip
+            typer.echo(f"--keep-running: team inbox at {inbox.base_url}/")
+            typer.echo(f"worker, inbox, broker and provider stay up; stop them with: kill {pids}; "
+                       "wijkhub broker stop; wijkhub idp stop")  # fmt: skip
         else:
             inbox.stop()
             worker.stop()
             if broker is not None:
                 broker.stop()
+            if idp is not None and idp_ours:
+                idp.stop()
     return ok
 
 
-def _inbox_count(base_url: str, account: str) -> int:
-    """Log in as a demo member and count the alerts on their team's list."""
-    opener = urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+def _how_to_sign_in(settings: Settings, base_url: str) -> None:
+    if settings.inbox_auth == "local":
+        typer.echo(f"sign in at {base_url}/ with an account of {DEMO_TEAMS.name} "
+                   f"(password {DEMO_PASSWORD!r}; development mode)")  # fmt: skip
+        return
+    users = ", ".join(f"{u} ({'/'.join(g)})" for u, g in demo_users().items())
+    typer.echo(f"sign in at {base_url}/ on the provider's page ({settings.oidc_issuer}) as "
+               f"one of {users}; password {DEMO_PASSWORD!r} (demo only)")  # fmt: skip
+
+
+def _form(page: str, css_id: str) -> str:
+    """The action URL of the form with this id (the inbox's or the provider's page)."""
+    found = re.search(rf'<form[^>]*id="{css_id}"[^>]*action="([^"]+)"', page) or re.search(
+        rf'<form[^>]*action="([^"]+)"[^>]*id="{css_id}"', page
     )
-    form = urllib.parse.urlencode({"account": account, "password": DEMO_PASSWORD}).encode()
-    with opener.open(f"{base_url}/inloggen", data=form, timeout=10) as page:
-        html = page.read().decode()
-    return len(set(re.findall(r'href="/meldingen/(A-[0-9a-f]+)"', html)))
+    if not found:
+        raise RuntimeError(f"no form {css_id} on the sign-in page")
+    return html.unescape(found.group(1))
+
+
+def _sign_in(opener: Any, base_url: str, account: str, oidc: bool) -> str:
+    """Sign in as a browser does (the CSRF token, then the provider's login form); the page
+    the inbox shows after it."""
+    with opener.open(f"{base_url}/inloggen", timeout=10) as page:
+        text = page.read().decode()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', text)
+    fields = {"csrf": csrf.group(1) if csrf else ""}
+    if not oidc:
+        fields |= {"account": account, "password": DEMO_PASSWORD}
+    form = urllib.parse.urlencode(fields).encode()
+    with opener.open(f"{base_url}/inloggen", data=form, timeout=30) as page:
+        text = page.read().decode()  # oidc: the provider's login page
+    if oidc:
+        login = urllib.parse.urlencode({"username": account, "password": DEMO_PASSWORD})
+        with opener.open(_form(text, "kc-form-login"), data=login.encode(), timeout=30) as page:
+            text = page.read().decode()
+    return text
+
+
+class _LoopbackIsSecure(http.cookiejar.DefaultCookiePolicy):
+    """Send Secure cookies to 127.0.0.1 over plain HTTP, as browsers do (a loopback address is
+    a secure context): Keycloak marks its sign-in cookies Secure."""
+
+    def return_ok_secure(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        host = urllib.parse.urlsplit(request.get_full_url()).hostname
+        return host in ("127.0.0.1", "localhost") or super().return_ok_secure(cookie, request)
+
+
+def _inbox_count(base_url: str, account: str, oidc: bool) -> int:
+    """Sign in as a demo member and count the alerts on their team's list."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar(_LoopbackIsSecure()))
+    )
+    page = _sign_in(opener, base_url, account, oidc)
+    return len(set(re.findall(r'href="/meldingen/(A-[0-9a-f]+)"', page)))
 
 
 def _check_inbox(settings: Settings, inbox: InboxProcess) -> bool:
     """Every open alert is on exactly one team's inbox list (the members see their own)."""
     inbox.start()
-    members = load_teams(settings.teams_file).passwords
+    teams = load_teams(settings.teams_file)
+    oidc = settings.inbox_auth == "oidc"
+    if oidc:  # one member of each team in the demo realm
+        members = {u: g[0] for u, g in demo_users().items() if len(g) == 1 and g[0] in teams.teams}
+    else:
+        members = {account: team for account, (team, _) in teams.passwords.items()}
     open_per_team = Counter(a["team"] for a in latest_alerts(settings) if a["state"] == "open")
-    seen = {team: _inbox_count(inbox.base_url, account)
-            for account, (team, _) in sorted(members.items())}  # fmt: skip
+    seen = {team: _inbox_count(inbox.base_url, account, oidc)
+            for account, team in sorted(members.items())}  # fmt: skip
     typer.echo("inbox: " + ", ".join(f"{t} {n}" for t, n in sorted(seen.items())))
     ok = all(seen.get(team, 0) == n for team, n in open_per_team.items())
     if not ok:

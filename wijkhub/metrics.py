@@ -136,7 +136,8 @@ class Metrics:
         )
         self.inbox_pages = Counter(
             "wijkhub_inbox_pages_total",
-            "Team inbox pages served (list, alert); every alert page is audited.",
+            "Team inbox pages served (list, alert, beheer, audit, register); every alert page is "
+            "audited.",
             ["page"],
             registry=r,
         )

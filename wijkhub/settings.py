@@ -70,6 +70,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     return raw in ("1", "true", "yes")
 
 
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower() or default
+    if raw not in allowed:
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+    return raw
+
+
 def _retention_days(env: Mapping[str, str]) -> dict[str, int]:
     """Days per data class from WIJKHUB_RETENTION_<CLASS>_DAYS (each class's default when
     unset). 0 (kept while current) only for a compacted class: a delete-policy topic with
@@ -209,12 +216,30 @@ class Settings:
     # Webhooks are https only; plain http to a loopback address (a test receiver) only when
     # this is true.
     webhook_allow_loopback_http: bool = False
-    # The team inbox (web): where it listens, the key that signs its session cookies,
-    # and the address teams use to reach it (links in e-mails).
+    # The team inbox (web): where it listens and the address teams use to reach it (links
+    # in e-mails, the OIDC callback).
     inbox_host: str = "127.0.0.1"
     inbox_port: int = 6072
-    inbox_secret: str = field(default="", repr=False)
     inbox_base_url: str = "http://127.0.0.1:6072"
+    # How staff sign in: "oidc" (the municipality's identity provider) or "local" (the
+    # teams file's accounts: development only, refused unless chosen explicitly).
+    inbox_auth: str = "oidc"
+    # The provider: its issuer URL (discovery at <issuer>/.well-known/openid-configuration),
+    # the inbox's client id and secret there. Empty issuer with a local `wijkhub idp`
+    # running: the CLI uses that one.
+    oidc_issuer: str = ""
+    oidc_client_id: str = "wijkhub-inbox"
+    oidc_client_secret: str = field(default="", repr=False)
+    # Group changes at the provider reach a session when the inbox refreshes its tokens:
+    # on the first request after this many seconds since the last check.
+    oidc_recheck_seconds: float = 60.0
+    # A session ends after this long without a request, and this long after sign-in at most.
+    inbox_idle_seconds: float = 1800.0
+    inbox_session_max_seconds: float = 9 * 3600.0
+    # The local Keycloak (`wijkhub idp`, demo and tests): its port and, when the default
+    # Java is older than 21, a Java home to run it with (empty: found on this machine).
+    idp_port: int = 8180
+    idp_java_home: str = ""
     # The inbox's /metrics on a port of its own: the inbox port faces the teams' browsers.
     inbox_metrics_port: int = 6074
     # key-id=secret,… signing team actions (the inbox and the worker only; the first signs,
@@ -329,8 +354,20 @@ class Settings:
             ),
             inbox_host=env.get(f"{p}INBOX_HOST", defaults.inbox_host),
             inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
-            inbox_secret=_secret(env, f"{p}INBOX_SECRET"),
             inbox_base_url=env.get(f"{p}INBOX_BASE_URL", defaults.inbox_base_url),
+            inbox_auth=_choice(env, f"{p}INBOX_AUTH", defaults.inbox_auth, ("oidc", "local")),
+            oidc_issuer=env.get(f"{p}OIDC_ISSUER", "").rstrip("/"),
+            oidc_client_id=env.get(f"{p}OIDC_CLIENT_ID", defaults.oidc_client_id),
+            oidc_client_secret=_secret(env, f"{p}OIDC_CLIENT_SECRET"),
+            oidc_recheck_seconds=_float(
+                env, f"{p}OIDC_RECHECK_SECONDS", defaults.oidc_recheck_seconds
+            ),
+            inbox_idle_seconds=_float(env, f"{p}INBOX_IDLE_SECONDS", defaults.inbox_idle_seconds),
+            inbox_session_max_seconds=_float(
+                env, f"{p}INBOX_SESSION_MAX_SECONDS", defaults.inbox_session_max_seconds
+            ),
+            idp_port=_int(env, f"{p}IDP_PORT", defaults.idp_port),
+            idp_java_home=env.get(f"{p}IDP_JAVA_HOME", ""),
             inbox_metrics_port=_int(env, f"{p}INBOX_METRICS_PORT", defaults.inbox_metrics_port),
             action_keys=_secret(env, f"{p}ACTION_KEYS"),
             expiry_sweep_seconds=_float(
@@ -412,8 +449,16 @@ class Settings:
             f"{p}WEBHOOK_ALLOW_LOOPBACK_HTTP": str(self.webhook_allow_loopback_http).lower(),
             f"{p}INBOX_HOST": self.inbox_host,
             f"{p}INBOX_PORT": str(self.inbox_port),
-            f"{p}INBOX_SECRET": self.inbox_secret,
             f"{p}INBOX_BASE_URL": self.inbox_base_url,
+            f"{p}INBOX_AUTH": self.inbox_auth,
+            f"{p}OIDC_ISSUER": self.oidc_issuer,
+            f"{p}OIDC_CLIENT_ID": self.oidc_client_id,
+            f"{p}OIDC_CLIENT_SECRET": self.oidc_client_secret,
+            f"{p}OIDC_RECHECK_SECONDS": str(self.oidc_recheck_seconds),
+            f"{p}INBOX_IDLE_SECONDS": str(self.inbox_idle_seconds),
+            f"{p}INBOX_SESSION_MAX_SECONDS": str(self.inbox_session_max_seconds),
+            f"{p}IDP_PORT": str(self.idp_port),
+            f"{p}IDP_JAVA_HOME": self.idp_java_home,
             f"{p}INBOX_METRICS_PORT": str(self.inbox_metrics_port),
             f"{p}ACTION_KEYS": self.action_keys,
             f"{p}EXPIRY_SWEEP_SECONDS": str(self.expiry_sweep_seconds),

@@ -18,11 +18,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
-from wijkhub.schemas.registry import ALERT, HOUSEHOLD_VIEW, Catalog, DecodeError
+from wijkhub.schemas.registry import ALERT, AUDIT_ENTRY, HOUSEHOLD_VIEW, Catalog, DecodeError
 from wijkhub.settings import Settings
 from wijkhub.streams.access import INBOX
 from wijkhub.streams.rules import SEVERITIES
-from wijkhub.streams.topics import ALERTS, full_name
+from wijkhub.streams.topics import ALERTS, AUDIT, full_name
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
 log = get_logger("wijkhub.inbox")
@@ -168,3 +168,35 @@ def _apply(store: AlertStore, record: Any, is_alert: bool) -> None:
             reason=str(exc),
             origin=f"{record.topic}/{record.partition}/{record.offset}",
         )
+
+
+async def recent_audit(
+    settings: Settings, limit: int, partitions: Callable[[str], Awaitable[set[int]]]
+) -> list[dict[str, Any]]:
+    """The newest ``limit`` audit entries (at most), newest first: the privacy officer's page.
+
+    Read anew on each request from the end of every partition of the audit topic (the
+    inbox principal may read it for this page only; nobody may alter it). ``partitions``
+    as for :func:`follow`."""
+    topic = full_name(AUDIT, settings.topic_prefix)
+    catalog = Catalog()
+    consumer = AIOKafkaConsumer(  # the inbox principal
+        **connect(settings, INBOX).aiokafka(),
+        enable_auto_commit=False,
+        client_id=f"{settings.app_id}-inbox-audit",
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(await partitions(topic))]
+        consumer.assign(tps)
+        end = await consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(0, end[tp] - limit))
+        entries: list[dict[str, Any]] = []
+        while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                entries += [catalog.decode(r.value, AUDIT_ENTRY) for r in records]
+    finally:
+        await consumer.stop()
+    entries.sort(key=lambda e: e["at"], reverse=True)
+    return entries[:limit]

@@ -1,14 +1,17 @@
-"""The team inbox over HTTP (aiohttp): log in, list, open, act. Dutch, server-rendered HTML.
+"""The team inbox over HTTP (aiohttp): sign in, list, open, act. Dutch, server-rendered HTML.
 
-Access rules, enforced on every request:
-- a member sees only the alerts routed to their own team; another team's
-  alert answers 404 (also by direct URL), exactly like an alert that does
-  not exist, and the attempt is audited as refused;
-- opening an alert shows household data, so it is written to the audit
-  topic and acknowledged by Kafka before the page is sent;
-- every form carries a CSRF token bound to the session; sessions are signed
-  cookies (HttpOnly, SameSite=Strict), valid for one working day;
-- repeated wrong passwords lock the account for a while.
+Access rules, enforced on every request (:meth:`Gate.require`, :mod:`.roles`):
+- a page opens only for a live server-side session whose role may open it; a refusal
+  is audited and answered 403;
+- a member sees only the alerts routed to their own team (and those where their team
+  is an involved party or, for a regisseur, the household's regisseur); another
+  alert answers 404 (also by direct URL), exactly like an alert that does not exist,
+  and the attempt is audited as refused;
+- opening an alert shows household data, so it is written to the audit topic and
+  acknowledged by Kafka before the page is sent;
+- the beheerder and the fg see no household data: their pages show teams, routing and
+  rule versions, or the audit trail and the processing register;
+- every form carries a CSRF token bound to the server-side session.
 """
 
 from __future__ import annotations
@@ -16,45 +19,38 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from wijkhub.audit import Chain
 from wijkhub.audit import entry as audit_entry
-from wijkhub.connectors.inbox import actions, present
-from wijkhub.connectors.inbox.store import ACTIVE, AlertStore, follow
+from wijkhub.connectors.inbox import actions, present, roles
+from wijkhub.connectors.inbox.gate import COOKIE, Gate
+from wijkhub.connectors.inbox.sessions import Session
+from wijkhub.connectors.inbox.store import ACTIVE, AlertStore, follow, recent_audit
 from wijkhub.connectors.teams import Member, Teams
 from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
+from wijkhub.privacy import render as register_markdown
 from wijkhub.schemas.registry import ALERT_ACTION, AUDIT_ENTRY, Catalog
-from wijkhub.settings import Settings, SettingsError
+from wijkhub.settings import Settings
 from wijkhub.streams import lifecycle, ruleset
 from wijkhub.streams.access import INBOX
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.lifecycle import OUTCOMES
+from wijkhub.streams.routing import Router
 from wijkhub.streams.rules import Rule
 from wijkhub.streams.topics import ALERT_ACTIONS, AUDIT, full_name
 
 log = get_logger("wijkhub.inbox")
 HERE = Path(__file__).parent
-COOKIE = "wijkhub_sessie"
-SESSION_SECONDS = 9 * 3600
-LOCKOUT_FAILURES, LOCKOUT_SECONDS = 5, 15 * 60
-MAX_TRACKED_ACCOUNTS = 10_000
 ACTION_WAIT_SECONDS = 10.0
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+AUDIT_PAGE_ENTRIES = 200
 STATE_FILTERS = {
     "actief": ACTIVE,
     "nieuw": ("open",),
@@ -70,44 +66,26 @@ class Inbox:
     """The handlers, with what they share: settings, teams, rules, the read model."""
 
     def __init__(self, settings: Settings, teams: Teams, metrics: Metrics) -> None:
-        if len(settings.inbox_secret) < 32:
-            raise SettingsError("WIJKHUB_INBOX_SECRET must be a secret of at least 32 characters")
         self.settings, self.teams, self.metrics = settings, teams, metrics
         # the inbox signs every action it sends (streams/authenticity.py)
         self.action_keys = ActionKeys.parse(settings.action_keys)
-        self.rules: dict[str, Rule] = {
-            r.id: r for r in ruleset.load(settings.rules_file or None).rules
-        }
+        self.ruleset = ruleset.load(settings.rules_file or None)
+        self.rules: dict[str, Rule] = {r.id: r for r in self.ruleset.rules}
         self.catalog = Catalog()
         self.audit_chain = Chain("inbox")  # this process's audit hash chain
-        self.signer = URLSafeTimedSerializer(settings.inbox_secret, salt="wijkhub-inbox-sessie")
-        self.failures: dict[str, list[float]] = {}
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
         self.templates.globals.update(present=present, labels=actions.LABELS, outcomes=OUTCOMES)
-        self.secure_cookie = settings.inbox_base_url.startswith("https://")
+        self.gate = Gate(settings, teams, metrics, self.audit, self.render)
 
-    # -- sessions -------------------------------------------------------------------------
-
-    def member(self, request: web.Request) -> tuple[Member, str] | None:
-        """The logged-in member and their CSRF token, from the signed session cookie."""
-        try:
-            data = self.signer.loads(request.cookies.get(COOKIE, ""), max_age=SESSION_SECONDS)
-        except BadSignature:
-            return None
-        member = Member(data["a"], data["t"])
-        if self.teams.passwords.get(member.account, ("",))[0] != member.team:
-            return None  # account removed or moved to another team: the session ends now
-        return member, data["c"]
+    def render(self, template: str, **context: Any) -> str:
+        return self.templates.get_template(template).render(**context)
 
     def page(self, template: str, status: int = 200, **context: Any) -> web.Response:
-        html = self.templates.get_template(template).render(**context)
-        return web.Response(
-            text=html, content_type="text/html", status=status, headers=SECURITY_HEADERS
-        )
+        return self.gate.page(template, status, **context)
 
     async def visible(
         self, request: web.Request, member: Member, refusal: str
@@ -116,90 +94,30 @@ class Inbox:
         the member may not see it: the answer is then the same as for no such alert."""
         alert_id = request.match_info["alert_id"]
         alert = request.app[STORE].alerts.get(alert_id)
-        role = self.role(alert, member)
+        role = roles.alert_role(self.teams, member, alert, self._coordinator(request, alert))
         if alert is None or role is None:
-            await self.audit(request, member, alert_id, False, refusal)
+            await self.audit(request, member.account, "household.read", alert_id, False, refusal)
             return None
         return alert, role
 
-    def role(self, alert: dict[str, Any] | None, member: Member) -> str | None:
-        """'responsible' (the routed team), 'involved' (a party in a duplicate-help alert)
-        or None: the member may not see the alert at all."""
-        if alert is None:
+    def _coordinator(self, request: web.Request, alert: dict[str, Any] | None) -> str | None:
+        """The household's recorded regisseur team (duplicate help only: the regisseur's view)."""
+        if alert is None or alert["family"] != "duplicate_help":
             return None
-        if alert["team"] == member.team:
-            return "responsible"
-        return "involved" if member.team in self.teams.recipients(alert) else None
-
-    def locked(self, account: str) -> bool:
-        now = time.monotonic()
-        if len(self.failures) > MAX_TRACKED_ACCOUNTS:  # bounded, whatever names are tried
-            self.failures = {a: ts for a, ts in self.failures.items()
-                             if ts and now - ts[-1] < LOCKOUT_SECONDS}  # fmt: skip
-        recent = [t for t in self.failures.get(account, []) if now - t < LOCKOUT_SECONDS]
-        self.failures[account] = recent
-        return len(recent) >= LOCKOUT_FAILURES
+        record = request.app[STORE].view(alert["household_ref"])
+        coordinator = (record or {}).get("coordinator")
+        return str(coordinator["team"]) if coordinator else None
 
     # -- pages ----------------------------------------------------------------------------
 
-    async def login_form(self, request: web.Request) -> web.Response:
-        return self.page("login.html", error=None, account="")
-
-    async def login(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        account, password = str(form.get("account", "")).strip(), str(form.get("password", ""))
-        if self.locked(account):
-            self.metrics.inbox_logins.labels("locked").inc()
-            return self.page(
-                "login.html",
-                status=429,
-                account=account,
-                error="Te veel mislukte pogingen. Probeer het over 15 minuten opnieuw.",
-            )
-        member = await asyncio.to_thread(self.teams.authenticate, account, password)
-        if member is None:
-            self.failures.setdefault(account, []).append(time.monotonic())
-            self.metrics.inbox_logins.labels("refused").inc()
-            log.info("inbox login refused")
-            return self.page(
-                "login.html",
-                status=401,
-                account=account,
-                error="Onbekende gebruikersnaam of onjuist wachtwoord.",
-            )
-        self.failures.pop(account, None)
-        self.metrics.inbox_logins.labels("ok").inc()
-        log.info("inbox login", actor=member.account, team=member.team)
-        token = self.signer.dumps(
-            {"a": member.account, "t": member.team, "c": secrets.token_urlsafe(24)}
-        )
-        response = web.HTTPSeeOther("/meldingen")
-        response.set_cookie(
-            COOKIE,
-            token,
-            max_age=SESSION_SECONDS,
-            httponly=True,
-            samesite="Strict",
-            secure=self.secure_cookie,
-            path="/",
-        )
-        return response
-
-    async def logout(self, request: web.Request) -> web.Response:
-        response = web.HTTPSeeOther("/inloggen")
-        response.del_cookie(COOKIE, path="/")
-        return response
-
     async def alerts(self, request: web.Request) -> web.Response:
-        session = self.member(request)
-        if session is None:
-            raise web.HTTPSeeOther("/inloggen")
-        member, csrf = session
+        session = await self.gate.require(request, "alerts")
+        member = session.member
         store = request.app[STORE]
         rule = request.query.get("regel") or None
         state = request.query.get("status", "actief")
         found = store.for_team(
-            member.team, rule, STATE_FILTERS.get(state, ACTIVE), self.teams.recipients
+            member.team, rule, STATE_FILTERS.get(state, ACTIVE), self._recipients(request, member)
         )
         self.metrics.inbox_pages.labels("list").inc()
         return self.page(
@@ -211,26 +129,38 @@ class Inbox:
             rule=rule,
             state=state,
             states=STATE_FILTERS,
-            csrf=csrf,
+            csrf=session.csrf,
             ready=store.ready.is_set(),
         )
 
+    def _recipients(self, request: web.Request, member: Member) -> Any:
+        """Who receives an alert, as the list sees it: a regisseur's team also receives the
+        duplicate-help alerts of the households it coordinates."""
+
+        def recipients(alert: dict[str, Any]) -> list[str]:
+            found = self.teams.recipients(alert)
+            if member.team not in found and roles.alert_role(
+                self.teams, member, alert, self._coordinator(request, alert)
+            ):
+                found.append(member.team)
+            return found
+
+        return recipients if member.role == roles.REGISSEUR else self.teams.recipients
+
     async def alert(self, request: web.Request) -> web.Response:
-        session = self.member(request)
-        if session is None:
-            raise web.HTTPSeeOther("/inloggen")
-        member, csrf = session
+        session = await self.gate.require(request, "alerts")
+        member, csrf = session.member, session.csrf
         store, alert_id = request.app[STORE], request.match_info["alert_id"]
         found = await self.visible(request, member, "not an alert of this team")
         if found is None:
             return self.page("not_found.html", status=404, member=member, csrf=csrf)
         alert, role = found
         reason = f"melding {alert_id}" + (" (betrokken partij)" if role == "involved" else "")
-        await self.audit(request, member, alert["household_ref"], True, reason)
+        await self.audit(request, member.account, "household.read", alert["household_ref"],
+                         True, reason)  # fmt: skip
         rule = self.rules.get(alert["rule_id"])
         record = store.view(alert["household_ref"])
         self.metrics.inbox_pages.labels("alert").inc()
-        done = request.query.get("gedaan")
         return self.page(
             "alert.html",
             member=member,
@@ -243,15 +173,13 @@ class Inbox:
             possible=lifecycle.allowed(alert, alert["family"]) if role == "responsible" else [],
             role=role,
             responsible=self.teams.name(alert["team"]),
-            done=done,
+            done=request.query.get("gedaan"),
             pending=request.query.get("verwerking") == "1",
         )
 
     async def act(self, request: web.Request) -> web.Response:
-        session = self.member(request)
-        if session is None:
-            raise web.HTTPSeeOther("/inloggen")
-        member, csrf = session
+        session = await self.gate.require(request, "alerts")
+        member, csrf = session.member, session.csrf
         form = await request.post()
         if not secrets.compare_digest(str(form.get("csrf", "")), csrf):
             raise web.HTTPForbidden(text="Ongeldig formulier; laad de pagina opnieuw.")
@@ -261,6 +189,8 @@ class Inbox:
             return self.page("not_found.html", status=404, member=member, csrf=csrf)
         alert, role = found
         if role != "responsible":
+            await self.audit(request, member.account, "alert.act", alert_id, False,
+                             "not the responsible team")  # fmt: skip
             raise web.HTTPForbidden(text="Alleen het team met de regie handelt deze melding af.")
         kind, outcome = str(form.get("action", "")), str(form.get("outcome", "")) or None
         if kind not in lifecycle.allowed(alert, alert["family"]):
@@ -283,11 +213,43 @@ class Inbox:
         suffix = f"gedaan={kind}" if applied else "verwerking=1"
         raise web.HTTPSeeOther(f"/meldingen/{alert_id}?{suffix}")
 
+    async def beheer(self, request: web.Request) -> web.Response:
+        """The functional administrator's page: teams, routing, rule versions; no households."""
+        session = await self.gate.require(request, "beheer")
+        self.metrics.inbox_pages.labels("beheer").inc()
+        router = Router.load(self.settings.routing_file or None)
+        return self.page("beheer.html", member=session.member, csrf=session.csrf,
+                         teams=self.teams, rules=self.ruleset.rules, router=router)  # fmt: skip
+
+    async def audit_trail(self, request: web.Request) -> web.Response:
+        """The privacy officer's page: the newest audit entries (who read what, refusals)."""
+        session = await self.gate.require(request, "audit")
+        entries = await recent_audit(
+            self.settings, AUDIT_PAGE_ENTRIES, request.app[PRODUCER].partitions_for
+        )
+        await self.audit(request, session.member.account, "audit.read", "audit", True,
+                         f"{len(entries)} newest entries")  # fmt: skip
+        self.metrics.inbox_pages.labels("audit").inc()
+        return self.page("audit.html", member=session.member, csrf=session.csrf,
+                         entries=entries)  # fmt: skip
+
+    async def register(self, request: web.Request) -> web.Response:
+        """The privacy officer's page: the processing register (AVG art. 30), as configured."""
+        session = await self.gate.require(request, "register")
+        router = Router.load(self.settings.routing_file or None)
+        text = register_markdown(self.ruleset, router, self.settings, configured=True)
+        self.metrics.inbox_pages.labels("register").inc()
+        return self.page("register.html", member=session.member, csrf=session.csrf, text=text)
+
     async def audit(
-        self, request: web.Request, member: Member, resource: str, allowed: bool, reason: str
-    ) -> None:
+        self, request: web.Request, actor: str, action: str, resource: str, allowed: bool,
+        reason: str,
+    ) -> None:  # fmt: skip
+        """One audit entry, acknowledged by Kafka before the caller answers: a link of this
+        process's hash chain (the chain is linked and the record handed to the producer
+        without an ``await`` between, so places follow sends)."""
         key, record = self.audit_chain.link(
-            audit_entry(member.account, "household.read", resource, allowed, reason, "inbox")
+            audit_entry(actor, action, resource, allowed, reason, "inbox")
         )
         topic = full_name(AUDIT, self.settings.topic_prefix)
         await request.app[PRODUCER].send_and_wait(
@@ -305,7 +267,8 @@ class Inbox:
         )
 
     async def index(self, request: web.Request) -> web.Response:
-        raise web.HTTPSeeOther("/meldingen")
+        session: Session | None = self.gate.sessions.get(request.cookies.get(COOKIE))
+        raise web.HTTPSeeOther(roles.HOME[session.member.role] if session else "/inloggen")
 
 
 def _stopped(task: asyncio.Task[None]) -> None:
@@ -352,12 +315,18 @@ def build(settings: Settings, teams: Teams, metrics: Metrics | None = None) -> w
 
     app.cleanup_ctx.append(kafka)
     app.router.add_get("/", inbox.index)
-    app.router.add_get("/inloggen", inbox.login_form)
-    app.router.add_post("/inloggen", inbox.login)
-    app.router.add_post("/uitloggen", inbox.logout)
+    app.router.add_get("/inloggen", inbox.gate.login_form)
+    app.router.add_post("/inloggen", inbox.gate.login)
+    app.router.add_post("/uitloggen", inbox.gate.logout)
+    if inbox.gate.provider is not None:
+        app.router.add_get("/oidc/callback", inbox.gate.callback)
+        app.router.add_post("/oidc/backchannel-logout", inbox.gate.backchannel)
     app.router.add_get("/meldingen", inbox.alerts)
     app.router.add_get("/meldingen/{alert_id}", inbox.alert)
     app.router.add_post("/meldingen/{alert_id}/actie", inbox.act)
+    app.router.add_get("/beheer", inbox.beheer)
+    app.router.add_get("/audit", inbox.audit_trail)
+    app.router.add_get("/register", inbox.register)
     app.router.add_get("/health", inbox.health)
     app.router.add_static("/static", HERE / "static")
     return app

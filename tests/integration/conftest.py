@@ -22,6 +22,7 @@ from wijkhub.admin import prepare
 from wijkhub.broker import DISTRICT_FIXTURE, LocalBroker, free_port
 from wijkhub.connectors.formats import SOURCES
 from wijkhub.connectors.teams import hash_password
+from wijkhub.idp import LocalIdp, demo_client_secret, local_idp
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.topics import DLQ_INGEST, RAW_TOPICS
@@ -185,7 +186,8 @@ def intake_server(hub_settings) -> Iterator[IntakeServer]:
 
 @pytest.fixture(scope="session")
 def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
-    """``wijkhub inbox serve`` with members anna (team A), bram and carla (team B)."""
+    """``wijkhub inbox serve`` in local mode with members anna (team A), bram and carla
+    (team B)."""
     teams_file = tmp_path_factory.mktemp("inbox") / "teams.yaml"
     accounts = {"anna": TEAM_A, "bram": TEAM_B, "carla": TEAM_B}
     lines = ["teams:", f"  {TEAM_A}: {{name: Wijkteam Centrum}}",
@@ -198,12 +200,73 @@ def inbox(hub_settings, worker, tmp_path_factory) -> Iterator[InboxProcess]:
     port = free_port()
     settings = hub_settings.with_(
         teams_file=str(teams_file),
-        inbox_secret=secrets.token_urlsafe(32),
+        inbox_auth="local",  # the development mode: the teams file's accounts
         inbox_port=port,
         inbox_metrics_port=free_port(),
         inbox_base_url=f"http://127.0.0.1:{port}",
     )
     proc = InboxProcess(settings, hub_settings.data_dir / "inbox.log").start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def idp(hub_settings) -> Iterator[LocalIdp]:
+    """A real Keycloak with the demo realm, once per session (about half a minute): the
+    local provider of the hub's data dir, which the demo finds running."""
+    provider = local_idp(hub_settings.data_dir, free_port())
+    try:
+        provider.start()
+        yield provider
+    finally:
+        provider.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc_teams_file(tmp_path_factory) -> Path:
+    """Teams A and B, and the realm's role groups (no local accounts)."""
+    path = tmp_path_factory.mktemp("oidc") / "teams.yaml"
+    path.write_text(
+        f"teams:\n  {TEAM_A}: {{name: Wijkteam Centrum}}\n  {TEAM_B}: {{name: Wijkteam Noord}}\n"
+        "roles: {regisseur: regisseurs, beheerder: beheerders, fg: fg}\n"
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def oidc_inbox_process(hub_settings, idp, oidc_teams_file):
+    """Make (not start) an inbox process that signs staff in at the test's Keycloak."""
+
+    def make(name: str, **changes) -> InboxProcess:
+        return _oidc_inbox(hub_settings, idp, oidc_teams_file, name, **changes)
+
+    return make
+
+
+def _oidc_inbox(hub_settings, idp, teams_file: Path, name: str, **changes) -> InboxProcess:
+    port = free_port()
+    settings = hub_settings.with_(
+        teams_file=str(teams_file),
+        inbox_auth="oidc",
+        oidc_issuer=idp.issuer,
+        oidc_client_secret=demo_client_secret(),
+        inbox_port=port,
+        inbox_metrics_port=free_port(),
+        inbox_base_url=f"http://127.0.0.1:{port}",
+        **changes,
+    )
+    return InboxProcess(settings, hub_settings.data_dir / f"{name}.log")
+
+
+@pytest.fixture(scope="session")
+def oidc_inbox(worker, idp, oidc_inbox_process) -> Iterator[InboxProcess]:
+    """``wijkhub inbox serve`` signing staff in at the real Keycloak; group changes are
+    rechecked after 2 s (WIJKHUB_OIDC_RECHECK_SECONDS) so a test need not wait a minute."""
+    proc = oidc_inbox_process("oidc-inbox", oidc_recheck_seconds=2.0)
+    idp.admin().register_inbox([proc.base_url])
+    proc.start()
     try:
         yield proc
     finally:

@@ -9,50 +9,31 @@ open it, also not by its URL. Every opening is on the audit topic.
 from __future__ import annotations
 
 import re
-import shutil
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
-import pytest
-from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from wijkhub.schemas.registry import AUDIT_ENTRY, Catalog
-from wijkhub.streams.topics import AUDIT
-
-from builders import TEAM_A, TEAM_B, household, inbox_password, series, wait_for_alerts
-
-SCREENSHOTS = Path(".wijkhub/screenshots")
-
-
-def chromium() -> webdriver.Chrome:
-    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not binary or not driver:
-        pytest.fail("Debian's chromium and chromium-driver are needed: `.ci/run` installs them")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--window-size=1280,1000"):  # fmt: skip
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(driver))
-
-
-@pytest.fixture
-def browser():
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
+from builders import (
+    SCREENSHOTS,
+    TEAM_A,
+    TEAM_B,
+    audit_entries,
+    household,
+    inbox_password,
+    list_until,
+    press,
+    series,
+    shown,
+    submit,
+    wait_for_alerts,
+)
 
 
 def log_in(driver, base: str, account: str) -> None:
@@ -62,51 +43,6 @@ def log_in(driver, base: str, account: str) -> None:
     driver.find_element(By.ID, "password").send_keys(inbox_password(account))
     driver.find_element(By.CSS_SELECTOR, "form.login button").click()
     WebDriverWait(driver, 10).until(ec.url_contains("/meldingen"))
-
-
-def list_until(driver, base: str, alert_id: str, timeout: float = 30.0) -> None:
-    """Reload the list until the alert shows up (the inbox follows the alerts topic)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        driver.get(f"{base}/meldingen")
-        if driver.find_elements(By.CSS_SELECTOR, f'a[href="/meldingen/{alert_id}"]'):
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"alert {alert_id} not in the inbox list after {timeout}s")
-
-
-def press(driver, label: str) -> None:
-    """Press a button and wait for the page the inbox answers with (applied, or pending)."""
-    submit(driver, f'//button[normalize-space()="{label}"]', By.XPATH)
-
-
-def submit(driver, locator: str, by: str = By.CSS_SELECTOR) -> None:
-    """Click and wait until the answer page has loaded. A marker on the old document is gone
-    then. (Chrome's staleness check, and reading an element while the document is replaced,
-    can fail with "Node ... does not belong to the document": the test relies on neither.)"""
-    driver.execute_script("window.wijkhubBefore = true;")
-    driver.find_element(by, locator).click()
-    WebDriverWait(driver, 15).until(
-        lambda d: d.execute_script("return window.wijkhubBefore !== true;")
-    )
-    WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".done")))
-
-
-def shown(driver, css: str, text: str, timeout: float = 30.0) -> str:
-    """The element's text once it holds ``text``: the inbox may answer before the worker
-    applied the action ("wordt verwerkt"), so the page is refreshed until then."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = driver.find_element(By.CSS_SELECTOR, css).text
-        if text in found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.5)
-        driver.refresh()
-
-
-def audit_entries(hub) -> list[dict]:
-    catalog = Catalog()
-    return [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)]
 
 
 def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(
@@ -156,8 +92,11 @@ def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(
         ("raised", "open", 1), ("claimed", "open", 2), ("acknowledged", "acknowledged", 3),
         ("resolved", "resolved", 4)]  # fmt: skip
     assert changes[-1]["resolution"] == "help_accepted" and changes[-1]["claimed_by"] == "anna"
-    opened = [e for e in audit_entries(hub) if e["actor"] == "anna" and e["channel"] == "inbox"]
+    audited = [e for e in audit_entries(hub) if e["actor"] == "anna" and e["channel"] == "inbox"]
+    opened = [e for e in audited if e["action"] == "household.read"]
     assert opened and all(e["resource"] == ref and e["allowed"] for e in opened)
+    assert ("session.start", "inbox", True) in [(e["action"], e["resource"], e["allowed"])
+                                                for e in audited]  # fmt: skip
     text = hub.worker.metrics_text()
     acknowledged = series(text, "wijkhub_time_to_acknowledge_seconds_count")
     # the only acknowledgement in the session (as the resolve below is the only resolve)
@@ -241,13 +180,28 @@ def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(
 
 
 def post_login(base: str, account: str, password: str) -> int:
-    form = urllib.parse.urlencode({"account": account, "password": password}).encode()
+    """The sign-in form as a browser sends it: first the page (its CSRF token and the
+    attempt cookie it is bound to), then the form."""
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    with opener.open(f"{base}/inloggen", timeout=10) as page:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.read().decode())
+    assert csrf
+    fields = {"csrf": csrf.group(1), "account": account, "password": password}
     try:
-        with opener.open(f"{base}/inloggen", data=form, timeout=10) as answer:
+        with opener.open(f"{base}/inloggen", urllib.parse.urlencode(fields).encode(),
+                         timeout=10) as answer:  # fmt: skip
             return answer.status
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def test_the_sign_in_form_without_its_csrf_token_is_refused(inbox):
+    form = urllib.parse.urlencode({"account": "carla", "password": inbox_password("carla")})
+    try:
+        urllib.request.urlopen(f"{inbox.base_url}/inloggen", form.encode(), timeout=10)
+        raise AssertionError("signed in without a CSRF token")
+    except urllib.error.HTTPError as error:
+        assert error.code == 403
 
 
 def test_five_wrong_passwords_lock_the_account_even_for_the_right_one(inbox):

@@ -89,7 +89,7 @@ def test_promtool_checks_the_rules_and_runs_their_unit_tests():
 
 
 SECRET_SETTINGS = {f"WIJKHUB_{n}" for n in ("PSEUDONYM_KEY", "DEAD_LETTER_KEY", "ID_KEY",
-                   "ACTION_KEYS", "INBOX_SECRET", "INGEST_TOKENS", "OPERATOR_TOKENS",
+                   "ACTION_KEYS", "OIDC_CLIENT_SECRET", "INGEST_TOKENS", "OPERATOR_TOKENS",
                    "WEBHOOK_SECRETS", "SMTP_PASSWORD")}  # fmt: skip
 
 
@@ -132,6 +132,9 @@ def test_compose_runs_the_same_configs_and_topic_definitions():
             if key.removesuffix("_FILE") in SECRET_SETTINGS:
                 assert value.startswith("/run/secrets/"), (name, key)
                 assert value.rsplit("/", 1)[1] in service["secrets"], (name, key)
+    # staff sign in at the municipality's provider: OIDC, never the development mode
+    inbox = services["inbox"]["environment"]
+    assert inbox["WIJKHUB_INBOX_AUTH"] == "oidc" and "WIJKHUB_OIDC_ISSUER" in inbox
     # no demo accounts unless the teams file is chosen explicitly
     assert "teams.demo.yaml" not in json.dumps(services["inbox"]["volumes"]).replace(
         "(./teams.demo.yaml only for a demo)", ""
