@@ -418,7 +418,8 @@ class HouseholdStage:
             if entry["state"] == "resolved":
                 return  # removed at its term (or erased): it stays removed
             published = None  # the facts raise it anew: a new alert to everyone
-        content = {k: v for k, v in entry.items() if k not in ("revision", "published_at")}
+        content = {k: v for k, v in entry.items() if k not in ("revision", "published_at")
+                   and lifecycle.DDAS_DEFAULTS.get(k, ...) != v}  # fmt: skip
         d = digest([kind, content])
         if published is not None and published["digest"] == d:
             return

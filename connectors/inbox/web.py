@@ -266,13 +266,12 @@ class Inbox:
         if kind not in lifecycle.allowed(alert, alert["family"]):
             raise web.HTTPBadRequest(text="Deze actie kan niet (meer) op deze melding.")
         try:  # signed only now: the member is of the alert's team (role checked above)
+            detail = actions.details(form, kind, alert)
             record = self.action_keys.sign(
-                actions.action_record(alert, kind, member.account, outcome)
+                actions.action_record(alert, kind, member.account, outcome, detail)
             )
-        except ValueError:
-            raise web.HTTPBadRequest(
-                text="Kies een uitkomst om de melding af te sluiten."
-            ) from None
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
         topic = full_name(ALERT_ACTIONS, self.settings.topic_prefix)
         await request.app[PRODUCER].send_and_wait(
             topic, self.catalog.encode(ALERT_ACTION, record), key=alert["household_ref"].encode()

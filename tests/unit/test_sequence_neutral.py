@@ -394,3 +394,58 @@ def test_a_signed_action_sent_under_another_households_key_is_refused():
     [letter] = harness.records("dlq.streams")
     assert dict(letter.headers)["dl_reason_code"] == b"action-wrong-household"
     assert harness.alerts(CATALOG)[alert["alert_id"]]["state"] == "open"
+
+
+def signed(alert: dict, action_id: str, kind: str, at, **detail) -> tuple:
+    """A signed AlertAction with its DDAS details (a contact attempt, an end result)."""
+    from wijkhub.schemas.registry import ALERT_ACTION
+    from wijkhub.streams.authenticity import ActionKeys
+    from wijkhub.streams.lifecycle import NO_DETAILS
+
+    record = {"action_id": action_id, "alert_id": alert["alert_id"], "outcome": None,
+              "household_ref": alert["household_ref"], "action": kind, "actor": "j.jansen",
+              "team": alert["team"], "at": at, "correlation_id": "c", **NO_DETAILS,
+              **detail}  # fmt: skip
+    record = ActionKeys.parse(SETTINGS.action_keys).sign(record)
+    return ("alert-actions", alert["household_ref"].encode(), CATALOG.encode(ALERT_ACTION, record))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_contact_attempts_and_the_end_result_are_the_same_in_any_order_replay_or_crash(seed):
+    import datetime as dt
+
+    s = Scenario(73)
+    a = s.person("Jansen", "1980-04-02")
+    s.register(a, "1011AB", "7", "2024-01-01")
+    s.arrears("1011AB", "7", "Huur", "2026-02-01", who=a, with_bsn=True)
+    s.arrears("1011AB", "7", "Energie", "2026-03-10", who=a, with_bsn=True)
+    facts = s.raw_records(SETTINGS.pseudonym_key, CATALOG)
+    [alert] = run(facts).alerts(CATALOG).values()
+
+    def at(day: int, hour: int) -> dt.datetime:
+        return dt.datetime(2026, 3, day, hour, tzinfo=dt.UTC)
+
+    result = "Inwoner hoeft geen hulp vanuit vroegsignalering"
+    actions = [
+        signed(alert, "AA-1", "contact_attempt", at(12, 9), contact_kind="Telefoon",
+               contact_on="2026-03-12", day_part="Ochtend", reached=False),
+        signed(alert, "AA-2", "contact_attempt", at(13, 15), contact_kind="Huisbezoek",
+               contact_on="2026-03-13", day_part="Middag", reached=True),
+        signed(alert, "AA-3", "warm_handover", at(13, 16)),
+        signed(alert, "AA-4", "resolve", at(14, 9), outcome="no_action_needed", end_result=result),
+    ]  # fmt: skip
+    rng = random.Random(seed)
+    records = [*facts, *actions, *rng.sample(actions, 2)]  # with two redeliveries
+    rng.shuffle(records)
+    harness = run(records, seed=seed, shuffle=True, crash_rate=0.2)
+    final = harness.alerts(CATALOG)[alert["alert_id"]]
+    assert [
+        (c["kind"], c["on"].isoformat(), c["day_part"], c["reached"])
+        for c in final["contact_attempts"]
+    ] == [
+        ("Telefoon", "2026-03-12", "Ochtend", False),
+        ("Huisbezoek", "2026-03-13", "Middag", True),
+    ]
+    assert (final["state"], final["resolution"], final["end_result"], final["warm_handover"]) == (
+        "resolved", "no_action_needed", result, True)  # fmt: skip
+    assert harness.records("dlq.streams") == []
