@@ -264,6 +264,8 @@ class _Observer:
             elif metric == "alert_change":
                 m.alert_changes.labels(*labels).inc(n)
                 log.info("alert changed", rule_id=labels[0], team=labels[2], change=labels[3])
+            elif metric == "alert_outcome":
+                m.alert_outcomes.labels(*labels).inc(n)
             elif metric == "alert_raised":
                 m.alerts_raised.labels(*labels).inc(n)
             elif metric == "unrouted":

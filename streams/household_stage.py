@@ -35,6 +35,7 @@ from wijkhub.schemas.registry import (
     DecodeError,
 )
 from wijkhub.streams import household, lifecycle, rules
+from wijkhub.streams import outcomes as alert_outcomes
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.ids import Ids
@@ -445,6 +446,11 @@ class HouseholdStage:
             self._remove_alert(state, aid, state["published"][aid], result)
         team = entry["team"] or "-"
         result.counts["alert_change", rule.id, rule.family, team, kind] += 1
+        ended = (
+            alert_outcomes.of(entry["state"], entry["resolution"]) if kind != WITHDRAWN else None
+        )
+        if ended is not None and (published is None or published["entry"]["state"] != "resolved"):
+            result.counts["alert_outcome", rule.id, ended] += 1
         if published is None:
             result.counts["alert_raised", rule.id, rule.family, team] += 1
             if self.router.route(rule.id, None).team == team and self._unrouted(rule, ref, state):

@@ -215,6 +215,10 @@ class Settings:
     inbox_port: int = 6072
     inbox_secret: str = field(default="", repr=False)
     inbox_base_url: str = "http://127.0.0.1:6072"
+    # DDAS delivery (wijkhub export ddas): the supplier's code (codeGegevensleverancier) and
+    # the delivering organisation's name (empty: "Gemeente <municipality code>").
+    ddas_supplier_code: str = "wijkhub"
+    ddas_organisation: str = ""
     # The inbox's /metrics on a port of its own: the inbox port faces the teams' browsers.
     inbox_metrics_port: int = 6074
     # key-id=secret,… signing team actions (the inbox and the worker only; the first signs,
@@ -331,6 +335,8 @@ class Settings:
             inbox_port=_int(env, f"{p}INBOX_PORT", defaults.inbox_port),
             inbox_secret=_secret(env, f"{p}INBOX_SECRET"),
             inbox_base_url=env.get(f"{p}INBOX_BASE_URL", defaults.inbox_base_url),
+            ddas_supplier_code=env.get(f"{p}DDAS_SUPPLIER_CODE", defaults.ddas_supplier_code),
+            ddas_organisation=env.get(f"{p}DDAS_ORGANISATION", defaults.ddas_organisation),
             inbox_metrics_port=_int(env, f"{p}INBOX_METRICS_PORT", defaults.inbox_metrics_port),
             action_keys=_secret(env, f"{p}ACTION_KEYS"),
             expiry_sweep_seconds=_float(
@@ -414,6 +420,8 @@ class Settings:
             f"{p}INBOX_PORT": str(self.inbox_port),
             f"{p}INBOX_SECRET": self.inbox_secret,
             f"{p}INBOX_BASE_URL": self.inbox_base_url,
+            f"{p}DDAS_SUPPLIER_CODE": self.ddas_supplier_code,
+            f"{p}DDAS_ORGANISATION": self.ddas_organisation,
             f"{p}INBOX_METRICS_PORT": str(self.inbox_metrics_port),
             f"{p}ACTION_KEYS": self.action_keys,
             f"{p}EXPIRY_SWEEP_SECONDS": str(self.expiry_sweep_seconds),
