@@ -65,6 +65,8 @@ LINK_OUTCOMES = (
     "residency", "event",
     # address stage, per decision
     "person", "address", "match", "unmatched",
+    # household stage: a team's "wrong link" outcome put a fact linked without BSN up for review
+    "wrong-link",
 )  # fmt: skip
 
 

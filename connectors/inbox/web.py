@@ -35,7 +35,7 @@ from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import ALERT_ACTION, AUDIT_ENTRY, Catalog
 from wijkhub.settings import Settings, SettingsError
-from wijkhub.streams import lifecycle, ruleset
+from wijkhub.streams import ddas, lifecycle, ruleset
 from wijkhub.streams.access import INBOX
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.lifecycle import OUTCOMES
@@ -87,7 +87,8 @@ class Inbox:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
-        self.templates.globals.update(present=present, labels=actions.LABELS, outcomes=OUTCOMES)
+        self.templates.globals.update(present=present, labels=actions.LABELS, outcomes=OUTCOMES,
+                                      ddas=ddas)  # fmt: skip
         self.secure_cookie = settings.inbox_base_url.startswith("https://")
 
     # -- sessions -------------------------------------------------------------------------
@@ -245,6 +246,8 @@ class Inbox:
             responsible=self.teams.name(alert["team"]),
             done=done,
             pending=request.query.get("verwerking") == "1",
+            ddas_case=ddas.is_case(alert),
+            today=dt.datetime.now(dt.UTC).date().isoformat(),
         )
 
     async def act(self, request: web.Request) -> web.Response:

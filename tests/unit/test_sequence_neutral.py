@@ -449,3 +449,31 @@ def test_contact_attempts_and_the_end_result_are_the_same_in_any_order_replay_or
     assert (final["state"], final["resolution"], final["end_result"], final["warm_handover"]) == (
         "resolved", "no_action_needed", result, True)  # fmt: skip
     assert harness.records("dlq.streams") == []
+
+
+def test_a_wrong_link_outcome_puts_the_facts_linked_without_bsn_up_for_review_once():
+    import datetime as dt
+
+    s = Scenario(74)
+    a = s.person("Jansen", "1980-04-02")
+    s.register(a, "1011AB", "7", "2024-01-01")
+    s.arrears("1011AB", "7", "Huur", "2026-02-01", who=a)  # no BSN: linked by name or address
+    s.arrears("1011AB", "7", "Energie", "2026-03-10", who=a)
+    facts = s.raw_records(SETTINGS.pseudonym_key, CATALOG)
+    harness = run(facts)
+    [alert] = harness.alerts(CATALOG).values()
+    assert harness.review() == {}
+    wrong = signed(alert, "AA-9", "resolve", dt.datetime(2026, 3, 14, 9, tzinfo=dt.UTC),
+                   outcome="wrong_link", end_result="Niet opgepakt: onterecht signaal")  # fmt: skip
+    harness.feed(*wrong)
+    harness.run()
+    facts_behind = {f["event_id"] for f in alert["facts"]}
+    assert harness.review() == dict.fromkeys(facts_behind, "wrong-link")
+    entries = [o for o in harness.records("unmatched") if o.key.decode() in facts_behind]
+    assert {dict(o.headers)["um_alert"] for o in entries} == {alert["alert_id"].encode()}
+    for record in [*facts, wrong]:  # a replay of everything: nothing new for review
+        harness.feed(*record)
+    harness.run()
+    assert len(harness.records("unmatched")) == len(entries) == 2
+    for o in entries:  # the event as linked: no name or date of birth on the review queue
+        assert CATALOG.decode(o.value, "nl.wijkhub.RawEvent")["subject"]["match"] is None
