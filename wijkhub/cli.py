@@ -632,10 +632,25 @@ def rules_list(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = F
                    f"    {r['description']}\n    grondslag: {r['legal_basis']}")  # fmt: skip
 
 
+# A period of days in event time (backtest: of the facts; report, export: alerts raised).
+FirstDay = Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD), event time")]
+LastDay = Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), event time")]
+
+
+def _period(since: str, until: str) -> tuple[dt.date, dt.date]:
+    try:
+        first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
+    except ValueError:
+        _fail("--from and --to must be dates like 2026-01-31")
+    if last < first:
+        _fail("--to must not be before --from")
+    return first, last
+
+
 @rules_app.command("backtest")
 def rules_backtest(
-    since: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD), event time")],
-    until: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), event time")],
+    since: FirstDay,
+    until: LastDay,
     candidate: Annotated[
         Path | None, typer.Option("--rules", help="A rules file to compare with the active one")
     ] = None,
@@ -645,10 +660,7 @@ def rules_backtest(
     from wijkhub.backtest import recorded_records, replay
 
     s = settings()
-    try:
-        first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
-    except ValueError:
-        _fail("--from and --to must be dates like 2026-01-31")
+    first, last = _period(since, until)
     _rules_or_fail(s.rules_file or None)
     if candidate:
         _rules_or_fail(str(candidate))
@@ -676,20 +688,10 @@ def rules_backtest(
         typer.echo(f"  {row['rule']:<36} {row['team']:<24} {row['active']}{extra}")
 
 
-def _period(since: str, until: str) -> tuple[dt.date, dt.date]:
-    try:
-        first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
-    except ValueError:
-        _fail("--from and --to must be dates like 2026-01-31")
-    if last < first:
-        _fail("--to must not be before --from")
-    return first, last
-
-
 @rules_app.command("report")
 def rules_report(
-    since: Annotated[str, typer.Option("--from", help="First day alerts were raised on")],
-    until: Annotated[str, typer.Option("--to", help="Last day alerts were raised on")],
+    since: FirstDay,
+    until: LastDay,
     as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False,
 ) -> None:
     """Per rule, its alerts by outcome and the share that was not needed (no action needed
@@ -715,8 +717,8 @@ def rules_report(
 
 @export_app.command("ddas")
 def export_ddas(
-    since: Annotated[str, typer.Option("--from", help="First day of the period (YYYY-MM-DD)")],
-    until: Annotated[str, typer.Option("--to", help="Last day of the period (YYYY-MM-DD)")],
+    since: FirstDay,
+    until: LastDay,
     output: Annotated[
         Path | None, typer.Option("--output", help="File to write (default: standard output)")
     ] = None,

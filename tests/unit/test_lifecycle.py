@@ -203,10 +203,15 @@ def attempt(aid, day, on, day_part, reached, kind="Telefoon"):
                   day_part=day_part, reached=reached)  # fmt: skip
 
 
-def test_contact_attempts_warm_handover_and_end_result_in_ddas_terms():
+def two_creditor_alert() -> tuple[dict, str]:
+    """A household's view with one open two-creditor alert, and the alert's id."""
     view = household.new_view("H-1")
     [raised] = changes(view, arrears("Huur", 0), arrears("Energie", 10))
-    aid = raised.alert_id
+    return view, raised.alert_id
+
+
+def test_contact_attempts_warm_handover_and_end_result_in_ddas_terms():
+    view, aid = two_creditor_alert()
     first = lifecycle.act(view, attempt(aid, 41, "2026-02-11", "Ochtend", False), BY_ID)
     assert (first.kind, first.acknowledged_now, first.alert["state"]) == (
         "contact_attempted", True, "acknowledged")  # fmt: skip
@@ -236,9 +241,7 @@ def test_contact_attempts_warm_handover_and_end_result_in_ddas_terms():
 
 
 def test_attempts_and_end_results_outside_the_ddas_lists_are_refused():
-    view = household.new_view("H-1")
-    [raised] = changes(view, arrears("Huur", 0), arrears("Energie", 10))
-    aid = raised.alert_id
+    view, aid = two_creditor_alert()
     refusals = [
         lifecycle.act(view, action(aid, "contact_attempt", contact_kind="Duif"), BY_ID),
         lifecycle.act(view, action(aid, "contact_attempt", day_part="Nacht"), BY_ID),
@@ -263,9 +266,7 @@ def test_attempts_recorded_in_any_order_or_replayed_give_the_same_alert():
     a replayed action is applied once."""
     import itertools
 
-    base = household.new_view("H-1")
-    [raised] = changes(base, arrears("Huur", 0), arrears("Energie", 10))
-    aid = raised.alert_id
+    base, aid = two_creditor_alert()
     recorded = [attempt(aid, 50, "2026-02-12", "Avond", False),
                 attempt(aid, 51, "2026-02-10", "Middag", False, "Mail"),
                 attempt(aid, 52, "2026-02-12", "Ochtend", True, "Huisbezoek"),

@@ -396,6 +396,16 @@ def test_a_signed_action_sent_under_another_households_key_is_refused():
     assert harness.alerts(CATALOG)[alert["alert_id"]]["state"] == "open"
 
 
+def two_creditors(seed: int, with_bsn: bool) -> list:
+    """One resident, two creditors' arrears five weeks apart: one two-creditor alert."""
+    s = Scenario(seed)
+    a = s.person("Jansen", "1980-04-02")
+    s.register(a, "1011AB", "7", "2024-01-01")
+    s.arrears("1011AB", "7", "Huur", "2026-02-01", who=a, with_bsn=with_bsn)
+    s.arrears("1011AB", "7", "Energie", "2026-03-10", who=a, with_bsn=with_bsn)
+    return s.raw_records(SETTINGS.pseudonym_key, CATALOG)
+
+
 def signed(alert: dict, action_id: str, kind: str, at, **detail) -> tuple:
     """A signed AlertAction with its DDAS details (a contact attempt, an end result)."""
     from wijkhub.schemas.registry import ALERT_ACTION
@@ -414,12 +424,7 @@ def signed(alert: dict, action_id: str, kind: str, at, **detail) -> tuple:
 def test_contact_attempts_and_the_end_result_are_the_same_in_any_order_replay_or_crash(seed):
     import datetime as dt
 
-    s = Scenario(73)
-    a = s.person("Jansen", "1980-04-02")
-    s.register(a, "1011AB", "7", "2024-01-01")
-    s.arrears("1011AB", "7", "Huur", "2026-02-01", who=a, with_bsn=True)
-    s.arrears("1011AB", "7", "Energie", "2026-03-10", who=a, with_bsn=True)
-    facts = s.raw_records(SETTINGS.pseudonym_key, CATALOG)
+    facts = two_creditors(73, with_bsn=True)
     [alert] = run(facts).alerts(CATALOG).values()
 
     def at(day: int, hour: int) -> dt.datetime:
@@ -454,12 +459,7 @@ def test_contact_attempts_and_the_end_result_are_the_same_in_any_order_replay_or
 def test_a_wrong_link_outcome_puts_the_facts_linked_without_bsn_up_for_review_once():
     import datetime as dt
 
-    s = Scenario(74)
-    a = s.person("Jansen", "1980-04-02")
-    s.register(a, "1011AB", "7", "2024-01-01")
-    s.arrears("1011AB", "7", "Huur", "2026-02-01", who=a)  # no BSN: linked by name or address
-    s.arrears("1011AB", "7", "Energie", "2026-03-10", who=a)
-    facts = s.raw_records(SETTINGS.pseudonym_key, CATALOG)
+    facts = two_creditors(74, with_bsn=False)  # linked by name or address, not by BSN
     harness = run(facts)
     [alert] = harness.alerts(CATALOG).values()
     assert harness.review() == {}
