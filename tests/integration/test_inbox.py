@@ -240,7 +240,12 @@ def test_wrong_password_and_no_session_get_no_data(inbox, browser):
     browser.find_element(By.ID, "account").send_keys("anna")
     browser.find_element(By.ID, "password").send_keys("niet-het-wachtwoord")
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
-    error = browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    # the answer page, once loaded (a busy machine answers the scrypt check slowly)
+    error = (
+        WebDriverWait(browser, 15)
+        .until(ec.presence_of_element_located((By.CSS_SELECTOR, "[role=alert]")))
+        .text
+    )
     assert re.search("onjuist wachtwoord", error)
     assert_accessible(browser)  # the sign-in page with its error
     try:
