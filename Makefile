@@ -9,7 +9,18 @@ EVENTS ?= 100000
 
 .PHONY: install demo test test-fast lint bench broker-stop clean
 
-install: $(STAMP)
+# axe-core (npm) for the inbox's accessibility checks in the browser tests: installed into
+# the user's cache by the version in tests/a11y/package.json, never into the repository.
+CACHE  := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)
+AXE_DIR := $(CACHE)/wijkhub/axe-$(shell sha256sum tests/a11y/package.json | cut -c1-12)
+AXE    := $(AXE_DIR)/node_modules/axe-core/axe.min.js
+
+install: $(STAMP) $(AXE)
+
+$(AXE): tests/a11y/package.json
+	mkdir -p $(AXE_DIR) && cp tests/a11y/package.json $(AXE_DIR)/package.json
+	npm install --prefix $(AXE_DIR) --no-audit --no-fund --silent
+	test -f $@
 
 $(STAMP): pyproject.toml deploy/kafka/pom.xml deploy/keycloak/pom.xml
 	python3 -m venv $(VENV)

@@ -29,6 +29,10 @@ MIN_KEY_LENGTH = 32
 SIGNED_FIELDS = ("action_id", "alert_id", "household_ref", "action", "outcome", "actor", "team",
                  "at", "correlation_id")  # fmt: skip
 
+# AlertAction v3's fields: signed after the others when an action has any of them, so an
+# action signed before them keeps its signature and none can be stripped unnoticed.
+SIGNED_IF_PRESENT = ("contact_kind", "contact_on", "day_part", "reached", "end_result")
+
 SIGNATURE_VERSION = "wijkhub-alert-action-v1"
 UNSIGNED = "action-unsigned"
 UNKNOWN_KEY = "action-key-unknown"  # signed under a key this hub does not (or no longer) hold
@@ -96,6 +100,8 @@ def _mac(key: bytes, record: Mapping[str, Any]) -> str:
     for name in SIGNED_FIELDS:
         value = record.get(name)
         values.append(int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else value)
+    if any(record.get(name) is not None for name in SIGNED_IF_PRESENT):
+        values.extend(record.get(name) for name in SIGNED_IF_PRESENT)
     text = json.dumps(values, ensure_ascii=True, separators=(",", ":"))
     digest = hmac.new(key, text.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")

@@ -65,6 +65,8 @@ LINK_OUTCOMES = (
     "residency", "event",
     # address stage, per decision
     "person", "address", "match", "unmatched",
+    # household stage: a team's "wrong link" outcome put a fact linked without BSN up for review
+    "wrong-link",
 )  # fmt: skip
 
 
@@ -264,6 +266,8 @@ class _Observer:
             elif metric == "alert_change":
                 m.alert_changes.labels(*labels).inc(n)
                 log.info("alert changed", rule_id=labels[0], team=labels[2], change=labels[3])
+            elif metric == "alert_outcome":
+                m.alert_outcomes.labels(*labels).inc(n)
             elif metric == "alert_raised":
                 m.alerts_raised.labels(*labels).inc(n)
             elif metric == "unrouted":

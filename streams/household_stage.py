@@ -35,13 +35,14 @@ from wijkhub.schemas.registry import (
     DecodeError,
 )
 from wijkhub.streams import household, lifecycle, rules
+from wijkhub.streams import outcomes as alert_outcomes
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import event_day
 from wijkhub.streams.routing import Router
-from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack
-from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, LINKED
+from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack, unpack
+from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, LINKED, UNMATCHED
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
 WITHDRAWN = "withdrawn"
@@ -50,6 +51,10 @@ WITHDRAWN_REASON = "withdrawn: the facts behind it no longer belong to this hous
 # term (the verwijsindex keeps a match at most two years), or one resting on a person
 # erased since. The state keeps only that it was removed, so it is not published again.
 REMOVED = "removed"
+# Links a "wrong link" outcome puts up for review: those made without a BSN (the address
+# stage linked the event by its address, or by name and date of birth).
+REVIEWABLE = ("address", "match")
+WRONG_LINK_REASON = b"wrong-link"
 
 
 class StoredFact(TypedDict):
@@ -65,6 +70,9 @@ class StoredFact(TypedDict):
     correlation_id: str
     received: float
     erased: NotRequired[bool]  # withdrawn by an erasure of the person it was about
+    # linked by address or by name and date of birth, not by BSN: the event as linked
+    # carried it (packed), so a "wrong link" outcome can put it up for review
+    review: NotRequired[str]
 
 
 class Members(TypedDict):
@@ -215,6 +223,8 @@ class HouseholdStage:
             state["facts"][eid] = {**stub, "gen": linked["generation"], "erased": erased}
             return True
         fact = self._fact(eid, raw, linked["person_ref"] or raw["subject"]["person_ref"])
+        if linked["linked_by"] in REVIEWABLE:
+            fact["review"] = pack(linked["raw_event"])
         state["facts"][eid] = {**fact, "gen": linked["generation"]}
         unit = linked["address_ref"] or raw["subject"]["address_ref"]
         if unit and (state["address_ref"] is None or unit < state["address_ref"]):
@@ -418,7 +428,8 @@ class HouseholdStage:
             if entry["state"] == "resolved":
                 return  # removed at its term (or erased): it stays removed
             published = None  # the facts raise it anew: a new alert to everyone
-        content = {k: v for k, v in entry.items() if k not in ("revision", "published_at")}
+        content = {k: v for k, v in entry.items() if k not in ("revision", "published_at")
+                   and lifecycle.DDAS_DEFAULTS.get(k, ...) != v}  # fmt: skip
         d = digest([kind, content])
         if published is not None and published["digest"] == d:
             return
@@ -444,6 +455,13 @@ class HouseholdStage:
             self._remove_alert(state, aid, state["published"][aid], result)
         team = entry["team"] or "-"
         result.counts["alert_change", rule.id, rule.family, team, kind] += 1
+        ended = (
+            alert_outcomes.of(entry["state"], entry["resolution"]) if kind != WITHDRAWN else None
+        )
+        if ended is not None and (published is None or published["entry"]["state"] != "resolved"):
+            result.counts["alert_outcome", rule.id, ended] += 1
+            if ended == lifecycle.WRONG_LINK:
+                self._to_review(state, aid, entry, result)
         if published is None:
             result.counts["alert_raised", rule.id, rule.family, team] += 1
             if self.router.route(rule.id, None).team == team and self._unrouted(rule, ref, state):
@@ -461,6 +479,23 @@ class HouseholdStage:
                     max(0.0, (acknowledged_at - published_at) / 1000),
                 )
             )
+
+    @staticmethod
+    def _to_review(state: HouseholdState, aid: str, entry: lifecycle.AlertEntry,
+                   result: Result[HouseholdState]) -> None:  # fmt: skip
+        """A team found the alert rests on a wrong link: every fact behind it that was linked
+        without a BSN goes to the review queue (``unmatched``, keyed by event id, reason
+        ``wrong-link``, the alert named), so a reviewer, and the matcher's next training,
+        learn from it. Sent once, when the outcome is first published."""
+        for f in entry["facts"]:
+            stored = state["facts"].get(f["event_id"])
+            if stored is None or stored["withdrawn"] or "review" not in stored:
+                continue
+            headers = (("um_state", b"open"), ("um_reason", WRONG_LINK_REASON),
+                       ("um_alert", aid.encode()))  # fmt: skip
+            result.outputs.append(Output(UNMATCHED, f["event_id"].encode(),
+                                         unpack(stored["review"]), headers))  # fmt: skip
+            result.counts["link_outcome", "wrong-link"] += 1
 
     def _unrouted(self, rule: rules.Rule, ref: str, state: HouseholdState) -> bool:
         view = household.new_view(ref)

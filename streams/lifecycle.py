@@ -9,9 +9,15 @@ rule says so, instead of raising another. A rule with ``auto_resolve``
 resolves its alert when the condition no longer holds; a duplicate-help alert
 expires after its rule's ``expires_after_days`` (two years at most). After a
 resolution, evidence dated within the rule's cooldown does not raise the alert
-again. Team actions (claim, acknowledge, contact made, resolve) arrive as
-events and are applied here too, so the alerts topic is the one record of
-every state change. Dates are event time: a replay takes the same steps.
+again. Team actions (claim, acknowledge, contact made, a contact attempt, a
+warm hand-over, resolve) arrive as events and are applied here too, so the
+alerts topic is the one record of every state change. Dates are event time: a
+replay takes the same steps.
+
+Contact attempts, the warm hand-over and the end result are what a municipality
+reports per vroegsignaal in the DDAS exchange model, so they are recorded in its
+value lists (:mod:`ddas`). Attempts are kept in the order of their own date and
+part of day, not of arrival: the same set of attempts is the same list.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from wijkhub.streams import ddas
+from wijkhub.streams.authenticity import SIGNED_IF_PRESENT
 from wijkhub.streams.household import View
 from wijkhub.streams.rules import DUPLICATE_HELP, SEVERITIES, AlertDraft, AlertFact, Rule
 
@@ -35,11 +43,28 @@ OUTCOMES = {
     "no_action_needed": "Geen actie nodig",
     "wrong_link": "Onjuiste koppeling",
 }
-TEAM_ACTIONS = ("claim", "acknowledge", "contact_made", "resolve")  # what a member may do
+# what a member may do, in the inbox's order
+TEAM_ACTIONS = ("claim", "acknowledge", "contact_made", "contact_attempt", "warm_handover",
+                "resolve")  # fmt: skip
+# Outcomes by which a rule's precision is judged (``wijkhub rules report``): the alert was
+# not needed, or linked the wrong people. "wrong link" also sends the link to review.
+NOT_NEEDED = ("no_action_needed", "wrong_link")
+WRONG_LINK = "wrong_link"
 EXPIRE = "expire"  # the worker's own action on an alert's expiry date (see :func:`expiry`)
 ACTIONS = (*TEAM_ACTIONS, EXPIRE)
 MAX_ACTIONS_REMEMBERED = 200  # action ids per household, for idempotency
 SYSTEM_ACTOR = "system"
+
+
+class ContactAttempt(TypedDict):
+    """One attempt to reach the household (DDAS contactpoging), as the member recorded it."""
+
+    action_id: str  # the action that recorded it (the tie-breaker within one part of day)
+    actor: str  # the member who recorded it
+    kind: str  # ddas.CONTACT_KINDS: Telefoon, Mail, Kaartje, Huisbezoek, ...
+    on: str  # ISO date of the attempt (not of recording it)
+    day_part: str  # ddas.DAY_PARTS: Ochtend, Middag, Avond
+    reached: bool
 
 
 class Raised(TypedDict):
@@ -65,6 +90,16 @@ class AlertEntry(Raised):
     contact_made_at: int | None  # epoch ms
     published_at: int | None  # epoch ms
     resolution: str | None  # an outcome code, CONDITION_ENDED or EXPIRED
+    contact_attempts: list[ContactAttempt]  # by date and part of day
+    warm_handover: bool  # DDAS warmeOverdracht: handed over in person to the help
+    end_result: str | None  # DDAS resultaat (ddas.END_RESULTS), given with resolve
+
+
+# The DDAS keys of an entry (AlertEntry) and their values before a team records any. An
+# entry with these values is the entry published before they existed: the household stage
+# leaves them out of what it compares, so adding them republished no alert.
+DDAS_DEFAULTS: dict[str, Any] = {"contact_attempts": [], "warm_handover": False,
+                                 "end_result": None}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,6 +134,9 @@ def _entry(value: Raised | str) -> AlertEntry:
         "contact_made_at": None,
         "published_at": None,
         "resolution": None,
+        "contact_attempts": [],
+        "warm_handover": False,
+        "end_result": None,
         **entry,
     }
 
@@ -208,11 +246,17 @@ def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | 
     at_ms = int(action["at"].timestamp() * 1000)
     if kind == "claim":
         entry["claimed_by"] = action["actor"]
-    acknowledged_now = kind in ("acknowledge", "contact_made") and entry["state"] == "open"
+    acknowledged_now = kind in PICKS_UP and entry["state"] == "open"
     if acknowledged_now:
         entry.update({"state": "acknowledged", "acknowledged_at": at_ms})
     if kind == "contact_made":
         entry["contact_made_at"] = at_ms
+    if kind == "contact_attempt":
+        entry["contact_attempts"] = _attempts(entry, action)
+    if kind == "warm_handover":
+        entry["warm_handover"] = True
+    if kind == "resolve":
+        entry["end_result"] = action.get("end_result")
     applied.append(action["action_id"])
     del applied[:-MAX_ACTIONS_REMEMBERED]
     if kind in ("resolve", EXPIRE):
@@ -221,12 +265,37 @@ def act(view: View, action: dict[str, Any], rules: dict[str, Rule]) -> Change | 
     entry["revision"] += 1
     view["open_alerts"][aid] = entry
     return Change(
-        {"claim": "claimed", "acknowledge": "acknowledged"}.get(kind, kind),
+        CHANGE_OF.get(kind, kind),
         aid,
         rule,
         entry.copy(),
         acknowledged_now,
     )
+
+
+# A team action that shows the team took the alert up: it acknowledges an open alert.
+PICKS_UP = ("acknowledge", "contact_made", "contact_attempt", "warm_handover")
+CHANGE_OF = {"claim": "claimed", "acknowledge": "acknowledged",
+             "contact_attempt": "contact_attempted", "warm_handover": "handed_over"}  # fmt: skip
+
+
+def _attempts(entry: AlertEntry, action: Mapping[str, Any]) -> list[ContactAttempt]:
+    """The entry's attempts with the action's, in the order of their own moment."""
+    attempt: ContactAttempt = {
+        "action_id": action["action_id"],
+        "actor": action["actor"],
+        "kind": action["contact_kind"],
+        "on": _iso(action["contact_on"]),
+        "day_part": action["day_part"],
+        "reached": bool(action["reached"]),
+    }
+    attempts = [*entry.get("contact_attempts", []), attempt]
+    return sorted(attempts, key=lambda a: (a["on"], ddas.DAY_PARTS.index(a["day_part"]),
+                                           a["action_id"]))  # fmt: skip
+
+
+def _iso(value: dt.date | str) -> str:
+    return value if isinstance(value, str) else value.isoformat()
 
 
 def _refused_in_state(kind: str, alert: Mapping[str, Any], family: str) -> Refused | None:
@@ -247,6 +316,11 @@ def _refused_in_state(kind: str, alert: Mapping[str, Any], family: str) -> Refus
         return Refused("not-duplicate-help", "contact made is recorded for duplicate help only")
     if kind == "contact_made" and alert.get("contact_made_at") is not None:
         return Refused("contact-already-made", "contact made is recorded already")
+    if kind in ("contact_attempt", "warm_handover") and family == DUPLICATE_HELP:
+        return Refused("not-early-detection", "attempts to reach a household are recorded for "
+                       "early detection; duplicate help records contact made")  # fmt: skip
+    if kind == "warm_handover" and alert.get("warm_handover"):
+        return Refused("already-handed-over", "the warm hand-over is recorded already")
     return None
 
 
@@ -267,8 +341,36 @@ def _refusal(
         return refused
     if kind == "resolve" and action.get("outcome") not in OUTCOMES:
         return Refused("bad-outcome", f"outcome must be one of {sorted(OUTCOMES)}")
+    if kind == "resolve" and action.get("end_result") not in (None, *ddas.END_RESULTS):
+        return Refused("bad-end-result", "end result must be one of the DDAS end results")
+    if kind == "contact_attempt":
+        return _attempt_refusal(action, on)
     if kind == EXPIRE and not _expired(rule, entry, on):
         return Refused("not-expired", "the alert has not reached its expiry date")
+    return None
+
+
+# An AlertAction's fields that only a contact attempt or a resolve fills in.
+NO_DETAILS: dict[str, Any] = dict.fromkeys(SIGNED_IF_PRESENT)
+
+
+def _attempt_refusal(action: Mapping[str, Any], on: dt.date) -> Refused | None:
+    """Why a contact attempt is not one DDAS can report (None: it is)."""
+    if action.get("contact_kind") not in ddas.CONTACT_KINDS:
+        return Refused("bad-contact-kind", f"contact kind must be one of {ddas.CONTACT_KINDS}")
+    if action.get("day_part") not in ddas.DAY_PARTS:
+        return Refused("bad-day-part", f"part of day must be one of {ddas.DAY_PARTS}")
+    if not isinstance(action.get("reached"), bool):
+        return Refused("bad-reached", "say whether the household was reached")
+    when = action.get("contact_on")
+    try:
+        day = dt.date.fromisoformat(when) if isinstance(when, str) else when
+    except ValueError:
+        day = None
+    if not isinstance(day, dt.date):
+        return Refused("bad-contact-date", "the attempt needs its date")
+    if day > on:
+        return Refused("future-contact", "an attempt cannot be dated after it was recorded")
     return None
 
 
@@ -288,6 +390,7 @@ def expiry(
         "household_ref": household_ref,
         "action": EXPIRE,
         "outcome": None,
+        **NO_DETAILS,
         "actor": SYSTEM_ACTOR,
         "team": team,
         "at": now,

@@ -18,7 +18,7 @@ redelivered event gives the same id and no second alert. docs/adr/0005.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -26,7 +26,7 @@ from wijkhub.streams.household import Involvement, Signal, View
 from wijkhub.streams.ids import Ids
 
 if TYPE_CHECKING:  # lifecycle imports this module
-    from wijkhub.streams.lifecycle import AlertEntry
+    from wijkhub.streams.lifecycle import AlertEntry, ContactAttempt
 
 EARLY_DETECTION = "early_detection"
 DUPLICATE_HELP = "duplicate_help"
@@ -150,8 +150,18 @@ def _day(signal: Signal) -> dt.date:
     return dt.date.fromisoformat(signal["on"])
 
 
+ARREARS_DESCRIPTION = "Betalingsachterstand gemeld, schuldeiser: "
+
+
+def creditor_of(fact: Mapping[str, Any]) -> str:
+    """The creditor type (DDAS signaalpartner) of an arrears fact, as its description names
+    it (the description is the one place an alert carries it); "" for another fact."""
+    text = str(fact.get("description", ""))
+    return text.removeprefix(ARREARS_DESCRIPTION) if text.startswith(ARREARS_DESCRIPTION) else ""
+
+
 def _arrears_fact(s: Signal) -> AlertFact:
-    description = f"Betalingsachterstand gemeld, schuldeiser: {s['category']}"
+    description = f"{ARREARS_DESCRIPTION}{s['category']}"
     return {"event_id": s["event_id"], "on": s["on"], "type": "debt.arrears-signal",
             "description": description}  # fmt: skip
 
@@ -386,6 +396,20 @@ def alert_record(
         "published_at": _millis(alert["published_at"]),
         "expires_at": at(expires.isoformat()) if expires else None,
         "involved": _parties(alert["facts"]) if rule.family == DUPLICATE_HELP else [],
+        "contact_attempts": [_attempt(a) for a in alert.get("contact_attempts", [])],
+        "warm_handover": alert.get("warm_handover", False),
+        "end_result": alert.get("end_result"),
+    }
+
+
+def _attempt(a: ContactAttempt) -> dict[str, Any]:
+    """A lifecycle contact attempt as the Alert's ContactAttempt record."""
+    return {
+        "kind": a["kind"],
+        "on": dt.date.fromisoformat(a["on"]),
+        "day_part": a["day_part"],
+        "reached": a["reached"],
+        "actor": a["actor"],
     }
 
 

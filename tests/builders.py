@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import itertools
 import json
+import os
 import random
 import re
 import secrets
@@ -651,3 +653,31 @@ def shown(driver, css: str, text: str, timeout: float = 30.0) -> str:
 def audit_entries(hub) -> list[dict]:
     catalog = Catalog()
     return [catalog.decode(r.value, AUDIT_ENTRY) for r in hub.records(AUDIT)]
+
+
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_source() -> str:
+    """axe-core as `make install` put it in the cache (by the hash of tests/a11y/package.json,
+    as the Makefile computes it); never a copy in the repository."""
+    manifest = Path(__file__).parent / "a11y" / "package.json"
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    script = cache / "wijkhub" / f"axe-{digest}" / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.is_file():
+        pytest.fail(f"axe-core is not installed at {script}: run `make install`")
+    return script.read_text()
+
+
+def assert_accessible(driver) -> None:
+    """axe-core on the page as it is now: zero WCAG 2.1 A and AA violations."""
+    driver.execute_script(axe_source())
+    found = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}})"
+        ".then(r => done(r.violations.map(v => [v.id, v.impact, v.nodes.map(n => n.target)])))"
+        ".catch(e => done([['axe failed', String(e), []]]));",
+        WCAG_21_AA,
+    )
+    assert found == [], (driver.current_url, found)

@@ -33,6 +33,8 @@ inbox_app = typer.Typer(help="The team inbox (web) and its accounts (WIJKHUB_TEA
 privacy_app = typer.Typer(help="Privacy: the processing register (AVG art. 30).")
 audit_app = typer.Typer(help="The audit trail: every read of personal data, hash-chained.")
 state_app = typer.Typer(help="The worker's local RocksDB stores (a cache of the changelogs).")
+export_app = typer.Typer(help="Reports to others, from the alerts topic (every run is audited).")
+app.add_typer(export_app, name="export")
 app.add_typer(audit_app, name="audit")
 app.add_typer(state_app, name="state")
 app.add_typer(privacy_app, name="privacy")
@@ -684,10 +686,25 @@ def rules_list(as_json: Annotated[bool, typer.Option("--json", help="JSON")] = F
                    f"    {r['description']}\n    grondslag: {r['legal_basis']}")  # fmt: skip
 
 
+# A period of days in event time (backtest: of the facts; report, export: alerts raised).
+FirstDay = Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD), event time")]
+LastDay = Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), event time")]
+
+
+def _period(since: str, until: str) -> tuple[dt.date, dt.date]:
+    try:
+        first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
+    except ValueError:
+        _fail("--from and --to must be dates like 2026-01-31")
+    if last < first:
+        _fail("--to must not be before --from")
+    return first, last
+
+
 @rules_app.command("backtest")
 def rules_backtest(
-    since: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD), event time")],
-    until: Annotated[str, typer.Option("--to", help="Last day (YYYY-MM-DD), event time")],
+    since: FirstDay,
+    until: LastDay,
     candidate: Annotated[
         Path | None, typer.Option("--rules", help="A rules file to compare with the active one")
     ] = None,
@@ -697,10 +714,7 @@ def rules_backtest(
     from wijkhub.backtest import recorded_records, replay
 
     s = settings()
-    try:
-        first, last = dt.date.fromisoformat(since), dt.date.fromisoformat(until)
-    except ValueError:
-        _fail("--from and --to must be dates like 2026-01-31")
+    first, last = _period(since, until)
     _rules_or_fail(s.rules_file or None)
     if candidate:
         _rules_or_fail(str(candidate))
@@ -726,6 +740,69 @@ def rules_backtest(
     for row in rows:
         extra = f"  candidate {row['candidate']} ({row['difference']:+d})" if candidate else ""
         typer.echo(f"  {row['rule']:<36} {row['team']:<24} {row['active']}{extra}")
+
+
+@rules_app.command("report")
+def rules_report(
+    since: FirstDay,
+    until: LastDay,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON")] = False,
+) -> None:
+    """Per rule, its alerts by outcome and the share that was not needed (no action needed
+    plus wrong link): the one measure of a rule's real precision."""
+    from wijkhub.connectors.alerts import latest_alerts
+    from wijkhub.streams.outcomes import REPORTED, report
+
+    s = settings()
+    first, last = _period(since, until)
+    _audited(s, "alerts.report", "alerts", f"rules report {since}..{until}")
+    rows = report(latest_alerts(s), first, last)
+    if as_json:
+        typer.echo(json.dumps({"from": since, "to": until, "rules": rows}))
+        return
+    typer.echo(f"{'rule':<36} {'alerts':>6} {'open':>5} " + " ".join(
+        f"{o:>16}" for o in REPORTED) + "  not needed")  # fmt: skip
+    for row in rows:
+        share = row["not_needed_share"]
+        typer.echo(f"{row['rule']:<36} {row['alerts']:>6} {row['open']:>5} " + " ".join(
+            f"{row['outcomes'][o]:>16}" for o in REPORTED)
+            + ("  —" if share is None else f"  {share:.0%}"))  # fmt: skip
+
+
+@export_app.command("ddas")
+def export_ddas(
+    since: FirstDay,
+    until: LastDay,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="File to write (default: standard output)")
+    ] = None,
+) -> None:
+    """The municipality's vroegsignalen of the period with their contact attempts, status and
+    end result, as DDAS exchange-model JSON; refused (exit 2, one line per reason) unless it
+    validates against the DDAS JSON schema."""
+    from wijkhub.connectors.alerts import latest_alerts
+    from wijkhub.streams import ddas
+    from wijkhub.streams.rules import creditor_of
+
+    s = settings()
+    first, last = _period(since, until)
+    _audited(s, "alerts.export-ddas", "alerts", f"DDAS export {since}..{until}")
+    document = ddas.document(latest_alerts(s), first, last, s.municipality,
+                             s.ddas_supplier_code,
+                             s.ddas_organisation or f"Gemeente {s.municipality}",
+                             dt.datetime.now(dt.UTC), creditor_of)  # fmt: skip
+    problems = ddas.problems(document)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: DDAS export not valid: {problem}", err=True)
+        raise typer.Exit(2)
+    text = json.dumps(document, ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(text)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    cases = len(document["leveringen"][0]["vroegsignaalzaken"])
+    typer.echo(f"{output}: {cases} vroegsignaalzaken, valid against DDAS v0.9")
 
 
 @rules_app.command("check")

@@ -84,8 +84,16 @@ class Metrics:
         self.alert_changes = Counter(
             "wijkhub_alert_changes_total",
             "Alert state changes by rule, family, team and change (raised, updated, escalated, "
-            "claimed, acknowledged, contact_made, resolved, expired).",
+            "claimed, acknowledged, contact_made, contact_attempted, handed_over, resolved, "
+            "expired).",
             ["rule", "family", "team", "change"],
+            registry=r,
+        )
+        self.alert_outcomes = Counter(
+            "wijkhub_alert_outcomes_total",
+            "Alerts ended, by rule and outcome (help_accepted, help_refused, no_action_needed, "
+            "wrong_link, expired, contact_made, condition_ended): a rule's real precision.",
+            ["rule", "outcome"],
             registry=r,
         )
         self.alerts_unrouted = Counter(
@@ -123,7 +131,8 @@ class Metrics:
         )
         self.alert_actions = Counter(
             "wijkhub_alert_actions_total",
-            "Team actions on alerts (claim, acknowledge, contact_made, resolve, expire) by "
+            "Team actions on alerts (claim, acknowledge, contact_made, contact_attempt, "
+            "warm_handover, resolve, expire) by "
             "outcome and result (applied, duplicate, refused).",
             ["action", "outcome", "result"],
             registry=r,

@@ -240,6 +240,10 @@ class Settings:
     # Java is older than 21, a Java home to run it with (empty: found on this machine).
     idp_port: int = 8180
     idp_java_home: str = ""
+    # DDAS delivery (wijkhub export ddas): the supplier's code (codeGegevensleverancier) and
+    # the delivering organisation's name (empty: "Gemeente <municipality code>").
+    ddas_supplier_code: str = "wijkhub"
+    ddas_organisation: str = ""
     # The inbox's /metrics on a port of its own: the inbox port faces the teams' browsers.
     inbox_metrics_port: int = 6074
     # key-id=secret,… signing team actions (the inbox and the worker only; the first signs,
@@ -368,6 +372,8 @@ class Settings:
             ),
             idp_port=_int(env, f"{p}IDP_PORT", defaults.idp_port),
             idp_java_home=env.get(f"{p}IDP_JAVA_HOME", ""),
+            ddas_supplier_code=env.get(f"{p}DDAS_SUPPLIER_CODE", defaults.ddas_supplier_code),
+            ddas_organisation=env.get(f"{p}DDAS_ORGANISATION", defaults.ddas_organisation),
             inbox_metrics_port=_int(env, f"{p}INBOX_METRICS_PORT", defaults.inbox_metrics_port),
             action_keys=_secret(env, f"{p}ACTION_KEYS"),
             expiry_sweep_seconds=_float(
@@ -459,6 +465,8 @@ class Settings:
             f"{p}INBOX_SESSION_MAX_SECONDS": str(self.inbox_session_max_seconds),
             f"{p}IDP_PORT": str(self.idp_port),
             f"{p}IDP_JAVA_HOME": self.idp_java_home,
+            f"{p}DDAS_SUPPLIER_CODE": self.ddas_supplier_code,
+            f"{p}DDAS_ORGANISATION": self.ddas_organisation,
             f"{p}INBOX_METRICS_PORT": str(self.inbox_metrics_port),
             f"{p}ACTION_KEYS": self.action_keys,
             f"{p}EXPIRY_SWEEP_SECONDS": str(self.expiry_sweep_seconds),

@@ -12,34 +12,78 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
-from wijkhub.streams.lifecycle import OUTCOMES, TEAM_ACTIONS
+from wijkhub.streams import ddas
+from wijkhub.streams.lifecycle import NO_DETAILS, OUTCOMES, TEAM_ACTIONS
 
 # What the inbox offers, in Dutch, per action code of the AlertAction schema.
 LABELS = {
     "claim": "Oppakken",
     "acknowledge": "Bevestigen (gezien)",
     "contact_made": "Contact gelegd met de andere betrokkenen",
+    "contact_attempt": "Contactpoging vastleggen",
+    "warm_handover": "Warme overdracht vastleggen",
     "resolve": "Afsluiten",
 }
 
 
+def details(form: Mapping[str, Any], action: str, alert: Mapping[str, Any]) -> dict[str, Any]:
+    """The AlertAction's detail fields from the form: a contact attempt's kind, date, part
+    of day and whether it reached the household; a resolution's DDAS end result, which a
+    vroegsignaal's alert (one DDAS reports) must have. Raises ValueError with a Dutch
+    message a member can act on."""
+    found = dict(NO_DETAILS)
+    if action == "contact_attempt":
+        kind, day_part = str(form.get("soort", "")), str(form.get("dagdeel", ""))
+        reached = str(form.get("bereikt", ""))
+        if kind not in ddas.CONTACT_KINDS or day_part not in ddas.DAY_PARTS:
+            raise ValueError("Kies de soort contact en het dagdeel.")
+        if reached not in ("ja", "nee"):
+            raise ValueError("Geef aan of u het huishouden hebt bereikt.")
+        try:
+            on = dt.date.fromisoformat(str(form.get("datum", "")))
+        except ValueError:
+            raise ValueError("Vul de datum van de poging in (jjjj-mm-dd).") from None
+        if on > dt.datetime.now(dt.UTC).date():
+            raise ValueError("De datum van de poging ligt in de toekomst.")
+        found.update(contact_kind=kind, contact_on=on.isoformat(), day_part=day_part,
+                     reached=reached == "ja")  # fmt: skip
+    if action == "resolve" and ddas.is_case(alert) and not form.get("eindresultaat"):
+        raise ValueError("Kies het eindresultaat (DDAS) om deze vroegsignalering af te sluiten.")
+    if action == "resolve" and form.get("eindresultaat"):
+        if form["eindresultaat"] not in ddas.END_RESULTS:
+            raise ValueError("Kies een eindresultaat uit de lijst.")
+        found["end_result"] = str(form["eindresultaat"])
+    return found
+
+
 def action_record(
-    alert: dict[str, Any], action: str, actor: str, outcome: str | None = None
+    alert: dict[str, Any],
+    action: str,
+    actor: str,
+    outcome: str | None = None,
+    detail: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The AlertAction for ``action`` on ``alert`` by ``actor`` (a member of the alert's team)."""
+    """The AlertAction for ``action`` on ``alert`` by ``actor`` (a member of the alert's team);
+    ``detail`` as :func:`details` gives it."""
     if action not in TEAM_ACTIONS:
         raise ValueError(f"unknown action; expected one of {TEAM_ACTIONS}")
     if action == "resolve" and outcome not in OUTCOMES:
-        raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}")
+        raise ValueError("Kies een uitkomst om de melding af te sluiten.")
+    fields = {**NO_DETAILS, **(detail or {})}
+    # the details are part of what makes two submissions one action (two attempts differ)
     basis = f"{alert['alert_id']}|{alert['revision']}|{action}|{outcome or ''}|{actor}"
+    if any(v is not None for v in fields.values()):
+        basis += "|" + "|".join("" if fields[k] is None else str(fields[k]) for k in NO_DETAILS)
     return {
         "action_id": "AA-" + hashlib.sha256(basis.encode()).hexdigest()[:24],
         "alert_id": alert["alert_id"],
         "household_ref": alert["household_ref"],
         "action": action,
         "outcome": outcome if action == "resolve" else None,
+        **fields,
         "actor": actor,
         "team": alert["team"],
         "at": dt.datetime.now(dt.UTC),

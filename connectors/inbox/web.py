@@ -39,7 +39,7 @@ from wijkhub.metrics import Metrics
 from wijkhub.privacy import render as register_markdown
 from wijkhub.schemas.registry import ALERT_ACTION, AUDIT_ENTRY, Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams import lifecycle, ruleset
+from wijkhub.streams import ddas, lifecycle, ruleset
 from wijkhub.streams.access import INBOX
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.lifecycle import OUTCOMES
@@ -78,7 +78,8 @@ class Inbox:
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
-        self.templates.globals.update(present=present, labels=actions.LABELS, outcomes=OUTCOMES)
+        self.templates.globals.update(present=present, labels=actions.LABELS, outcomes=OUTCOMES,
+                                      ddas=ddas)  # fmt: skip
         self.gate = Gate(settings, teams, metrics, self.audit, self.render)
 
     def render(self, template: str, **context: Any) -> str:
@@ -175,6 +176,8 @@ class Inbox:
             responsible=self.teams.name(alert["team"]),
             done=request.query.get("gedaan"),
             pending=request.query.get("verwerking") == "1",
+            ddas_case=ddas.is_case(alert),
+            today=dt.datetime.now(dt.UTC).date().isoformat(),
         )
 
     async def act(self, request: web.Request) -> web.Response:
@@ -196,13 +199,12 @@ class Inbox:
         if kind not in lifecycle.allowed(alert, alert["family"]):
             raise web.HTTPBadRequest(text="Deze actie kan niet (meer) op deze melding.")
         try:  # signed only now: the member is of the alert's team (role checked above)
+            detail = actions.details(form, kind, alert)
             record = self.action_keys.sign(
-                actions.action_record(alert, kind, member.account, outcome)
+                actions.action_record(alert, kind, member.account, outcome, detail)
             )
-        except ValueError:
-            raise web.HTTPBadRequest(
-                text="Kies een uitkomst om de melding af te sluiten."
-            ) from None
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
         topic = full_name(ALERT_ACTIONS, self.settings.topic_prefix)
         await request.app[PRODUCER].send_and_wait(
             topic, self.catalog.encode(ALERT_ACTION, record), key=alert["household_ref"].encode()

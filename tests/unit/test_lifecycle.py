@@ -25,16 +25,22 @@ def steps(view, *events):
     return [(c.kind, c.rule.id) for c in changes(view, *events)]
 
 
-def action(alert_id, kind, outcome=None, team="wijkteam-noord", day=40, action_id=None):
+def action(alert_id, kind, outcome=None, team="wijkteam-noord", day=40, action_id=None, **detail):
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=day)
+    if kind == "contact_attempt":  # a valid attempt on the day it is recorded, unless told
+        detail = {"contact_kind": "Telefoon", "contact_on": at.date().isoformat(),
+                  "day_part": "Ochtend", "reached": False, **detail}  # fmt: skip
     return {
         "action_id": action_id or f"{alert_id}-{kind}-{day}",
         "alert_id": alert_id,
         "household_ref": "H-1",
         "action": kind,
         "outcome": outcome,
+        **lifecycle.NO_DETAILS,
+        **detail,
         "actor": "j.jansen",
         "team": team,
-        "at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(days=day),
+        "at": at,
         "correlation_id": "c",
     }
 
@@ -190,3 +196,94 @@ def test_a_second_claim_is_refused_like_the_inbox_refuses_to_offer_it():
     assert lifecycle.act(view, action(raised.alert_id, "claim"), BY_ID).kind == "claimed"
     again = lifecycle.act(view, action(raised.alert_id, "claim", action_id="other"), BY_ID)
     assert again.code == "already-claimed"
+
+
+def attempt(aid, day, on, day_part, reached, kind="Telefoon"):
+    return action(aid, "contact_attempt", day=day, contact_kind=kind, contact_on=on,
+                  day_part=day_part, reached=reached)  # fmt: skip
+
+
+def two_creditor_alert() -> tuple[dict, str]:
+    """A household's view with one open two-creditor alert, and the alert's id."""
+    view = household.new_view("H-1")
+    [raised] = changes(view, arrears("Huur", 0), arrears("Energie", 10))
+    return view, raised.alert_id
+
+
+def test_contact_attempts_warm_handover_and_end_result_in_ddas_terms():
+    view, aid = two_creditor_alert()
+    first = lifecycle.act(view, attempt(aid, 41, "2026-02-11", "Ochtend", False), BY_ID)
+    assert (first.kind, first.acknowledged_now, first.alert["state"]) == (
+        "contact_attempted", True, "acknowledged")  # fmt: skip
+    second = lifecycle.act(view, attempt(aid, 42, "2026-02-12", "Middag", True, "Huisbezoek"),
+                           BY_ID)  # fmt: skip
+    assert [
+        (a["kind"], a["on"], a["day_part"], a["reached"]) for a in second.alert["contact_attempts"]
+    ] == [
+        ("Telefoon", "2026-02-11", "Ochtend", False),
+        ("Huisbezoek", "2026-02-12", "Middag", True),
+    ]
+    handed = lifecycle.act(view, action(aid, "warm_handover", day=43), BY_ID)
+    assert (handed.kind, handed.alert["warm_handover"]) == ("handed_over", True)
+    again = lifecycle.act(view, action(aid, "warm_handover", day=44), BY_ID)
+    assert again.code == "already-handed-over"
+    result = "Vervolghulp en/of verwijzing financieel"
+    done = lifecycle.act(view, action(aid, "resolve", "help_accepted", day=45, end_result=result),
+                         BY_ID)  # fmt: skip
+    assert (done.alert["resolution"], done.alert["end_result"]) == ("help_accepted", result)
+    record = rules.alert_record(aid, done.alert, done.rule, "H-1", "0363", "c", done.kind)
+    decoded = Catalog().decode(Catalog().encode(ALERT, record), ALERT)
+    found = [(a["kind"], a["on"], a["reached"], a["actor"]) for a in decoded["contact_attempts"]]
+    assert found == [
+        ("Telefoon", dt.date(2026, 2, 11), False, "j.jansen"),
+        ("Huisbezoek", dt.date(2026, 2, 12), True, "j.jansen")]  # fmt: skip
+    assert (decoded["warm_handover"], decoded["end_result"]) == (True, result)
+
+
+def test_attempts_and_end_results_outside_the_ddas_lists_are_refused():
+    view, aid = two_creditor_alert()
+    refusals = [
+        lifecycle.act(view, action(aid, "contact_attempt", contact_kind="Duif"), BY_ID),
+        lifecycle.act(view, action(aid, "contact_attempt", day_part="Nacht"), BY_ID),
+        lifecycle.act(view, action(aid, "contact_attempt", reached=None), BY_ID),
+        lifecycle.act(view, action(aid, "contact_attempt", contact_on="gisteren"), BY_ID),
+        lifecycle.act(view, action(aid, "contact_attempt", contact_on="2026-12-31"), BY_ID),
+        lifecycle.act(view, action(aid, "resolve", "help_accepted", end_result="Opgelost"), BY_ID),
+    ]
+    assert [r.code for r in refusals] == [
+        "bad-contact-kind",
+        "bad-day-part",
+        "bad-reached",
+        "bad-contact-date",
+        "future-contact",
+        "bad-end-result",
+    ]
+    assert view["open_alerts"][aid]["revision"] == 1
+
+
+def test_attempts_recorded_in_any_order_or_replayed_give_the_same_alert():
+    """Order independence: the attempts are a set, listed by their own date and part of day;
+    a replayed action is applied once."""
+    import itertools
+
+    base, aid = two_creditor_alert()
+    recorded = [attempt(aid, 50, "2026-02-12", "Avond", False),
+                attempt(aid, 51, "2026-02-10", "Middag", False, "Mail"),
+                attempt(aid, 52, "2026-02-12", "Ochtend", True, "Huisbezoek"),
+                action(aid, "warm_handover", day=53)]  # fmt: skip
+    finals = set()
+    for order in itertools.permutations(recorded):
+        import copy
+
+        view = copy.deepcopy(base)
+        for a in [*order, order[0], order[-1]]:  # and two redeliveries
+            lifecycle.act(view, a, BY_ID)
+        entry = view["open_alerts"][aid]
+        finals.add(
+            repr([(a["on"], a["day_part"], a["kind"]) for a in entry["contact_attempts"]])
+            + repr((entry["warm_handover"], entry["state"], entry["revision"]))
+        )
+    assert finals == {
+        "[('2026-02-10', 'Middag', 'Mail'), ('2026-02-12', 'Ochtend', 'Huisbezoek'), "
+        "('2026-02-12', 'Avond', 'Telefoon')](True, 'acknowledged', 5)"
+    }

@@ -394,3 +394,86 @@ def test_a_signed_action_sent_under_another_households_key_is_refused():
     [letter] = harness.records("dlq.streams")
     assert dict(letter.headers)["dl_reason_code"] == b"action-wrong-household"
     assert harness.alerts(CATALOG)[alert["alert_id"]]["state"] == "open"
+
+
+def two_creditors(seed: int, with_bsn: bool) -> list:
+    """One resident, two creditors' arrears five weeks apart: one two-creditor alert."""
+    s = Scenario(seed)
+    a = s.person("Jansen", "1980-04-02")
+    s.register(a, "1011AB", "7", "2024-01-01")
+    s.arrears("1011AB", "7", "Huur", "2026-02-01", who=a, with_bsn=with_bsn)
+    s.arrears("1011AB", "7", "Energie", "2026-03-10", who=a, with_bsn=with_bsn)
+    return s.raw_records(SETTINGS.pseudonym_key, CATALOG)
+
+
+def signed(alert: dict, action_id: str, kind: str, at, **detail) -> tuple:
+    """A signed AlertAction with its DDAS details (a contact attempt, an end result)."""
+    from wijkhub.schemas.registry import ALERT_ACTION
+    from wijkhub.streams.authenticity import ActionKeys
+    from wijkhub.streams.lifecycle import NO_DETAILS
+
+    record = {"action_id": action_id, "alert_id": alert["alert_id"], "outcome": None,
+              "household_ref": alert["household_ref"], "action": kind, "actor": "j.jansen",
+              "team": alert["team"], "at": at, "correlation_id": "c", **NO_DETAILS,
+              **detail}  # fmt: skip
+    record = ActionKeys.parse(SETTINGS.action_keys).sign(record)
+    return ("alert-actions", alert["household_ref"].encode(), CATALOG.encode(ALERT_ACTION, record))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_contact_attempts_and_the_end_result_are_the_same_in_any_order_replay_or_crash(seed):
+    import datetime as dt
+
+    facts = two_creditors(73, with_bsn=True)
+    [alert] = run(facts).alerts(CATALOG).values()
+
+    def at(day: int, hour: int) -> dt.datetime:
+        return dt.datetime(2026, 3, day, hour, tzinfo=dt.UTC)
+
+    result = "Inwoner hoeft geen hulp vanuit vroegsignalering"
+    actions = [
+        signed(alert, "AA-1", "contact_attempt", at(12, 9), contact_kind="Telefoon",
+               contact_on="2026-03-12", day_part="Ochtend", reached=False),
+        signed(alert, "AA-2", "contact_attempt", at(13, 15), contact_kind="Huisbezoek",
+               contact_on="2026-03-13", day_part="Middag", reached=True),
+        signed(alert, "AA-3", "warm_handover", at(13, 16)),
+        signed(alert, "AA-4", "resolve", at(14, 9), outcome="no_action_needed", end_result=result),
+    ]  # fmt: skip
+    rng = random.Random(seed)
+    records = [*facts, *actions, *rng.sample(actions, 2)]  # with two redeliveries
+    rng.shuffle(records)
+    harness = run(records, seed=seed, shuffle=True, crash_rate=0.2)
+    final = harness.alerts(CATALOG)[alert["alert_id"]]
+    assert [
+        (c["kind"], c["on"].isoformat(), c["day_part"], c["reached"])
+        for c in final["contact_attempts"]
+    ] == [
+        ("Telefoon", "2026-03-12", "Ochtend", False),
+        ("Huisbezoek", "2026-03-13", "Middag", True),
+    ]
+    assert (final["state"], final["resolution"], final["end_result"], final["warm_handover"]) == (
+        "resolved", "no_action_needed", result, True)  # fmt: skip
+    assert harness.records("dlq.streams") == []
+
+
+def test_a_wrong_link_outcome_puts_the_facts_linked_without_bsn_up_for_review_once():
+    import datetime as dt
+
+    facts = two_creditors(74, with_bsn=False)  # linked by name or address, not by BSN
+    harness = run(facts)
+    [alert] = harness.alerts(CATALOG).values()
+    assert harness.review() == {}
+    wrong = signed(alert, "AA-9", "resolve", dt.datetime(2026, 3, 14, 9, tzinfo=dt.UTC),
+                   outcome="wrong_link", end_result="Niet opgepakt: onterecht signaal")  # fmt: skip
+    harness.feed(*wrong)
+    harness.run()
+    facts_behind = {f["event_id"] for f in alert["facts"]}
+    assert harness.review() == dict.fromkeys(facts_behind, "wrong-link")
+    entries = [o for o in harness.records("unmatched") if o.key.decode() in facts_behind]
+    assert {dict(o.headers)["um_alert"] for o in entries} == {alert["alert_id"].encode()}
+    for record in [*facts, wrong]:  # a replay of everything: nothing new for review
+        harness.feed(*record)
+    harness.run()
+    assert len(harness.records("unmatched")) == len(entries) == 2
+    for o in entries:  # the event as linked: no name or date of birth on the review queue
+        assert CATALOG.decode(o.value, "nl.wijkhub.RawEvent")["subject"]["match"] is None

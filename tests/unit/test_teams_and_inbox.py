@@ -69,7 +69,10 @@ def offered(a: dict) -> list[str]:
 def test_the_actions_offered_follow_the_alert_state_and_family():
     assert offered(alert()) == ["claim", "acknowledge", "contact_made", "resolve"]
     assert offered(alert(state="acknowledged", claimed_by="x")) == ["contact_made", "resolve"]
-    assert offered(alert(family="early_detection")) == ["claim", "acknowledge", "resolve"]
+    assert offered(alert(family="early_detection")) == [
+        "claim", "acknowledge", "contact_attempt", "warm_handover", "resolve"]  # fmt: skip
+    assert offered(alert(family="early_detection", warm_handover=True)) == [
+        "claim", "acknowledge", "contact_attempt", "resolve"]  # fmt: skip
     assert offered(alert(contact_made_at=1)) == ["claim", "acknowledge", "resolve"]
     assert offered(alert(state="resolved")) == []
 
@@ -80,7 +83,7 @@ def test_a_resubmitted_form_is_the_same_action():
     assert first["action_id"] == again["action_id"] and first["team"] == "wijkteam-noord"
     later = actions.action_record(alert(revision=4), "resolve", "j.jansen", "help_refused")
     assert later["action_id"] != first["action_id"]
-    with pytest.raises(ValueError, match="outcome"):
+    with pytest.raises(ValueError, match="uitkomst"):
         actions.action_record(alert(), "resolve", "j.jansen", "opgelost")
 
 
