@@ -837,12 +837,18 @@ def _bench_result(run: Callable[[Settings], dict]) -> dict:
 @app.command()
 def bench(
     events: int = typer.Option(100_000, help="Events through each path"),
+    workers: int = typer.Option(
+        1, min=1, help="Run the backlog with 1..N worker processes; report each and the scaling"
+    ),
+    live_rate: int = typer.Option(1000, min=50, help="Events/s of the live (latency) phase"),
     as_json: bool = typer.Option(False, "--json", help="Print only the JSON result"),
 ) -> None:
     """Pipeline throughput and latency against a raw Kafka pass-through, same broker, same run."""
     from wijkhub.bench.pipeline import run_bench
 
-    result = _bench_result(lambda settings: run_bench(settings, events, quiet=as_json))
+    result = _bench_result(
+        lambda settings: run_bench(settings, events, as_json, workers, live_rate)
+    )
     typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 

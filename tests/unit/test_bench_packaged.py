@@ -54,7 +54,8 @@ def test_the_bench_package_is_listed_for_the_wheel():
 @pytest.mark.parametrize(
     ("command", "module", "args", "expected_call"),
     [
-        ("bench", pipeline, ["--events", "7", "--json"], (7, True)),
+        ("bench", pipeline, ["--events", "7", "--json"], (7, True, 1, 1000)),
+        ("bench", pipeline, ["--events", "7", "--workers", "2", "--json"], (7, True, 2, 1000)),
         ("bench-intake", intake, ["--records", "5"], (5,)),
         ("bench-linking", linking, ["--persons", "11", "--signals", "3"], (11, 3)),
     ],
