@@ -130,7 +130,7 @@ async def passthrough(kafka: dict[str, Any], src: str, dst: str, n: int) -> floa
         await consumer.stop()
 
 
-def _metric_sum(text: str, name: str, **labels: str) -> float:
+def metric_sum(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
@@ -163,7 +163,7 @@ def _quantile(q: float, buckets: dict[float, float]) -> float | None:
     return lower
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll (4/s: often enough for the figures, rarely enough not to load the worker)."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -325,14 +325,14 @@ def _cores(before: float | None, after: float | None, seconds: float) -> float |
 
 
 def _consumed(text: str, stage: str) -> float:
-    return _metric_sum(text, "wijkhub_events_consumed_total", stage=stage)
+    return metric_sum(text, "wijkhub_events_consumed_total", stage=stage)
 
 
-def _drained(settings: Settings, text: str, raw_records: float) -> bool:
+def drained(settings: Settings, text: str, raw_records: float) -> bool:
     """Every stage has read what the stage before it wrote (some signals end unmatched)."""
 
     def total(name: str, **labels: str) -> float:
-        return _metric_sum(text, name, **labels)
+        return metric_sum(text, name, **labels)
 
     produced = "wijkhub_events_produced_total"
     by_address = full_name(BY_ADDRESS, settings.topic_prefix)
@@ -352,16 +352,16 @@ def _backlog(settings: Settings, pool: Workers, items: list, broker: int | None)
     producer is then done long before the pipeline is."""
     n = len(items)
     load_s = produce(settings, [(full_name(t, settings.topic_prefix), k, v) for t, k, v in items])
-    _wait(lambda: _consumed(pool.metrics_text(), "person") > 0, 120, "the pipeline to start")
+    wait_until(lambda: _consumed(pool.metrics_text(), "person") > 0, 120, "the pipeline to start")
     began, cpu = time.perf_counter(), (cpu_seconds(broker), pool.cpu_seconds())
-    _wait(lambda: _drained(settings, pool.metrics_text(), n), 1800, "the backlog to drain")
+    wait_until(lambda: drained(settings, pool.metrics_text(), n), 1800, "the backlog to drain")
     seconds = time.perf_counter() - began
     text = pool.metrics_text()
     return {
         "workers": len(pool.procs),
         "seconds": round(seconds, 2),
         "events_per_second": round(n / seconds),
-        "alerts_raised": int(_metric_sum(text, "wijkhub_alerts_raised_total")),
+        "alerts_raised": int(metric_sum(text, "wijkhub_alerts_raised_total")),
         "cores_used": {
             "broker": _cores(cpu[0], cpu_seconds(broker), seconds),
             "workers": _cores(cpu[1], pool.cpu_seconds(), seconds),
@@ -395,7 +395,7 @@ def _live(
             time.sleep(50 / rate)
     producer.flush()
     producer.close()
-    _wait(lambda: _drained(settings, pool.metrics_text(), target), 300, "the live phase")
+    wait_until(lambda: drained(settings, pool.metrics_text(), target), 300, "the live phase")
     hist_after = _buckets(pool.metrics_text(), "wijkhub_processing_latency_seconds")
     hist = {le: hist_after[le] - hist_before.get(le, 0.0) for le in hist_after}
     latencies.sort()
