@@ -11,13 +11,11 @@ tell the teams the inbox is complete.
 
 from __future__ import annotations
 
-import secrets
 import time
-import uuid
 from collections.abc import Callable
 
 from wijkhub.admin import prepare
-from wijkhub.bench.pipeline import drained, metric_sum, wait_until
+from wijkhub.bench.pipeline import drained, fresh, metric_sum, wait_until
 from wijkhub.bench.workers import Workers
 from wijkhub.broker import cluster
 from wijkhub.connectors.intake import Intake
@@ -31,19 +29,8 @@ CHUNK = 5000  # records per file: an export is delivered in files, each acknowle
 
 
 def run_bench(base: Settings, residents: int, workers: int, say: Callable[[str], None]) -> dict:
-    run = uuid.uuid4().hex[:8]
     with cluster(base, base.data_dir.resolve() / "bench-broker") as settings:
-        own = settings.with_(
-            app_id=f"wijkhub-first-load-{run}",
-            topic_prefix=f"first-load-{run}.",
-            pseudonym_key=secrets.token_urlsafe(32).encode(),
-            dead_letter_key=secrets.token_urlsafe(32).encode(),
-            action_keys="bench=" + secrets.token_urlsafe(32),
-            id_key=secrets.token_urlsafe(32).encode(),
-            data_dir=settings.data_dir.resolve() / f"first-load-{run}",
-            log_level="WARNING",
-        )
-        return _run(own, residents, workers, say)
+        return _run(fresh(settings, "first-load"), residents, workers, say)
 
 
 def _run(settings: Settings, residents: int, workers: int, say: Callable[[str], None]) -> dict:

@@ -217,22 +217,27 @@ def run_bench(
 
     if base.bootstrap_servers is None:
         say("starting the local Kafka broker…")
-    run = uuid.uuid4().hex[:8]
     home = base.data_dir.resolve() / "bench-broker"
     with cluster(base, home) as settings:
-        settings = settings.with_(
-            app_id=f"wijkhub-bench-{run}",
-            topic_prefix=f"bench-{run}.",
-            pseudonym_key=secrets.token_urlsafe(32).encode(),
-            dead_letter_key=secrets.token_urlsafe(32).encode(),
-            action_keys="bench=" + secrets.token_urlsafe(32),
-            id_key=secrets.token_urlsafe(32).encode(),
-            web_port=free_port(),
-            data_dir=settings.data_dir.resolve() / f"bench-{run}",
-            log_level="WARNING",
-        )
         broker = LocalBroker(home).pid() if base.bootstrap_servers is None else None
-        return _run(settings, events, say, workers, live_rate, broker)
+        return _run(fresh(settings, "bench"), events, say, workers, live_rate, broker)
+
+
+def fresh(settings: Settings, name: str) -> Settings:
+    """A run of its own: app id, topic prefix, state and keys new (nothing of an earlier run
+    is read, and nothing of this one can be linked to another's ids)."""
+    run = uuid.uuid4().hex[:8]
+    return settings.with_(
+        app_id=f"wijkhub-{name}-{run}",
+        topic_prefix=f"{name}-{run}.",
+        pseudonym_key=secrets.token_urlsafe(32).encode(),
+        dead_letter_key=secrets.token_urlsafe(32).encode(),
+        action_keys="bench=" + secrets.token_urlsafe(32),
+        id_key=secrets.token_urlsafe(32).encode(),
+        web_port=free_port(),
+        data_dir=settings.data_dir.resolve() / f"{name}-{run}",
+        log_level="WARNING",
+    )
 
 
 def _run(
