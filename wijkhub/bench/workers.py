@@ -3,8 +3,8 @@ they (and the broker) use.
 
 Scale-out is by partitions and workers, never by agent concurrency (docs/adr/0004): the
 workers share the app id, so Kafka divides the co-partitioned topics among them. They are
-started together and the run waits for a stable group of N before the backlog is written,
-so that the measurement is of N workers processing, not of the rebalances of their joining.
+started together and :meth:`Workers.start` returns once the group is stable with all N, so
+that a measurement can begin with N workers processing, after the rebalances of joining.
 
 On a small machine the broker competes with the workers for the same cores, so the bench
 states the cores each used: CPU seconds (user + system, from ``/proc``) per wall second of
