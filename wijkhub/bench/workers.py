@@ -19,12 +19,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from wijkhub.broker import free_port
 from wijkhub.kafka import connect
 from wijkhub.settings import Settings
 from wijkhub.streams.access import ADMIN
+from wijkhub.streams.topics import WORKER_INPUTS, full_name
 from wijkhub.supervise import WorkerProcess
 
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -49,6 +50,7 @@ class Workers:
         own = [settings.with_(data_dir=settings.data_dir / f"worker-{i}", web_port=free_port())
                for i in range(count)]  # fmt: skip
         self.procs = [WorkerProcess(s, s.data_dir / "worker.log") for s in own]
+        self._clients: tuple[KafkaConsumer, KafkaAdminClient] | None = None
 
     def start(self, timeout: float = 120.0) -> Workers:
         """Start every worker at once and wait until the group is stable with all of them."""
@@ -73,6 +75,23 @@ class Workers:
         finally:
             admin.close()
 
+    def lag(self) -> int:
+        """Records on the group's input topics it has not committed yet (0: drained). The
+        outputs of a batch are acknowledged before its offsets commit, so a stage's input
+        is complete by the time the stage before it has committed what produced it."""
+        if self._clients is None:
+            kafka = connect(self.settings, ADMIN).kafka_python()
+            self._clients = (KafkaConsumer(**kafka, enable_auto_commit=False),
+                             KafkaAdminClient(**kafka))  # fmt: skip
+        consumer, admin = self._clients
+        tps = [TopicPartition(t, p) for t in (full_name(name, self.settings.topic_prefix)
+                                              for name in WORKER_INPUTS)
+               for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
+        ends = consumer.end_offsets(tps)
+        group = self.settings.app_id
+        committed = admin.list_group_offsets({group: None}).get(group, {})
+        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
+
     def metrics_text(self) -> str:
         """Every worker's /metrics page, one after the other (counters are summed by name)."""
         return "\n".join(w.metrics_text() for w in self.procs)
@@ -84,3 +103,7 @@ class Workers:
     def stop(self) -> None:
         for w in self.procs:
             w.stop()
+        if self._clients is not None:
+            for client in self._clients:
+                client.close()
+            self._clients = None
