@@ -18,7 +18,10 @@ data class in streams/topics.py), with a log line and
 sets the file's modification time then), not from when the source wrote it.
 
 A file is moved to processed/ only after Kafka acknowledged every record it
-produced (events and dead letters). While Kafka is away the file stays in
+produced (events and dead letters). Small files of one source (an iJw/iWmo
+message is a file of its own) are ingested together, up to ``BATCH_FILES`` or
+``BATCH_BYTES``, and acknowledged together: one wait for Kafka per batch, not
+per message. While Kafka is away the file stays in
 incoming/ and every scan retries it; a crash in between leaves it there too.
 Ingesting a file again is harmless: event ids derive from source message ids
 and dead-letter keys from the file's digest and the record's index, so a
@@ -30,7 +33,7 @@ from __future__ import annotations
 import os
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +49,8 @@ DAY_SECONDS = 24 * 60 * 60
 PURGED = ("processed", "failed")  # incoming/ is the source's: never purged
 PURGE_EVERY_SECONDS = 3600.0  # a file is gone at most this long after its term
 REASON = ".reason.txt"  # beside a failed file: why; purged with it
+BATCH_FILES = 200  # files of one source acknowledged together
+BATCH_BYTES = 8 * 1024 * 1024  # ... as long as they are this small together
 
 
 class RefusedFile(ValueError):
@@ -70,6 +75,25 @@ def read_regular(path: Path, max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise RefusedFile(f"larger than {max_bytes} bytes (WIJKHUB_FILEDROP_MAX_BYTES)")
     return data
+
+
+def batches(paths: list[Path]) -> Iterator[list[Path]]:
+    """The files in their order, in runs of at most BATCH_FILES files and BATCH_BYTES (a
+    larger file, or one that cannot be sized, on its own)."""
+    run: list[Path] = []
+    size = 0
+    for path in paths:
+        try:
+            n = path.lstat().st_size
+        except OSError:
+            n = BATCH_BYTES  # gone or unreadable: alone, where process() says why
+        if run and (len(run) == BATCH_FILES or size + n > BATCH_BYTES):
+            yield run
+            run, size = [], 0
+        run.append(path)
+        size += n
+    if run:
+        yield run
 
 
 def expired(folder: Path, before: float) -> list[Path]:
@@ -115,12 +139,36 @@ class FileDrop:
         ]  # fmt: skip
         return sorted(files, key=lambda p: (p.lstat().st_mtime, p.name))
 
+    def _intake(self, source: str) -> Intake:
+        return self._intakes.get(source) or self._intakes.setdefault(
+            source, self.intake_for(source)
+        )
+
+    def process_many(self, source: str, paths: list[Path]) -> list[IntakeReport]:
+        """Ingest several files of one source, acknowledged together; each is moved to
+        processed/ after. While Kafka is away every file stays in incoming/. Any other
+        failure (a file refused, a record Kafka refuses for good) is one file's: each is
+        then processed on its own, which fails, keeps or ingests it as it would alone."""
+        if len(paths) == 1:
+            return [r] if (r := self.process(source, paths[0])) is not None else []
+        try:
+            inputs = [(read_regular(p, self.max_bytes), p.name) for p in paths]
+            reports = self._intake(source).ingest_many(inputs)
+        except Exception as exc:
+            if isinstance(exc, RefusedFile) or not retriable(exc):
+                return [r for p in paths if (r := self.process(source, p)) is not None]
+            log.warning("files kept for retry", source=source, files=len(paths),
+                        error=type(exc).__name__)  # fmt: skip
+            return []
+        for path, report in zip(paths, reports, strict=True):
+            self._move(path, _unique(self.root / source / "processed" / path.name))
+            log.info("file processed", file=path.name, **report.as_dict())
+        return reports
+
     def process(self, source: str, path: Path) -> IntakeReport | None:
         """Ingest one file; the report once it is in processed/, else None (kept or failed)."""
         try:
-            intake = self._intakes.get(source) or self._intakes.setdefault(
-                source, self.intake_for(source)
-            )
+            intake = self._intake(source)
             report = intake.ingest(read_regular(path, self.max_bytes), path.name)
         except Exception as exc:
             if not isinstance(exc, RefusedFile) and retriable(
@@ -177,10 +225,8 @@ class FileDrop:
     def scan_once(self) -> list[IntakeReport]:
         reports = []
         for source in self.sources:
-            for path in self.pending(source):
-                report = self.process(source, path)
-                if report is not None:
-                    reports.append(report)
+            for batch in batches(self.pending(source)):
+                reports += self.process_many(source, batch)
         return reports
 
     def run(self, poll_seconds: float = 2.0, stop: Callable[[], bool] = lambda: False) -> None:

@@ -3,9 +3,10 @@
 It executes each batch's :class:`~wijkhub.streams.stage.Plan` in the order
 that plan documents (docs/adr/0001-checkpoint-order.md): the touched keys'
 state with its outbox written and the changelog flushed; then every output
-sent and acknowledged; then the outboxes emptied; then (Faust, on its
-interval, after flushing the producer) the offsets committed. A stage's
-decisions are therefore never lost and never sent without the state knowing.
+sent and acknowledged; then the outboxes emptied (in the local store: one
+changelog record per touched key and batch); then (Faust, on its interval,
+after flushing the producer) the offsets committed. A stage's decisions are
+therefore never lost and never sent without the state knowing.
 
 Faust private APIs used here, checked against faust-streaming 0.15.3 (pinned
 in pyproject.toml), and why:
@@ -184,6 +185,16 @@ def run_stage(
             store = cast(StoreT[bytes, Any], table.data)  # Collection.data: the store
             store.set_persisted_offset(TP(changelog, partition), meta.offset)
 
+    def settle(clears: dict[bytes, Any], last: dict[bytes, EventT[Any]]) -> None:
+        """Step 3 without a changelog record: each key's state is written to the changelog
+        once per batch (step 1). The changelog keeps the outbox an emptied entry had, so
+        a worker that recovers the key from it (a lost disk, a partition moved) sends
+        that outbox once more when the key is next touched: the same records again, which
+        every receiver absorbs (ADR 0003). A local store is never behind its changelog."""
+        for key, entry in clears.items():
+            with _as_current_event(last[key]):
+                table.data[key] = entry
+
     async def checkpoint(batch: Sequence[EventT[Any]]) -> None:
         by_key: dict[bytes, list[Message]] = {}
         last: dict[bytes, EventT[Any]] = {}
@@ -208,7 +219,7 @@ def run_stage(
         for o in (sealed(o, settings.dead_letter_key) for o in todo.outputs):
             await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
         await out.delivered()
-        await durably(todo.clears, last)  # 3. outboxes emptied
+        settle(todo.clears, last)  # 3. outboxes emptied, in the local store only
         # 4. offsets: committed by Faust on its interval, after flushing the producer
 
     async def agent(stream: StreamT[Any]) -> None:

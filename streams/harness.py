@@ -7,8 +7,11 @@ worker's tables store it (so a stage that mutated state it did not return,
 or kept something JSON cannot hold, fails here as it would in the worker).
 
 A *crash* is simulated the way the adapter's ordering allows one to happen:
-the batch's outputs were sent, its state was not written and its offsets
-were not committed, so the same messages come again.
+at a step of the checkpoint (:class:`stage.Plan`), with the offsets not
+committed, so the same messages come again. Each stage's state is kept twice,
+as in the worker: the local store and its changelog, which step 3 (emptied
+outboxes) does not write; a ``disk-lost`` crash restores the store from the
+changelog, as a worker with a fresh disk (or a new owner of the partition) does.
 """
 
 from __future__ import annotations
@@ -79,13 +82,15 @@ class Harness:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
     max_batch: int = 50
     log: dict[str, list[Output]] = field(default_factory=dict)
-    state: dict[str, dict[bytes, str]] = field(default_factory=dict)
+    state: dict[str, dict[bytes, str]] = field(default_factory=dict)  # the local stores
+    changelog: dict[str, dict[bytes, str]] = field(default_factory=dict)  # their changelogs
     pending: dict[str, list[Message]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.consumers = {t: s for s in self.stages for t in s.inputs}
         for s in self.stages:
             self.state.setdefault(s.name, {})
+            self.changelog.setdefault(s.name, {})
             self.pending.setdefault(s.name, [])
 
     def feed(self, topic: str, key: bytes, value: bytes) -> None:
@@ -102,7 +107,9 @@ class Harness:
         """One batch of one stage; False when nothing is pending anywhere.
 
         ``crash``: where the worker dies in the checkpoint (:class:`stage.Plan`):
-        ``before-state``, ``after-state`` or ``after-outputs``; the batch comes again.
+        ``before-state``, ``after-state``, ``after-outputs`` or ``after-clears``; the batch
+        comes again. ``disk-lost``: after the clears, and the local store of this stage
+        is then restored from its changelog.
         """
         ready = [s for s in self.stages if self.pending[s.name]]
         if not ready:
@@ -120,18 +127,22 @@ class Harness:
         stored = {k: json.loads(states[k]) for k in by_key if k in states}
         todo = plan(stage, stored, by_key)
         if crash != "before-state":
-            states.update({k: json.dumps(v) for k, v in todo.writes.items()})  # 1. durable
+            written = {k: json.dumps(v) for k, v in todo.writes.items()}
+            states.update(written)  # 1. durable: the store and its changelog
+            self.changelog[stage.name].update(written)
             if crash != "after-state":
                 for out in todo.outputs:  # 2. sent and acknowledged
                     self._append(out)
                 if crash != "after-outputs":
                     states.update({k: json.dumps(v) for k, v in todo.clears.items()})  # 3.
+        if crash == "disk-lost":
+            self.state[stage.name] = dict(self.changelog[stage.name])
         if crash:  # offsets not committed (4.): the same records come again
             self.pending[stage.name] = batch + self.pending[stage.name]
         return True
 
     def run(self, shuffle: bool = False, crash_rate: float = 0.0) -> None:
-        modes = ("before-state", "after-state", "after-outputs")
+        modes = ("before-state", "after-state", "after-outputs", "after-clears", "disk-lost")
         while self.step(shuffle, self.rng.choice(modes) if self.rng.random() < crash_rate else ""):
             pass
 

@@ -207,7 +207,9 @@ class Plan(Generic[S]):
        about to send), and make those writes durable (the changelog flushed);
     2. ``outputs``: send every output — outboxes left over from a batch that crashed after
        step 1, then this batch's — and wait until Kafka acknowledged them all;
-    3. ``clears``: store those keys again with an empty outbox;
+    3. ``clears``: store those keys again with an empty outbox, locally (a changelog
+       record of a clear would double the state written per batch; a store recovered
+       from the changelog sends the cleared outbox once more, which receivers absorb);
     4. commit the input offsets.
 
     A crash before 1 leaves nothing behind: the batch comes again. A crash after 1 leaves

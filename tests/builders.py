@@ -241,19 +241,34 @@ class Acknowledged:
         return True
 
 
+class Unacknowledged(Acknowledged):
+    """A send that timed out: the broker did not answer (retriable)."""
+
+    def failed(self) -> bool:
+        return True
+
+    def succeeded(self) -> bool:
+        return False
+
+    def retriable(self) -> bool:
+        return True
+
+
 @dataclass
 class FakeKafka:
     """What an :class:`~wijkhub.connectors.intake.Intake` sent, per record, without a broker."""
 
     sent: list[dict] = field(default_factory=list)
+    flushes: int = 0  # each is one wait for Kafka's acknowledgements
+    away: bool = False  # the broker does not answer: no send succeeds (retriable)
 
     def send(self, topic: str, key=None, value=None, headers=None) -> Acknowledged:
         self.sent.append({"topic": topic, "key": key, "value": value,
                           "headers": dict(headers or [])})  # fmt: skip
-        return Acknowledged()
+        return Unacknowledged() if self.away else Acknowledged()
 
     def flush(self) -> None:
-        pass
+        self.flushes += 1
 
     def close(self) -> None:
         pass

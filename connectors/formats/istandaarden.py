@@ -1,7 +1,7 @@
 """iJw 3.2 and iWmo 3.2 messages (301, 305, 307, 315): one parsing core for both standards.
 
-Every message is validated against its XSD (xmlschema) before a field is
-read; a message that does not validate becomes one dead letter whose reason
+Every message is validated against its XSD (xmlschema, in the pass that decodes
+it) before a field is read; a message that does not validate becomes one dead letter whose reason
 names the element and the problem (JW315.example.xml's 2027-06-31 gives
 "ToewijzingEinddatum: day is out of range for month"). The two standards
 share their message structure, so only the namespace tells them apart.
@@ -61,7 +61,12 @@ def parse(data: bytes, origin: str, expect: str | None = None) -> Iterator[Item]
     try:
         # defuse="always": no entity expansion, no external resources (XXE).
         resource = xmlschema.XMLResource(data, defuse="always")
-        errors = list(schema.iter_errors(resource))
+        # One pass: lax decoding validates as it decodes and returns the errors that
+        # iter_errors finds (checked on every sample and hundreds of mutations of them);
+        # validating first and decoding strictly after walked the document twice.
+        lax = schema.to_dict(resource, validation="lax", strip_namespaces=True)
+        # lax decoding always returns (data, errors); its DecodeType covers every mode
+        decoded, errors = cast(tuple[Any, list[xmlschema.XMLSchemaValidationError]], lax)
         if errors:
             first = errors[0]
             element = (first.path or "").rsplit("/", 1)[-1].split(":")[-1].split("[")[0]
@@ -69,9 +74,9 @@ def parse(data: bytes, origin: str, expect: str | None = None) -> Iterator[Item]
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
             yield Item(data, position, error=safe_reason(reason + more))
             return
-        # Validated above: strict decoding gives the message element as a dict (its
-        # DecodeType also covers lax decoding's (data, errors) and an empty document).
-        doc = cast(dict[str, Any], schema.to_dict(resource, strip_namespaces=True))
+        # Valid: the message element as a dict (the DecodeType also covers an empty
+        # document and strict decoding's bare value).
+        doc = cast(dict[str, Any], decoded)
     except xmlschema.XMLSchemaException as exc:
         yield Item(data, position, error=safe_reason(f"not well-formed XML: {type(exc).__name__}"))
         return

@@ -16,14 +16,15 @@ import pytest
 from typer.testing import CliRunner
 
 from wijkhub import broker, cli
-from wijkhub.bench import intake, linking, pipeline
+from wijkhub.bench import intake, linking, municipality, pipeline
 from wijkhub.connectors.intake import Intake
 from wijkhub.settings import Settings
 
 from builders import FakeKafka
 
 REPO = Path(__file__).resolve().parents[2]
-RUNNERS = ["wijkhub.bench.pipeline", "wijkhub.bench.intake", "wijkhub.bench.linking"]
+RUNNERS = ["wijkhub.bench.pipeline", "wijkhub.bench.intake", "wijkhub.bench.linking",
+           "wijkhub.bench.municipality", "wijkhub.bench.workers"]  # fmt: skip
 
 
 def test_the_runners_import_in_an_isolated_interpreter_outside_the_checkout(tmp_path):
@@ -54,7 +55,8 @@ def test_the_bench_package_is_listed_for_the_wheel():
 @pytest.mark.parametrize(
     ("command", "module", "args", "expected_call"),
     [
-        ("bench", pipeline, ["--events", "7", "--json"], (7, True)),
+        ("bench", pipeline, ["--events", "7", "--json"], (7, True, 1, 1000)),
+        ("bench", pipeline, ["--events", "7", "--workers", "2", "--json"], (7, True, 2, 1000)),
         ("bench-intake", intake, ["--records", "5"], (5,)),
         ("bench-linking", linking, ["--persons", "11", "--signals", "3"], (11, 3)),
     ],
@@ -74,6 +76,20 @@ def test_each_bench_command_calls_its_packaged_runner_and_leaves_sys_path_alone(
     assert (result.exit_code, json.loads(result.output)) == (0, {"runner": module.__name__})
     assert calls == [expected_call]
     assert sys.path == path_before
+
+
+def test_bench_municipality_runs_the_first_load_instead(monkeypatch):
+    calls = []
+
+    def fake_first_load(settings, residents, workers, say):
+        calls.append((residents, workers))
+        return {"runner": "first-load"}
+
+    monkeypatch.setattr(municipality, "run_bench", fake_first_load)
+    result = CliRunner().invoke(cli.app, ["bench", "--municipality", "500", "--workers", "2",
+                                          "--json"])  # fmt: skip
+    assert (result.exit_code, json.loads(result.output)) == (0, {"runner": "first-load"})
+    assert calls == [(500, 2)]
 
 
 @pytest.mark.parametrize("command", ["bench", "bench-intake", "bench-linking"])

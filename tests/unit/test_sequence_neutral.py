@@ -224,7 +224,9 @@ def test_a_late_move_withdraws_the_alert_it_no_longer_supports():
     assert changes == ["raised", WITHDRAWN]
 
 
-@pytest.mark.parametrize("crash", ["before-state", "after-state", "after-outputs"])
+@pytest.mark.parametrize(
+    "crash", ["before-state", "after-state", "after-outputs", "after-clears", "disk-lost"]
+)
 def test_a_crash_at_each_checkpoint_step_loses_nothing(crash):
     harness = Harness(build_stages(SETTINGS, CATALOG, clock=lambda: 0.0))
     for topic, key, value in by_date(RECORDS):

@@ -3,13 +3,17 @@
 Run with ``wijkhub bench --events N --json`` (or ``make bench``, or
 ``python -m wijkhub.bench.pipeline N``). Two phases:
 
-* **backlog** (replay/backfill, where throughput matters): N pre-encoded raw
-  events are written first; then (a) a plain aiokafka consume→produce loop
-  copies the same N records from one topic to another, and (b) a wijkhub
-  worker process runs the full topology (decode, link, household view, rules,
-  alerts, views). Throughput = N / time from first record taken to last
-  record done.
-* **live** (latency): a paced stream of events goes through both paths.
+* **backlog** (replay/backfill, where throughput matters): (a) a plain aiokafka
+  consume→produce loop copies N pre-encoded raw events from one topic to another;
+  (b) for each worker count 1..``--workers``, the same N events are written to
+  topics of their own, then that many wijkhub worker processes in one group run
+  the full topology (decode, link, household view, rules, alerts, views) over
+  them. Throughput = the events not yet taken when the group is stable / time
+  from then until the last record is done; scaling efficiency = rate(k) /
+  (k * rate(1)); and the cores the broker and the workers kept busy meanwhile
+  (on a small machine they compete).
+* **live** (latency, with the most workers): a paced stream of events
+  (``--live-rate``, default 1,000/s) goes through both paths.
   Pass-through latency is measured per record by an observer (output
   consumed - input create time). Pipeline latency comes from the worker's
   histogram (connector accept → household stage applied), read before and
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
 import random
 import re
 import secrets
@@ -36,18 +41,19 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 
 from wijkhub.admin import prepare
-from wijkhub.broker import cluster, free_port
+from wijkhub.bench.workers import Workers, cpu_seconds
+from wijkhub.broker import LocalBroker, cluster, free_port
 from wijkhub.connectors.canonical import to_raw_event
 from wijkhub.connectors.identity import Pseudonymiser
 from wijkhub.kafka import connect
 from wijkhub.schemas.registry import RAW_EVENT, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.access import ADMIN
-from wijkhub.streams.topics import BY_ADDRESS, LINKED, full_name, raw
-from wijkhub.supervise import WorkerProcess
+from wijkhub.streams.topics import full_name, raw
 from wijkhub.synthetic import SOURCE_ORDER, generate
 
 EVENTS_PER_HOUSEHOLD = 3.2  # what generate() yields on average
+LIVE_RATE = 1000  # events/s of the live phase (issue 19: p99 under 1 s at this rate)
 
 
 def _source_records(n: int, seed: int) -> list[tuple[str, dict]]:
@@ -69,11 +75,11 @@ class _Encoder:
         self.catalog = Catalog()
 
     def __call__(self, source: str, record: dict, now: dt.datetime) -> tuple[str, bytes, bytes]:
+        """(logical raw topic, key, value): each run puts its own prefix before the topic."""
         domain, key, event = to_raw_event(
             record, source, self.pseudo, self.settings.municipality, now
         )
-        topic = full_name(raw(domain), self.settings.topic_prefix)
-        return topic, key.encode(), self.catalog.encode(RAW_EVENT, event)
+        return raw(domain), key.encode(), self.catalog.encode(RAW_EVENT, event)
 
 
 def produce(settings: Settings, items: list[tuple[str, bytes, bytes]]) -> float:
@@ -125,7 +131,7 @@ async def passthrough(kafka: dict[str, Any], src: str, dst: str, n: int) -> floa
         await consumer.stop()
 
 
-def _metric_sum(text: str, name: str, **labels: str) -> float:
+def metric_sum(text: str, name: str, **labels: str) -> float:
     total = 0.0
     for line in text.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
@@ -158,7 +164,7 @@ def _quantile(q: float, buckets: dict[float, float]) -> float | None:
     return lower
 
 
-def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     """Poll (4/s: often enough for the figures, rarely enough not to load the worker)."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -200,32 +206,50 @@ async def _live_passthrough(
     return latencies
 
 
-def run_bench(base: Settings, events: int, quiet: bool = False) -> dict:
+def run_bench(
+    base: Settings, events: int, quiet: bool = False, workers: int = 1, live_rate: int = LIVE_RATE
+) -> dict:
+    """The bench; with ``workers`` N, the backlog once per worker count 1..N (each on topics
+    of its own), and the live phase with N workers."""
+
     def say(msg: str) -> None:
         if not quiet:
             print(msg, file=sys.stderr, flush=True)
 
     if base.bootstrap_servers is None:
         say("starting the local Kafka broker…")
+    home = base.data_dir.resolve() / "bench-broker"
+    with cluster(base, home) as settings:
+        broker = LocalBroker(home).pid() if base.bootstrap_servers is None else None
+        return _run(fresh(settings, "bench"), events, say, workers, live_rate, broker)
+
+
+def fresh(settings: Settings, name: str) -> Settings:
+    """A run of its own: app id, topic prefix, state and keys new (nothing of an earlier run
+    is read, and nothing of this one can be linked to another's ids)."""
     run = uuid.uuid4().hex[:8]
-    with cluster(base, base.data_dir.resolve() / "bench-broker") as settings:
-        settings = settings.with_(
-            app_id=f"wijkhub-bench-{run}",
-            topic_prefix=f"bench-{run}.",
-            pseudonym_key=secrets.token_urlsafe(32).encode(),
-            dead_letter_key=secrets.token_urlsafe(32).encode(),
-            action_keys="bench=" + secrets.token_urlsafe(32),
-            id_key=secrets.token_urlsafe(32).encode(),
-            web_port=free_port(),
-            data_dir=settings.data_dir.resolve() / f"bench-{run}",
-            log_level="WARNING",
-        )
-        return _run(settings, events, say)
+    return settings.with_(
+        app_id=f"wijkhub-{name}-{run}",
+        topic_prefix=f"{name}-{run}.",
+        pseudonym_key=secrets.token_urlsafe(32).encode(),
+        dead_letter_key=secrets.token_urlsafe(32).encode(),
+        action_keys="bench=" + secrets.token_urlsafe(32),
+        id_key=secrets.token_urlsafe(32).encode(),
+        web_port=free_port(),
+        data_dir=settings.data_dir.resolve() / f"{name}-{run}",
+        log_level="WARNING",
+    )
 
 
-def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
+def _run(
+    settings: Settings,
+    n: int,
+    say: Callable[[str], None],
+    workers: int,
+    live_rate: int,
+    broker: int | None,
+) -> dict:
     kafka = connect(settings, ADMIN).kafka_python()  # the bench's own clients: the administrator
-    prepare(settings)  # topics, and the ACLs: the worker runs as its own principal
     pt_in, pt_out, live_in, live_out = (
         f"{settings.topic_prefix}{name}"
         for name in ("pt-in", "pt-out", "pt-live-in", "pt-live-out")
@@ -245,103 +269,147 @@ def _run(settings: Settings, n: int, say: Callable[[str], None]) -> dict:
 
     say("backlog: raw pass-through…")
     produce(settings, [(pt_in, k, v) for _, k, v in items])
+    pt_cpu = cpu_seconds(broker)
     pt_seconds = asyncio.run(passthrough(kafka, pt_in, pt_out, n))
-
-    say("backlog: wijkhub pipeline…")
-    load_s = produce(settings, items)
-    worker = WorkerProcess(settings, settings.data_dir / "worker.log")
-    worker.start()
-    try:
-
-        def consumed(stage: str) -> float:
-            return _metric_sum(worker.metrics_text(), "wijkhub_events_consumed_total", stage=stage)
-
-        def drained(raw_records: float) -> bool:
-            """Every stage has read what the stage before it wrote (some signals end unmatched)."""
-            text = worker.metrics_text()
-
-            def total(name: str, **labels: str) -> float:
-                return _metric_sum(text, name, **labels)
-
-            produced = "wijkhub_events_produced_total"
-            by_address = full_name(BY_ADDRESS, settings.topic_prefix)
-            linked = full_name(LINKED, settings.topic_prefix)
-            return (
-                total("wijkhub_events_consumed_total", stage="person") >= raw_records
-                and total("wijkhub_events_consumed_total", stage="address")
-                >= total(produced, stage="person", topic=by_address)
-                and total("wijkhub_events_consumed_total", stage="household")
-                >= total(produced, stage="address", topic=linked)
-            )
-
-        _wait(lambda: consumed("person") > 0, 120, "the pipeline to start")
-        began = time.perf_counter()
-        _wait(lambda: drained(n), 1800, "the pipeline to finish the backlog")
-        pipe_seconds = time.perf_counter() - began
-        metrics_after_backlog = worker.metrics_text()
-        alerts = _metric_sum(metrics_after_backlog, "wijkhub_alerts_raised_total")
-
-        say("live: latency of both paths…")
-        live_n = min(3000, n)
-        live_rate = 500
-        latencies = asyncio.run(
-            _live_passthrough(kafka, live_in, live_out, items[:live_n], live_rate)
-        )
-        hist_before = _buckets(metrics_after_backlog, "wijkhub_processing_latency_seconds")
-        producer = KafkaProducer(**kafka, linger_ms=0)
-        target = consumed("person") + live_n
-        for i, (source, record) in enumerate(_source_records(live_n, seed=12)):
-            # Stamped as the connector would: accepted now, so latency starts here.
-            topic, key, value = encode(source, record, dt.datetime.now(dt.UTC))
-            producer.send(topic, key=key, value=value)
-            if (i + 1) % 50 == 0:
-                producer.flush()
-                time.sleep(50 / live_rate)
-        producer.flush()
-        producer.close()
-        _wait(lambda: drained(target), 300, "the live phase")
-        hist_after = _buckets(worker.metrics_text(), "wijkhub_processing_latency_seconds")
-    finally:
-        worker.stop()
-    live_hist = {le: hist_after[le] - hist_before.get(le, 0.0) for le in hist_after}
-    latencies.sort()
-
-    def pct(values: list[float], q: float) -> float:
-        return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
-
-    pipe_rate = n / pipe_seconds
+    pt_broker = _cores(pt_cpu, cpu_seconds(broker), pt_seconds)
     pt_rate = n / pt_seconds
-    p50, p99 = _quantile(0.5, live_hist), _quantile(0.99, live_hist)
+
+    scaling: list[dict] = []
+    live: dict = {}
+    for count in range(1, workers + 1):
+        say(f"backlog: wijkhub pipeline, {count} worker(s)…")
+        # Topics, a group and state of its own: every count starts from the same backlog.
+        own = settings.with_(app_id=f"{settings.app_id}-w{count}",
+                             topic_prefix=f"{settings.topic_prefix}w{count}.",
+                             data_dir=settings.data_dir / f"w{count}")  # fmt: skip
+        prepare(own)  # topics, and the ACLs: the workers run as their own principal
+        load_s = produce(own, [(full_name(t, own.topic_prefix), k, v) for t, k, v in items])
+        pool = Workers(own, count).start()
+        try:
+            scaling.append(
+                {**_backlog(own, pool, len(items), broker), "load_seconds": round(load_s, 2)}
+            )
+            if count == workers:
+                say("live: latency of both paths…")
+                live = _live(own, pool, kafka, (live_in, live_out), items, live_rate)
+        finally:
+            pool.stop()
+    for step in scaling:  # rate(k) / (k * rate(1)): 1.0 is perfect scale-out
+        step["scaling_efficiency"] = round(
+            step["events_per_second"] / (step["workers"] * scaling[0]["events_per_second"]), 2
+        )
+    last = scaling[-1]
     return {
         "events": n,
         "broker": "apache-kafka (local KRaft, single node)",
         "partitions": settings.topic_partitions,
         "batch_size": settings.batch_size,
+        "machine_cores": os.cpu_count(),
+        "workers": workers,
         "pipeline": {
-            "seconds": round(pipe_seconds, 2),
-            "events_per_second": round(pipe_rate),
-            "alerts_raised": int(alerts),
-            "live_latency_ms": {
-                "p50": round(p50 * 1000, 1) if p50 is not None else None,
-                "p99": round(p99 * 1000, 1) if p99 is not None else None,
-                "method": "worker histogram (connector accept → household "
-                "applied), bucket-interpolated",
-            },
+            "seconds": last["seconds"],
+            "events_per_second": last["events_per_second"],
+            "alerts_raised": last["alerts_raised"],
+            "cores_used": last["cores_used"],
+            "live_latency_ms": live["pipeline"],
         },
+        "scaling": scaling,
         "raw_passthrough": {
             "seconds": round(pt_seconds, 2),
             "events_per_second": round(pt_rate),
-            "live_latency_ms": {
-                "p50": pct(latencies, 0.5),
-                "p99": pct(latencies, 0.99),
-                "method": "per record: output consumed - input create time",
-            },
+            "cores_used": {"broker": pt_broker},
+            "live_latency_ms": live["passthrough"],
         },
-        "pipeline_to_passthrough_ratio": round(pipe_rate / pt_rate, 3),
-        "live_events": live_n,
+        "pipeline_to_passthrough_ratio": round(last["events_per_second"] / pt_rate, 3),
+        "live_events": live["events"],
         "live_rate_per_second": live_rate,
         "encode_events_per_second": round(n / encode_s),
-        "load_events_per_second": round(n / load_s),
+        "load_events_per_second": round(n / last["load_seconds"]),
+    }
+
+
+def _cores(before: float | None, after: float | None, seconds: float) -> float | None:
+    """CPU seconds per wall second over a window: how many cores a process kept busy."""
+    return None if before is None or after is None else round((after - before) / seconds, 2)
+
+
+def _consumed(text: str, stage: str) -> float:
+    return metric_sum(text, "wijkhub_events_consumed_total", stage=stage)
+
+
+def _backlog(settings: Settings, pool: Workers, n: int, broker: int | None) -> dict:
+    """The backlog of ``n`` events, written before the workers started, through ``pool``.
+
+    The clock starts once their group is stable (joining is not scale-out), so the
+    events the first of them took before that are not counted: rate = (n - taken) /
+    seconds until the group has committed every record of every topic it reads (the
+    committed offsets, not the workers' counters: a batch a rebalance interrupted is
+    counted twice there). Nothing else runs meanwhile (the bench polls the offsets four
+    times a second)."""
+    taken = _consumed(pool.metrics_text(), "person")
+    began, cpu = time.perf_counter(), (cpu_seconds(broker), pool.cpu_seconds())
+    wait_until(lambda: pool.lag() == 0, 1800, "the backlog to drain")
+    seconds = time.perf_counter() - began
+    text = pool.metrics_text()
+    return {
+        "workers": len(pool.procs),
+        "seconds": round(seconds, 2),
+        "events_measured": int(n - taken),
+        "events_per_second": round((n - taken) / seconds),
+        "alerts_raised": int(metric_sum(text, "wijkhub_alerts_raised_total")),
+        "cores_used": {
+            "broker": _cores(cpu[0], cpu_seconds(broker), seconds),
+            "workers": _cores(cpu[1], pool.cpu_seconds(), seconds),
+        },
+    }
+
+
+def _live(
+    settings: Settings,
+    pool: Workers,
+    kafka: dict[str, Any],
+    passthrough_topics: tuple[str, str],
+    items: list,
+    rate: int,
+) -> dict:
+    """A paced stream through both paths: latency per record (pass-through) and from the
+    workers' histogram (connector accept → household applied)."""
+    live_n = min(6 * rate, len(items))  # six seconds of input, at most the backlog
+    latencies = asyncio.run(_live_passthrough(kafka, *passthrough_topics, items[:live_n], rate))
+    hist_before = _buckets(pool.metrics_text(), "wijkhub_processing_latency_seconds")
+    encode = _Encoder(settings)
+    producer = KafkaProducer(**kafka, linger_ms=0)
+    for i, (source, record) in enumerate(_source_records(live_n, seed=12)):
+        # Stamped as the connector would: accepted now, so latency starts here.
+        topic, key, value = encode(source, record, dt.datetime.now(dt.UTC))
+        producer.send(full_name(topic, settings.topic_prefix), key=key, value=value)
+        if (i + 1) % 50 == 0:
+            producer.flush()
+            time.sleep(50 / rate)
+    producer.flush()
+    producer.close()
+    wait_until(lambda: pool.lag() == 0, 300, "the live phase")
+    hist_after = _buckets(pool.metrics_text(), "wijkhub_processing_latency_seconds")
+    hist = {le: hist_after[le] - hist_before.get(le, 0.0) for le in hist_after}
+    latencies.sort()
+
+    def pct(values: list[float], q: float) -> float:
+        return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
+
+    p50, p99 = _quantile(0.5, hist), _quantile(0.99, hist)
+    return {
+        "events": live_n,
+        "pipeline": {
+            "p50": round(p50 * 1000, 1) if p50 is not None else None,
+            "p99": round(p99 * 1000, 1) if p99 is not None else None,
+            "method": "worker histogram (connector accept → household applied), "
+            "bucket-interpolated",
+        },
+        "passthrough": {
+            "p50": pct(latencies, 0.5),
+            "p99": pct(latencies, 0.99),
+            "method": "per record: output consumed - input create time",
+        },
     }
 
 
