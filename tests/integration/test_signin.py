@@ -86,12 +86,12 @@ def listed(driver) -> set[str]:
 def test_a_member_signs_in_at_the_provider_sees_exactly_their_teams_alerts_and_acts(
     hub, oidc_inbox, idp, browser, plant, staff
 ):
-    p = plant.person("1002DX", "103")  # CBS wijk WK036300: wijkteam-centrum
+    p = plant.person("1037TB", "38")  # CBS wijk WK036300: wijkteam-centrum
     hub.ingest("population", [p])
-    signals = [plant.arrears("1002DX", "103", "Huur", "2026-05-01"),
-               plant.arrears("1002DX", "103", "Water", "2026-05-20")]  # fmt: skip
+    signals = [plant.arrears("1037TB", "38", "Huur", "2026-05-01"),
+               plant.arrears("1037TB", "38", "Water", "2026-05-20")]  # fmt: skip
     hub.ingest("vroegsignalering", signals)
-    [raised] = wait_for_alerts(hub, {household("1002DX", "103")}, 1)
+    [raised] = wait_for_alerts(hub, {household("1037TB", "38")}, 1)
     assert raised["team"] == TEAM_A
     aid = raised["alert_id"]
     member = staff("anna", TEAM_A)
@@ -108,7 +108,7 @@ def test_a_member_signs_in_at_the_provider_sees_exactly_their_teams_alerts_and_a
     browser.find_element(By.CSS_SELECTOR, f'a[href="/meldingen/{aid}"]').click()
     press(browser, "Oppakken")
     assert member[0] in shown(browser, ".facts", member[0])
-    claimed = [a for a in hub.alerts({household("1002DX", "103")}) if a["alert_id"] == aid]
+    claimed = [a for a in hub.alerts({household("1037TB", "38")}) if a["alert_id"] == aid]
     assert claimed[-1]["claimed_by"] == member[0]
     audit = [e for e in audit_entries(hub) if e["actor"] == member[0]]
     assert ("session.start", True) in [(e["action"], e["allowed"]) for e in audit]
