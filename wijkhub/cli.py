@@ -877,6 +877,14 @@ def _audited(s: Settings, action: str, resource: str, reason: str) -> None:
         _fail(str(exc))
 
 
+# The options by which the rights commands name a request and a person (erase, subject-access).
+CaseRef = Annotated[str, typer.Option("--case", help="The request's case reference (audited)")]
+PersonRef = Annotated[str | None, typer.Option("--person-ref", help="The person's P1-… pseudonym")]
+AskBsn = Annotated[
+    bool, typer.Option("--bsn", help="Ask for the BSN (hidden), pseudonymise it here")
+]
+
+
 def _person_or_fail(s: Settings, person_ref: str | None, bsn: bool) -> tuple[str, str | None]:
     """(person_ref, BSN or None): a BSN is asked for, never taken from the command line
     (it would stay in the shell's history and the process list)."""
@@ -893,14 +901,10 @@ def _person_or_fail(s: Settings, person_ref: str | None, bsn: bool) -> tuple[str
 
 @app.command()
 def erase(
-    case: Annotated[str, typer.Option(help="The request's case reference (audited)")],
+    case: CaseRef,
     role: Annotated[str, typer.Option(help="fg or operator: who asks, on the audit")],
-    person_ref: Annotated[
-        str | None, typer.Option("--person-ref", help="The person's P1-… pseudonym")
-    ] = None,
-    bsn: Annotated[
-        bool, typer.Option("--bsn", help="Ask for the BSN (hidden), pseudonymise it here")
-    ] = False,
+    person_ref: PersonRef = None,
+    bsn: AskBsn = False,
     drop_root: Annotated[
         Path | None,
         typer.Option(help="With --bsn: the file drop whose processed files naming it go"),
@@ -928,13 +932,9 @@ def erase(
 
 @app.command("subject-access")
 def subject_access(
-    case: Annotated[str, typer.Option(help="The request's case reference (audited)")],
-    person_ref: Annotated[
-        str | None, typer.Option("--person-ref", help="The person's P1-… pseudonym")
-    ] = None,
-    bsn: Annotated[
-        bool, typer.Option("--bsn", help="Ask for the BSN (hidden), pseudonymise it here")
-    ] = False,
+    case: CaseRef,
+    person_ref: PersonRef = None,
+    bsn: AskBsn = False,
 ) -> None:
     """Everything the hub holds on a person, as JSON (AVG art. 15); audited."""
     from wijkhub.rights import RightsError, actor
