@@ -65,4 +65,5 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     faust_adapter.sweep(app, settings, tables[household.name], household)  # alert expiry
     pages.register(app, settings, catalog, metrics, tables[household.name], read_view)
     faust_adapter.measure_lag(app, settings, metrics)
+    faust_adapter.reread_skipped(app, metrics, processed)
     return app

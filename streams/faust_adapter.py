@@ -123,18 +123,21 @@ def _as_current_event(event: EventT[Any]) -> Iterator[None]:
 class Continuity:
     """Every input record reaches the stage: no hole in a partition's offsets.
 
-    faust-streaming 0.15.3 can skip records after a rebalance. Records fetched before it
-    can still be read after the consumer sought back to the committed offset; the
-    fetcher then takes the distance to them for a gap (as a compacted topic has) and
-    marks it committable, and drops the same records when they are fetched again
-    (``Consumer._drain_messages``; robinhood/faust #559, faust-streaming #221 and #606).
-    Two defences, in this module: gaps are never committable
-    (:func:`keep_holes_uncommitted`: no worker input is compacted or written in
-    transactions, so a real gap cannot occur), and this check finds the hole: per input
-    partition, the next offset expected (within one consumer generation; at its start, the
-    committed offset). A record past it means records were skipped: the consumer is sought
-    back, and the skipped records come again. Records read in between are processed as
-    they come: the stages' results do not depend on the order (docs/adr/0002).
+    With faust-streaming 0.15.3 a partition's records can start past records nobody
+    processed. Measured: a worker joining a running backlog began ``by-address`` at
+    offset 59 or 380 with nothing committed there (the previous owner had not reached
+    that stage yet). And records fetched before a rebalance can be read after the
+    consumer sought back; the fetcher then takes the distance for a gap (as on a
+    compacted topic), marks it committable and drops the same records when they come
+    again (``Consumer._drain_messages``; robinhood/faust #559, faust-streaming #221).
+
+    This check finds the hole: per input partition, the next offset expected within one
+    consumer generation (at its start, the committed offset, or where the log starts when
+    nothing is committed). A record past it means records were skipped: the hole goes to
+    :class:`Processed`, which commits nothing past it and seeks back. Records read in
+    between are processed as they come: the stages' results do not depend on the order
+    (docs/adr/0002). Gaps are never committable (:func:`keep_holes_uncommitted`): no
+    worker input is compacted or written in transactions, so a real gap cannot occur.
     """
 
     def __init__(self) -> None:
@@ -165,42 +168,87 @@ class Continuity:
 
 
 class Processed:
-    """Only a record the stage has processed is ever committable.
+    """Only a record a stage has processed is ever committed past; a skipped one is read
+    again.
 
     faust-streaming 0.15.3 acknowledges a record its stream *skips*: one read while flow
-    control is suspended for a rebalance, or one fetched in an older consumer generation
-    (``Stream._py_aiter``: ``value is skipped_value`` → ``event.ack()``). During the
-    revocation the partition's committed offset is already forgotten, so that one ack
-    commits past every record still buffered before it, and the new owner starts after
-    them. ``take_events`` also acknowledges a batch when its generator is closed, processed
-    or not (a worker stopping mid-batch). Measured before this guard: ``wijkhub bench
-    --workers 2`` on 20,000 events ended with 799 to 808 of the 955 alerts one worker
-    raises, in five runs of nine where the second worker joined a running backlog.
+    control is suspended (a rebalance, a table recovery at start) or one fetched in an
+    older consumer generation (``Stream._py_aiter``: ``value is skipped_value`` →
+    ``event.ack()``); ``take_events`` acknowledges a batch when its generator is closed,
+    processed or not. And Faust commits the first run of acknowledged offsets even when
+    records before it were never acknowledged, if the partition has no committed offset
+    yet (``Consumer._new_offset``: ``if committed_offset:``) — a worker's first minutes.
+    Measured before this guard: ``wijkhub bench --workers 2`` on 20,000 events ended with
+    798 to 826 of the 955 alerts one worker (and the in-memory harness) raises, in seven
+    of eleven runs (docs/adr/0004).
 
-    The adapter marks each record when its batch's checkpoint is done (outputs
-    acknowledged); the worker's consumer acknowledges a marked record as Faust does, and
-    any other record of a stage input only as *finished* (so that a rebalance does not
-    wait for it), never as committable: it is read again from the committed offset.
+    So the worker's consumer (private API, faust 0.15.3; docs/adr/0004):
+    - acknowledges a record the adapter marked (its batch's outputs acknowledged) as Faust
+      does; any other record of a stage input only as *finished* (a rebalance does not wait
+      for it) and remembers its offset as skipped;
+    - commits no partition at or past its lowest skipped offset;
+    - and :meth:`rewind` seeks each such partition back to it, so the record comes again.
     """
 
     def __init__(self, consumer: Any, inputs: set[str]) -> None:
         self.done: set[tuple[TP, int]] = set()
+        self.skipped: dict[TP, set[int]] = {}  # offsets that must still be processed
+        self.rewound: dict[TP, int] = {}  # sought back to this offset, not yet read again
         self.inputs = inputs
         self.consumer = consumer
-        self.ack = consumer.ack
+        self.ack, self.new_offset = consumer.ack, consumer._new_offset
         consumer.ack = self._ack  # private (faust 0.15.3): see the module docstring
+        consumer._new_offset = self._new_offset
 
     def mark(self, batch: Sequence[EventT[Any]]) -> None:
-        self.done.update((e.message.tp, e.message.offset) for e in batch)
+        for e in batch:
+            tp, offset = e.message.tp, e.message.offset
+            self.done.add((tp, offset))
+            if offset in self.skipped.get(tp, ()):
+                self.skipped[tp].discard(offset)
+                if not self.skipped[tp]:
+                    del self.skipped[tp]
+            if self.rewound.get(tp) == offset:
+                del self.rewound[tp]  # read again from there: a later skip seeks anew
+
+    def missing(self, tp: TP, first: int) -> None:
+        """Records from ``first`` never reached the stage (:class:`Continuity`): read them
+        again, and commit nothing past them until then."""
+        self.skipped.setdefault(tp, set()).add(first)
 
     def _ack(self, message: Any) -> bool:
         key = (message.tp, message.offset)
         if message.topic in self.inputs and key not in self.done:
             message.acked = True  # finished: a rebalance need not wait for it
             self.consumer._unacked_messages.discard(message)
-            return False  # not committable: read again from the committed offset
+            self.missing(message.tp, message.offset)
+            return False  # not committable
         self.done.discard(key)
         return bool(self.ack(message))
+
+    def _new_offset(self, tp: TP) -> int | None:
+        holes, acked = self.skipped.get(tp), self.consumer._acked.get(tp)
+        if holes and acked and min(holes) <= max(acked):
+            return None  # a commit could pass a record nobody processed: not yet
+        found: int | None = self.new_offset(tp)
+        return found
+
+    async def rewind(self) -> dict[TP, int]:
+        """Seek every owned partition with skipped records back to the lowest of them.
+        Only ever backwards: a partition already sought back to that offset or below is
+        being read again from there (every later record comes again too). Returns what
+        was sought."""
+        owned = self.consumer.assignment()
+        for tp in [tp for tp in self.skipped if tp not in owned]:
+            del self.skipped[tp]  # its new owner reads it from the committed offset
+            self.rewound.pop(tp, None)
+        sought = {}
+        for tp, offsets in self.skipped.items():
+            first = min(offsets)
+            if tp not in self.rewound or first < self.rewound[tp]:
+                await self.consumer.seek(tp, first)
+                self.rewound[tp] = sought[tp] = first
+        return sought
 
 
 def keep_holes_uncommitted(consumer: Any) -> None:
@@ -236,6 +284,14 @@ class Outbox:
         if self.pending:
             await asyncio.gather(*self.pending)
             self.pending.clear()
+
+
+async def reread(app: faust.App, guard: Processed, metrics: Metrics, where: str) -> None:
+    """Records Faust skipped, sought back to so that they come again (:class:`Processed`)."""
+    for tp, first in (await guard.rewind()).items():
+        log.warning("input records skipped by Faust: reading them again", stage=where,
+                    topic=tp.topic, partition=tp.partition, first=first)  # fmt: skip
+        metrics.skipped_reread.labels(where).inc()
 
 
 def guard_commits(app: faust.App, settings: Settings) -> Processed:
@@ -310,17 +366,24 @@ def run_stage(
                 table.data[key] = entry
 
     async def read_again(batch: Sequence[EventT[Any]]) -> None:
-        """Seek back to records the consumer skipped (:class:`Continuity`)."""
-        consumer = cast(Consumer, app.consumer)
-        committed = consumer._committed_offset  # private (faust 0.15.3): module docstring
-        for tp, (first, came) in continuity.holes(
-            batch, app.consumer_generation_id, committed
-        ).items():
+        """Holes in this batch's offsets go to the guard, which seeks back to every record
+        that must come again (:class:`Continuity`, :class:`Processed`)."""
+        consumer, guard = cast(Consumer, app.consumer), processed()
+        committed = dict(consumer._committed_offset)  # private (faust 0.15.3): docstring
+        if app.consumer_generation_id != continuity.generation:
+            continuity.next.clear()  # a new generation: each partition starts anew
+        tps = {e.message.tp for e in batch}
+        fresh = {tp for tp in tps if committed.get(tp) is None and tp not in continuity.next}
+        if fresh:  # nothing committed yet: the partition starts where its log starts
+            committed.update(await consumer.earliest_offsets(*fresh))
+        holes = continuity.holes(batch, app.consumer_generation_id, committed)
+        for tp, (first, came) in holes.items():
             log.warning("input records skipped by the consumer: reading them again",
                         stage=stage.name, topic=tp.topic, partition=tp.partition,
                         first=first, came=came)  # fmt: skip
             metrics.skipped_reread.labels(stage.name).inc(came - first)
-            await consumer.seek(tp, first)
+            guard.missing(tp, first)
+        await reread(app, guard, metrics, stage.name)
 
     async def checkpoint(batch: Sequence[EventT[Any]]) -> None:
         await read_again(batch)
@@ -454,6 +517,19 @@ def sweep(app: faust.App, settings: Settings, table: TableT[bytes, Any], stage: 
         if out.pending:
             log.info("due records sent", stage=stage.name, records=len(out.pending))
             await out.delivered()
+
+
+def reread_skipped(app: faust.App, metrics: Metrics, guard: Callable[[], Processed]) -> None:
+    """Every second: skipped records sought back to also when no batch comes to do it (a
+    quiet worker right after a rebalance). Not while partitions move or tables recover:
+    Faust seeks every partition to its committed offset after those itself."""
+
+    @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # mode's timer decorator is unannotated
+    async def rewind() -> None:
+        recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
+        if app.rebalancing or not recovery.completed.is_set():
+            return
+        await reread(app, guard(), metrics, "timer")
 
 
 def measure_lag(app: faust.App, settings: Settings, metrics: Metrics) -> None:

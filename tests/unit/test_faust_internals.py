@@ -152,3 +152,10 @@ def test_a_record_the_stream_skipped_is_finished_but_never_committable(app):
     assert processed.ack(consumer) is True
     assert consumer._acked[processed.tp] == [8]
     assert not guard.done  # the mark is spent on its ack
+    # no committed offset yet: Faust would commit 9 past the skipped 7; the guard waits
+    assert consumer._committed_offset.get(processed.tp) is None
+    assert consumer._new_offset(processed.tp) is None
+    again = _message(topic, 7)  # read again (the guard sought back to it)
+    guard.mark([SimpleNamespace(message=again)])
+    assert again.ack(consumer) is True and not guard.skipped
+    assert consumer._new_offset(processed.tp) == 9
