@@ -439,6 +439,7 @@ class PersonStage:
                 result.outputs.append(self._routed(t[2:], eid, event["gen"], value, person))
             elif t.startswith("H:"):
                 raw["subject"]["match"] = None  # names stop here: never to another municipality
+                raw["subject"]["contact"] = None  # nor how to reach the person
                 headers = (("ho_state", b"handed-over"), ("ho_reason", b"left the municipality"),
                            ("ho_departed_on", t[2:].encode()))  # fmt: skip
                 result.outputs.append(
