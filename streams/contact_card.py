@@ -45,8 +45,14 @@ def source_of(contact: Mapping[str, Any] | None, unit: str | None) -> CardSource
     if not contact or not any(contact.get(k) for k in CONTACT_KEYS):
         return None
     text = {k: str(contact.get(k) or "") for k in CONTACT_KEYS}
-    return CardSource(name=text["name"], street=text["street"], city=text["city"],
-                      telephone=text["telephone"], email=text["email"], unit=unit or "")  # fmt: skip
+    return CardSource(
+        name=text["name"],
+        street=text["street"],
+        city=text["city"],
+        telephone=text["telephone"],
+        email=text["email"],
+        unit=unit or "",
+    )
 
 
 def postcode_and_number(unit: str) -> tuple[str, str]:
