@@ -120,7 +120,8 @@ def _person(key: str, found: list[StoredFact], registered: str) -> dict[str, Any
     merged: dict[str, str] = dict.fromkeys((*CONTACT_KEYS, "unit"), "")
     merged["unit"] = registered
     for fact in sorted({f["id"]: f for f in found}.values(), key=lambda f: (f["day"], f["id"])):
-        source: Mapping[str, str] = dict(fact.get("card") or {})
+        card = fact.get("card")
+        source: Mapping[str, str] = {} if card is None else {**card}
         if source.get("unit") or source.get("street"):  # an address: the newest, whole
             merged.update({k: source.get(k, "") for k in ADDRESS_KEYS})
         merged.update({k: source[k] for k in PERSONAL_KEYS if source.get(k)})
