@@ -16,7 +16,7 @@ field wins, ties broken by event id).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from wijkhub.streams import lifecycle, rules
 
@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 # What a fact keeps for the card: subject.contact as the source sent it, and the
 # address (``address_ref``) the fact was about.
 CONTACT_KEYS = ("name", "street", "city", "telephone", "email")
+CARD_KEYS: tuple[Literal["name", "street", "city", "telephone", "email", "unit"], ...] = (
+    "name", "street", "city", "telephone", "email", "unit",
+)  # fmt: skip
 ADDRESS_KEYS, PERSONAL_KEYS = ("street", "city", "unit"), ("name", "telephone", "email")
 
 
@@ -121,7 +124,7 @@ def _person(key: str, found: list[StoredFact], registered: str) -> dict[str, Any
     merged["unit"] = registered
     for fact in sorted({f["id"]: f for f in found}.values(), key=lambda f: (f["day"], f["id"])):
         card = fact.get("card")
-        source: Mapping[str, str] = {} if card is None else {**card}
+        source: dict[str, str] = {} if card is None else {k: card[k] for k in CARD_KEYS}
         if source.get("unit") or source.get("street"):  # an address: the newest, whole
             merged.update({k: source.get(k, "") for k in ADDRESS_KEYS})
         merged.update({k: source[k] for k in PERSONAL_KEYS if source.get(k)})
