@@ -9,6 +9,9 @@ Access rules, enforced on every request (:meth:`Gate.require`, :mod:`.roles`):
   and the attempt is audited as refused;
 - opening an alert shows household data, so it is written to the audit topic and
   acknowledged by Kafka before the page is sent;
+- the contact card (who is behind the alert's facts and how to reach them) opens only for
+  a member of the alert's responsible team; every view is audited (``alert.contact-card``)
+  before the card is sent; an involved team gets 403, audited as refused;
 - the beheerder and the fg see no household data: their pages show teams, routing and
   rule versions, or the audit trail and the processing register;
 - every form carries a CSRF token bound to the server-side session.
@@ -58,6 +61,7 @@ STATE_FILTERS = {
     "afgesloten": ("resolved",),
 }
 
+CARD_VIEW = "alert.contact-card"  # the audit action of a contact-card view
 STORE = web.AppKey("store", AlertStore)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 
@@ -179,6 +183,28 @@ class Inbox:
             ddas_case=ddas.is_case(alert),
             today=dt.datetime.now(dt.UTC).date().isoformat(),
         )
+
+    async def card(self, request: web.Request) -> web.Response:
+        """The contact card of an open alert, for its responsible team only (issue 17)."""
+        session = await self.gate.require(request, "alerts")
+        member, csrf = session.member, session.csrf
+        found = await self.visible(request, member, "contact card of another team's alert")
+        if found is None:
+            return self.page("not_found.html", status=404, member=member, csrf=csrf)
+        alert, role = found
+        alert_id = alert["alert_id"]
+        if role != "responsible":
+            await self.audit(request, member.account, CARD_VIEW, alert_id, False,
+                             "not the responsible team")  # fmt: skip
+            why = "Alleen het team met de regie over deze melding ziet de contactkaart."
+            return self.page("refused.html", status=403, member=member, csrf=csrf,
+                             home=f"/meldingen/{alert_id}", why=why)  # fmt: skip
+        card = request.app[STORE].card(alert_id)
+        await self.audit(request, member.account, CARD_VIEW, alert["household_ref"], True,
+                         f"contactkaart melding {alert_id}")  # fmt: skip
+        self.metrics.inbox_pages.labels("card").inc()
+        return self.page("card.html", member=member, csrf=csrf, alert=alert, card=card,
+                         rule=self.rules.get(alert["rule_id"]))  # fmt: skip
 
     async def act(self, request: web.Request) -> web.Response:
         session = await self.gate.require(request, "alerts")
@@ -325,6 +351,7 @@ def build(settings: Settings, teams: Teams, metrics: Metrics | None = None) -> w
         app.router.add_post("/oidc/backchannel-logout", inbox.gate.backchannel)
     app.router.add_get("/meldingen", inbox.alerts)
     app.router.add_get("/meldingen/{alert_id}", inbox.alert)
+    app.router.add_get("/meldingen/{alert_id}/contactkaart", inbox.card)
     app.router.add_post("/meldingen/{alert_id}/actie", inbox.act)
     app.router.add_get("/beheer", inbox.beheer)
     app.router.add_get("/audit", inbox.audit_trail)
