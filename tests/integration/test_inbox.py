@@ -118,6 +118,11 @@ def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(
     assert ({"action": "resolve", "outcome": "help_accepted", "result": "applied"}, 1.0) in applied
 
 
+def card_views(hub, actor: str) -> list[dict]:
+    return [e for e in audit_entries(hub) if e["actor"] == actor
+            and e["action"] == "alert.contact-card"]  # fmt: skip
+
+
 def test_a_member_of_another_team_cannot_see_or_open_the_alert(hub, inbox, browser, plant):
     p = plant.person("1001CX", "102")  # wijkteam-centrum
     hub.ingest("population", [p])
@@ -192,7 +197,14 @@ def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(
     assert "Betrokken partijen" in page and "06-00000000" in page  # how to reach the others
     assert "Tijdlijn van het huishouden" not in page  # nothing of the household itself
     assert not browser.find_elements(By.CSS_SELECTOR, "form[action$='/actie']")
+    assert not browser.find_elements(By.ID, "contactkaart")  # no contact card: no link
+    assert "Contactkaart" not in page
     assert_accessible(browser)  # the involved party's page
+    browser.get(f"{inbox.base_url}/meldingen/{aid}/contactkaart")  # nor by its address
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Geen toegang"
+    assert "Alleen het team met de regie" in browser.find_element(By.ID, "waarom").text
+    assert_accessible(browser)
+    assert [(e["resource"], e["allowed"]) for e in card_views(hub, "bram")] == [(aid, False)]
     opened = [e for e in audit_entries(hub) if e["actor"] == "bram" and e["allowed"]]
     # one view, audited as the involved party's
     assert ["betrokken partij" in e["reason"] for e in opened if e["resource"] == ref] == [True]
@@ -251,17 +263,38 @@ def record_attempt(driver, kind: str, day_part: str, reached: bool) -> None:
     )
 
 
+def tab_to(driver, element_id: str, limit: int = 60) -> None:
+    """Tab from the top of the page until ``element_id`` has the focus (keyboard only)."""
+    driver.find_element(By.TAG_NAME, "body").click()
+    for _ in range(limit):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        if driver.switch_to.active_element.get_attribute("id") == element_id:
+            return
+    raise AssertionError(f"#{element_id} not reachable with Tab")
+
+
+# What the creditor delivered with the signals (DDAS client, and telephone and e-mail as the
+# Besluit gemeentelijke schuldhulpverlening art. 3 allows): the contact card shows it.
+CLIENT = {"initials": "A", "family_name": "Yilmaz", "birth_date": "1979-03-12",
+          "street": "Dorpsstraat", "city": "Amsterdam", "telephone": "06-2345 6789",
+          "email": "a.yilmaz@voorbeeld.nl"}  # fmt: skip
+
+
 def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
     hub, inbox, browser, plant
 ):
-    """The responsible team records two attempts (not reached, reached) and resolves with a
-    DDAS end result, by keyboard; every inbox page passes axe-core (WCAG 2.1 AA); the DDAS
-    export of the period validates and holds both attempts and the end result; the rules
-    report shows the outcome under its rule. The involved-team and login pages are checked
-    by axe-core in the tests below."""
-    hub.ingest("population", [plant.person("1038VB", "39")])  # wijkteam-centrum
-    signals = [plant.arrears("1038VB", "39", "Water", "2025-10-03"),
-               plant.arrears("1038VB", "39", "Energie", "2025-11-07")]  # fmt: skip
+    """The responsible team opens the contact card (by keyboard) and sees the name, address,
+    telephone and e-mail the source supplied, every view audited first; it records two
+    attempts (not reached, reached) and resolves with a DDAS end result, by keyboard; then
+    the card is gone. Every inbox page passes axe-core (WCAG 2.1 AA); the DDAS export of the
+    period validates and holds both attempts and the end result; the rules report shows the
+    outcome under its rule. The involved-team and login pages are checked by axe-core in
+    the tests below."""
+    resident = {**plant.person("1038VB", "39"), "initials": "A", "family_name": "Yilmaz",
+                "birth_date": "1979-03-12"}  # fmt: skip
+    hub.ingest("population", [resident])  # wijkteam-centrum
+    signals = [{**plant.arrears("1038VB", "39", "Water", "2025-10-03"), **CLIENT},
+               {**plant.arrears("1038VB", "39", "Energie", "2025-11-07"), **CLIENT}]  # fmt: skip
     hub.ingest("vroegsignalering", signals)
     ref = household("1038VB", "39")
     [raised] = wait_for_alerts(hub, {ref}, 1)
@@ -272,6 +305,27 @@ def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
     assert_accessible(browser)
     browser.get(f"{inbox.base_url}/meldingen/{aid}")
     assert_accessible(browser)
+    views_before = len(card_views(hub, "anna"))
+    tab_to(browser, "contactkaart")
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    WebDriverWait(browser, 15).until(ec.url_contains("/contactkaart"))
+    card = shown(browser, "main", "Yilmaz")  # the worker publishes the card with the alert
+    for supplied in ("A Yilmaz", "Dorpsstraat 39, 1038VB Amsterdam", "06-2345 6789",
+                     "a.yilmaz@voorbeeld.nl", "Wet gemeentelijke schuldhulpverlening (Wgs) "
+                     "art. 3"):  # fmt: skip
+        assert supplied in card, supplied
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Contactkaart"
+    assert [dt.text for dt in browser.find_elements(By.CSS_SELECTOR, "section.person dt")] == [
+        "Naam", "Adres", "Telefoon", "E-mail", "Bron"]  # fmt: skip
+    assert_accessible(browser)  # the card page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "inbox-contactkaart.png"))
+    viewed = card_views(hub, "anna")[views_before:]
+    # every view is on the audit topic, allowed, for this household (at least this one:
+    # shown() reloads the page until the card is there, and each load is a view)
+    assert viewed and all(e["allowed"] and e["resource"] == ref and aid in e["reason"]
+                          for e in viewed)  # fmt: skip
+    browser.get(f"{inbox.base_url}/meldingen/{aid}")
     record_attempt(browser, "Telefoon", "Ochtend", reached=False)
     shown(browser, "main", "Contactpogingen")
     record_attempt(browser, "Huisbezoek", "Middag", reached=True)
@@ -289,6 +343,9 @@ def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
     shown(browser, ".facts", result)
     assert browser.find_element(By.ID, "eindresultaat").text == result
     assert_accessible(browser)
+    browser.get(f"{inbox.base_url}/meldingen/{aid}/contactkaart")  # closed: the card is gone
+    assert "Yilmaz" not in shown(browser, "main", "geen contactgegevens")
+    assert browser.find_elements(By.ID, "geen-kaart")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "inbox-contactpogingen-eindresultaat.png"))
     browser.get(f"{inbox.base_url}/meldingen/A-bestaat-niet")
