@@ -204,7 +204,8 @@ class Inbox:
                          f"contactkaart melding {alert_id}")  # fmt: skip
         self.metrics.inbox_pages.labels("card").inc()
         return self.page("card.html", member=member, csrf=csrf, alert=alert, card=card,
-                         rule=self.rules.get(alert["rule_id"]))  # fmt: skip
+                         rule=self.rules.get(alert["rule_id"]),
+                         responsible=self.teams.name(alert["team"]))  # fmt: skip
 
     async def act(self, request: web.Request) -> web.Response:
         session = await self.gate.require(request, "alerts")
