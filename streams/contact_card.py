@@ -6,7 +6,9 @@ compacted ``contact-cards`` topic; a closed, withdrawn, removed or erased alert'
 card is a tombstone there. Only what a source supplied is on it: the name, street,
 city, telephone and e-mail a vroegsignaal (DDAS client) or a BRP registration
 carried in ``subject.contact``, and the postcode and house number of the address
-the fact was about. Nothing is looked up, guessed or combined from elsewhere.
+the fact was about; for a person known by pseudonym whose facts supplied no address, the
+address the BRP registers them at in the household (its member periods). Nothing is
+looked up, guessed or combined from elsewhere.
 
 Pure: a function of the alert and the set of facts, so the same card for any
 arrival order (the facts are read in event-date order, the newest value of each
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from wijkhub.streams import lifecycle, rules
+from wijkhub.streams.topics import Domain
 
 if TYPE_CHECKING:
     from wijkhub.streams.household_stage import StoredFact
@@ -99,10 +102,11 @@ def derive(
     for fact in facts.values():
         if not fact["withdrawn"] and fact.get("card") and fact["person"] in per_person:
             per_person[str(fact["person"])].append(fact)
-    persons = [
-        _person(key, found, (residents or {}).get(key, ""))
+    registered = residents or {}
+    persons = [  # a person with nothing supplied but a BRP address still has that address
+        _person(key, found, registered.get(key, ""))
         for key, found in per_person.items()
-        if found
+        if found or registered.get(key)
     ]
     if not persons:
         return None
@@ -122,11 +126,13 @@ def _person(key: str, found: list[StoredFact], registered: str) -> dict[str, Any
     as a whole, from the newest fact that had one, else where the BRP registers them."""
     merged: dict[str, str] = dict.fromkeys((*CONTACT_KEYS, "unit"), "")
     merged["unit"] = registered
+    sources = {f["domain"] for f in found}
     for fact in sorted({f["id"]: f for f in found}.values(), key=lambda f: (f["day"], f["id"])):
         card = fact.get("card")
         source: dict[str, str] = {} if card is None else {k: card[k] for k in CARD_KEYS}
         if source.get("unit") or source.get("street"):  # an address: the newest, whole
             merged.update({k: source.get(k, "") for k in ADDRESS_KEYS})
+            registered = ""
         merged.update({k: source[k] for k in PERSONAL_KEYS if source.get(k)})
     postcode, house = postcode_and_number(merged["unit"])
     return {
@@ -138,5 +144,5 @@ def _person(key: str, found: list[StoredFact], registered: str) -> dict[str, Any
         "city": merged["city"],
         "telephone": merged["telephone"],
         "email": merged["email"],
-        "sources": sorted({f["domain"] for f in found}),
+        "sources": sorted(sources | ({Domain.POPULATION.value} if registered else set())),
     }

@@ -26,6 +26,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from wijkhub.streams import ddas
+from wijkhub.streams.topics import CONTACT_CARDS
 
 from builders import (
     SCREENSHOTS,
@@ -200,11 +201,15 @@ def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(
     assert not browser.find_elements(By.ID, "contactkaart")  # no contact card: no link
     assert "Contactkaart" not in page
     assert_accessible(browser)  # the involved party's page
+    # the alert has a card (the BRP address of the person behind it) that bram never sees
+    cards = {r.key.decode(): r.value for r in hub.records(CONTACT_CARDS)}
+    assert cards.get(aid)
     browser.get(f"{inbox.base_url}/meldingen/{aid}/contactkaart")  # nor by its address
     assert browser.find_element(By.TAG_NAME, "h1").text == "Geen toegang"
     assert "Alleen het team met de regie" in browser.find_element(By.ID, "waarom").text
     assert_accessible(browser)
     assert [(e["resource"], e["allowed"]) for e in card_views(hub, "bram")] == [(aid, False)]
+    assert "1049" not in browser.page_source  # nothing of the card on the refusal
     opened = [e for e in audit_entries(hub) if e["actor"] == "bram" and e["allowed"]]
     # one view, audited as the involved party's
     assert ["betrokken partij" in e["reason"] for e in opened if e["resource"] == ref] == [True]

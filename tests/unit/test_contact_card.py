@@ -74,8 +74,8 @@ def test_a_person_known_by_pseudonym_without_an_address_gets_the_registered_one(
     found = contact_card.derive("A-1", entry("e3"), RULE, "H-1", facts, {"P-1": "1011AB-7"})
     assert found is not None
     [person] = found["persons"]
-    assert (person["name"], person["postcode"], person["house_number"]) == (
-        "B de Boer", "1011AB", "7")  # fmt: skip
+    assert (person["name"], person["postcode"], person["house_number"], person["sources"]) == (
+        "B de Boer", "1011AB", "7", ["debt", "population"])  # fmt: skip
 
 
 def test_a_closed_alert_or_one_whose_facts_are_gone_has_no_card():
@@ -83,3 +83,8 @@ def test_a_closed_alert_or_one_whose_facts_are_gone_has_no_card():
     withdrawn = {**FACTS, "e1": {**FACTS["e1"], "withdrawn": True}}
     assert contact_card.derive("A-1", entry("e1"), RULE, "H-1", withdrawn) is None
     assert contact_card.derive("A-1", entry("e3"), RULE, "H-1", {"e3": FACTS["e3"]}) is None
+    # a person known by pseudonym with nothing supplied but where the BRP registers them
+    [person] = contact_card.derive("A-1", entry("e3"), RULE, "H-1", {"e3": FACTS["e3"]},
+                                   {"P-1": "1011AB-7"})["persons"]  # fmt: skip
+    assert (person["name"], person["postcode"], person["sources"]) == (
+        "", "1011AB", ["population"])  # fmt: skip
