@@ -209,7 +209,7 @@ def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(
     assert "Alleen het team met de regie" in browser.find_element(By.ID, "waarom").text
     assert_accessible(browser)
     assert [(e["resource"], e["allowed"]) for e in card_views(hub, "bram")] == [(aid, False)]
-    assert "1049" not in browser.page_source  # nothing of the card on the refusal
+    assert "1049ZH" not in browser.page_source  # nothing of the card on the refusal
     opened = [e for e in audit_entries(hub) if e["actor"] == "bram" and e["allowed"]]
     # one view, audited as the involved party's
     assert ["betrokken partij" in e["reason"] for e in opened if e["resource"] == ref] == [True]
