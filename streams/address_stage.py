@@ -24,6 +24,7 @@ Pure: no Kafka. See :mod:`wijkhub.streams.stage` for the contract.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
@@ -38,6 +39,7 @@ from wijkhub.streams.stage import (
     Output,
     Result,
     dead_letter,
+    decoder,
     digest,
     pack,
     supersedes,
@@ -190,6 +192,9 @@ class AddressStage:
         self.weights = weights
         self.threshold = threshold
         self.ids = ids  # the household_ref published is keyed; the state keeps the base
+        # a building's events are read again at every relink: each decoded once
+        self._raw = decoder(catalog, RAW_EVENT)
+        self._stripped = functools.lru_cache(maxsize=4096)(self._strip)
 
     def new_state(self) -> AddressState:
         return new_state()
@@ -201,11 +206,7 @@ class AddressStage:
         for message in messages:
             try:
                 routed = self.catalog.decode(message.value, ROUTED)
-                raw = (
-                    self.catalog.decode(routed["raw_event"], RAW_EVENT)
-                    if routed["raw_event"]
-                    else None
-                )
+                raw = self._raw(routed["raw_event"]) if routed["raw_event"] else None
             except DecodeError as exc:
                 result.outputs.append(dead_letter(self.name, message, "undecodable", str(exc)))
                 continue
@@ -306,7 +307,7 @@ class AddressStage:
         related = fact["relation"] is not None and person in fact["relation"]["pair"]
         if owner == person or related:
             return True
-        raw = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)
+        raw = self._raw(unpack(fact["value"]))
         if raw["subject"]["person_ref"] == person:
             return True
         return self._features_key(raw) in state.get("erased_features", [])
@@ -379,9 +380,9 @@ class AddressStage:
     def _decide(self, reg: residence.AddressState, fact: EventFact) -> Link | None:
         if fact["withdrawn"]:
             return None
-        raw = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)
         if fact["relation"] is not None:
             return None  # a register fact: it shapes households, it is not one's fact
+        raw = self._raw(unpack(fact["value"]))
         decided = residence.decide_link(reg, fact["unit"], raw, self.weights, self.threshold)
         if isinstance(decided, residence.Unmatched):
             return {"household": None, "by": decided.reason, "probability": decided.probability,
@@ -429,11 +430,14 @@ class AddressStage:
         reach the person (``subject.contact``) goes on only with ``contact``: to the
         household stage, for the responsible team's contact card (issue 17); never to
         the review queue."""
-        raw = self.catalog.decode(unpack(fact["value"]), RAW_EVENT)
-        raw["subject"]["match"] = None
+        return self._stripped(fact["value"], contact)
+
+    def _strip(self, packed: str, contact: bool) -> bytes:
+        raw = self._raw(unpack(packed))
+        subject = {**raw["subject"], "match": None}
         if not contact:
-            raw["subject"]["contact"] = None
-        return self.catalog.encode(RAW_EVENT, raw)
+            subject["contact"] = None
+        return self.catalog.encode(RAW_EVENT, {**raw, "subject": subject})
 
     def _linked(self, household: str, eid: str, fact: EventFact, link: Link | None,
                 withdrawn: bool, withdrawn_by: str = "person") -> Output:  # fmt: skip

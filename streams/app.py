@@ -44,9 +44,16 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             setting="WIJKHUB_DISTRICT_TABLE",
         )
     app = faust_adapter.new_app(settings)
+    guard: list[faust_adapter.Processed] = []  # made when the worker starts its consumer
+
+    def processed() -> faust_adapter.Processed:
+        if not guard:
+            guard.append(faust_adapter.guard_commits(app, settings))
+        return guard[0]
+
     tables: dict[str, TableT[bytes, Any]] = {}
     for stage in (person, address, household):
-        tables[stage.name] = faust_adapter.run_stage(app, settings, metrics, stage)
+        tables[stage.name] = faust_adapter.run_stage(app, settings, metrics, stage, processed)
 
     def read_view(ref: bytes) -> View | None:
         entry = tables[household.name].get(ref)  # {"state": ..., "outbox": [...]}

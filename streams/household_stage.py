@@ -399,7 +399,7 @@ class HouseholdStage:
                 result.outputs.append(Output(HOUSEHOLD_VIEW_TOPIC, ref.encode(), None))
             return
         record = household.to_record(view)
-        view_digest = digest(household.to_json(view))
+        view_digest = digest(record)  # dates as ISO text: the digest of what is published
         if view_digest != state["view_digest"]:
             state["view_digest"] = view_digest
             value = self.catalog.encode(HOUSEHOLD_VIEW, record)

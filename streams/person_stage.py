@@ -38,6 +38,7 @@ from wijkhub.streams.stage import (
     Output,
     Result,
     dead_letter,
+    decoder,
     digest,
     pack,
     supersedes,
@@ -181,6 +182,7 @@ class PersonStage:
     def __init__(self, catalog: Catalog, grace_days: int = 365) -> None:
         self.catalog = catalog
         self.grace = dt.timedelta(days=grace_days)  # match features after a person left
+        self._raw = decoder(catalog, RAW_EVENT)  # stored facts are read again and again
 
     def new_state(self) -> PersonState:
         return new_state()
@@ -420,7 +422,7 @@ class PersonStage:
     def _send(self, eid: str, event: RoutedEvent, target: str, result: Result[PersonState],
               erasing: bool = False) -> None:  # fmt: skip
         value = unpack(event["value"])
-        raw = self.catalog.decode(value, RAW_EVENT)
+        raw = self._raw(value)
         person = raw["subject"]["person_ref"]
         old = [t.lstrip("~") for t in event["sent"].split("|") if t]  # ~: a corrected copy
         new = [t for t in target.split("|") if t]
@@ -438,12 +440,14 @@ class PersonStage:
             if t.startswith("B:"):
                 result.outputs.append(self._routed(t[2:], eid, event["gen"], value, person))
             elif t.startswith("H:"):
-                raw["subject"]["match"] = None  # names stop here: never to another municipality
-                raw["subject"]["contact"] = None  # nor how to reach the person
+                # names stop here: never to another municipality, nor how to reach them
+                stripped = {**raw, "subject": {**raw["subject"], "match": None, "contact": None}}
                 headers = (("ho_state", b"handed-over"), ("ho_reason", b"left the municipality"),
                            ("ho_departed_on", t[2:].encode()))  # fmt: skip
                 result.outputs.append(
-                    Output(HAND_OVER, eid.encode(), self.catalog.encode(RAW_EVENT, raw), headers)
+                    Output(
+                        HAND_OVER, eid.encode(), self.catalog.encode(RAW_EVENT, stripped), headers
+                    )
                 )
 
     def _routed(self, unit: str, eid: str, gen: int, value: bytes, person: str | None,
@@ -511,16 +515,16 @@ class PersonStage:
     def _without_match(self, packed: str) -> str:
         if not packed:
             return packed
-        raw = self.catalog.decode(unpack(packed), RAW_EVENT)
-        raw["subject"]["match"] = None
-        return pack(self.catalog.encode(RAW_EVENT, raw))
+        raw = self._raw(unpack(packed))
+        stripped = {**raw, "subject": {**raw["subject"], "match": None}}
+        return pack(self.catalog.encode(RAW_EVENT, stripped))
 
     def _has_match(self, packed: str) -> bool:
-        return self.catalog.decode(unpack(packed), RAW_EVENT)["subject"]["match"] is not None
+        return self._raw(unpack(packed))["subject"]["match"] is not None
 
     def _person_of(self, state: PersonState) -> str:
         for reg in state["registrations"].values():
-            raw = self.catalog.decode(unpack(reg["value"]), RAW_EVENT)
+            raw = self._raw(unpack(reg["value"]))
             person: str = raw["subject"]["person_ref"]  # a registration names its person
             return person
         raise AssertionError("residency without a registration")

@@ -21,14 +21,17 @@ emptied, then offsets committed (docs/adr/0001-checkpoint-order.md).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypedDict, TypeVar, runtime_checkable
 
+import orjson
+
 from wijkhub.connectors.deadletter import DeadLetter, letter_key, seal
+from wijkhub.schemas.registry import Catalog
 from wijkhub.streams.topics import DLQ_STREAMS
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -143,6 +146,22 @@ def sealed(output: Output, key: bytes) -> Output:
     return Output(output.topic, letter, seal(key, output.value), tuple(headers.items()))
 
 
+def decoder(catalog: Catalog, subject: str, size: int = 8192) -> Callable[[bytes], dict[str, Any]]:
+    """``catalog.decode`` for one subject, remembering the last ``size`` records it decoded.
+
+    A stage reads the same stored raw event many times: each relink of a building reads
+    every event it holds, each residency send every registration. Decoding is the
+    largest single cost of a stage (fastavro, about 30 µs a record), and the result is a
+    function of the bytes. The records it returns are shared: never change one in place
+    (copy what you change: ``{**raw, "subject": {**raw["subject"], "match": None}}``)."""
+
+    @functools.lru_cache(maxsize=size)
+    def decode(value: bytes) -> dict[str, Any]:
+        return catalog.decode(value, subject)
+
+    return decode
+
+
 def pack(value: bytes) -> str:
     """Bytes as they are kept in a JSON state (the tables' value format)."""
     return base64.b64encode(value).decode("ascii")
@@ -175,9 +194,15 @@ def supersedes(known: Mapping[str, Any] | None, received: float, content: str) -
 
 
 def digest(value: Any) -> str:
-    """A stable digest of JSON-ready data: what was published, to diff against."""
-    text = json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """A stable digest of JSON-ready data: what was published, to diff against.
+
+    orjson with sorted keys: a tenth of ``json.dumps``' time, and a stage computes a
+    digest for every fact it receives and every output it might send. Other types than
+    JSON's (a Decimal) are written as ``str`` gives them, dates and times as ISO 8601."""
+    return hashlib.sha256(orjson.dumps(value, default=str, option=_DIGEST)).hexdigest()[:32]
+
+
+_DIGEST = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 
 
 # -- the checkpoint: what a batch writes, and in which order ---------------------------------

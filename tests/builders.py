@@ -43,10 +43,11 @@ from wijkhub.connectors.intake import Intake, IntakeReport
 from wijkhub.kafka import connect
 from wijkhub.schemas.registry import AUDIT_ENTRY, HOUSEHOLD_VIEW, LINKED_EVENT, Catalog
 from wijkhub.settings import Settings
+from wijkhub.status import group_lag
 from wijkhub.streams.access import ADMIN
 from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import household_for_address
-from wijkhub.streams.topics import AUDIT, LINKED, WORKER_INPUTS, full_name
+from wijkhub.streams.topics import AUDIT, LINKED, full_name
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 from wijkhub.supervise import WorkerProcess
 from wijkhub.synthetic import make_bsn
@@ -436,12 +437,7 @@ class Hub:
         admin = KafkaAdminClient(**as_admin(self.settings))
         consumer = KafkaConsumer(**as_admin(self.settings))
         try:
-            inputs = [self.topic(t) for t in WORKER_INPUTS]
-            tps = [TopicPartition(t, p) for t in inputs for p in consumer.partitions_for_topic(t)]
-            end = consumer.end_offsets(tps)
-            group = self.settings.app_id
-            committed = admin.list_group_offsets({group: None}).get(group, {})
-            return sum(end[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
+            return sum(group_lag(consumer, admin, self.settings).values())
         finally:
             admin.close()
             consumer.close()

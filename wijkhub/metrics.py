@@ -109,6 +109,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.skipped_reread = Counter(
+            "wijkhub_skipped_records_reread_total",
+            "Input records the consumer skipped after a rebalance, found by their offsets and "
+            "read again (faust-streaming's fetcher; see streams/faust_adapter.Continuity).",
+            ["stage"],
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "wijkhub_consumer_lag_records",
             "Records on an input partition this worker has not committed yet.",

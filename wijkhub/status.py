@@ -100,18 +100,29 @@ def kept_for_review(settings: Settings) -> dict[str, int]:
         consumer.close()
 
 
+def group_lag(consumer: KafkaConsumer, admin: Any, settings: Settings) -> dict[str, int]:
+    """Records on each worker input the group has not committed yet (0: drained).
+
+    The committed offsets are read first, the ends after: a stage commits only after its
+    outputs were acknowledged, so ends read later hold every record those commits
+    produced. (Read the other way round, a stage can commit past ends read before its
+    outputs arrived, and the group looks drained while the next stage has work.)"""
+    committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
+    lag: dict[str, int] = {}
+    for name in WORKER_INPUTS:
+        tps = _partitions(consumer, settings.topic_prefix + name)
+        ends = consumer.end_offsets(tps) if tps else {}
+        lag[name] = sum(ends[tp] - (committed[tp].offset if tp in committed else 0)
+                        for tp in tps)  # fmt: skip
+    return lag
+
+
 def collect(settings: Settings) -> dict[str, Any]:
     consumer = KafkaConsumer(**connect(settings, OPERATOR).kafka_python(),
                              enable_auto_commit=False)  # fmt: skip
     admin = admin_client(settings, OPERATOR)
     try:
-        committed = admin.list_group_offsets({settings.app_id: None}).get(settings.app_id, {})
-        lag: dict[str, int] = {}
-        for name in WORKER_INPUTS:
-            tps = _partitions(consumer, settings.topic_prefix + name)
-            ends = consumer.end_offsets(tps) if tps else {}
-            lag[name] = sum(ends[tp] - (committed[tp].offset if tp in committed else 0)
-                            for tp in tps)  # fmt: skip
+        lag = group_lag(consumer, admin, settings)
         kept = _kept(consumer, settings)
         last = _last_intake(consumer, settings)
     finally:

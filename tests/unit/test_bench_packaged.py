@@ -118,9 +118,9 @@ def test_every_intake_bench_input_is_accepted_whole():
 
 
 def test_the_pipeline_bench_encodes_the_records_it_asks_for():
-    encode = pipeline._Encoder(SETTINGS)
+    encode = pipeline.Encoder(SETTINGS)
     now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    items = [encode(source, record, now) for source, record in pipeline._source_records(40, 11)]
+    items = [encode(source, record, now) for source, record in pipeline.source_records(40, 11)]
     assert len(items) == 40
     assert sorted({topic.split(".")[0] for topic, _key, _value in items}) == ["raw"]
 

@@ -10,14 +10,18 @@ import inspect
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import faust.streams
 import pytest
 from faust.stores import rocksdb
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Producer
+from faust.types.tuples import ConsumerMessage
 
+from wijkhub.streams import faust_adapter
 from wijkhub.streams.app import build_app
+from wijkhub.streams.topics import WORKER_INPUTS, full_name
 
 from builders import offline_worker_settings
 
@@ -44,6 +48,14 @@ def test_faust_and_its_kafka_client_are_pinned_exactly_and_installed_as_pinned()
 def test_the_private_faust_apis_the_adapter_calls_are_there():
     assert isinstance(faust.streams._current_event, contextvars.ContextVar)
     assert "_committed_offset" in Consumer.__annotations__
+    # the gap bookkeeping the worker turns off (streams/faust_adapter.keep_holes_uncommitted)
+    assert list(inspect.signature(Consumer._add_gap).parameters) == [
+        "self",
+        "tp",
+        "offset_from",
+        "offset_to",
+    ]
+    assert "self._add_gap(" in inspect.getsource(Consumer._drain_messages)
     assert list(inspect.signature(rocksdb.Store.set_persisted_offset).parameters) == [
         "self",
         "tp",
@@ -117,3 +129,26 @@ def test_fausts_json_codec_runs_on_orjson_and_still_writes_json_older_changelogs
     written = codecs.dumps("json", entry)
     assert json.loads(written) == entry  # what a stdlib reader (and recovery before) reads
     assert codecs.loads("json", json.dumps(entry).encode()) == entry  # and the other way
+
+
+def _message(topic: str, offset: int) -> ConsumerMessage:
+    return ConsumerMessage(topic, 0, offset, 0.0, 0, None, b"k", b"v", None)
+
+
+def test_a_record_the_stream_skipped_is_finished_but_never_committable(app):
+    # faust-streaming acks a record its stream skips during a rebalance (streams/faust_adapter
+    # .Processed); on the worker's own consumer (offline: no broker is contacted)
+    worker, settings = app
+    guard = faust_adapter.guard_commits(worker, settings)
+    consumer = worker.consumer
+    topic = full_name(WORKER_INPUTS[0], settings.topic_prefix)
+    worker.topics._acking_topics.add(topic)  # as when the worker has subscribed
+    skipped, processed = _message(topic, 7), _message(topic, 8)
+    consumer._unacked_messages.update({skipped, processed})
+    assert skipped.ack(consumer) is False
+    assert skipped.acked and skipped not in consumer._unacked_messages  # no rebalance waits
+    assert 7 not in consumer._acked[skipped.tp]  # never committed: read again
+    guard.mark([SimpleNamespace(message=processed)])
+    assert processed.ack(consumer) is True
+    assert consumer._acked[processed.tp] == [8]
+    assert not guard.done  # the mark is spent on its ack

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import json
 import os
 import random
@@ -33,7 +34,7 @@ import secrets
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -43,6 +44,7 @@ from kafka.admin import NewTopic
 from wijkhub.admin import prepare
 from wijkhub.bench.workers import Workers, cpu_seconds
 from wijkhub.broker import LocalBroker, cluster, free_port
+from wijkhub.connectors.alerts import latest_alerts
 from wijkhub.connectors.canonical import to_raw_event
 from wijkhub.connectors.identity import Pseudonymiser
 from wijkhub.kafka import connect
@@ -56,7 +58,7 @@ EVENTS_PER_HOUSEHOLD = 3.2  # what generate() yields on average
 LIVE_RATE = 1000  # events/s of the live phase (issue 19: p99 under 1 s at this rate)
 
 
-def _source_records(n: int, seed: int) -> list[tuple[str, dict]]:
+def source_records(n: int, seed: int) -> list[tuple[str, dict]]:
     """n (source, record) pairs of a synthetic municipality, sources interleaved."""
     town = generate(households=int(n / EVENTS_PER_HOUSEHOLD) + 10, seed=seed, with_bad_input=False)
     out = [(source, r) for source in SOURCE_ORDER for r in town.records.get(source, [])]
@@ -66,7 +68,7 @@ def _source_records(n: int, seed: int) -> list[tuple[str, dict]]:
     return out[:n]
 
 
-class _Encoder:
+class Encoder:
     """What the intake connector does per record: validate, pseudonymise, Avro-encode."""
 
     def __init__(self, settings: Settings) -> None:
@@ -262,9 +264,9 @@ def _run(
 
     say(f"encoding {n} synthetic events…")
     began = time.perf_counter()
-    encode = _Encoder(settings)
+    encode = Encoder(settings)
     now = dt.datetime.now(dt.UTC)
-    items = [encode(source, record, now) for source, record in _source_records(n, seed=11)]
+    items = [encode(source, record, now) for source, record in source_records(n, seed=11)]
     encode_s = time.perf_counter() - began
 
     say("backlog: raw pass-through…")
@@ -310,10 +312,13 @@ def _run(
             "seconds": last["seconds"],
             "events_per_second": last["events_per_second"],
             "alerts_raised": last["alerts_raised"],
+            "alerts_final": last["alerts_final"],
             "cores_used": last["cores_used"],
             "live_latency_ms": live["pipeline"],
         },
         "scaling": scaling,
+        # every worker count ended with the same alerts (rule, team, state, facts)
+        "alerts_identical_across_worker_counts": len({s["alerts_digest"] for s in scaling}) == 1,
         "raw_passthrough": {
             "seconds": round(pt_seconds, 2),
             "events_per_second": round(pt_rate),
@@ -326,6 +331,27 @@ def _run(
         "encode_events_per_second": round(n / encode_s),
         "load_events_per_second": round(n / last["load_seconds"]),
     }
+
+
+def final_alerts(settings: Settings) -> dict:
+    """The alerts that exist at the end (latest per id on the compacted topic, tombstones
+    dropped), counted and digested (:func:`alerts_digest`)."""
+    return alerts_digest(latest_alerts(settings))
+
+
+def alerts_digest(alerts: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """How many alerts exist (withdrawn ones left out) and a digest of what a team sees of
+    them: rule, team, state and the facts they rest on. The same input gives the same
+    digest for any worker count, batching or rebalance (the determinism promise,
+    docs/adr/0002); the raised counter need not agree, since it counts transitions, and
+    one batching can raise, withdraw and raise again where another raises once."""
+    seen = sorted(
+        (a["alert_id"], a["rule_id"], a["team"], a["state"],
+         sorted(f["event_id"] for f in a["facts"]))
+        for a in alerts if a["change"] != "withdrawn"
+    )  # fmt: skip
+    text = json.dumps(seen, separators=(",", ":")).encode()
+    return {"alerts_final": len(seen), "alerts_digest": hashlib.sha256(text).hexdigest()[:16]}
 
 
 def _cores(before: float | None, after: float | None, seconds: float) -> float | None:
@@ -357,6 +383,7 @@ def _backlog(settings: Settings, pool: Workers, n: int, broker: int | None) -> d
         "events_measured": int(n - taken),
         "events_per_second": round((n - taken) / seconds),
         "alerts_raised": int(metric_sum(text, "wijkhub_alerts_raised_total")),
+        **final_alerts(settings),
         "cores_used": {
             "broker": _cores(cpu[0], cpu_seconds(broker), seconds),
             "workers": _cores(cpu[1], pool.cpu_seconds(), seconds),
@@ -377,9 +404,9 @@ def _live(
     live_n = min(6 * rate, len(items))  # six seconds of input, at most the backlog
     latencies = asyncio.run(_live_passthrough(kafka, *passthrough_topics, items[:live_n], rate))
     hist_before = _buckets(pool.metrics_text(), "wijkhub_processing_latency_seconds")
-    encode = _Encoder(settings)
+    encode = Encoder(settings)
     producer = KafkaProducer(**kafka, linger_ms=0)
-    for i, (source, record) in enumerate(_source_records(live_n, seed=12)):
+    for i, (source, record) in enumerate(source_records(live_n, seed=12)):
         # Stamped as the connector would: accepted now, so latency starts here.
         topic, key, value = encode(source, record, dt.datetime.now(dt.UTC))
         producer.send(full_name(topic, settings.topic_prefix), key=key, value=value)

@@ -19,13 +19,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
 
 from wijkhub.broker import free_port
 from wijkhub.kafka import connect
 from wijkhub.settings import Settings
+from wijkhub.status import group_lag
 from wijkhub.streams.access import ADMIN
-from wijkhub.streams.topics import WORKER_INPUTS, full_name
 from wijkhub.supervise import WorkerProcess
 
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -84,13 +84,7 @@ class Workers:
             self._clients = (KafkaConsumer(**kafka, enable_auto_commit=False),
                              KafkaAdminClient(**kafka))  # fmt: skip
         consumer, admin = self._clients
-        tps = [TopicPartition(t, p) for t in (full_name(name, self.settings.topic_prefix)
-                                              for name in WORKER_INPUTS)
-               for p in consumer.partitions_for_topic(t) or ()]  # fmt: skip
-        ends = consumer.end_offsets(tps)
-        group = self.settings.app_id
-        committed = admin.list_group_offsets({group: None}).get(group, {})
-        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
+        return sum(group_lag(consumer, admin, self.settings).values())
 
     def metrics_text(self) -> str:
         """Every worker's /metrics page, one after the other (counters are summed by name)."""
