@@ -255,12 +255,15 @@ def wijkhub(hub, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def record_attempt(driver, kind: str, day_part: str, reached: bool) -> None:
-    """Fill in the contact-attempt form with the keyboard only, and send it with Enter."""
+def record_attempt(driver, kind: str, day_part: str, reached: bool, dated: bool = True) -> None:
+    """Fill in the contact-attempt form with the keyboard only (the date as it is, today, or
+    emptied), and send it with Enter."""
     form = driver.find_element(By.CSS_SELECTOR, "form.attempt")
     form.find_element(By.ID, "soort").send_keys(kind)
+    if not dated:
+        form.find_element(By.ID, "datum").clear()
     form.find_element(By.ID, "dagdeel").send_keys(day_part)
-    form.find_element(By.ID, "bereikt-ja" if reached else "bereikt-nee").send_keys(Keys.SPACE)
+    form.find_element(By.ID, "bereikt" if reached else "bereikt-nee").send_keys(Keys.SPACE)
     driver.execute_script("window.wijkhubBefore = true;")
     form.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
     WebDriverWait(driver, 15).until(
@@ -400,3 +403,73 @@ def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
                for labels, _ in outcomes)  # fmt: skip
     audited = [e for e in audit_entries(hub) if e["reason"].startswith("DDAS export 2025-11-07")]
     assert len(audited) == 1
+
+
+def post_action(base: str, driver, alert_id: str, **fields: str) -> tuple[int, str]:
+    """A form of the alert page sent with the browser's session (cookie and CSRF token), as
+    the browser would: the status and the page of the answer."""
+    csrf = driver.find_element(By.CSS_SELECTOR, "form input[name=csrf]").get_attribute("value")
+    cookies = "; ".join(f"{c['name']}={c['value']}" for c in driver.get_cookies())
+    request = urllib.request.Request(
+        f"{base}/meldingen/{alert_id}/actie", urllib.parse.urlencode({"csrf": csrf, **fields})
+        .encode(), headers={"Cookie": cookies})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=20) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_a_contact_attempt_without_a_date_shows_the_form_again_with_an_error_summary(
+    hub, inbox, browser, plant
+):
+    """NL Design System error summary: the same page, 400, "Fout: " in the title, the summary
+    first in the content and focused on load, each problem a link to its field (by keyboard,
+    the link moves the focus to the field), the field marked invalid and described by its
+    message, the rest of the form as the member filled it in; axe-core finds nothing. An
+    action the alert no longer allows gets the same page with its problem. Nothing is sent."""
+    hub.ingest("population", [plant.person("1017VA", "18")])  # wijkteam-centrum
+    signals = [plant.arrears("1017VA", "18", "Water", "2025-10-03"),
+               plant.arrears("1017VA", "18", "Energie", "2025-11-07")]  # fmt: skip
+    hub.ingest("vroegsignalering", signals)
+    ref = household("1017VA", "18")
+    [raised] = wait_for_alerts(hub, {ref}, 1)
+    aid = raised["alert_id"]
+
+    log_in(browser, inbox.base_url, "anna")
+    list_until(browser, inbox.base_url, aid)
+    browser.get(f"{inbox.base_url}/meldingen/{aid}")
+    record_attempt(browser, "Brief", "Avond", reached=False, dated=False)
+    assert browser.title == "Fout: Melding — wijkhub"
+    summary = browser.find_element(By.CSS_SELECTOR, "main > .error-summary[role=alert]")
+    assert browser.switch_to.active_element.get_attribute("id") == "fouten"  # focused on load
+    assert summary.find_element(By.TAG_NAME, "h2").text == "Er is een probleem"
+    message = "Vul de datum van de poging in (jjjj-mm-dd)."
+    links = summary.find_elements(By.CSS_SELECTOR, "li a")
+    assert [(a.get_dom_attribute("href"), a.text) for a in links] == [("#datum", message)]
+    date = browser.find_element(By.ID, "datum")
+    assert date.get_attribute("aria-invalid") == "true"
+    assert date.get_attribute("aria-describedby") == "datum-fout"
+    assert browser.find_element(By.ID, "datum-fout").get_attribute("textContent") == (
+        f"Fout: {message}")  # fmt: skip
+    assert date.get_attribute("value") == ""  # as sent
+    assert Select(browser.find_element(By.ID, "soort")).first_selected_option.text == "Brief"
+    assert Select(browser.find_element(By.ID, "dagdeel")).first_selected_option.text == "Avond"
+    assert browser.find_element(By.ID, "bereikt-nee").is_selected()
+    # only the field with the problem is marked
+    assert [e.get_attribute("id") for e in browser.find_elements(
+        By.CSS_SELECTOR, "[aria-invalid=true]")] == ["datum"]  # fmt: skip
+    assert_accessible(browser)  # the page with its errors
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "inbox-contactpoging-fout.png"))
+    ActionChains(browser).send_keys(Keys.TAB).perform()  # from the summary to its link
+    assert browser.switch_to.active_element.get_dom_attribute("href") == "#datum"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "datum"
+
+    status, page = post_action(inbox.base_url, browser, aid, action="contact_attempt",
+                               soort="Brief", dagdeel="Avond", bereikt="nee", datum="")  # fmt: skip
+    assert status == 400 and "<title>Fout: Melding" in page and 'href="#datum"' in page
+    status, page = post_action(inbox.base_url, browser, aid, action="contact_made")
+    assert status == 400 and "Deze actie kan niet (meer) op deze melding." in page
+    assert [a["change"] for a in hub.alerts({ref}) if a["alert_id"] == aid] == ["raised"]
