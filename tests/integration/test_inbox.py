@@ -288,6 +288,22 @@ CLIENT = {"initials": "A", "family_name": "Yilmaz", "birth_date": "1979-03-12",
           "email": "a.yilmaz@voorbeeld.nl"}  # fmt: skip
 
 
+def early_detection(
+    hub, plant, postcode: str, number: str, supplied: dict | None = None,
+    resident: dict | None = None,
+) -> tuple[str, str]:  # fmt: skip
+    """A resident at the address (wijkteam-centrum's, for the postcodes these tests use) with
+    two arrears signals (``supplied``: what the creditor delivered with them): the household
+    and its DDAS vroegsignalering alert, once raised."""
+    hub.ingest("population", [{**plant.person(postcode, number), **(resident or {})}])
+    signals = [plant.arrears(postcode, number, "Water", "2025-10-03"),
+               plant.arrears(postcode, number, "Energie", "2025-11-07")]  # fmt: skip
+    hub.ingest("vroegsignalering", [{**s, **(supplied or {})} for s in signals])
+    ref = household(postcode, number)
+    [raised] = wait_for_alerts(hub, {ref}, 1)
+    return ref, raised["alert_id"]
+
+
 def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
     hub, inbox, browser, plant
 ):
@@ -298,15 +314,9 @@ def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
     period validates and holds both attempts and the end result; the rules report shows the
     outcome under its rule. The involved-team and login pages are checked by axe-core in
     the tests below."""
-    resident = {**plant.person("1038VB", "39"), "initials": "A", "family_name": "Yilmaz",
-                "birth_date": "1979-03-12"}  # fmt: skip
-    hub.ingest("population", [resident])  # wijkteam-centrum
-    signals = [{**plant.arrears("1038VB", "39", "Water", "2025-10-03"), **CLIENT},
-               {**plant.arrears("1038VB", "39", "Energie", "2025-11-07"), **CLIENT}]  # fmt: skip
-    hub.ingest("vroegsignalering", signals)
-    ref = household("1038VB", "39")
-    [raised] = wait_for_alerts(hub, {ref}, 1)
-    aid = raised["alert_id"]
+    ref, aid = early_detection(hub, plant, "1038VB", "39", CLIENT,
+                               {"initials": "A", "family_name": "Yilmaz",
+                                "birth_date": "1979-03-12"})  # fmt: skip
 
     log_in(browser, inbox.base_url, "anna")
     list_until(browser, inbox.base_url, aid)
@@ -428,13 +438,7 @@ def test_a_contact_attempt_without_a_date_shows_the_form_again_with_an_error_sum
     the link moves the focus to the field), the field marked invalid and described by its
     message, the rest of the form as the member filled it in; axe-core finds nothing. An
     action the alert no longer allows gets the same page with its problem. Nothing is sent."""
-    hub.ingest("population", [plant.person("1017VA", "18")])  # wijkteam-centrum
-    signals = [plant.arrears("1017VA", "18", "Water", "2025-10-03"),
-               plant.arrears("1017VA", "18", "Energie", "2025-11-07")]  # fmt: skip
-    hub.ingest("vroegsignalering", signals)
-    ref = household("1017VA", "18")
-    [raised] = wait_for_alerts(hub, {ref}, 1)
-    aid = raised["alert_id"]
+    ref, aid = early_detection(hub, plant, "1017VA", "18")
 
     log_in(browser, inbox.base_url, "anna")
     list_until(browser, inbox.base_url, aid)
