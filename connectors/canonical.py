@@ -49,6 +49,10 @@ CREDITOR_TYPES = (
     "Dienst Toeslagen",
     "Overige",
 )
+# Contact fields a vroegsignaal or BRP record may carry for the contact card (besides the
+# name): DDAS client Straatnaam, Plaatsnaam; telephone and e-mail as the Besluit
+# gemeentelijke schuldhulpverlening art. 3 lets a creditor deliver them.
+CONTACT_FIELDS = ("street", "city", "telephone", "email")
 CASE_TYPES = ("schuldhulp", "wmo", "jeugd", "participatie", "breed")
 TEMPORARY_STOP = "20"  # RedenBeeindiging 20: temporary; every other code is definitive
 
@@ -133,6 +137,9 @@ class Kind:
     # A BRP registration carries name and date of birth to the link stage, so that
     # signals without a BSN can be matched to the people living at the address.
     registers: bool = False
+    # It carries how to reach the person (subject.contact) for the responsible team's
+    # contact card: a vroegsignaal (DDAS client) and a BRP registration (issue 17).
+    contact: bool = False
 
 
 def _person_registered(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
@@ -294,10 +301,20 @@ def _consent_changed(r: Record, _p: Pseudonymiser) -> tuple[str, Record]:
 P, D = Domain.POPULATION, Domain.DEBT
 KINDS: dict[str, Kind] = {
     "person_registered": Kind(
-        P, "nl.wijkhub.population.person-registered", Bsn.REQUIRED, _person_registered, True
+        P,
+        "nl.wijkhub.population.person-registered",
+        Bsn.REQUIRED,
+        _person_registered,
+        True,
+        contact=True,
     ),
     "person_moved": Kind(
-        P, "nl.wijkhub.population.person-moved", Bsn.REQUIRED, _person_registered, True
+        P,
+        "nl.wijkhub.population.person-moved",
+        Bsn.REQUIRED,
+        _person_registered,
+        True,
+        contact=True,
     ),
     "person_departed": Kind(
         P, "nl.wijkhub.population.person-departed", Bsn.REQUIRED, _person_departed
@@ -323,7 +340,9 @@ KINDS: dict[str, Kind] = {
     "benefit_changed": Kind(
         Domain.INCOME, "nl.wijkhub.income.benefit-changed", Bsn.REQUIRED, _benefit_changed
     ),
-    "arrears_signal": Kind(D, "nl.wijkhub.debt.arrears-signal", Bsn.BEST_EFFORT, _arrears_signal),
+    "arrears_signal": Kind(
+        D, "nl.wijkhub.debt.arrears-signal", Bsn.BEST_EFFORT, _arrears_signal, contact=True
+    ),
     "debt_help_changed": Kind(
         D, "nl.wijkhub.debt.debt-help-changed", Bsn.REQUIRED, _debt_help_changed
     ),
@@ -444,6 +463,17 @@ def _match(record: Record) -> Record | None:
     }
 
 
+def _contact(record: Record) -> Record | None:
+    """How to reach the person, as far as the source supplied it (None: nothing)."""
+    name = " ".join(
+        _text_or(record, f) for f in ("initials", "prefix", "family_name") if _text_or(record, f)
+    )
+    found = {"name": name, **{f: _text_or(record, f) for f in CONTACT_FIELDS}}
+    # a BSN typed into a free-text field never travels on (the one masking rule)
+    found = {k: mask_bsn_like(v) for k, v in found.items()}
+    return found if any(found.values()) else None
+
+
 def to_raw_event(
     record: Record,
     source: str,
@@ -501,6 +531,7 @@ def to_raw_event(
             "person_ref": person_ref,
             "address_ref": addr,
             "match": _match(record) if person_ref is None or kind.registers else None,
+            "contact": _contact(record) if kind.contact else None,
             "data_quality": quality,
         },
         "payload": (payload_name, payload),

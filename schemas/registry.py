@@ -42,8 +42,10 @@ ROUTED = "nl.wijkhub.Routed"
 AUDIT_ENTRY = "nl.wijkhub.AuditEntry"
 ALERT_ACTION = "nl.wijkhub.AlertAction"
 ERASURE = "nl.wijkhub.Erasure"
+CONTACT_CARD = "nl.wijkhub.ContactCard"
 SUBJECTS = (
     RAW_EVENT, LINKED_EVENT, ALERT, HOUSEHOLD_VIEW, ROUTED, AUDIT_ENTRY, ALERT_ACTION, ERASURE,
+    CONTACT_CARD,
 )  # fmt: skip
 
 

@@ -11,7 +11,8 @@ The grants, in words:
 - the worker reads its inputs, writes what the stages produce (and the audit of the
   operator's household reads it serves), and owns its internal topics (changelogs,
   Faust's leader topic) and its consumer group;
-- the inbox reads ``alerts`` and ``household-view``, writes ``alert-actions`` and ``audit``,
+- the inbox reads ``alerts``, ``household-view`` and (it alone) ``contact-cards``, writes
+  ``alert-actions`` and ``audit``,
   and reads ``audit`` for the privacy officer's audit-trail page;
 - delivery reads ``alerts`` (its own group) and writes ``dlq.delivery``;
 - the operator reads what operations need (status, alerts, review, dead letters) and
@@ -32,6 +33,7 @@ from wijkhub.streams.topics import (
     ALERTS,
     AUDIT,
     BY_ADDRESS,
+    CONTACT_CARDS,
     DLQ_DELIVERY,
     DLQ_INGEST,
     DLQ_STREAMS,
@@ -103,8 +105,8 @@ def grants(topic_prefix: str, app_id: str) -> list[Grant]:
         # the Kafka relay's consumer group (its input topic is the source's own)
         found.append(Grant(service, Resource.GROUP, f"{app_id}-relay-{source}", "READ"))
     # alert-actions: the expiry sweep (ADR 0006); audit: the operator's household reads
-    outputs = (BY_ADDRESS, LINKED, ALERTS, HOUSEHOLD_VIEW, UNMATCHED, HAND_OVER, DLQ_STREAMS,
-               ALERT_ACTIONS, AUDIT)  # fmt: skip
+    outputs = (BY_ADDRESS, LINKED, ALERTS, HOUSEHOLD_VIEW, CONTACT_CARDS, UNMATCHED, HAND_OVER,
+               DLQ_STREAMS, ALERT_ACTIONS, AUDIT)  # fmt: skip
     found += _topics(WORKER, WORKER_INPUTS, "READ", "DESCRIBE")
     found += _topics(WORKER, outputs, "WRITE", "DESCRIBE")
     found += [
@@ -112,7 +114,8 @@ def grants(topic_prefix: str, app_id: str) -> list[Grant]:
         for op in ("READ", "WRITE", "CREATE", "DESCRIBE", "DESCRIBE_CONFIGS")
     ]  # its changelogs and Faust's internal topics
     found.append(Grant(WORKER, Resource.GROUP, app_id, "READ"))
-    found += _topics(INBOX, (ALERTS, HOUSEHOLD_VIEW), "READ", "DESCRIBE")
+    # contact-cards: only the inbox reads it (the responsible team's contact card)
+    found += _topics(INBOX, (ALERTS, HOUSEHOLD_VIEW, CONTACT_CARDS), "READ", "DESCRIBE")
     # audit: read for the privacy officer's page (issue 15), which only the fg role opens
     found += _topics(INBOX, (AUDIT,), "READ")
     found += _topics(INBOX, (ALERT_ACTIONS, AUDIT), "WRITE", "DESCRIBE")

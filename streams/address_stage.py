@@ -424,18 +424,24 @@ class AddressStage:
             result.counts["link_outcome", "unmatched"] += 1
         fact["link"] = link
 
-    def _without_match(self, fact: EventFact) -> bytes:
+    def _without_match(self, fact: EventFact, contact: bool = False) -> bytes:
         """The event without the name and date of birth it carried for matching: they serve
-        linking and stop here (not on linked, not on the review queue; issue 16)."""
-        return self._stripped(fact["value"])
+        linking and stop here (not on linked, not on the review queue; issue 16). How to
+        reach the person (``subject.contact``) goes on only with ``contact``: to the
+        household stage, for the responsible team's contact card (issue 17); never to
+        the review queue."""
+        return self._stripped(fact["value"], contact)
 
-    def _strip(self, packed: str) -> bytes:
+    def _strip(self, packed: str, contact: bool) -> bytes:
         raw = self._raw(unpack(packed))
-        return self.catalog.encode(RAW_EVENT, {**raw, "subject": {**raw["subject"], "match": None}})
+        subject = {**raw["subject"], "match": None}
+        if not contact:
+            subject["contact"] = None
+        return self.catalog.encode(RAW_EVENT, {**raw, "subject": subject})
 
     def _linked(self, household: str, eid: str, fact: EventFact, link: Link | None,
                 withdrawn: bool, withdrawn_by: str = "person") -> Output:  # fmt: skip
-        value = self._without_match(fact) if link is not None else b""
+        value = self._without_match(fact, contact=True) if link is not None else b""
         by = link["by"] if link is not None else withdrawn_by
         household = self.ids.household(household)
         record: dict[str, Any] = {"household_ref": household, "linked_by": by, "raw_event": value,

@@ -28,13 +28,14 @@ from typing import Any, NotRequired, TypedDict, cast
 from wijkhub.schemas.registry import (
     ALERT,
     ALERT_ACTION,
+    CONTACT_CARD,
     HOUSEHOLD_VIEW,
     LINKED_EVENT,
     RAW_EVENT,
     Catalog,
     DecodeError,
 )
-from wijkhub.streams import household, lifecycle, rules
+from wijkhub.streams import contact_card, household, lifecycle, rules
 from wijkhub.streams import outcomes as alert_outcomes
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.district import DistrictTable
@@ -42,7 +43,7 @@ from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import event_day
 from wijkhub.streams.routing import Router
 from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack, unpack
-from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, LINKED, UNMATCHED
+from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, CONTACT_CARDS, LINKED, UNMATCHED
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
 WITHDRAWN = "withdrawn"
@@ -73,6 +74,9 @@ class StoredFact(TypedDict):
     # linked by address or by name and date of birth, not by BSN: the event as linked
     # carried it (packed), so a "wrong link" outcome can put it up for review
     review: NotRequired[str]
+    # how to reach the person, as the source supplied it (subject.contact), with the
+    # address the fact was about: for the contact card (issue 17); absent when none
+    card: NotRequired[contact_card.CardSource]
 
 
 class Members(TypedDict):
@@ -120,6 +124,9 @@ class HouseholdState(TypedDict):
     refused: list[str]  # digests of unauthentic action records already dead-lettered
     view_digest: str
     watermark: str  # the newest fact date seen (for the lateness metric)
+    # the contact card published per open alert (alert id → digest); absent in a state
+    # written before issue 17
+    cards: NotRequired[dict[str, str]]
 
 
 Outcome = lifecycle.Change | lifecycle.Refused | None
@@ -131,7 +138,7 @@ Alerts = dict[str, tuple[str, lifecycle.AlertEntry, rules.Rule]]  # id → (chan
 def new_state() -> HouseholdState:
     return {"facts": {}, "members": {"gen": 0, "periods": [], "unit": None},
             "address_ref": None, "actions": {}, "published": {}, "refused": [],
-            "view_digest": "", "watermark": ""}  # fmt: skip
+            "view_digest": "", "watermark": "", "cards": {}}  # fmt: skip
 
 
 def plain(value: Any) -> Any:
@@ -225,8 +232,11 @@ class HouseholdStage:
         fact = self._fact(eid, raw, linked["person_ref"] or raw["subject"]["person_ref"])
         if linked["linked_by"] in REVIEWABLE:
             fact["review"] = pack(linked["raw_event"])
-        state["facts"][eid] = {**fact, "gen": linked["generation"]}
         unit = linked["address_ref"] or raw["subject"]["address_ref"]
+        card = contact_card.source_of(raw["subject"].get("contact"), raw["subject"]["address_ref"])
+        if card is not None:
+            fact["card"] = card
+        state["facts"][eid] = {**fact, "gen": linked["generation"]}
         if unit and (state["address_ref"] is None or unit < state["address_ref"]):
             state["address_ref"] = unit
         if (
@@ -380,6 +390,7 @@ class HouseholdStage:
                     self._send_alert(state, ref, aid, WITHDRAWN, entry, active, None, result)
         for action_id, outcome in sorted(outcomes.items()):
             self._count_action(state, action_id, outcome, result)
+        self._publish_cards(state, ref, result)
         if not view["member_periods"] and not any(
             not f["withdrawn"] for f in state["facts"].values()
         ):  # nothing belongs here (any more): no view, as if it had never been derived
@@ -394,6 +405,33 @@ class HouseholdStage:
             value = self.catalog.encode(HOUSEHOLD_VIEW, record)
             result.outputs.append(Output(HOUSEHOLD_VIEW_TOPIC, ref.encode(), value))
             result.counts["view_published",] += 1
+
+    def _publish_cards(self, state: HouseholdState, ref: str,
+                       result: Result[HouseholdState]) -> None:  # fmt: skip
+        """The contact card of every open alert as published, where it changed; a tombstone
+        for one whose alert closed, was withdrawn or removed, or whose facts were erased."""
+        wanted: dict[str, dict[str, Any]] = {}
+        unit = state["members"]["unit"] or ""
+        residents = {m["person_ref"]: unit for m in state["members"]["periods"]
+                     if m["until"] is None}  # fmt: skip
+        for aid, published in sorted(state["published"].items()):
+            rule = self.rules_by_id.get(published["rule"])
+            if rule is None or published["change"] in (WITHDRAWN, REMOVED):
+                continue
+            card = contact_card.derive(aid, published["entry"], rule, ref, state["facts"],
+                                       residents)  # fmt: skip
+            if card is not None:
+                wanted[aid] = card
+        sent = state.setdefault("cards", {})
+        for aid in sorted(sent.keys() - wanted.keys()):
+            del sent[aid]
+            result.outputs.append(Output(CONTACT_CARDS, aid.encode(), None))
+        for aid, card in wanted.items():
+            card_digest = digest(card)
+            if sent.get(aid) != card_digest:
+                sent[aid] = card_digest
+                value = self.catalog.encode(CONTACT_CARD, card)
+                result.outputs.append(Output(CONTACT_CARDS, aid.encode(), value))
 
     @staticmethod
     def _rests_on_erased(state: HouseholdState, entry: lifecycle.AlertEntry) -> bool:

@@ -440,8 +440,8 @@ class PersonStage:
             if t.startswith("B:"):
                 result.outputs.append(self._routed(t[2:], eid, event["gen"], value, person))
             elif t.startswith("H:"):
-                # names stop here: never to another municipality
-                stripped = {**raw, "subject": {**raw["subject"], "match": None}}
+                # names stop here: never to another municipality, nor how to reach them
+                stripped = {**raw, "subject": {**raw["subject"], "match": None, "contact": None}}
                 headers = (("ho_state", b"handed-over"), ("ho_reason", b"left the municipality"),
                            ("ho_departed_on", t[2:].encode()))  # fmt: skip
                 result.outputs.append(

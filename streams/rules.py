@@ -75,6 +75,8 @@ class Rule:
     consent_purpose: str | None = None  # for the other domains it reads: consent needed
     escalate: tuple[int, str] | None = None  # (facts at least, severity): new evidence escalates
     expires_after_days: int | None = None  # duplicate help: the alert ends after this long
+    # the basis for showing the persons' contact data to the responsible team (contact card)
+    contact_basis: str = ""
 
     def expires_on(self, raised_on: str) -> dt.date | None:
         """When an alert raised on ``raised_on`` ends by itself (None: it does not)."""

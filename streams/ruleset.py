@@ -24,8 +24,8 @@ RULES_FILE = Path(__file__).with_name("rules.yaml")
 FAMILIES = (EARLY_DETECTION, DUPLICATE_HELP)
 MAX_WINDOW_DAYS = 730  # the raw topics keep two years at most
 MAX_DUPLICATE_HELP_DAYS = 730  # verwijsindex practice: a match ends after two years at most
-REQUIRED = ("id", "version", "family", "description", "legal_basis", "reads", "window_days",
-            "condition", "severity", "dedup")  # fmt: skip
+REQUIRED = ("id", "version", "family", "description", "legal_basis", "contact_basis", "reads",
+            "window_days", "condition", "severity", "dedup")  # fmt: skip
 
 
 class RuleFileError(ValueError):
@@ -58,6 +58,9 @@ def _check_rule(n: int, raw: Any, seen: set[str]) -> list[str]:
         problems.append(f"{where}: version must be a whole number ≥ 1")
     if raw["family"] not in FAMILIES:
         problems.append(f"{where}: unknown family {raw['family']!r}; expected {FAMILIES}")
+    if not isinstance(raw["contact_basis"], str):
+        problems.append(f"{where}: contact_basis must be text: the law and article that allow "
+                        "showing the persons' contact data to the responsible team")  # fmt: skip
     basis = raw["legal_basis"]
     if not isinstance(basis, dict) or not basis.get("law") or not basis.get("article"):
         problems.append(f"{where}: legal_basis needs both law and article")
@@ -160,6 +163,7 @@ def _build(raw: dict[str, Any]) -> Rule:
         reads=tuple(raw["reads"] if isinstance(raw["reads"], list) else [raw["reads"]]),
         covers=tuple(basis["covers"]),
         consent_purpose=raw.get("consent_purpose"),
+        contact_basis=raw["contact_basis"],
         window_days=raw["window_days"],
         evaluate=partial(kind.function, window_days=raw["window_days"], **condition),
         dedup=raw["dedup"],

@@ -46,6 +46,11 @@ MUNICIPALITY = "no legal term: to be set by the municipality"
 # Personal data in clear (a BSN never is: the connectors pseudonymise it).
 NAME, BIRTH_DATE, ADDRESS = "name", "birth date", "address"
 MATCHING = frozenset({NAME, BIRTH_DATE, ADDRESS})  # where matching needs all three
+# Telephone and e-mail of a person (not a professional's): only for the contact card.
+CONTACT = "contact details"
+# Where the contact card's sources travel: a vroegsignaal's or BRP registration's name,
+# address and contact details, from the source to the household stage (issue 17).
+CARD_SOURCE = frozenset({NAME, ADDRESS, CONTACT})
 
 
 class Domain(StrEnum):
@@ -319,6 +324,7 @@ DLQ_DELIVERY = "dlq.delivery"
 AUDIT = "audit"
 ALERT_ACTIONS = "alert-actions"
 ERASURES = "erasure-requests"
+CONTACT_CARDS = "contact-cards"
 
 TOPICS: tuple[TopicSpec, ...] = (
     *(
@@ -327,7 +333,9 @@ TOPICS: tuple[TopicSpec, ...] = (
             "person_ref, else address_ref",
             data_class,
             f"validated, pseudonymised {d.value} events from the connectors",
-            holds=MATCHING,  # as the sources send them: signals without BSN carry all three
+            # as the sources send them: signals without BSN carry all three; vroegsignalen
+            # and BRP registrations how to reach the person, for the contact card
+            holds=MATCHING | CARD_SOURCE,
         )
         for d, data_class in RAW_CLASSES.items()
     ),
@@ -336,7 +344,9 @@ TOPICS: tuple[TopicSpec, ...] = (
         "address_ref",
         LINKING,
         "repartition from the person stage to the address stage (who lived together when)",
-        holds=MATCHING,  # the residents' match features travel to the address stage
+        # the residents' match features travel to the address stage; the events' contact
+        # details (for the contact card) with the events
+        holds=MATCHING | CARD_SOURCE,
     ),
     TopicSpec(
         UNMATCHED,
@@ -359,13 +369,22 @@ TOPICS: tuple[TopicSpec, ...] = (
         "household_ref",
         LINKING,
         "raw events linked to a household; repartition to household_ref",
-        holds=frozenset({ADDRESS}),
+        holds=CARD_SOURCE,  # the contact details travel on to the household stage (issue 17)
     ),
     TopicSpec(
         ALERTS,
         "alert_id",
         ALERTS_CLASS,
         "alerts and their state; compacted so the latest state per alert is kept",
+    ),
+    TopicSpec(
+        CONTACT_CARDS,
+        "alert_id",
+        ALERTS_CLASS,  # as long as its alert at most; a tombstone when the alert closes
+        "the contact card of every open alert, for its responsible team only: the persons "
+        "behind the facts with name, address, telephone and e-mail as a source supplied them; "
+        "a tombstone when the alert closes or its facts are erased; only the inbox reads it",
+        holds=CARD_SOURCE,
     ),
     TopicSpec(
         ALERT_ACTIONS,
@@ -429,9 +448,10 @@ STATE_TABLES: dict[str, str] = {
 # What each table holds in clear: the person stage keeps the registrations it sends on to
 # the address stage, which keeps the residents' match features (issue 16: only there).
 STATE_HOLDS: dict[str, frozenset[str]] = {
-    "person": MATCHING,
-    "address": MATCHING,
-    "household": frozenset({ADDRESS}),
+    "person": MATCHING | CARD_SOURCE,
+    "address": MATCHING | CARD_SOURCE,
+    # the facts' contact details, from which the contact cards are derived (issue 17)
+    "household": CARD_SOURCE,
 }
 
 

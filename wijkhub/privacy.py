@@ -157,6 +157,28 @@ def processings(rules: RuleSet, router: Router) -> tuple[Processing, ...]:
             "own token (`wijkhub household show`), audited",
         ),
         Processing(
+            "Contact card",
+            "show the responsible team of an open alert who is behind its facts and how to "
+            "reach them: name, address, telephone and e-mail as far as a source supplied "
+            "them (a vroegsignaal's DDAS client data, the BRP name and address); derived by "
+            "the household stage per open alert onto `contact-cards`, removed (tombstone) "
+            "when the alert closes or the person is erased",
+            "the rule's contact_basis: Wgs art. 3 with the Besluit gemeentelijke "
+            "schuldhulpverlening art. 3 (vroegsignalering), Wmo 2015 art. 5.1.1 / Jeugdwet "
+            "(coordination); every view is audited before the card is sent",
+            (
+                RAW_CLASSES[Domain.DEBT],
+                RAW_CLASSES[Domain.POPULATION],
+                LINKING,
+                STAGE_STATE,
+                ALERTS_CLASS,
+                AUDIT_CLASS,
+            ),
+            sources_of([Domain.DEBT, Domain.POPULATION]),
+            "members of the alert's responsible team only (not involved teams, not the "
+            "beheerder or fg); only the inbox principal reads `contact-cards`",
+        ),
+        Processing(
             "Erasure and subject access",
             "erase a person from every stage, view and alert on request (AVG art. 17), and "
             "export what the hub holds on a person (AVG art. 15); both audited with a case "

@@ -51,6 +51,12 @@ def ddas_record(signal: dict[str, Any]) -> dict[str, Any]:
         "birth_date": get("Geboortedatum"),
         "postcode": get("Postcode"),
         "huisnummer": house,
+        # for the responsible team's contact card (issue 17): the DDAS client's street and
+        # city, and telephone and e-mail where the signal partner delivered them
+        "street": get("Straatnaam"),
+        "city": get("Plaatsnaam"),
+        "telephone": get("Telefoonnummer", "telefoonnummer"),
+        "email": get("Emailadres", "emailadres", "email"),
     }
 
 

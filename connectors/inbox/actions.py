@@ -29,34 +29,63 @@ LABELS = {
 }
 
 
+NO_OUTCOME = "Kies een uitkomst om de melding af te sluiten."
+
+
+class FormError(ValueError):
+    """What the member must correct in a form before it can be sent: per field (its name in
+    the form, which is also the id of its first control) a Dutch message the member can act
+    on and that holds no personal data; the field ``""`` is the form as a whole."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        super().__init__(" ".join(problems.values()))
+        self.problems = dict(problems)
+
+
 def details(form: Mapping[str, Any], action: str, alert: Mapping[str, Any]) -> dict[str, Any]:
     """The AlertAction's detail fields from the form: a contact attempt's kind, date, part
-    of day and whether it reached the household; a resolution's DDAS end result, which a
-    vroegsignaal's alert (one DDAS reports) must have. Raises ValueError with a Dutch
-    message a member can act on."""
-    found = dict(NO_DETAILS)
+    of day and whether it reached the household; a resolution's outcome and DDAS end result,
+    which a vroegsignaal's alert (one DDAS reports) must have. Raises :class:`FormError`
+    with every field the member must correct, in the order of the form."""
+    found, problems = dict(NO_DETAILS), dict[str, str]()
     if action == "contact_attempt":
         kind, day_part = str(form.get("soort", "")), str(form.get("dagdeel", ""))
-        reached = str(form.get("bereikt", ""))
-        if kind not in ddas.CONTACT_KINDS or day_part not in ddas.DAY_PARTS:
-            raise ValueError("Kies de soort contact en het dagdeel.")
+        reached, on = str(form.get("bereikt", "")), _date(form.get("datum"))
+        if kind not in ddas.CONTACT_KINDS:
+            problems["soort"] = "Kies de soort contact."
+        if on is None:
+            problems["datum"] = "Vul de datum van de poging in (jjjj-mm-dd)."
+        elif on > dt.datetime.now(dt.UTC).date():
+            problems["datum"] = "De datum van de poging ligt in de toekomst."
+        if day_part not in ddas.DAY_PARTS:
+            problems["dagdeel"] = "Kies het dagdeel."
         if reached not in ("ja", "nee"):
-            raise ValueError("Geef aan of u het huishouden hebt bereikt.")
-        try:
-            on = dt.date.fromisoformat(str(form.get("datum", "")))
-        except ValueError:
-            raise ValueError("Vul de datum van de poging in (jjjj-mm-dd).") from None
-        if on > dt.datetime.now(dt.UTC).date():
-            raise ValueError("De datum van de poging ligt in de toekomst.")
-        found.update(contact_kind=kind, contact_on=on.isoformat(), day_part=day_part,
-                     reached=reached == "ja")  # fmt: skip
-    if action == "resolve" and ddas.is_case(alert) and not form.get("eindresultaat"):
-        raise ValueError("Kies het eindresultaat (DDAS) om deze vroegsignalering af te sluiten.")
-    if action == "resolve" and form.get("eindresultaat"):
-        if form["eindresultaat"] not in ddas.END_RESULTS:
-            raise ValueError("Kies een eindresultaat uit de lijst.")
-        found["end_result"] = str(form["eindresultaat"])
+            problems["bereikt"] = "Geef aan of u het huishouden hebt bereikt."
+        if not problems and on is not None:
+            found.update(contact_kind=kind, contact_on=on.isoformat(), day_part=day_part,
+                         reached=reached == "ja")  # fmt: skip
+    if action == "resolve":
+        result = form.get("eindresultaat")
+        if form.get("outcome") not in OUTCOMES:
+            problems["outcome"] = NO_OUTCOME
+        if not result and ddas.is_case(alert):
+            problems["eindresultaat"] = (
+                "Kies het eindresultaat (DDAS) om deze vroegsignalering af te sluiten."
+            )
+        elif result and result not in ddas.END_RESULTS:
+            problems["eindresultaat"] = "Kies een eindresultaat uit de lijst."
+        elif result:
+            found["end_result"] = str(result)
+    if problems:
+        raise FormError(problems)
     return found
+
+
+def _date(value: Any) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(value or ""))
+    except ValueError:
+        return None
 
 
 def action_record(
@@ -71,7 +100,7 @@ def action_record(
     if action not in TEAM_ACTIONS:
         raise ValueError(f"unknown action; expected one of {TEAM_ACTIONS}")
     if action == "resolve" and outcome not in OUTCOMES:
-        raise ValueError("Kies een uitkomst om de melding af te sluiten.")
+        raise FormError({"outcome": NO_OUTCOME})
     fields = {**NO_DETAILS, **(detail or {})}
     # the details are part of what makes two submissions one action (two attempts differ)
     basis = f"{alert['alert_id']}|{alert['revision']}|{action}|{outcome or ''}|{actor}"

@@ -1,6 +1,6 @@
-"""The inbox's read model: the latest state of every alert and every household view.
+"""The inbox's read model: the latest state of every alert, household view and contact card.
 
-Built from the two compacted topics (alerts, household-view) read from the
+Built from the three compacted topics (alerts, household-view, contact-cards) read from the
 beginning at start, then followed. Views are kept encoded and decoded only
 when a member opens an alert, so a municipality's households fit in a few
 tens of megabytes. Nothing here is written back: the streams own the state.
@@ -18,11 +18,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
-from wijkhub.schemas.registry import ALERT, AUDIT_ENTRY, HOUSEHOLD_VIEW, Catalog, DecodeError
+from wijkhub.schemas.registry import (
+    ALERT,
+    AUDIT_ENTRY,
+    CONTACT_CARD,
+    HOUSEHOLD_VIEW,
+    Catalog,
+    DecodeError,
+)
 from wijkhub.settings import Settings
 from wijkhub.streams.access import INBOX
 from wijkhub.streams.rules import SEVERITIES
-from wijkhub.streams.topics import ALERTS, AUDIT, full_name
+from wijkhub.streams.topics import ALERTS, AUDIT, CONTACT_CARDS, full_name
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
 log = get_logger("wijkhub.inbox")
@@ -34,6 +41,8 @@ class AlertStore:
         self.catalog = catalog or Catalog()
         self.alerts: dict[str, dict[str, Any]] = {}
         self.views: dict[str, bytes] = {}
+        # contact cards by alert id, kept encoded like the views (decoded when one is shown)
+        self.cards: dict[str, bytes] = {}
         self.ready = asyncio.Event()
         self._changed = asyncio.Condition()
 
@@ -90,6 +99,11 @@ class AlertStore:
         for group, age in oldest.items():
             metrics.unacknowledged_age.labels(*group).set(age)
 
+    def card(self, alert_id: str) -> dict[str, Any] | None:
+        """The alert's contact card (None: no card, the alert closed, or nobody to reach)."""
+        value = self.cards.get(alert_id)
+        return None if value is None else self.catalog.decode(value, CONTACT_CARD)
+
     def view(self, household_ref: str) -> dict[str, Any] | None:
         value = self.views.get(household_ref)
         return None if value is None else self.catalog.decode(value, HOUSEHOLD_VIEW)
@@ -116,14 +130,15 @@ class AlertStore:
 async def follow(
     settings: Settings, store: AlertStore, partitions: Callable[[str], Awaitable[set[int]]]
 ) -> None:
-    """Read the alerts and household-view topics into ``store``, forever.
+    """Read the alerts, household-view and contact-cards topics into ``store``, forever.
 
     ``partitions`` tells a topic's partitions (the producer's ``partitions_for``: the
     consumer of aiokafka 0.14 has no public call that fetches them for an assignment).
     """
-    topics = [full_name(t, settings.topic_prefix) for t in (ALERTS, HOUSEHOLD_VIEW_TOPIC)]
-    alerts_topic = topics[0]
-    consumer = AIOKafkaConsumer(  # the inbox principal: reads alerts and household-view
+    logical = (ALERTS, HOUSEHOLD_VIEW_TOPIC, CONTACT_CARDS)
+    topics = [full_name(t, settings.topic_prefix) for t in logical]
+    kinds = dict(zip(topics, logical, strict=True))
+    consumer = AIOKafkaConsumer(  # the inbox principal: reads alerts, views and cards
         **connect(settings, INBOX).aiokafka(),
         enable_auto_commit=False,
         client_id=f"{settings.app_id}-inbox",
@@ -138,7 +153,7 @@ async def follow(
             batches = await consumer.getmany(timeout_ms=500, max_records=2000)
             for tp, records in batches.items():
                 for record in records:
-                    _apply(store, record, tp.topic == alerts_topic)
+                    _apply(store, record, kinds[tp.topic])
             if batches:
                 await store.notify()
             if not store.ready.is_set():
@@ -150,12 +165,14 @@ async def follow(
         await consumer.stop()
 
 
-def _apply(store: AlertStore, record: Any, is_alert: bool) -> None:
-    if not is_alert:
+def _apply(store: AlertStore, record: Any, topic: str) -> None:
+    if topic != ALERTS:
+        # no view any more (erased, moved); no card any more (closed, erased)
+        kept = store.cards if topic == CONTACT_CARDS else store.views
         if record.key and record.value is None:
-            store.views.pop(record.key.decode(), None)  # no view any more (erased, moved)
+            kept.pop(record.key.decode(), None)
         elif record.key:
-            store.views[record.key.decode()] = record.value
+            kept[record.key.decode()] = record.value
         return
     if record.value is None:  # a tombstone: the alert is removed (term passed, or erased)
         store.alerts.pop((record.key or b"").decode(), None)

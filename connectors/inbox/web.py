@@ -9,6 +9,9 @@ Access rules, enforced on every request (:meth:`Gate.require`, :mod:`.roles`):
   and the attempt is audited as refused;
 - opening an alert shows household data, so it is written to the audit topic and
   acknowledged by Kafka before the page is sent;
+- the contact card (who is behind the alert's facts and how to reach them) opens only for
+  a member of the alert's responsible team; every view is audited (``alert.contact-card``)
+  before the card is sent; an involved team gets 403, audited as refused;
 - the beheerder and the fg see no household data: their pages show teams, routing and
   rule versions, or the audit trail and the processing register;
 - every form carries a CSRF token bound to the server-side session.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +62,20 @@ STATE_FILTERS = {
     "afgesloten": ("resolved",),
 }
 
+CARD_VIEW = "alert.contact-card"  # the audit action of a contact-card view
 STORE = web.AppKey("store", AlertStore)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+
+
+def templates() -> jinja2.Environment:
+    """The inbox's pages: escaped, and an unknown name in a page is an error, not blank."""
+    found = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    found.globals.update(present=present, labels=actions.LABELS, outcomes=OUTCOMES, ddas=ddas)
+    return found
 
 
 class Inbox:
@@ -73,13 +89,7 @@ class Inbox:
         self.rules: dict[str, Rule] = {r.id: r for r in self.ruleset.rules}
         self.catalog = Catalog()
         self.audit_chain = Chain("inbox")  # this process's audit hash chain
-        self.templates = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(HERE / "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-        )
-        self.templates.globals.update(present=present, labels=actions.LABELS, outcomes=OUTCOMES,
-                                      ddas=ddas)  # fmt: skip
+        self.templates = templates()
         self.gate = Gate(settings, teams, metrics, self.audit, self.render)
 
     def render(self, template: str, **context: Any) -> str:
@@ -150,24 +160,34 @@ class Inbox:
 
     async def alert(self, request: web.Request) -> web.Response:
         session = await self.gate.require(request, "alerts")
-        member, csrf = session.member, session.csrf
-        store, alert_id = request.app[STORE], request.match_info["alert_id"]
-        found = await self.visible(request, member, "not an alert of this team")
+        found = await self.visible(request, session.member, "not an alert of this team")
         if found is None:
-            return self.page("not_found.html", status=404, member=member, csrf=csrf)
-        alert, role = found
-        reason = f"melding {alert_id}" + (" (betrokken partij)" if role == "involved" else "")
+            return self.page("not_found.html", status=404, member=session.member,
+                             csrf=session.csrf)  # fmt: skip
+        return await self.alert_page(request, session, *found)
+
+    async def alert_page(
+        self, request: web.Request, session: Session, alert: dict[str, Any], role: str,
+        problems: actions.FormError | None = None, entered: Mapping[str, Any] | None = None,
+    ) -> web.Response:  # fmt: skip
+        """The page of an alert the member may see (audited as read first: it shows household
+        data); after a form with ``problems``, 400 with those problems (an error summary at
+        the top, each field marked) and the form as the member filled it in (``entered``)."""
+        member = session.member
+        involved = " (betrokken partij)" if role == "involved" else ""
+        reason = f"melding {alert['alert_id']}{involved}"
         await self.audit(request, member.account, "household.read", alert["household_ref"],
                          True, reason)  # fmt: skip
         rule = self.rules.get(alert["rule_id"])
-        record = store.view(alert["household_ref"])
+        record = request.app[STORE].view(alert["household_ref"])
         self.metrics.inbox_pages.labels("alert").inc()
         return self.page(
             "alert.html",
+            status=400 if problems else 200,
             member=member,
             alert=alert,
             rule=rule,
-            csrf=csrf,
+            csrf=session.csrf,
             # An involved party learns who else is involved and how to reach them, no more.
             timeline=present.timeline(record, rule) if role == "responsible" else [],
             coordinator=present.coordinator(record),
@@ -178,7 +198,32 @@ class Inbox:
             pending=request.query.get("verwerking") == "1",
             ddas_case=ddas.is_case(alert),
             today=dt.datetime.now(dt.UTC).date().isoformat(),
+            errors=problems.problems if problems else {},
+            entered={k: str(v) for k, v in (entered or {}).items() if k != "csrf"},
         )
+
+    async def card(self, request: web.Request) -> web.Response:
+        """The contact card of an open alert, for its responsible team only (issue 17)."""
+        session = await self.gate.require(request, "alerts")
+        member, csrf = session.member, session.csrf
+        found = await self.visible(request, member, "contact card of another team's alert")
+        if found is None:
+            return self.page("not_found.html", status=404, member=member, csrf=csrf)
+        alert, role = found
+        alert_id = alert["alert_id"]
+        if role != "responsible":
+            await self.audit(request, member.account, CARD_VIEW, alert_id, False,
+                             "not the responsible team")  # fmt: skip
+            why = "Alleen het team met de regie over deze melding ziet de contactkaart."
+            return self.page("refused.html", status=403, member=member, csrf=csrf,
+                             home=f"/meldingen/{alert_id}", why=why)  # fmt: skip
+        card = request.app[STORE].card(alert_id)
+        await self.audit(request, member.account, CARD_VIEW, alert["household_ref"], True,
+                         f"contactkaart melding {alert_id}")  # fmt: skip
+        self.metrics.inbox_pages.labels("card").inc()
+        return self.page("card.html", member=member, csrf=csrf, alert=alert, card=card,
+                         rule=self.rules.get(alert["rule_id"]),
+                         responsible=self.teams.name(alert["team"]))  # fmt: skip
 
     async def act(self, request: web.Request) -> web.Response:
         session = await self.gate.require(request, "alerts")
@@ -196,15 +241,15 @@ class Inbox:
                              "not the responsible team")  # fmt: skip
             raise web.HTTPForbidden(text="Alleen het team met de regie handelt deze melding af.")
         kind, outcome = str(form.get("action", "")), str(form.get("outcome", "")) or None
-        if kind not in lifecycle.allowed(alert, alert["family"]):
-            raise web.HTTPBadRequest(text="Deze actie kan niet (meer) op deze melding.")
         try:  # signed only now: the member is of the alert's team (role checked above)
+            if kind not in lifecycle.allowed(alert, alert["family"]):
+                raise actions.FormError({"": "Deze actie kan niet (meer) op deze melding."})
             detail = actions.details(form, kind, alert)
             record = self.action_keys.sign(
                 actions.action_record(alert, kind, member.account, outcome, detail)
             )
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text=str(exc)) from None
+        except actions.FormError as problems:  # the same page again, with what to correct
+            return await self.alert_page(request, session, alert, role, problems, form)
         topic = full_name(ALERT_ACTIONS, self.settings.topic_prefix)
         await request.app[PRODUCER].send_and_wait(
             topic, self.catalog.encode(ALERT_ACTION, record), key=alert["household_ref"].encode()
@@ -325,6 +370,7 @@ def build(settings: Settings, teams: Teams, metrics: Metrics | None = None) -> w
         app.router.add_post("/oidc/backchannel-logout", inbox.gate.backchannel)
     app.router.add_get("/meldingen", inbox.alerts)
     app.router.add_get("/meldingen/{alert_id}", inbox.alert)
+    app.router.add_get("/meldingen/{alert_id}/contactkaart", inbox.card)
     app.router.add_post("/meldingen/{alert_id}/actie", inbox.act)
     app.router.add_get("/beheer", inbox.beheer)
     app.router.add_get("/audit", inbox.audit_trail)

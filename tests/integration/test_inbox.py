@@ -26,6 +26,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from wijkhub.streams import ddas
+from wijkhub.streams.topics import CONTACT_CARDS
 
 from builders import (
     SCREENSHOTS,
@@ -118,6 +119,11 @@ def test_a_member_resolves_an_alert_and_the_change_arrives_on_the_alerts_topic(
     assert ({"action": "resolve", "outcome": "help_accepted", "result": "applied"}, 1.0) in applied
 
 
+def card_views(hub, actor: str) -> list[dict]:
+    return [e for e in audit_entries(hub) if e["actor"] == actor
+            and e["action"] == "alert.contact-card"]  # fmt: skip
+
+
 def test_a_member_of_another_team_cannot_see_or_open_the_alert(hub, inbox, browser, plant):
     p = plant.person("1001CX", "102")  # wijkteam-centrum
     hub.ingest("population", [p])
@@ -192,7 +198,18 @@ def test_an_involved_team_sees_who_else_is_involved_but_not_the_household(
     assert "Betrokken partijen" in page and "06-00000000" in page  # how to reach the others
     assert "Tijdlijn van het huishouden" not in page  # nothing of the household itself
     assert not browser.find_elements(By.CSS_SELECTOR, "form[action$='/actie']")
+    assert not browser.find_elements(By.ID, "contactkaart")  # no contact card: no link
+    assert "Contactkaart" not in page
     assert_accessible(browser)  # the involved party's page
+    # the alert has a card (the BRP address of the person behind it) that bram never sees
+    cards = {r.key.decode(): r.value for r in hub.records(CONTACT_CARDS)}
+    assert cards.get(aid)
+    browser.get(f"{inbox.base_url}/meldingen/{aid}/contactkaart")  # nor by its address
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Geen toegang"
+    assert "Alleen het team met de regie" in browser.find_element(By.ID, "waarom").text
+    assert_accessible(browser)
+    assert [(e["resource"], e["allowed"]) for e in card_views(hub, "bram")] == [(aid, False)]
+    assert "1049ZH" not in browser.page_source  # nothing of the card on the refusal
     opened = [e for e in audit_entries(hub) if e["actor"] == "bram" and e["allowed"]]
     # one view, audited as the involved party's
     assert ["betrokken partij" in e["reason"] for e in opened if e["resource"] == ref] == [True]
@@ -238,12 +255,15 @@ def wijkhub(hub, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def record_attempt(driver, kind: str, day_part: str, reached: bool) -> None:
-    """Fill in the contact-attempt form with the keyboard only, and send it with Enter."""
+def record_attempt(driver, kind: str, day_part: str, reached: bool, dated: bool = True) -> None:
+    """Fill in the contact-attempt form with the keyboard only (the date as it is, today, or
+    emptied), and send it with Enter."""
     form = driver.find_element(By.CSS_SELECTOR, "form.attempt")
     form.find_element(By.ID, "soort").send_keys(kind)
+    if not dated:
+        form.find_element(By.ID, "datum").clear()
     form.find_element(By.ID, "dagdeel").send_keys(day_part)
-    form.find_element(By.ID, "bereikt-ja" if reached else "bereikt-nee").send_keys(Keys.SPACE)
+    form.find_element(By.ID, "bereikt" if reached else "bereikt-nee").send_keys(Keys.SPACE)
     driver.execute_script("window.wijkhubBefore = true;")
     form.find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
     WebDriverWait(driver, 15).until(
@@ -251,27 +271,79 @@ def record_attempt(driver, kind: str, day_part: str, reached: bool) -> None:
     )
 
 
+def tab_to(driver, element_id: str, limit: int = 60) -> None:
+    """Tab from the top of the page until ``element_id`` has the focus (keyboard only)."""
+    driver.find_element(By.TAG_NAME, "body").click()
+    for _ in range(limit):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        if driver.switch_to.active_element.get_attribute("id") == element_id:
+            return
+    raise AssertionError(f"#{element_id} not reachable with Tab")
+
+
+# What the creditor delivered with the signals (DDAS client, and telephone and e-mail as the
+# Besluit gemeentelijke schuldhulpverlening art. 3 allows): the contact card shows it.
+CLIENT = {"initials": "A", "family_name": "Yilmaz", "birth_date": "1979-03-12",
+          "street": "Dorpsstraat", "city": "Amsterdam", "telephone": "06-2345 6789",
+          "email": "a.yilmaz@voorbeeld.nl"}  # fmt: skip
+
+
+def early_detection(
+    hub, plant, postcode: str, number: str, supplied: dict | None = None,
+    resident: dict | None = None,
+) -> tuple[str, str]:  # fmt: skip
+    """A resident at the address (wijkteam-centrum's, for the postcodes these tests use) with
+    two arrears signals (``supplied``: what the creditor delivered with them): the household
+    and its DDAS vroegsignalering alert, once raised."""
+    hub.ingest("population", [{**plant.person(postcode, number), **(resident or {})}])
+    signals = [plant.arrears(postcode, number, "Water", "2025-10-03"),
+               plant.arrears(postcode, number, "Energie", "2025-11-07")]  # fmt: skip
+    hub.ingest("vroegsignalering", [{**s, **(supplied or {})} for s in signals])
+    ref = household(postcode, number)
+    [raised] = wait_for_alerts(hub, {ref}, 1)
+    return ref, raised["alert_id"]
+
+
 def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
     hub, inbox, browser, plant
 ):
-    """The responsible team records two attempts (not reached, reached) and resolves with a
-    DDAS end result, by keyboard; every inbox page passes axe-core (WCAG 2.1 AA); the DDAS
-    export of the period validates and holds both attempts and the end result; the rules
-    report shows the outcome under its rule. The involved-team and login pages are checked
-    by axe-core in the tests below."""
-    hub.ingest("population", [plant.person("1038VB", "39")])  # wijkteam-centrum
-    signals = [plant.arrears("1038VB", "39", "Water", "2025-10-03"),
-               plant.arrears("1038VB", "39", "Energie", "2025-11-07")]  # fmt: skip
-    hub.ingest("vroegsignalering", signals)
-    ref = household("1038VB", "39")
-    [raised] = wait_for_alerts(hub, {ref}, 1)
-    aid = raised["alert_id"]
+    """The responsible team opens the contact card (by keyboard) and sees the name, address,
+    telephone and e-mail the source supplied, every view audited first; it records two
+    attempts (not reached, reached) and resolves with a DDAS end result, by keyboard; then
+    the card is gone. Every inbox page passes axe-core (WCAG 2.1 AA); the DDAS export of the
+    period validates and holds both attempts and the end result; the rules report shows the
+    outcome under its rule. The involved-team and login pages are checked by axe-core in
+    the tests below."""
+    ref, aid = early_detection(hub, plant, "1038VB", "39", CLIENT,
+                               {"initials": "A", "family_name": "Yilmaz",
+                                "birth_date": "1979-03-12"})  # fmt: skip
 
     log_in(browser, inbox.base_url, "anna")
     list_until(browser, inbox.base_url, aid)
     assert_accessible(browser)
     browser.get(f"{inbox.base_url}/meldingen/{aid}")
     assert_accessible(browser)
+    views_before = len(card_views(hub, "anna"))
+    tab_to(browser, "contactkaart")
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    WebDriverWait(browser, 15).until(ec.url_contains("/contactkaart"))
+    card = shown(browser, "main", "Yilmaz")  # the worker publishes the card with the alert
+    for supplied in ("A Yilmaz", "Dorpsstraat 39, 1038VB Amsterdam", "06-2345 6789",
+                     "a.yilmaz@voorbeeld.nl", "Wet gemeentelijke schuldhulpverlening (Wgs) "
+                     "art. 3"):  # fmt: skip
+        assert supplied in card, supplied
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Contactkaart"
+    assert [dt.text for dt in browser.find_elements(By.CSS_SELECTOR, "section.person dt")] == [
+        "Naam", "Adres", "Telefoon", "E-mail", "Bron"]  # fmt: skip
+    assert_accessible(browser)  # the card page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "inbox-contactkaart.png"))
+    viewed = card_views(hub, "anna")[views_before:]
+    # every view is on the audit topic, allowed, for this household (at least this one:
+    # shown() reloads the page until the card is there, and each load is a view)
+    assert viewed and all(e["allowed"] and e["resource"] == ref and aid in e["reason"]
+                          for e in viewed)  # fmt: skip
+    browser.get(f"{inbox.base_url}/meldingen/{aid}")
     record_attempt(browser, "Telefoon", "Ochtend", reached=False)
     shown(browser, "main", "Contactpogingen")
     record_attempt(browser, "Huisbezoek", "Middag", reached=True)
@@ -289,6 +361,9 @@ def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
     shown(browser, ".facts", result)
     assert browser.find_element(By.ID, "eindresultaat").text == result
     assert_accessible(browser)
+    browser.get(f"{inbox.base_url}/meldingen/{aid}/contactkaart")  # closed: the card is gone
+    assert "Yilmaz" not in shown(browser, "main", "geen contactgegevens")
+    assert browser.find_elements(By.ID, "geen-kaart")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SCREENSHOTS / "inbox-contactpogingen-eindresultaat.png"))
     browser.get(f"{inbox.base_url}/meldingen/A-bestaat-niet")
@@ -338,3 +413,67 @@ def test_attempts_and_end_result_reach_the_ddas_export_and_the_rules_report(
                for labels, _ in outcomes)  # fmt: skip
     audited = [e for e in audit_entries(hub) if e["reason"].startswith("DDAS export 2025-11-07")]
     assert len(audited) == 1
+
+
+def post_action(base: str, driver, alert_id: str, **fields: str) -> tuple[int, str]:
+    """A form of the alert page sent with the browser's session (cookie and CSRF token), as
+    the browser would: the status and the page of the answer."""
+    csrf = driver.find_element(By.CSS_SELECTOR, "form input[name=csrf]").get_attribute("value")
+    cookies = "; ".join(f"{c['name']}={c['value']}" for c in driver.get_cookies())
+    request = urllib.request.Request(
+        f"{base}/meldingen/{alert_id}/actie", urllib.parse.urlencode({"csrf": csrf, **fields})
+        .encode(), headers={"Cookie": cookies})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=20) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_a_contact_attempt_without_a_date_shows_the_form_again_with_an_error_summary(
+    hub, inbox, browser, plant
+):
+    """NL Design System error summary: the same page, 400, "Fout: " in the title, the summary
+    first in the content and focused on load, each problem a link to its field (by keyboard,
+    the link moves the focus to the field), the field marked invalid and described by its
+    message, the rest of the form as the member filled it in; axe-core finds nothing. An
+    action the alert no longer allows gets the same page with its problem. Nothing is sent."""
+    ref, aid = early_detection(hub, plant, "1017VA", "18")
+
+    log_in(browser, inbox.base_url, "anna")
+    list_until(browser, inbox.base_url, aid)
+    browser.get(f"{inbox.base_url}/meldingen/{aid}")
+    record_attempt(browser, "Brief", "Avond", reached=False, dated=False)
+    assert browser.title == "Fout: Melding — wijkhub"
+    summary = browser.find_element(By.CSS_SELECTOR, "main > .error-summary[role=alert]")
+    assert browser.switch_to.active_element.get_attribute("id") == "fouten"  # focused on load
+    assert summary.find_element(By.TAG_NAME, "h2").text == "Er is een probleem"
+    message = "Vul de datum van de poging in (jjjj-mm-dd)."
+    links = summary.find_elements(By.CSS_SELECTOR, "li a")
+    assert [(a.get_dom_attribute("href"), a.text) for a in links] == [("#datum", message)]
+    date = browser.find_element(By.ID, "datum")
+    assert date.get_attribute("aria-invalid") == "true"
+    assert date.get_attribute("aria-describedby") == "datum-fout"
+    assert browser.find_element(By.ID, "datum-fout").get_attribute("textContent") == (
+        f"Fout: {message}")  # fmt: skip
+    assert date.get_attribute("value") == ""  # as sent
+    assert Select(browser.find_element(By.ID, "soort")).first_selected_option.text == "Brief"
+    assert Select(browser.find_element(By.ID, "dagdeel")).first_selected_option.text == "Avond"
+    assert browser.find_element(By.ID, "bereikt-nee").is_selected()
+    # only the field with the problem is marked
+    assert [e.get_attribute("id") for e in browser.find_elements(
+        By.CSS_SELECTOR, "[aria-invalid=true]")] == ["datum"]  # fmt: skip
+    assert_accessible(browser)  # the page with its errors
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "inbox-contactpoging-fout.png"))
+    ActionChains(browser).send_keys(Keys.TAB).perform()  # from the summary to its link
+    assert browser.switch_to.active_element.get_dom_attribute("href") == "#datum"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert browser.switch_to.active_element.get_attribute("id") == "datum"
+
+    status, page = post_action(inbox.base_url, browser, aid, action="contact_attempt",
+                               soort="Brief", dagdeel="Avond", bereikt="nee", datum="")  # fmt: skip
+    assert status == 400 and "<title>Fout: Melding" in page and 'href="#datum"' in page
+    status, page = post_action(inbox.base_url, browser, aid, action="contact_made")
+    assert status == 400 and "Deze actie kan niet (meer) op deze melding." in page
+    assert [a["change"] for a in hub.alerts({ref}) if a["alert_id"] == aid] == ["raised"]

@@ -17,7 +17,7 @@ import re
 
 from kafka import KafkaAdminClient
 
-from wijkhub.streams.topics import ADDRESS, BIRTH_DATE, NAME, cluster_topics
+from wijkhub.streams.topics import ADDRESS, BIRTH_DATE, CONTACT, CONTACT_CARDS, NAME, cluster_topics
 
 from builders import EXAMPLE_BSNS, as_admin, readable, sample_bsns
 
@@ -62,6 +62,7 @@ def test_no_clear_bsn_on_any_topic_or_log_line(hub, worker_log, plant):
 PERSONAL = re.compile(
     r"Jansen|de Vries|Bakker|\bDijk\b|Smit\b|Yilmaz|1984-02-29|1950-07-14|1979-03-12"
     r"|(?<![0-9A-Za-z])[1-9][0-9]{3} ?[A-Z]{2}(?![A-Za-z])"
+    r"|06-2345 6789|yilmaz@voorbeeld"
 )
 
 
@@ -83,6 +84,8 @@ KINDS = {
     NAME: re.compile(r"Jansen|de Vries|Bakker|Yilmaz|\bDijk\b|\bSmit\b"),
     BIRTH_DATE: re.compile(r"1984-02-29|1950-07-14|1979-03-12|19840229|19500714|19790312"),
     ADDRESS: re.compile(r"(?<![0-9A-Za-z])1[0-9]{3} ?[A-Z]{2}(?![A-Za-z])"),
+    # a person's telephone and e-mail (test_inbox's contact card), not a professional's
+    CONTACT: re.compile(r"06-2345 6789|a\.yilmaz@voorbeeld\.nl"),
 }
 
 
@@ -104,3 +107,4 @@ def test_names_dates_of_birth_and_addresses_only_where_documented(hub, plant):
     # the scan can fail: the documented places do hold them
     assert NAME in seen.get(hub.topic("raw.population"), set())
     assert ADDRESS in seen.get(hub.topic("household-view"), set())
+    assert {NAME, ADDRESS, CONTACT} <= seen.get(hub.topic(CONTACT_CARDS), set())

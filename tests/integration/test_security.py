@@ -24,8 +24,17 @@ from kafka.errors import KafkaError, TopicAuthorizationFailedError
 from wijkhub.acls import drift
 from wijkhub.admin import admin_client
 from wijkhub.kafka import PLAINTEXT, connect
-from wijkhub.streams.access import INBOX, OPERATOR, WORKER, intake
-from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, AUDIT, HOUSEHOLD_VIEW, TOPICS, Domain, raw
+from wijkhub.streams.access import DELIVERY, INBOX, OPERATOR, WORKER, intake
+from wijkhub.streams.topics import (
+    ALERT_ACTIONS,
+    ALERTS,
+    AUDIT,
+    CONTACT_CARDS,
+    HOUSEHOLD_VIEW,
+    TOPICS,
+    Domain,
+    raw,
+)
 
 QUICK = {"request_timeout_ms": 5000, "max_block_ms": 5000}
 
@@ -86,7 +95,17 @@ def test_the_inbox_principal_sees_only_alerts_and_views(hub, require_secured, pl
         admin.close()
     # what it reads, and what it writes (actions; the audit of every page it shows, which
     # it reads back for the fg's audit-trail page only)
-    assert visible == {hub.topic(t) for t in (ALERTS, HOUSEHOLD_VIEW, ALERT_ACTIONS, AUDIT)}
+    # (and the contact cards, which it alone reads: the responsible team's contact card)
+    assert visible == {
+        hub.topic(t) for t in (ALERTS, HOUSEHOLD_VIEW, CONTACT_CARDS, ALERT_ACTIONS, AUDIT)
+    }
+    for other in (DELIVERY, OPERATOR):  # nobody else may even see that contact cards exist
+        admin = KafkaAdminClient(**connect(hub.settings, other).kafka_python(),
+                                 request_timeout_ms=5000)  # fmt: skip
+        try:
+            assert hub.topic(CONTACT_CARDS) not in admin.list_topics(), other
+        finally:
+            admin.close()
     hub.ingest("population", [plant.person("1091AA", "7")])  # raw.population holds a record
     consumer = KafkaConsumer(**connect(hub.settings, INBOX).kafka_python(),
                              request_timeout_ms=5000, enable_auto_commit=False)  # fmt: skip

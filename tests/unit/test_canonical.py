@@ -57,6 +57,7 @@ def test_arrears_without_bsn_is_keyed_by_address_and_encodes():
         "person_ref": None,
         "address_ref": "1011AB-5",
         "match": None,
+        "contact": None,
         "data_quality": [],
     }
     assert event["envelope"]["event_id"] == event_id(P, "vroegsignalering", "m1")
@@ -66,6 +67,22 @@ def test_arrears_without_bsn_is_keyed_by_address_and_encodes():
     decoded = Catalog().decode(Catalog().encode(RAW_EVENT, event), RAW_EVENT)
     assert decoded["payload"][0] == "nl.wijkhub.debt.ArrearsSignal"
     assert decoded["payload"][1]["amount_cents"] == 12000
+
+
+def test_a_signal_carries_the_contact_details_its_source_supplied_and_a_case_none():
+    """For the responsible team's contact card: the DDAS client's name, street, city and
+    the telephone and e-mail a creditor delivered; nothing invented, no BSN in them."""
+    record = {**arrears(), "initials": "A.", "family_name": "Yilmaz", "street": "Dorpsstraat",
+              "city": "Amsterdam", "telephone": "06-12345678", "email": "123456782"}  # fmt: skip
+    event = to_raw_event(record, "vroegsignalering", P, "0363", NOW)[2]
+    assert event["subject"]["contact"] == {
+        "name": "A. Yilmaz", "street": "Dorpsstraat", "city": "Amsterdam",
+        "telephone": "06-12345678", "email": "*********",
+    }  # fmt: skip
+    case = {"kind": "case_opened", "message_id": "c9", "case_id": "C9", "team": "T",
+            "case_type": "wmo", "occurred_at": "2026-04-01", "bsn": "111222333",
+            "contact": "06-00000000", "telephone": "06-12345678"}  # fmt: skip
+    assert to_raw_event(case, "teams", P, "0363", NOW)[2]["subject"]["contact"] is None
 
 
 def test_person_event_carries_only_the_pseudonym():

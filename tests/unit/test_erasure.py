@@ -18,10 +18,17 @@ import pytest
 from wijkhub.broker import DISTRICT_FIXTURE
 from wijkhub.connectors.identity import Pseudonymiser
 from wijkhub.erasure import purge_files, request
-from wijkhub.schemas.registry import ERASURE, Catalog
+from wijkhub.schemas.registry import CONTACT_CARD, ERASURE, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.harness import Harness, build_stages
-from wijkhub.streams.topics import ALERTS, ERASURES, HAND_OVER, HOUSEHOLD_VIEW, UNMATCHED
+from wijkhub.streams.topics import (
+    ALERTS,
+    CONTACT_CARDS,
+    ERASURES,
+    HAND_OVER,
+    HOUSEHOLD_VIEW,
+    UNMATCHED,
+)
 from wijkhub.testing import RECEIVED, Scenario, household_of_three
 
 from builders import readable
@@ -148,7 +155,7 @@ def assert_no_trace(harness: Harness) -> None:
             seen = readable(key) + readable(text.encode())  # packed raw events decoded too
             for needle in needles:
                 assert needle not in seen, (stage, needle)
-    for topic in (ALERTS, HOUSEHOLD_VIEW, UNMATCHED, HAND_OVER):
+    for topic in (ALERTS, HOUSEHOLD_VIEW, UNMATCHED, HAND_OVER, CONTACT_CARDS):
         for out in harness.latest(topic).values():
             assert not any(n in readable(out.key) + readable(out.value) for n in needles), topic
 
@@ -167,3 +174,51 @@ def test_purge_removes_the_processed_files_that_hold_the_bsn(tmp_path):
     assert sorted(p.name for p in purged.files) == ["a.csv", "c.csv"]
     assert (tmp_path / "brp" / "processed" / "b.csv").exists()
     assert (tmp_path / "brp" / "incoming" / "d.csv").exists()  # not processed yet: untouched
+
+
+# -- the contact cards (issue 17) ------------------------------------------------------------
+
+
+def cards(harness: Harness) -> dict[str, dict]:
+    """The latest card per alert (a tombstone: none)."""
+    return {k.decode(): CATALOG.decode(o.value, CONTACT_CARD)
+            for k, o in harness.latest(CONTACT_CARDS).items() if o.value is not None}  # fmt: skip
+
+
+def test_the_stage_publishes_a_card_per_open_alert_naming_the_people_behind_its_facts():
+    harness = run(SCENARIO.raw_records(SETTINGS.pseudonym_key))
+    published = cards(harness)
+    alerts = harness.alerts(CATALOG)
+    assert set(published) == {aid for aid, a in alerts.items() if a["state"] != "resolved"}
+    assert len(published) == 3
+    for aid, card in published.items():
+        assert card["rule_id"] == alerts[aid]["rule_id"] and card["team"] == alerts[aid]["team"]
+        assert card["persons"] and all(p["postcode"] == "1020AB" for p in card["persons"])
+    names = {aid: sorted(p["name"] for p in c["persons"]) for aid, c in published.items()}
+    by_rule = {alerts[aid]["rule_id"]: n for aid, n in names.items()}
+    # the mother's signals carry her BSN and name; the father's water arrears only his name
+    # (they count as a third creditor type in the mother's household alert too)
+    assert by_rule == {"VS-ARREARS-2-CREDITORS-90D": ["D Dekker", "J Jansen"],
+                       "VS-ARREARS-3-MONTHS-ONE-CREDITOR": ["D Dekker"],
+                       # his debt help: named by his own signals in the household
+                       "DH-TWO-HOLDERS-SAME-HELP": ["D Dekker"]}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 3, 8])
+def test_after_erasing_a_person_no_card_names_them(seed: int):
+    records = [*SCENARIO.raw_records(SETTINGS.pseudonym_key), erasure_record(FATHER)]
+    random.Random(seed).shuffle(records)
+    harness = run(records, seed)
+    for card in cards(harness).values():
+        assert all(p["person_ref"] != FATHER and FATHER_NAME not in p["name"]
+                   for p in card["persons"])  # fmt: skip
+    assert [c["rule_id"] for c in cards(harness).values()] == ["VS-ARREARS-2-CREDITORS-90D"]
+
+
+def test_his_cards_published_before_the_erasure_are_tombstoned():
+    harness = run(SCENARIO.raw_records(SETTINGS.pseudonym_key))
+    before = set(cards(harness))
+    harness.feed(*erasure_record(FATHER))
+    harness.run()
+    removed = {o.key.decode() for o in harness.records(CONTACT_CARDS) if o.value is None}
+    assert removed == before - set(cards(harness)) and len(removed) == 2

@@ -35,6 +35,22 @@ def test_the_shipped_rules_load_with_basis_data_classes_and_windows():
     assert first.window_days == 90 and first.reads == ("debt",) and "Wgs" in first.legal_basis
 
 
+def test_every_rule_names_the_basis_for_its_contact_card_by_family():
+    """Wgs art. 3 for vroegsignalering (debt), Wmo 2015 / Jeugdwet for coordination."""
+    rules = ruleset.load().rules
+    assert all(r.contact_basis.strip() for r in rules)
+    for rule in rules:
+        if rule.family == "duplicate_help":
+            assert "Wmo 2015" in rule.contact_basis and "Jeugdwet" in rule.contact_basis, rule.id
+        elif "debt" in rule.reads:
+            assert "Wgs" in rule.contact_basis and "art. 3" in rule.contact_basis, rule.id
+    raw = {k: v for k, v in SHIPPED["rules"][0].items() if k != "contact_basis"}
+    assert problems(yaml.safe_dump({"rules": [raw]})) == [
+        "rule VS-ARREARS-2-CREDITORS-90D: contact_basis is missing"
+    ]
+    assert "contact_basis must be text" in problems(with_rule(contact_basis=["Wgs"]))[0]
+
+
 @pytest.mark.parametrize(
     ("change", "reason"),
     [

@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 
 from wijkhub.connectors import teams
-from wijkhub.connectors.inbox import actions, present
-from wijkhub.streams import household, lifecycle, rules
+from wijkhub.connectors.inbox import actions, present, web
+from wijkhub.streams import ddas, household, lifecycle, rules
 
 from builders import IDS, arrears, case, consent, shipped_rules
 
@@ -85,6 +85,70 @@ def test_a_resubmitted_form_is_the_same_action():
     assert later["action_id"] != first["action_id"]
     with pytest.raises(ValueError, match="uitkomst"):
         actions.action_record(alert(), "resolve", "j.jansen", "opgelost")
+
+
+ATTEMPT = {"action": "contact_attempt", "soort": "Telefoon", "datum": "2026-01-05",
+           "dagdeel": "Ochtend", "bereikt": "nee"}  # fmt: skip
+TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
+
+
+def problems(form: dict, action: str, **changes) -> dict[str, str]:
+    with pytest.raises(actions.FormError) as raised:
+        actions.details(form, action, alert(**changes))
+    assert isinstance(raised.value, ValueError) and str(raised.value)
+    return raised.value.problems
+
+
+def test_a_contact_attempt_is_sent_as_its_details():
+    assert actions.details(ATTEMPT, "contact_attempt", alert()) == {
+        **lifecycle.NO_DETAILS, "contact_kind": "Telefoon", "contact_on": "2026-01-05",
+        "day_part": "Ochtend", "reached": False}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("changed", "found"),
+    [
+        ({"datum": ""}, {"datum": "Vul de datum van de poging in (jjjj-mm-dd)."}),
+        ({"datum": "5 januari"}, {"datum": "Vul de datum van de poging in (jjjj-mm-dd)."}),
+        ({"datum": TOMORROW}, {"datum": "De datum van de poging ligt in de toekomst."}),
+        ({"soort": "Duif"}, {"soort": "Kies de soort contact."}),
+        ({"dagdeel": "Nacht"}, {"dagdeel": "Kies het dagdeel."}),
+        ({"bereikt": "misschien"}, {"bereikt": "Geef aan of u het huishouden hebt bereikt."}),
+    ],
+)
+def test_each_problem_of_a_contact_attempt_names_its_field(changed, found):
+    assert problems({**ATTEMPT, **changed}, "contact_attempt") == found
+
+
+def test_every_problem_of_a_form_is_named_at_once_in_the_order_of_the_form():
+    assert list(problems({"action": "contact_attempt"}, "contact_attempt")) == [
+        "soort", "datum", "dagdeel", "bereikt"]  # fmt: skip
+    ddas_case = {"family": "early_detection", "facts": [{"type": ddas.ARREARS_FACT}]}
+    assert problems({"action": "resolve"}, "resolve", **ddas_case) == {
+        "outcome": "Kies een uitkomst om de melding af te sluiten.",
+        "eindresultaat": "Kies het eindresultaat (DDAS) om deze vroegsignalering af te sluiten.",
+    }
+    assert problems({"outcome": "help_accepted", "eindresultaat": "Weg"}, "resolve") == {
+        "eindresultaat": "Kies een eindresultaat uit de lijst."}  # fmt: skip
+    assert actions.details({"outcome": "help_accepted"}, "resolve", alert()) == lifecycle.NO_DETAILS
+
+
+def test_a_problem_repeats_nothing_the_member_entered():
+    entered = {"soort": "J. Jansen", "datum": "1017VA 18", "dagdeel": "123456782", "bereikt": "x"}
+    found = problems({**ATTEMPT, **entered}, "contact_attempt")
+    assert set(found) == set(entered)
+    assert not [v for v in entered.values() for m in found.values() if v in m]
+
+
+def test_the_error_summary_links_each_problem_to_its_field():
+    html = (
+        web.templates()
+        .get_template("error_summary.html")
+        .render(errors={"datum": "Vul de datum in.", "": "Deze actie kan niet (meer)."})
+    )
+    assert 'role="alert"' in html and "Er is een probleem" in html
+    assert '<li><a href="#datum">Vul de datum in.</a></li>' in html
+    assert "<li>Deze actie kan niet (meer).</li>" in html  # the form as a whole: no link
 
 
 def published(*events):
