@@ -167,6 +167,9 @@ class Continuity:
         return found
 
 
+REWIND_RETRY_SECONDS = 5.0
+
+
 class Processed:
     """Only a record a stage has processed is ever committed past; a skipped one is read
     again.
@@ -193,7 +196,8 @@ class Processed:
     def __init__(self, consumer: Any, inputs: set[str]) -> None:
         self.done: set[tuple[TP, int]] = set()
         self.skipped: dict[TP, set[int]] = {}  # offsets that must still be processed
-        self.rewound: dict[TP, int] = {}  # sought back to this offset, not yet read again
+        # sought back to this offset (when), not yet read again
+        self.rewound: dict[TP, tuple[int, float]] = {}
         self.inputs = inputs
         self.consumer = consumer
         self.ack, self.new_offset = consumer.ack, consumer._new_offset
@@ -208,7 +212,7 @@ class Processed:
                 self.skipped[tp].discard(offset)
                 if not self.skipped[tp]:
                     del self.skipped[tp]
-            if self.rewound.get(tp) == offset:
+            if tp in self.rewound and self.rewound[tp][0] == offset:
                 del self.rewound[tp]  # read again from there: a later skip seeks anew
 
     def missing(self, tp: TP, first: int) -> None:
@@ -236,18 +240,22 @@ class Processed:
     async def rewind(self) -> dict[TP, int]:
         """Seek every owned partition with skipped records back to the lowest of them.
         Only ever backwards: a partition already sought back to that offset or below is
-        being read again from there (every later record comes again too). Returns what
-        was sought."""
+        being read again from there (every later record comes again too), unless the
+        record has not come within ``REWIND_RETRY_SECONDS`` (the fetcher can drop records
+        again below a stale read position): then it is sought again. Returns what was
+        sought."""
         owned = self.consumer.assignment()
         for tp in [tp for tp in self.skipped if tp not in owned]:
             del self.skipped[tp]  # its new owner reads it from the committed offset
             self.rewound.pop(tp, None)
-        sought = {}
+        sought, now = {}, time.monotonic()
         for tp, offsets in self.skipped.items():
             first = min(offsets)
-            if tp not in self.rewound or first < self.rewound[tp]:
+            at, when = self.rewound.get(tp, (None, 0.0))
+            if at is None or first < at or now - when > REWIND_RETRY_SECONDS:
                 await self.consumer.seek(tp, first)
-                self.rewound[tp] = sought[tp] = first
+                self.rewound[tp] = (first, now)
+                sought[tp] = first
         return sought
 
 
