@@ -237,6 +237,28 @@ class Processed:
         found: int | None = self.new_offset(tp)
         return found
 
+    async def _forget_unreadable(self, tps: list[TP]) -> None:
+        """Offsets that cannot or need not be read again: below the committed offset (this
+        guard commits nothing unprocessed, so they were processed before), or below where
+        the log now starts (deleted by retention while the group was behind: lost, and
+        said so once, loudly). Without this a partition would hold its commits forever."""
+        starts = await self.consumer.earliest_offsets(*tps)
+        committed = self.consumer._committed_offset  # private (faust 0.15.3)
+        for tp in tps:
+            offsets = self.skipped.get(tp, set())
+            start, done = starts.get(tp) or 0, committed.get(tp) or 0
+            gone = {o for o in offsets if o < start and o >= done}
+            if gone:
+                log.error("input records deleted by retention before they were processed: "
+                          "they cannot be read again", topic=tp.topic, partition=tp.partition,
+                          first=min(gone), log_start=start)  # fmt: skip
+            kept = {o for o in offsets if o >= max(start, done)}
+            if kept:
+                self.skipped[tp] = kept
+            else:
+                self.skipped.pop(tp, None)
+                self.rewound.pop(tp, None)
+
     async def rewind(self) -> dict[TP, int]:
         """Seek every owned partition with skipped records back to the lowest of them.
         Only ever backwards: a partition already sought back to that offset or below is
@@ -248,8 +270,12 @@ class Processed:
         for tp in [tp for tp in self.skipped if tp not in owned]:
             del self.skipped[tp]  # its new owner reads it from the committed offset
             self.rewound.pop(tp, None)
+        if self.skipped:
+            await self._forget_unreadable(list(self.skipped))
         sought, now = {}, time.monotonic()
-        for tp, offsets in self.skipped.items():
+        for tp, offsets in list(self.skipped.items()):
+            if not offsets:
+                continue
             first = min(offsets)
             at, when = self.rewound.get(tp, (None, 0.0))
             if at is None or first < at or now - when > REWIND_RETRY_SECONDS:

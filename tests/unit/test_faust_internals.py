@@ -5,6 +5,7 @@ An upgrade of faust-streaming, aiokafka, mode or rocksdict fails here first, off
 before the integration tier finds it on a real broker.
 """
 
+import asyncio
 import contextvars
 import inspect
 import tomllib
@@ -17,6 +18,7 @@ import pytest
 from faust.stores import rocksdb
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import Producer
+from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from wijkhub.streams import faust_adapter
@@ -159,3 +161,24 @@ def test_a_record_the_stream_skipped_is_finished_but_never_committable(app):
     guard.mark([SimpleNamespace(message=again)])
     assert again.ack(consumer) is True and not guard.skipped
     assert consumer._new_offset(processed.tp) == 9
+
+
+def test_a_skipped_offset_retention_deleted_or_already_committed_stops_holding_commits(app):
+    # streams/faust_adapter.Processed: a partition whose committed offset is past an old
+    # skip, or whose log no longer holds it, must not hold its commits forever
+    worker, settings = app
+    guard = faust_adapter.guard_commits(worker, settings)
+    consumer = worker.consumer
+    tp = TP(full_name(WORKER_INPUTS[0], settings.topic_prefix), 3)
+    guard.skipped[tp] = {3, 10, 20}
+    consumer._committed_offset[tp] = 5  # 3 was processed before that commit
+
+    async def earliest(*tps):
+        return {t: 12 for t in tps}  # the log starts at 12: 10 was deleted by retention
+
+    consumer.earliest_offsets = earliest
+    asyncio.run(guard._forget_unreadable([tp]))
+    assert guard.skipped[tp] == {20}
+    guard.skipped[tp] = {4}
+    asyncio.run(guard._forget_unreadable([tp]))
+    assert tp not in guard.skipped  # nothing held: commits go on
