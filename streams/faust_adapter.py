@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.serializers import codecs
 from faust.streams import (
     Stream,
@@ -198,6 +199,8 @@ class Processed:
         self.skipped: dict[TP, set[int]] = {}  # offsets that must still be processed
         # sought back to this offset (when), not yet read again
         self.rewound: dict[TP, tuple[int, float]] = {}
+        self.start: dict[TP, int] = {}  # where the log starts (read when it mattered)
+        self.held: set[TP] = set()  # partitions whose commit waits for a record
         self.inputs = inputs
         self.consumer = consumer
         self.ack, self.new_offset = consumer.ack, consumer._new_offset
@@ -230,12 +233,32 @@ class Processed:
         self.done.discard(key)
         return bool(self.ack(message))
 
+    def begins(self, starts: Mapping[TP, int | None]) -> None:
+        """Where partitions' logs start: the first record of one with nothing committed."""
+        self.start.update({tp: o for tp, o in starts.items() if o is not None})
+
     def _new_offset(self, tp: TP) -> int | None:
-        holes, acked = self.skipped.get(tp), self.consumer._acked.get(tp)
-        if holes and acked and min(holes) <= max(acked):
-            return None  # a commit could pass a record nobody processed: not yet
+        """Faust's next commit for ``tp``, unless it would pass a record nobody processed:
+        a skipped one, or one below the lowest processed offset that is neither (Faust's
+        own check lets the record at the committed offset itself pass, and none at all
+        when nothing is committed yet)."""
+        acked = self.consumer._acked.get(tp)
+        if acked and tp.topic in self.inputs and self._passes_unprocessed(tp, acked):
+            self.held.add(tp)
+            return None
+        self.held.discard(tp)
         found: int | None = self.new_offset(tp)
         return found
+
+    def _passes_unprocessed(self, tp: TP, acked: list[int]) -> bool:
+        holes = self.skipped.get(tp)
+        if holes and min(holes) <= max(acked):
+            return True
+        # private (faust 0.15.3): the next offset to read as committed (0 kept as None)
+        committed, start = self.consumer._committed_offset.get(tp), self.start.get(tp)
+        if committed is None and start is None:
+            return True  # where the partition begins is not known yet: not before it is
+        return min(acked) > max(committed or 0, start or 0)
 
     async def _forget_unreadable(self, tps: list[TP]) -> None:
         """Offsets that cannot or need not be read again: below the committed offset (this
@@ -243,6 +266,7 @@ class Processed:
         the log now starts (deleted by retention while the group was behind: lost, and
         said so once, loudly). Without this a partition would hold its commits forever."""
         starts = await self.consumer.earliest_offsets(*tps)
+        self.begins(starts)
         committed = self.consumer._committed_offset  # private (faust 0.15.3)
         for tp in tps:
             offsets = self.skipped.get(tp, set())
@@ -259,29 +283,39 @@ class Processed:
                 self.skipped.pop(tp, None)
                 self.rewound.pop(tp, None)
 
+    def _forget(self, tp: TP) -> None:
+        self.skipped.pop(tp, None)  # its new owner reads it from the committed offset
+        self.rewound.pop(tp, None)
+
     async def rewind(self) -> dict[TP, int]:
         """Seek every owned partition with skipped records back to the lowest of them.
-        Only ever backwards: a partition already sought back to that offset or below is
-        being read again from there (every later record comes again too), unless the
-        record has not come within ``REWIND_RETRY_SECONDS`` (the fetcher can drop records
-        again below a stale read position): then it is sought again. Returns what was
-        sought."""
+        Only ever backwards, and only below the consumer's read position: a partition
+        already sought back to that offset or below is being read again from there (every
+        later record comes again too), unless the record has not come within
+        ``REWIND_RETRY_SECONDS`` (the fetcher can drop records again below a stale read
+        position): then it is sought again. Returns what was sought."""
         owned = self.consumer.assignment()
         for tp in [tp for tp in self.skipped if tp not in owned]:
-            del self.skipped[tp]  # its new owner reads it from the committed offset
-            self.rewound.pop(tp, None)
+            self._forget(tp)
         if self.skipped:
             await self._forget_unreadable(list(self.skipped))
-        sought, now = {}, time.monotonic()
-        for tp, offsets in list(self.skipped.items()):
-            if not offsets:
-                continue
-            first = min(offsets)
+        now = time.monotonic()
+        # decided before the first await: a batch may mark records meanwhile
+        targets = {tp: min(offsets) for tp, offsets in self.skipped.items() if offsets}
+        sought = {}
+        for tp, first in targets.items():
             at, when = self.rewound.get(tp, (None, 0.0))
-            if at is None or first < at or now - when > REWIND_RETRY_SECONDS:
-                await self.consumer.seek(tp, first)
-                self.rewound[tp] = (first, now)
+            if not (at is None or first < at or now - when > REWIND_RETRY_SECONDS):
+                continue
+            read = self.consumer._read_offset.get(tp)  # private (faust 0.15.3): last read
+            if read is None or first <= read:  # not yet read: it comes without a seek
+                try:
+                    await self.consumer.seek(tp, first)
+                except IllegalStateError:  # revoked meanwhile: the new owner reads it
+                    self._forget(tp)
+                    continue
                 sought[tp] = first
+            self.rewound[tp] = (first, now)
         return sought
 
 
@@ -409,7 +443,9 @@ def run_stage(
         tps = {e.message.tp for e in batch}
         fresh = {tp for tp in tps if committed.get(tp) is None and tp not in continuity.next}
         if fresh:  # nothing committed yet: the partition starts where its log starts
-            committed.update(await consumer.earliest_offsets(*fresh))
+            starts = await consumer.earliest_offsets(*fresh)
+            guard.begins(starts)
+            committed.update(starts)
         holes = continuity.holes(batch, app.consumer_generation_id, committed)
         for tp, (first, came) in holes.items():
             log.warning("input records skipped by the consumer: reading them again",
@@ -555,12 +591,15 @@ def sweep(app: faust.App, settings: Settings, table: TableT[bytes, Any], stage: 
 
 def reread_skipped(app: faust.App, metrics: Metrics, guard: Callable[[], Processed]) -> None:
     """Every second: skipped records sought back to also when no batch comes to do it (a
-    quiet worker right after a rebalance). Not while partitions move or tables recover:
+    quiet worker right after a rebalance), and the partitions whose commits wait for one
+    counted (``wijkhub_commits_held_partitions``). Not while partitions move or tables recover:
     Faust seeks every partition to its committed offset after those itself."""
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # mode's timer decorator is unannotated
     async def rewind() -> None:
         recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
+        held = guard().held & app.consumer.assignment()
+        metrics.commits_held.set(len(held))
         if app.rebalancing or not recovery.completed.is_set():
             return
         await reread(app, guard(), metrics, "timer")

@@ -116,6 +116,13 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.commits_held = Gauge(
+            "wijkhub_commits_held_partitions",
+            "Input partitions whose offset commit waits for a skipped record to be read again "
+            "(streams/faust_adapter.Processed). Normally 0, or briefly more after a "
+            "rebalance; a partition held for long replays more on its next restart.",
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "wijkhub_consumer_lag_records",
             "Records on an input partition this worker has not committed yet.",

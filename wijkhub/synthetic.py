@@ -20,15 +20,23 @@ BASE_DAY = dt.date(2026, 3, 1)
 TEAMS = ("Wijkteam Centrum", "Schuldhulp Noord", "Stadsbank", "Humanitas")
 
 
-def make_bsn(rng: random.Random) -> str:
-    """Nine digits that pass the elfproef."""
+def make_bsn(rng: random.Random, taken: set[str] | None = None) -> str:
+    """Nine digits that pass the elfproef; with ``taken``, one not in it (then added).
+
+    A synthetic population needs unique BSNs: about 82 million numbers pass the elfproef,
+    so 100,000 random draws give some 60 pairs of residents who are one person to the hub
+    (registered at two addresses), and a planted pattern that is not what it was planted as.
+    """
     while True:
         head = [rng.randint(0, 9) for _ in range(8)]
         if head[0] == 0:
             continue
         check = sum(d * w for d, w in zip(head, range(9, 1, -1), strict=True)) % 11
-        if check < 10:
-            return "".join(map(str, head)) + str(check)
+        bsn = "".join(map(str, head)) + str(check)
+        if check < 10 and (taken is None or bsn not in taken):
+            if taken is not None:
+                taken.add(bsn)
+            return bsn
 
 
 @dataclass
@@ -40,6 +48,7 @@ class Municipality:
     expected: dict[str, int] = field(
         default_factory=lambda: {EARLY_DETECTION: 0, DUPLICATE_HELP: 0}
     )
+    bsns: set[str] = field(default_factory=set)  # every resident's, once
 
     def add(self, source: str, record: dict[str, Any]) -> None:
         self.records.setdefault(source, []).append(record)
@@ -77,7 +86,7 @@ class _Household:
 
     def __post_init__(self) -> None:
         self.address = _address(self.number)
-        self.people = [make_bsn(self.rng) for _ in range(self.rng.randint(1, 4))]
+        self.people = [make_bsn(self.rng, self.town.bsns) for _ in range(self.rng.randint(1, 4))]
         for bsn in self.people:
             self.add("population", "person_registered", "brp", _day(-400), bsn=bsn)
 

@@ -61,6 +61,7 @@ class Scenario:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self._ids = itertools.count(1)
+        self._bsns: set[str] = set()  # one person, one BSN
 
     def _add(self, source: str, kind: str, day: str, **fields: Any) -> Record:
         record = {"kind": kind, "message_id": f"{kind}-{self.seed}-{next(self._ids)}",
@@ -69,7 +70,7 @@ class Scenario:
         return record
 
     def person(self, family_name: str, birth_date: str) -> Person:
-        return Person(make_bsn(self.rng), family_name, family_name[0], birth_date)
+        return Person(make_bsn(self.rng, self._bsns), family_name, family_name[0], birth_date)
 
     def register(self, p: Person, postcode: str, number: str, day: str) -> Record:
         return self._add("population", "person_registered", day, bsn=p.bsn, postcode=postcode,

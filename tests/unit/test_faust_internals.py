@@ -160,6 +160,8 @@ def test_a_record_the_stream_skipped_is_finished_but_never_committable(app):
     again = _message(topic, 7)  # read again (the guard sought back to it)
     guard.mark([SimpleNamespace(message=again)])
     assert again.ack(consumer) is True and not guard.skipped
+    assert consumer._new_offset(processed.tp) is None  # where the log starts is not known
+    guard.begins({processed.tp: 7})  # as read_again learns it for a fresh partition
     assert consumer._new_offset(processed.tp) == 9
 
 
@@ -182,3 +184,79 @@ def test_a_skipped_offset_retention_deleted_or_already_committed_stops_holding_c
     guard.skipped[tp] = {4}
     asyncio.run(guard._forget_unreadable([tp]))
     assert tp not in guard.skipped  # nothing held: commits go on
+
+
+def _offline_guard(app, monkeypatch, partition):
+    """A guard on the worker's consumer with its broker calls answered offline."""
+    worker, settings = app
+    # on Faust's own methods, not on the wrappers of the guards other tests made
+    monkeypatch.setattr(worker.consumer, "ack", Consumer.ack.__get__(worker.consumer))
+    monkeypatch.setattr(worker.consumer, "_new_offset",
+                        Consumer._new_offset.__get__(worker.consumer))  # fmt: skip
+    guard = faust_adapter.Processed(worker.consumer, set())
+    guard.inputs = {full_name(WORKER_INPUTS[0], settings.topic_prefix)}
+    tp = TP(full_name(WORKER_INPUTS[0], settings.topic_prefix), partition)
+    sought: list[tuple[TP, int]] = []
+
+    async def seek(tp, offset):
+        sought.append((tp, offset))
+
+    async def earliest(*tps):
+        return {t: 0 for t in tps}
+
+    consumer = worker.consumer
+    monkeypatch.setattr(consumer, "assignment", lambda: {tp})
+    monkeypatch.setattr(consumer, "seek", seek)
+    monkeypatch.setattr(consumer, "earliest_offsets", earliest)
+    return guard, consumer, tp, sought
+
+
+def test_a_commit_never_passes_the_record_at_the_committed_offset(app, monkeypatch):
+    # Faust's own check (min(acked) - committed > 1) lets offset 10 pass unprocessed when
+    # 10 is committed (next to read) and 11, 12 are acknowledged; the guard holds it
+    guard, consumer, tp, _ = _offline_guard(app, monkeypatch, 11)
+    consumer._committed_offset[tp] = 10
+    consumer._acked[tp] = [11, 12]
+    assert guard._new_offset(tp) is None and tp in guard.held
+    assert consumer._acked[tp] == [11, 12]  # nothing taken off: committed later
+    consumer._acked[tp] = [10, 11, 12]
+    assert guard._new_offset(tp) == 13 and tp not in guard.held
+
+
+def test_with_nothing_committed_a_commit_waits_for_where_the_log_starts(app, monkeypatch):
+    guard, consumer, tp, _ = _offline_guard(app, monkeypatch, 12)
+    consumer._committed_offset.pop(tp, None)
+    consumer._acked[tp] = [5, 6]
+    assert guard._new_offset(tp) is None  # where the partition begins is not known yet
+    guard.begins({tp: 3})
+    assert guard._new_offset(tp) is None  # 3 and 4 were never processed
+    guard.begins({tp: 5})  # retention deleted 3 and 4
+    assert guard._new_offset(tp) == 7
+
+
+def test_a_rewind_never_seeks_forward_past_records_not_yet_read(app, monkeypatch):
+    guard, consumer, tp, sought = _offline_guard(app, monkeypatch, 13)
+    consumer._committed_offset[tp] = 40
+    guard.missing(tp, 50)
+    consumer._read_offset[tp] = 45  # sought back to 40 by a rebalance: 50 comes anyway
+    assert asyncio.run(guard.rewind()) == {} and sought == []
+    assert guard.skipped[tp] == {50}  # still held until it is processed
+    guard.rewound.clear()
+    consumer._read_offset[tp] = 60  # read past it: only a seek brings it back
+    assert asyncio.run(guard.rewind()) == {tp: 50} and sought == [(tp, 50)]
+
+
+def test_a_rewind_of_a_partition_revoked_meanwhile_forgets_it(app, monkeypatch):
+    from aiokafka.errors import IllegalStateError
+
+    guard, consumer, tp, _ = _offline_guard(app, monkeypatch, 14)
+    consumer._committed_offset[tp] = 1
+    consumer._read_offset[tp] = 9
+    guard.missing(tp, 4)
+
+    async def revoked(tp, offset):
+        raise IllegalStateError("No current assignment for partition")
+
+    monkeypatch.setattr(consumer, "seek", revoked)
+    assert asyncio.run(guard.rewind()) == {}
+    assert tp not in guard.skipped and tp not in guard.rewound  # its new owner reads it

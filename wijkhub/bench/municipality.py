@@ -5,8 +5,8 @@ from empty topics, a synthetic municipality of about N residents (its BRP regist
 arrears signals, cases and benefits, with the patterns :func:`wijkhub.synthetic.generate`
 plants) goes through the intake, as files of each source, into running workers. The
 result is the seconds from the first file taken to the moment the workers have committed
-every record of every topic they read and every planted alert is raised: the time before
-an operator can tell the teams the inbox is complete.
+every record of every topic they read: the time before an operator can tell the teams the
+inbox is complete. Whether the alerts raised are the planted ones is reported beside it.
 """
 
 from __future__ import annotations
@@ -53,14 +53,14 @@ def _run(settings: Settings, residents: int, workers: int, say: Callable[[str], 
                 intake.close()
         loaded = time.perf_counter() - began
 
-        def done() -> bool:
-            text = pool.metrics_text()
-            raised = metric_sum(text, "wijkhub_alerts_raised_total")
-            return raised >= planted and pool.lag() == 0
-
-        wait_until(done, 3600, "every household view built and every planted alert raised")
+        # Every record was acknowledged by Kafka before this point, and every stage's output
+        # goes to a topic the same group reads (alerts and views are acknowledged before
+        # the commit): no lag left is the whole first load processed. Whether every planted
+        # alert came is then a result to report, not a condition to wait for.
+        wait_until(lambda: pool.lag() == 0, 3600, "every record of every topic processed")
         seconds = time.perf_counter() - began
         text = pool.metrics_text()
+        raised = int(metric_sum(text, "wijkhub_alerts_raised_total"))
     finally:
         pool.stop()
     views = full_name(HOUSEHOLD_VIEW, settings.topic_prefix)
@@ -74,7 +74,8 @@ def _run(settings: Settings, residents: int, workers: int, say: Callable[[str], 
         "intake_seconds": round(loaded, 1),
         "events_per_second": round(events / seconds),
         "alerts_planted": planted,
-        "alerts_raised": int(metric_sum(text, "wijkhub_alerts_raised_total")),
+        "alerts_raised": raised,
+        "alerts_as_planted": raised == planted,
         "household_views_published": int(
             metric_sum(text, PRODUCED, stage="household", topic=views)
         ),
