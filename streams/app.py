@@ -23,10 +23,11 @@ from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams import faust_adapter, pages
+from wijkhub.streams import faust_adapter, faust_delivery, pages
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.harness import build_stages
 from wijkhub.streams.household import View
+from wijkhub.streams.topics import full_name
 
 log = get_logger("wijkhub.streams")
 
@@ -51,9 +52,17 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
             guard.append(faust_adapter.guard_commits(app, settings))
         return guard[0]
 
+    stages = (person, address, household)
+    delivery = faust_delivery.Delivery(
+        app,
+        {full_name(t, settings.topic_prefix): s.name for s in stages for t in s.inputs},
+        limit=4 * settings.batch_size,
+    )
+    delivery.install(app.consumer)
     tables: dict[str, TableT[bytes, Any]] = {}
-    for stage in (person, address, household):
-        tables[stage.name] = faust_adapter.run_stage(app, settings, metrics, stage, processed)
+    for stage in stages:
+        tables[stage.name] = faust_adapter.run_stage(app, settings, metrics, stage, processed,
+                                                     delivery)  # fmt: skip
 
     def read_view(ref: bytes) -> View | None:
         entry = tables[household.name].get(ref)  # {"state": ..., "outbox": [...]}

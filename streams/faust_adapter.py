@@ -37,17 +37,17 @@ import faust
 from aiokafka.errors import IllegalStateError
 from faust.serializers import codecs
 from faust.streams import (
-    Stream,
     _current_event,  # private: see the module docstring
 )
 from faust.transport.consumer import Consumer
-from faust.types import TP, EventT, StoreT, StreamT, TableT
+from faust.types import TP, StoreT, TableT
 
 from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 from wijkhub.streams.access import WORKER
+from wijkhub.streams.faust_delivery import Delivery
 from wijkhub.streams.stage import Message, Result, Stage, Timed, plan, sealed
 from wijkhub.streams.topics import (
     DLQ_STREAMS,
@@ -111,10 +111,20 @@ def new_app(settings: Settings) -> faust.App:
     )
 
 
+class _Current:
+    """What Faust's store reads from the current event: its message (the partition)."""
+
+    __slots__ = ("__weakref__", "message")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
 @contextmanager
-def _as_current_event(event: EventT[Any]) -> Iterator[None]:
-    """Make ``event`` the stream's current event while its key's state is read or written."""
-    token = _current_event.set(weakref.ref(event))
+def _as_current_event(message: Any) -> Iterator[None]:
+    """Make ``message`` the current event's while its key's state is read or written."""
+    holder = _Current(message)
+    token = _current_event.set(weakref.ref(holder))  # type: ignore[arg-type]  # duck-typed
     try:
         yield
     finally:
@@ -147,14 +157,15 @@ class Continuity:
         self.rewound: dict[TP, int] = {}  # sought back to: checked again from there
 
     def holes(
-        self, batch: Sequence[EventT[Any]], generation: int, committed: Mapping[TP, int | None]
+        self, batch: Sequence[Any], generation: int, committed: Mapping[TP, int | None]
     ) -> dict[TP, tuple[int, int]]:
-        """(first skipped offset, the offset that came instead) per partition with a hole."""
+        """(first skipped offset, the offset that came instead) per partition with a hole,
+        in a batch of consumer messages."""
         if generation != self.generation:
             self.generation, self.next, self.rewound = generation, {}, {}
         found: dict[TP, tuple[int, int]] = {}
-        for event in batch:
-            tp, offset = event.message.tp, event.message.offset
+        for message in batch:
+            tp, offset = message.tp, message.offset
             if tp in self.rewound:
                 if offset != self.rewound[tp]:
                     continue  # read before the seek took effect: processed, not checked
@@ -207,9 +218,10 @@ class Processed:
         consumer.ack = self._ack  # private (faust 0.15.3): see the module docstring
         consumer._new_offset = self._new_offset
 
-    def mark(self, batch: Sequence[EventT[Any]]) -> None:
-        for e in batch:
-            tp, offset = e.message.tp, e.message.offset
+    def mark(self, batch: Sequence[Any]) -> None:
+        """These consumer messages were processed: their acknowledgement may commit them."""
+        for message in batch:
+            tp, offset = message.tp, message.offset
             self.done.add((tp, offset))
             if offset in self.skipped.get(tp, ()):
                 self.skipped[tp].discard(offset)
@@ -377,8 +389,10 @@ def run_stage(
     metrics: Metrics,
     stage: Stage[Any],
     processed: Callable[[], Processed],
+    delivery: Delivery,
 ) -> TableT[bytes, Any]:
-    """One agent for ``stage``, over its input topics, with its state table (returned)."""
+    """A task that runs ``stage`` over batches of its input topics (subscribed here, delivered
+    by ``delivery``), with its state table (returned)."""
     prefix = settings.topic_prefix
     table = app.Table(
         f"{stage.name}-state",
@@ -396,25 +410,26 @@ def run_stage(
         key_serializer="raw",
         value_serializer="raw",
     )
+    app.topics.add(channel)  # subscribed and assigned with the tables, as an agent's would be
     batch_size = metrics.batch_size.labels(stage.name)
     observe = _Observer(metrics, stage.name, prefix)
     continuity = Continuity()
 
     changelog = table.changelog_topic.get_topic_name()
 
-    async def durably(writes: dict[bytes, Any], last: dict[bytes, EventT[Any]]) -> None:
+    async def durably(writes: dict[bytes, Any], last: dict[bytes, Any]) -> None:
         """Write each key's entry to RocksDB and to its changelog partition, and wait until
         Kafka acknowledged every changelog record (Faust's own table writes go through a
         buffer whose flush gives up after a timeout: not good enough for step 1)."""
         sent = []
         for key, entry in writes.items():
-            event = last[key]
+            message = last[key]
             # Encoded once, for the store and the changelog: a store keeps bytes as they are
             # (Faust's serializers pass bytes through), and reads them as JSON again.
             value = codecs.dumps("json", entry)
-            with _as_current_event(event):
+            with _as_current_event(message):
                 table.data[key] = value  # the store only; the changelog record follows
-            partition = event.message.partition
+            partition = message.partition
             sent.append((partition, await app.producer.send(changelog, key, value, partition,
                                                             None, None)))  # fmt: skip
         for (partition, _), meta in zip(sent, await asyncio.gather(*(f for _, f in sent)),
@@ -423,7 +438,7 @@ def run_stage(
             store = cast(StoreT[bytes, Any], table.data)  # Collection.data: the store
             store.set_persisted_offset(TP(changelog, partition), meta.offset)
 
-    def settle(clears: dict[bytes, Any], last: dict[bytes, EventT[Any]]) -> None:
+    def settle(clears: dict[bytes, Any], last: dict[bytes, Any]) -> None:
         """Step 3 without a changelog record: each key's state is written to the changelog
         once per batch (step 1). The changelog keeps the outbox an emptied entry had, so
         a worker that recovers the key from it (a lost disk, a partition moved) sends
@@ -433,14 +448,14 @@ def run_stage(
             with _as_current_event(last[key]):
                 table.data[key] = entry
 
-    async def read_again(batch: Sequence[EventT[Any]]) -> None:
+    async def read_again(batch: Sequence[Any]) -> None:
         """Holes in this batch's offsets go to the guard, which seeks back to every record
         that must come again (:class:`Continuity`, :class:`Processed`)."""
         consumer, guard = cast(Consumer, app.consumer), processed()
         committed = dict(consumer._committed_offset)  # private (faust 0.15.3): docstring
         if app.consumer_generation_id != continuity.generation:
             continuity.next.clear()  # a new generation: each partition starts anew
-        tps = {e.message.tp for e in batch}
+        tps = {m.tp for m in batch}
         fresh = {tp for tp in tps if committed.get(tp) is None and tp not in continuity.next}
         if fresh:  # nothing committed yet: the partition starts where its log starts
             starts = await consumer.earliest_offsets(*fresh)
@@ -455,16 +470,16 @@ def run_stage(
             guard.missing(tp, first)
         await reread(app, guard, metrics, stage.name)
 
-    async def checkpoint(batch: Sequence[EventT[Any]]) -> None:
+    async def checkpoint(batch: Sequence[Any]) -> None:
         await read_again(batch)
         by_key: dict[bytes, list[Message]] = {}
-        last: dict[bytes, EventT[Any]] = {}
-        for e in batch:
-            key = e.message.key or b""
-            origin = f"{e.message.topic}/{e.message.partition}/{e.message.offset}"
-            topic = logical_name(e.message.topic, prefix)
-            by_key.setdefault(key, []).append(Message(topic, key, e.message.value, origin))
-            last[key] = e
+        last: dict[bytes, Any] = {}
+        for m in batch:
+            key = m.key or b""
+            origin = f"{m.topic}/{m.partition}/{m.offset}"
+            topic = logical_name(m.topic, prefix)
+            by_key.setdefault(key, []).append(Message(topic, key, m.value, origin))
+            last[key] = m
         stored: dict[bytes, Any] = {}
         for key in by_key:
             with _as_current_event(last[key]):
@@ -484,27 +499,30 @@ def run_stage(
         processed().mark(batch)
         # 4. offsets: committed by Faust on its interval, after flushing the producer
 
-    async def agent(stream: StreamT[Any]) -> None:
-        processed()  # the commit guards, before this agent's first record is acknowledged
-        # take_events is on the Stream class only, not on the StreamT interface
-        batches = cast(Stream[Any], stream).take_events(
-            settings.batch_size, settings.batch_within_seconds
-        )
-        async for batch in batches:
+    async def batches() -> None:
+        processed()  # the commit guards, before this stage's first record is acknowledged
+        while True:
+            batch = await delivery.take(stage.name, settings.batch_size,
+                                        settings.batch_within_seconds)  # fmt: skip
+            if not batch:
+                continue  # all of it read in an earlier generation: skipped, read again
             batch_size.observe(len(batch))
             try:
                 await checkpoint(batch)
             except asyncio.CancelledError:
                 raise  # the worker is stopping: the batch was not committed
             except BaseException as exc:
-                # Faust would ack the batch and restart the agent, so its offsets would be
-                # committed without its outputs. Stop hard instead, like a kill -9: the
-                # checkpoint order makes that one more replay (docs/adr/0001).
+                # Acknowledging the batch would let its offsets be committed without its
+                # outputs. Stop hard instead, like a kill -9: the checkpoint order makes that
+                # one more replay (docs/adr/0001).
                 log.critical("stage failed: stopping before its offsets are committed",
                              stage=stage.name, error=type(exc).__name__)  # fmt: skip
                 os._exit(70)
+            ack = app.consumer.ack
+            for message in batch:
+                ack(message)  # processed (marked): committable
 
-    app.agent(channel, name=stage.name)(agent)
+    app.task(batches)
     return table
 
 
@@ -516,10 +534,10 @@ class _Observer:
         self.outcomes = {o: metrics.link_outcomes.labels(o) for o in LINK_OUTCOMES}
         self.latency = metrics.processing_latency.labels(stage)
 
-    def consumed(self, batch: Sequence[EventT[Any]]) -> None:
+    def consumed(self, batch: Sequence[Any]) -> None:
         per_topic: dict[str, int] = {}
-        for event in batch:
-            per_topic[event.message.topic] = per_topic.get(event.message.topic, 0) + 1
+        for message in batch:
+            per_topic[message.topic] = per_topic.get(message.topic, 0) + 1
         for name, n in per_topic.items():
             self.m.events_consumed.labels(name, self.stage).inc(n)
 

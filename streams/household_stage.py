@@ -42,7 +42,16 @@ from wijkhub.streams.district import DistrictTable
 from wijkhub.streams.ids import Ids
 from wijkhub.streams.linking import event_day
 from wijkhub.streams.routing import Router
-from wijkhub.streams.stage import Message, Output, Result, dead_letter, digest, pack, unpack
+from wijkhub.streams.stage import (
+    Message,
+    Output,
+    Result,
+    dead_letter,
+    decoder,
+    digest,
+    pack,
+    unpack,
+)
 from wijkhub.streams.topics import ALERT_ACTIONS, ALERTS, CONTACT_CARDS, LINKED, UNMATCHED
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as HOUSEHOLD_VIEW_TOPIC
 
@@ -171,6 +180,7 @@ class HouseholdStage:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.catalog = catalog
+        self._raw = decoder(catalog, RAW_EVENT)  # shared with the stages before this one
         self.rules = active_rules
         self.rules_by_id = {r.id: r for r in active_rules}
         self.router = router
@@ -217,7 +227,7 @@ class HouseholdStage:
             state["members"] = {"gen": linked["generation"], "periods": periods,
                                 "unit": linked["address_ref"]}  # fmt: skip
             return True
-        raw = self.catalog.decode(linked["raw_event"], RAW_EVENT) if linked["raw_event"] else None
+        raw = self._raw(linked["raw_event"]) if linked["raw_event"] else None  # shared
         eid = linked["event_id"] or (raw["envelope"]["event_id"] if raw else "")
         known = state["facts"].get(eid)
         if known is not None and known["gen"] >= linked["generation"]:

@@ -196,7 +196,7 @@ class PersonStage:
                 erased += self._erasure(state, message, result, notices)
                 continue
             try:
-                raw = self.catalog.decode(message.value, RAW_EVENT)
+                raw = self._raw(message.value or b"")  # shared: read, never changed
             except DecodeError as exc:
                 result.outputs.append(dead_letter(self.name, message, "undecodable", str(exc)))
                 continue

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -146,20 +147,35 @@ def sealed(output: Output, key: bytes) -> Output:
     return Output(output.topic, letter, seal(key, output.value), tuple(headers.items()))
 
 
-def decoder(catalog: Catalog, subject: str, size: int = 8192) -> Callable[[bytes], dict[str, Any]]:
-    """``catalog.decode`` for one subject, remembering the last ``size`` records it decoded.
+DECODE_CACHE = 16384  # decoded records a worker keeps (about 2 KB each: some 30 MB)
 
-    A stage reads the same stored raw event many times: each relink of a building reads
-    every event it holds, each residency send every registration. Decoding is the
-    largest single cost of a stage (fastavro, about 30 µs a record), and the result is a
-    function of the bytes. The records it returns are shared: never change one in place
-    (copy what you change: ``{**raw, "subject": {**raw["subject"], "match": None}}``)."""
 
-    @functools.lru_cache(maxsize=size)
-    def decode(value: bytes) -> dict[str, Any]:
-        return catalog.decode(value, subject)
+def decoder(catalog: Catalog, subject: str) -> Callable[[bytes], dict[str, Any]]:
+    """``catalog.decode`` for one subject, remembering the last ``DECODE_CACHE`` records.
 
-    return decode
+    One per catalog and subject: the stages a worker builds share one catalog
+    (:func:`~wijkhub.streams.harness.build_stages`), so a raw event the person stage decoded
+    is not decoded again when the address and household stages read it inside their
+    wrappers a batch or two later, nor when a relink of a building reads every event it
+    holds, or a residency send every registration. Decoding is the largest single cost of
+    a stage (fastavro, about 20 µs a record), and the result is a function of the bytes.
+    The records it returns are shared: never change one in place (copy what you change:
+    ``{**raw, "subject": {**raw["subject"], "match": None}}``)."""
+    cached = _DECODERS.setdefault(catalog, {})
+    if subject not in cached:
+
+        @functools.lru_cache(maxsize=DECODE_CACHE)
+        def decode(value: bytes) -> dict[str, Any]:
+            return catalog.decode(value, subject)
+
+        cached[subject] = decode
+    return cached[subject]
+
+
+# per catalog (weakly: a catalog that is gone takes its records with it)
+_DECODERS: weakref.WeakKeyDictionary[Catalog, dict[str, Callable[[bytes], dict[str, Any]]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def pack(value: bytes) -> str:

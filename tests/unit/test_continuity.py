@@ -21,13 +21,8 @@ class _Message:
     offset: int
 
 
-@dataclass
-class _Event:
-    message: _Message
-
-
-def batch(*records: tuple[TP, int]) -> list[_Event]:
-    return [_Event(_Message(tp, offset)) for tp, offset in records]
+def batch(*records: tuple[TP, int]) -> list[_Message]:
+    return [_Message(tp, offset) for tp, offset in records]
 
 
 def test_contiguous_offsets_from_the_committed_one_have_no_hole():

@@ -11,7 +11,6 @@ import inspect
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
-from types import SimpleNamespace
 
 import faust.streams
 import pytest
@@ -21,9 +20,9 @@ from faust.transport.drivers.aiokafka import Producer
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from wijkhub.streams import faust_adapter
+from wijkhub.streams import faust_adapter, faust_delivery
 from wijkhub.streams.app import build_app
-from wijkhub.streams.topics import WORKER_INPUTS, full_name
+from wijkhub.streams.topics import WORKER_INPUTS, full_name, logical_name
 
 from builders import offline_worker_settings
 
@@ -71,14 +70,35 @@ def test_the_private_faust_apis_the_adapter_calls_are_there():
     ]  # fmt: skip
 
 
-def test_every_stage_agent_runs_with_concurrency_1(app):
-    # faust-streaming #606: above 1, an offset can be committed past an unprocessed message.
-    worker, _ = app
-    assert {name: agent.concurrency for name, agent in worker.agents.items()} == {
-        "person": 1,
-        "address": 1,
-        "household": 1,
-    }
+def test_stage_inputs_come_in_batches_from_the_workers_own_fetch_loop(app):
+    # streams/faust_delivery: no Faust agent (so no agent concurrency: faust-streaming #606
+    # cannot commit past a record in flight); one batch task per stage, fed by the
+    # consumer's fetch loop, which replaced Consumer._drain_messages on this consumer only.
+    worker, settings = app
+    assert not worker.agents
+    drain = worker.consumer._drain_messages
+    delivery = drain.__self__
+    assert isinstance(delivery, faust_delivery.Delivery) and drain == delivery.drain
+    stage_of = {logical_name(t, settings.topic_prefix): s for t, s in delivery.stage_of.items()}
+    assert stage_of == {
+        "raw.population": "person", "raw.care": "person", "raw.youth": "person",
+        "raw.income": "person", "raw.debt": "person", "raw.teams": "person",
+        "erasure-requests": "person", "by-address": "address", "linked": "household",
+        "alert-actions": "household",
+    }  # fmt: skip
+    assert set(stage_of) == set(WORKER_INPUTS)
+    assert Consumer._drain_messages is not drain  # Faust's own consumers keep theirs
+    # what the replacement copies from faust-streaming 0.15.3's loop, and how it is called
+    faust_loop = inspect.getsource(Consumer._drain_messages)
+    for kept in ("get_read_offset(tp)", "offset >= r_offset", "callback(message)",
+                 "self.suspend_flow.wait()", "getmany(timeout=1.0)"):  # fmt: skip
+        assert kept in faust_loop, kept
+    from faust.transport.consumer import Fetcher
+
+    assert "consumer._drain_messages(self)" in inspect.getsource(Fetcher)
+    assert "generation_id != self.app.consumer_generation_id" in inspect.getsource(
+        faust.streams.Stream._py_aiter
+    )  # the skip rule Delivery.take keeps
 
 
 def test_fausts_own_web_pages_are_off_and_the_server_binds_the_configured_host(app):
@@ -150,7 +170,7 @@ def test_a_record_the_stream_skipped_is_finished_but_never_committable(app):
     assert skipped.ack(consumer) is False
     assert skipped.acked and skipped not in consumer._unacked_messages  # no rebalance waits
     assert 7 not in consumer._acked[skipped.tp]  # never committed: read again
-    guard.mark([SimpleNamespace(message=processed)])
+    guard.mark([processed])
     assert processed.ack(consumer) is True
     assert consumer._acked[processed.tp] == [8]
     assert not guard.done  # the mark is spent on its ack
@@ -158,7 +178,7 @@ def test_a_record_the_stream_skipped_is_finished_but_never_committable(app):
     assert consumer._committed_offset.get(processed.tp) is None
     assert consumer._new_offset(processed.tp) is None
     again = _message(topic, 7)  # read again (the guard sought back to it)
-    guard.mark([SimpleNamespace(message=again)])
+    guard.mark([again])
     assert again.ack(consumer) is True and not guard.skipped
     assert consumer._new_offset(processed.tp) is None  # where the log starts is not known
     guard.begins({processed.tp: 7})  # as read_again learns it for a fresh partition

@@ -1,0 +1,163 @@
+"""Input records to the stages in batches, straight from the fetcher (not record by record
+through Faust's streams).
+
+Measured on this project's broker (issue 19): a Faust agent that does nothing but
+``take_events(500)`` receives 7,500 records/s; aiokafka's ``getmany`` delivers 300,000.
+Per record, Faust's fetch loop starts four tasks and waits for the first to finish
+(``wait_first(callback(message), suspend_flow.wait())``), the conductor makes an event,
+and a queue, the stream's iterator and ``take_events`` each hand it on. A worker reads
+about three records per input event (raw, ``by-address``, ``linked``), so this path alone
+took some 400 µs of every event — about a third of the worker's time.
+
+So the worker's consumer gets its own fetch loop (:meth:`Delivery.drain`, replacing the
+private ``Consumer._drain_messages`` of faust-streaming 0.15.3 on that consumer only;
+docs/adr/0004). It keeps Faust's rules for where reading resumes, and Faust's own path
+for every other topic (the tables' changelogs during recovery). A stage input record goes
+into its stage's inbox, tracked as Faust tracks a record in flight (a rebalance waits for
+it to be acknowledged). :meth:`Delivery.take` hands a stage its next batch; a record read
+in an earlier consumer generation, or while partitions move, is acknowledged as *skipped*
+(:class:`~wijkhub.streams.faust_adapter.Processed` reads it again), as Faust's stream
+skips it. Everything else stays Faust's: the group membership and partition assignment,
+the tables and their recovery, the offset commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from typing import Any
+
+import faust
+
+from wijkhub.logs import get as get_logger
+
+log = get_logger("wijkhub.streams")
+
+
+class Delivery:
+    """Per stage, an inbox of input records; one fetch loop fills them."""
+
+    def __init__(self, app: faust.App, stage_of: dict[str, str], limit: int) -> None:
+        self.app = app
+        self.stage_of = stage_of  # full topic name → stage name
+        self.limit = limit  # records an inbox holds before the fetch loop waits
+        self.inbox: dict[str, deque[Any]] = {s: deque() for s in set(stage_of.values())}
+        self.ready = {s: asyncio.Event() for s in self.inbox}
+        self.room = {s: asyncio.Event() for s in self.inbox}
+
+    def install(self, consumer: Any) -> None:
+        """Replace the fetch loop of the worker's consumer (before its fetcher starts)."""
+        consumer._drain_messages = self.drain  # private (faust 0.15.3): docs/adr/0004
+
+    async def drain(self, fetcher: Any) -> None:
+        """Faust's ``Consumer._drain_messages`` (0.15.3), with stage inputs put in an inbox.
+
+        A record below the partition's read position is dropped as Faust drops it (a
+        prefetch from before a seek); Faust seeks every partition to its committed offset
+        after a rebalance, and :class:`~wijkhub.streams.faust_adapter.Continuity` finds a
+        hole this leaves. While flow is suspended (partitions moving) a stage input is not
+        delivered and not counted as read."""
+        consumer = self.app.consumer
+        c: Any = consumer
+        callback, getmany = c.callback, c.getmany
+        read_offset = c._read_offset  # private (faust 0.15.3)
+        suspended = c.suspend_flow.is_set
+        consumer_stopped, fetcher_stopped = c._stopped.is_set, fetcher._stopped.is_set
+        stage_of, inbox, ready, limit = self.stage_of, self.inbox, self.ready, self.limit
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                records = getmany(timeout=1.0)
+                await asyncio.sleep(0)  # getmany can return at once, again and again
+                async for tp, message in records:
+                    last = read_offset[tp]
+                    if last is not None and message.offset < last:
+                        continue  # read before a seek back: dropped, as Faust drops it
+                    stage = stage_of.get(tp.topic)
+                    if stage is None:  # a changelog in recovery: Faust's own path
+                        await c.wait_first(callback(message), c.suspend_flow.wait())
+                        read_offset[tp] = message.offset
+                        continue
+                    if suspended():
+                        continue  # partitions moving: read again from the committed offset
+                    read_offset[tp] = message.offset
+                    message.tracked = True
+                    c.track_message(message)  # in flight: a rebalance waits for its ack
+                    inbox[stage].append(message)
+                    ready[stage].set()
+                    if len(inbox[stage]) >= limit:
+                        await self._wait_for_room(stage)
+        except c.consumer_stopped_errors:
+            if c.transport.app.should_stop:
+                log.info("consumer stopped: the worker is shutting down")
+                return
+            raise
+        except asyncio.CancelledError:
+            if c.transport.app.should_stop:
+                return
+            raise
+
+    async def _wait_for_room(self, stage: str) -> None:
+        consumer: Any = self.app.consumer
+        room = self.room[stage]
+        room.clear()
+        while len(self.inbox[stage]) >= self.limit and not consumer.suspend_flow.is_set():
+            await consumer.wait_first(room.wait(), consumer.suspend_flow.wait())
+            room.clear()
+
+    async def take(self, stage: str, size: int, within: float) -> list[Any]:
+        """The stage's next batch: up to ``size`` records, waiting at most ``within`` seconds
+        after the first for more (as ``take_events``). Records read in an earlier consumer
+        generation, or while partitions move, are acknowledged unprocessed (skipped: read
+        again, never committed) and left out."""
+        inbox, ready = self.inbox[stage], self.ready[stage]
+        while not inbox:
+            ready.clear()
+            with contextlib.suppress(TimeoutError):  # look again: also when partitions move
+                await asyncio.wait_for(ready.wait(), timeout=1.0)
+            self._skip_stale(stage)
+        deadline = time.monotonic() + within
+        while len(inbox) < size:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready.clear()
+            try:
+                await asyncio.wait_for(ready.wait(), timeout=left)
+            except TimeoutError:
+                break
+        self._skip_stale(stage)
+        batch = [inbox.popleft() for _ in range(min(size, len(inbox)))]
+        self.room[stage].set()
+        return batch
+
+    def _skip_stale(self, stage: str) -> None:
+        """Acknowledge, unprocessed, what must not be processed now (Faust's stream skips
+        the same: ``Stream._py_aiter``)."""
+        app: Any = self.app
+        inbox = self.inbox[stage]
+        if not inbox:
+            return
+        generation, moving = app.consumer_generation_id, not app.flow_control.is_active()
+        if moving:
+            stale = list(inbox)
+            inbox.clear()
+        elif inbox[0].generation_id != generation or inbox[-1].generation_id != generation:
+            stale = [m for m in inbox if m.generation_id != generation]
+            kept = [m for m in inbox if m.generation_id == generation]
+            inbox.clear()
+            inbox.extend(kept)
+        else:
+            return
+        for message in stale:
+            app.consumer.ack(message)  # not marked processed: skipped, read again
+        self.room[stage].set()
+
+    def skip_all(self) -> None:
+        """Every record waiting in any inbox, acknowledged unprocessed (a stopping worker)."""
+        app: Any = self.app
+        for stage, inbox in self.inbox.items():
+            while inbox:
+                app.consumer.ack(inbox.popleft())
+            self.room[stage].set()
