@@ -8,8 +8,8 @@
 The stages are plain objects (:mod:`person_stage`, :mod:`address_stage`,
 :mod:`household_stage`) with one contract, ``(state, messages) → (state,
 outputs)``; the in-memory harness runs the same objects. This module adapts
-them to Faust (:mod:`faust_adapter`): one agent per stage with concurrency 1
-(faust-streaming #606), one changelogged table per stage.
+them to Faust (:mod:`faust_adapter`): one batch task per stage, fed in batches by the
+worker's own fetch loop (:mod:`faust_delivery`), one changelogged table per stage.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ log = get_logger("wijkhub.streams")
 
 
 def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
-    """Create the Faust app with its topics, tables, agents and /metrics page."""
+    """Create the Faust app with its topics, tables, stage tasks and /metrics page."""
     metrics = metrics or Metrics()
     catalog = Catalog()
     ActionKeys.parse(settings.action_keys)  # refused here when missing: one clear line

@@ -1,4 +1,4 @@
-"""Faust runs the stages: one agent and one changelogged table per stage.
+"""Faust runs the stages: one batch task and one changelogged table per stage.
 
 It executes each batch's :class:`~wijkhub.streams.stage.Plan` in the order
 that plan documents (docs/adr/0001-checkpoint-order.md): the touched keys'
@@ -11,8 +11,10 @@ therefore never lost and never sent without the state knowing.
 Faust private APIs used here, checked against faust-streaming 0.15.3 (pinned
 in pyproject.toml), and why:
 - ``faust.streams._current_event``: table writes pick their partition from the
-  stream's current event, which during ``take_events`` is the *last* event
-  read; :func:`_as_current_event` sets it to the event whose key is written.
+  current event's message; no stream sets one for a batch task, so
+  :func:`_as_current_event` sets it to the record whose key is read or written.
+- ``Consumer._drain_messages`` and what it uses: replaced by
+  :class:`~wijkhub.streams.faust_delivery.Delivery` (its module says why and what).
 - ``Consumer._committed_offset``: committed offsets, for the lag gauge and for where a
   partition resumes after a rebalance (no public accessor).
 - ``Consumer._add_gap``: replaced on the worker's consumer, so that offsets Faust never
@@ -576,7 +578,7 @@ class _Observer:
             histograms[metric].labels(*observed).observe(value)
 
 
-SWEEP_YIELD_EVERY = 200  # keys between yields to the event loop: the agents keep running
+SWEEP_YIELD_EVERY = 200  # keys between yields to the event loop: the stages keep running
 
 
 def sweep(app: faust.App, settings: Settings, table: TableT[bytes, Any], stage: Timed[Any]) -> None:
