@@ -115,12 +115,14 @@ def test_prometheus_scrapes_the_worker_while_events_flow(hub, prometheus, plant)
     assert up["value"][1] == "1"
     lag_topics = {r["metric"]["topic"] for r in query(prometheus, "wijkhub_consumer_lag_records")}
     assert {"raw.population", "raw.debt", "by-address", "linked"} <= lag_topics
+    [held] = query(prometheus, "wijkhub_commits_held_partitions")
+    assert held["value"][1] == "0"  # a healthy worker's commits never wait for a record
     raised = query(prometheus, "sum by (rule) (wijkhub_alerts_raised_total)")
     assert {r["metric"]["rule"] for r in raised} >= {"VS-ARREARS-2-CREDITORS-90D"}
     with urllib.request.urlopen(prometheus + "/api/v1/rules", timeout=10) as answer:
         groups = json.loads(answer.read())["data"]["groups"]
     assert sorted(r["name"] for g in groups for r in g["rules"]) == [
-        "WijkhubAlertDeliveryFailing", "WijkhubConsumerLagGrowing",
+        "WijkhubAlertDeliveryFailing", "WijkhubCommitsHeld", "WijkhubConsumerLagGrowing",
         "WijkhubCrisisAlertNotAcknowledged", "WijkhubDeadLettersSpiking", "WijkhubDeliveryDown",
         "WijkhubSourceStalled",
         "WijkhubWorkerDown"]  # fmt: skip
