@@ -218,15 +218,15 @@ def _offline_guard(app, monkeypatch, partition):
     tp = TP(full_name(WORKER_INPUTS[0], settings.topic_prefix), partition)
     sought: list[tuple[TP, int]] = []
 
-    async def seek(tp, offset):
-        sought.append((tp, offset))
+    async def seek_wait(offsets):
+        sought.extend(offsets.items())
 
     async def earliest(*tps):
         return {t: 0 for t in tps}
 
     consumer = worker.consumer
     monkeypatch.setattr(consumer, "assignment", lambda: {tp})
-    monkeypatch.setattr(consumer, "seek", seek)
+    monkeypatch.setattr(consumer, "seek_wait", seek_wait)
     monkeypatch.setattr(consumer, "earliest_offsets", earliest)
     return guard, consumer, tp, sought
 
@@ -274,9 +274,20 @@ def test_a_rewind_of_a_partition_revoked_meanwhile_forgets_it(app, monkeypatch):
     consumer._read_offset[tp] = 9
     guard.missing(tp, 4)
 
-    async def revoked(tp, offset):
+    async def revoked(offsets):
         raise IllegalStateError("No current assignment for partition")
 
-    monkeypatch.setattr(consumer, "seek", revoked)
+    monkeypatch.setattr(consumer, "seek_wait", revoked)
     assert asyncio.run(guard.rewind()) == {}
     assert tp not in guard.skipped and tp not in guard.rewound  # its new owner reads it
+
+
+def test_a_rewind_seeks_on_the_consumer_thread_not_the_calling_one():
+    # Faust's threaded consumer: seek() changes aiokafka's fetch buffers from the caller's
+    # thread (a KeyError in fetched_records stopped a worker); seek_wait() runs there
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert "call_thread(self._seek_wait" in inspect.getsource(AIOKafkaConsumerThread.seek_wait)
+    assert "call_thread" not in inspect.getsource(AIOKafkaConsumerThread.seek)
+    assert "seek_wait(" in inspect.getsource(faust_adapter.Processed.rewind)
+    assert ".seek(" not in inspect.getsource(faust_adapter.Processed.rewind)
