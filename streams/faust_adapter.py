@@ -181,7 +181,9 @@ class Continuity:
         return found
 
 
-REWIND_RETRY_SECONDS = 5.0
+# A seek back always brings the record (Delivery delivers every stage input); sought again
+# only if it has not been processed this long after (a seek lost in a rebalance).
+REWIND_RETRY_SECONDS = 30.0
 
 
 class Processed:
@@ -306,8 +308,7 @@ class Processed:
         Only ever backwards, and only below the consumer's read position: a partition
         already sought back to that offset or below is being read again from there (every
         later record comes again too), unless the record has not come within
-        ``REWIND_RETRY_SECONDS`` (the fetcher can drop records again below a stale read
-        position): then it is sought again. Returns what was sought."""
+        ``REWIND_RETRY_SECONDS``: then it is sought again. Returns what was sought."""
         owned = self.consumer.assignment()
         for tp in [tp for tp in self.skipped if tp not in owned]:
             self._forget(tp)
