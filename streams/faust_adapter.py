@@ -31,6 +31,7 @@ import asyncio
 import os
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -210,7 +211,9 @@ class Processed:
     """
 
     def __init__(self, consumer: Any, inputs: set[str]) -> None:
-        self.done: set[tuple[TP, int]] = set()
+        # processed, not yet acknowledged: per offset, how many copies (a record sought
+        # back to can come twice in one batch; each copy is acknowledged)
+        self.done: Counter[tuple[TP, int]] = Counter()
         self.skipped: dict[TP, set[int]] = {}  # offsets that must still be processed
         # sought back to this offset (when), not yet read again
         self.rewound: dict[TP, tuple[int, float]] = {}
@@ -226,7 +229,7 @@ class Processed:
         """These consumer messages were processed: their acknowledgement may commit them."""
         for message in batch:
             tp, offset = message.tp, message.offset
-            self.done.add((tp, offset))
+            self.done[tp, offset] += 1
             if offset in self.skipped.get(tp, ()):
                 self.skipped[tp].discard(offset)
                 if not self.skipped[tp]:
@@ -240,13 +243,19 @@ class Processed:
         self.skipped.setdefault(tp, set()).add(first)
 
     def _ack(self, message: Any) -> bool:
+        if message.topic not in self.inputs:
+            return bool(self.ack(message))
         key = (message.tp, message.offset)
-        if message.topic in self.inputs and key not in self.done:
+        copies = self.done.get(key, 0)
+        if not copies:
             message.acked = True  # finished: a rebalance need not wait for it
             self.consumer._unacked_messages.discard(message)
             self.missing(message.tp, message.offset)
             return False  # not committable
-        self.done.discard(key)
+        if copies == 1:
+            del self.done[key]
+        else:
+            self.done[key] = copies - 1
         return bool(self.ack(message))
 
     def begins(self, starts: Mapping[TP, int | None]) -> None:

@@ -291,3 +291,20 @@ def test_a_rewind_seeks_on_the_consumer_thread_not_the_calling_one():
     assert "call_thread" not in inspect.getsource(AIOKafkaConsumerThread.seek)
     assert "seek_wait(" in inspect.getsource(faust_adapter.Processed.rewind)
     assert ".seek(" not in inspect.getsource(faust_adapter.Processed.rewind)
+
+
+def test_two_copies_of_one_record_in_a_batch_are_both_processed_not_skipped(app, monkeypatch):
+    # a partition sought back to can deliver a record twice in one batch (the copy read
+    # before the seek and the one read again); both are marked, both acknowledged, and
+    # neither counts as skipped (which would seek back again, and again)
+    worker, _ = app
+    guard, consumer, tp, _ = _offline_guard(app, monkeypatch, 15)
+    topic = tp.topic
+    worker.topics._acking_topics.add(topic)
+    monkeypatch.setattr(consumer, "ack", guard._ack)
+    first, again = (ConsumerMessage(topic, 15, 4, 0.0, 0, None, b"k", b"v", None)
+                    for _ in range(2))  # fmt: skip
+    guard.mark([first, again])
+    assert guard._ack(first) is True
+    assert guard._ack(again) is False  # already acknowledged once: not committable twice
+    assert tp not in guard.skipped and not guard.done
