@@ -146,8 +146,11 @@ class Continuity:
     again (``Consumer._drain_messages``; robinhood/faust #559, faust-streaming #221).
 
     This check finds the hole: per input partition, the next offset expected within one
-    consumer generation (at its start, the committed offset, or where the log starts when
-    nothing is committed). A record past it means records were skipped: the hole goes to
+    consumer generation. At its start, that is the committed offset, or the offset after
+    the last record this worker processed of the partition in an earlier generation if
+    that is further (a partition it kept: with nothing committed Faust does not seek it
+    back, and what this worker processed is processed), or where the log starts when
+    neither is known. A record past it means records were skipped: the hole goes to
     :class:`Processed`, which commits nothing past it and seeks back. Records read in
     between are processed as they come: the stages' results do not depend on the order
     (docs/adr/0002). Gaps are never committable (:func:`keep_holes_uncommitted`): no
@@ -157,6 +160,7 @@ class Continuity:
     def __init__(self) -> None:
         self.generation = -1
         self.next: dict[TP, int] = {}
+        self.before: dict[TP, int] = {}  # ``next`` as an earlier generation left it
         self.rewound: dict[TP, int] = {}  # sought back to: checked again from there
 
     def holes(
@@ -165,6 +169,7 @@ class Continuity:
         """(first skipped offset, the offset that came instead) per partition with a hole,
         in a batch of consumer messages."""
         if generation != self.generation:
+            self.before = {**self.before, **self.next}
             self.generation, self.next, self.rewound = generation, {}, {}
         found: dict[TP, tuple[int, int]] = {}
         for message in batch:
@@ -173,7 +178,10 @@ class Continuity:
                 if offset != self.rewound[tp]:
                     continue  # read before the seek took effect: processed, not checked
                 del self.rewound[tp]
-            expected = self.next.get(tp, committed.get(tp))
+            expected = self.next.get(tp)
+            if expected is None:
+                known = [o for o in (committed.get(tp), self.before.get(tp)) if o is not None]
+                expected = max(known) if known else None
             if expected is not None and offset > expected:
                 found[tp] = (expected, offset)
                 self.rewound[tp] = expected
@@ -184,7 +192,7 @@ class Continuity:
 
 # A seek back always brings the record (Delivery delivers every stage input); sought again
 # only if it has not been processed this long after (a seek lost in a rebalance).
-REWIND_RETRY_SECONDS = 30.0
+REWIND_RETRY_SECONDS = 120.0
 
 
 class Processed:
@@ -469,10 +477,9 @@ def run_stage(
         that must come again (:class:`Continuity`, :class:`Processed`)."""
         consumer, guard = cast(Consumer, app.consumer), processed()
         committed = dict(consumer._committed_offset)  # private (faust 0.15.3): docstring
-        if app.consumer_generation_id != continuity.generation:
-            continuity.next.clear()  # a new generation: each partition starts anew
         tps = {m.tp for m in batch}
-        fresh = {tp for tp in tps if committed.get(tp) is None and tp not in continuity.next}
+        known = continuity.next if app.consumer_generation_id == continuity.generation else {}
+        fresh = {tp for tp in tps if committed.get(tp) is None and tp not in known}
         if fresh:  # nothing committed yet: the partition starts where its log starts
             starts = await consumer.earliest_offsets(*fresh)
             guard.begins(starts)

@@ -63,3 +63,21 @@ def test_no_worker_input_is_compacted_so_a_gap_in_its_offsets_is_always_a_hole()
     # markers, which no producer here writes) are the only causes of a real gap
     specs = {t.name: t for t in TOPICS}
     assert all(not specs[name].data_class.compacted for name in WORKER_INPUTS)
+
+
+def test_a_partition_kept_through_a_rebalance_with_nothing_committed_goes_on_where_it_was():
+    # Faust does not seek a partition without a committed offset back after a rebalance:
+    # the worker reads on from its position. What it processed before is processed; no
+    # hole back to the log start (measured: every raw partition read again from 0, twice)
+    c = Continuity()
+    assert c.holes(batch((A, 0), (A, 1), (A, 2)), 1, {A: 0}) == {}
+    assert c.holes(batch((A, 3), (A, 4)), 2, {A: 0}) == {}  # 0: where the log starts
+    assert c.holes(batch((A, 7)), 2, {A: 0}) == {A: (5, 7)}  # a real hole still is one
+
+
+def test_a_partition_regained_after_another_worker_committed_starts_at_its_commit():
+    c = Continuity()
+    assert c.holes(batch((A, 0), (A, 1)), 1, {A: None}) == {}
+    # generation 2: another worker; generation 3: back here, committed at 40
+    assert c.holes(batch((A, 40), (A, 41)), 3, {A: 40}) == {}
+    assert c.holes(batch((B, 9)), 3, {B: 5}) == {B: (5, 9)}
