@@ -267,8 +267,14 @@ class Processed:
         return bool(self.ack(message))
 
     def begins(self, starts: Mapping[TP, int | None]) -> None:
-        """Where partitions' logs start: the first record of one with nothing committed."""
-        self.start.update({tp: o for tp, o in starts.items() if o is not None})
+        """Where this worker's responsibility for partitions with nothing committed begins:
+        where their logs start, or after what this worker processed of one in an earlier
+        consumer generation (:class:`Continuity` carries it; Faust forgets acknowledged
+        offsets at a rebalance, and with nothing committed does not seek back). Only
+        further, never back."""
+        for tp, offset in starts.items():
+            if offset is not None:
+                self.start[tp] = max(self.start.get(tp, offset), offset)
 
     def _new_offset(self, tp: TP) -> int | None:
         """Faust's next commit for ``tp``, unless it would pass a record nobody processed:
@@ -485,6 +491,7 @@ def run_stage(
             guard.begins(starts)
             committed.update(starts)
         holes = continuity.holes(batch, app.consumer_generation_id, committed)
+        guard.begins({tp: continuity.before[tp] for tp in tps if tp in continuity.before})
         for tp, (first, came) in holes.items():
             log.warning("input records skipped by the consumer: reading them again",
                         stage=stage.name, topic=tp.topic, partition=tp.partition,

@@ -252,6 +252,21 @@ def test_with_nothing_committed_a_commit_waits_for_where_the_log_starts(app, mon
     assert guard._new_offset(tp) is None  # 3 and 4 were never processed
     guard.begins({tp: 5})  # retention deleted 3 and 4
     assert guard._new_offset(tp) == 7
+    guard.begins({tp: 0})  # where the log started before: never back
+    assert guard.start[tp] == 5
+
+
+def test_what_this_worker_processed_before_a_rebalance_does_not_hold_its_commits(app, monkeypatch):
+    # nothing committed when the second worker joined; Faust forgot the acknowledged
+    # offsets 0-311 at the rebalance and read on from 312 (no seek back without a commit).
+    # Measured before: 8 partitions held their commits for good, the bench waited on lag.
+    guard, consumer, tp, _ = _offline_guard(app, monkeypatch, 16)
+    consumer._committed_offset.pop(tp, None)
+    guard.begins({tp: 0})  # the log start, as read_again learns it
+    consumer._acked[tp] = [312, 313]
+    assert guard._new_offset(tp) is None  # 0-311: not known to be processed
+    guard.begins({tp: 312})  # Continuity: processed here in the earlier generation
+    assert guard._new_offset(tp) == 314
 
 
 def test_a_rewind_never_seeks_forward_past_records_not_yet_read(app, monkeypatch):
