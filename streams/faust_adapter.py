@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 import faust
-from aiokafka.errors import IllegalStateError, KafkaError
+from aiokafka.errors import IllegalStateError
 from faust.serializers import codecs
 from faust.streams import (
     _current_event,  # private: see the module docstring
@@ -336,12 +336,7 @@ class Processed:
         for tp in [tp for tp in self.skipped if tp not in owned]:
             self._forget(tp)
         if self.skipped:
-            try:
-                await self._forget_unreadable(list(self.skipped))
-            except (KafkaError, TimeoutError) as exc:  # a broker restarting: next tick
-                log.warning("cannot read where the logs start: rewinding later",
-                            error=type(exc).__name__)  # fmt: skip
-                return {}
+            await self._forget_unreadable(list(self.skipped))
         now = time.monotonic()
         # decided before the first await: a batch may mark records meanwhile
         targets = {tp: min(offsets) for tp, offsets in self.skipped.items() if offsets}
@@ -361,10 +356,6 @@ class Processed:
                 except IllegalStateError:  # revoked meanwhile: the new owner reads it
                     self._forget(tp)
                     continue
-                except (KafkaError, TimeoutError) as exc:  # nothing is committed past it:
-                    log.warning("seek back failed: trying again later", topic=tp.topic,
-                                partition=tp.partition, error=type(exc).__name__)  # fmt: skip
-                    continue  # sought again at the next batch or tick
                 sought[tp] = first
             self.rewound[tp] = (first, now)
         return sought
@@ -496,12 +487,7 @@ def run_stage(
         known = continuity.next if app.consumer_generation_id == continuity.generation else {}
         fresh = {tp for tp in tps if committed.get(tp) is None and tp not in known}
         if fresh:  # nothing committed yet: the partition starts where its log starts
-            try:
-                starts = await consumer.earliest_offsets(*fresh)
-            except (KafkaError, TimeoutError) as exc:  # a broker restarting: not checked
-                log.warning("cannot read where the logs start: no hole check this batch",
-                            stage=stage.name, error=type(exc).__name__)  # fmt: skip
-                starts = {}  # and the guard holds these commits until it knows
+            starts = await consumer.earliest_offsets(*fresh)
             guard.begins(starts)
             committed.update(starts)
         holes = continuity.holes(batch, app.consumer_generation_id, committed)

@@ -101,11 +101,6 @@ class Delivery:
             if c.transport.app.should_stop:
                 return
             raise
-        finally:
-            # No stage takes what is left once the fetch loop stops (a stopping worker
-            # waits in ``wait_empty`` for every tracked record): acknowledged unprocessed,
-            # read again by whoever owns the partition next.
-            self.skip_all()
 
     async def _wait_for_room(self, stage: str) -> None:
         consumer: Any = self.app.consumer
