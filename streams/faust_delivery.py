@@ -157,11 +157,3 @@ class Delivery:
         for message in stale:
             app.consumer.ack(message)  # not marked processed: skipped, read again
         self.room[stage].set()
-
-    def skip_all(self) -> None:
-        """Every record waiting in any inbox, acknowledged unprocessed (a stopping worker)."""
-        app: Any = self.app
-        for stage, inbox in self.inbox.items():
-            while inbox:
-                app.consumer.ack(inbox.popleft())
-            self.room[stage].set()
