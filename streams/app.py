@@ -23,7 +23,7 @@ from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.schemas.registry import Catalog
 from wijkhub.settings import Settings
-from wijkhub.streams import faust_adapter, faust_delivery, pages
+from wijkhub.streams import diagnostics, faust_adapter, faust_delivery, pages
 from wijkhub.streams.authenticity import ActionKeys
 from wijkhub.streams.harness import build_stages
 from wijkhub.streams.household import View
@@ -57,6 +57,7 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
         app,
         {full_name(t, settings.topic_prefix): s.name for s in stages for t in s.inputs},
         limit=4 * settings.batch_size,
+        dropped=lambda tp, offset: processed().dropped(tp, offset),
     )
     delivery.install(app.consumer)
     tables: dict[str, TableT[bytes, Any]] = {}
@@ -75,4 +76,5 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     pages.register(app, settings, catalog, metrics, tables[household.name], read_view)
     faust_adapter.measure_lag(app, settings, metrics)
     faust_adapter.reread_skipped(app, metrics, processed)
+    diagnostics.on_signal(app, delivery, processed)  # kill -USR1: what it waits for
     return app

@@ -250,6 +250,15 @@ class Processed:
         again, and commit nothing past them until then."""
         self.skipped.setdefault(tp, set()).add(first)
 
+    def dropped(self, tp: TP, offset: int) -> None:
+        """The fetch loop read this record while partitions moved and did not deliver it
+        (:meth:`~wijkhub.streams.faust_delivery.Delivery.drain`): the lowest such offset
+        is read again; a seek back made before it was used up by this read."""
+        holes = self.skipped.get(tp)
+        if not holes or offset < min(holes):
+            self.missing(tp, offset)
+        self.rewound.pop(tp, None)
+
     def _ack(self, message: Any) -> bool:
         if message.topic not in self.inputs:
             return bool(self.ack(message))
@@ -259,6 +268,7 @@ class Processed:
             message.acked = True  # finished: a rebalance need not wait for it
             self.consumer._unacked_messages.discard(message)
             self.missing(message.tp, message.offset)
+            self.rewound.pop(message.tp, None)  # what a seek back brought may be this one
             return False  # not committable
         if copies == 1:
             del self.done[key]
@@ -397,7 +407,12 @@ class Outbox:
 
 
 async def reread(app: faust.App, guard: Processed, metrics: Metrics, where: str) -> None:
-    """Records Faust skipped, sought back to so that they come again (:class:`Processed`)."""
+    """Records Faust skipped, sought back to so that they come again (:class:`Processed`).
+    Not while partitions move or tables recover: what is read then is not delivered, and
+    Faust seeks partitions itself when that ends (the next batch or timer seeks the rest)."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
+    if app.rebalancing or not recovery.completed.is_set() or not app.flow_control.is_active():
+        return
     for tp, first in (await guard.rewind()).items():
         log.warning("input records skipped by Faust: reading them again", stage=where,
                     topic=tp.topic, partition=tp.partition, first=first)  # fmt: skip
@@ -563,6 +578,7 @@ class _Observer:
         self.m, self.stage, self.prefix = metrics, stage, prefix
         self.outcomes = {o: metrics.link_outcomes.labels(o) for o in LINK_OUTCOMES}
         self.latency = metrics.processing_latency.labels(stage)
+        self.relinked_age = metrics.relinked_fact_age.labels(stage)
 
     def consumed(self, batch: Sequence[Any]) -> None:
         per_topic: dict[str, int] = {}
@@ -582,6 +598,8 @@ class _Observer:
                     "dl_reason_code"], reason=h["dl_reason"], origin=h["dl_origin"])  # fmt: skip
         for received in result.received_at:
             self.latency.observe(max(0.0, now - received))
+        for received in result.relinked_at:
+            self.relinked_age.observe(max(0.0, now - received))
         for (metric, *labels), n in result.counts.items():
             if metric == "link_outcome" and labels[0] in self.outcomes:
                 self.outcomes[labels[0]].inc(n)
@@ -640,16 +658,12 @@ def sweep(app: faust.App, settings: Settings, table: TableT[bytes, Any], stage: 
 def reread_skipped(app: faust.App, metrics: Metrics, guard: Callable[[], Processed]) -> None:
     """Every second: skipped records sought back to also when no batch comes to do it (a
     quiet worker right after a rebalance), and the partitions whose commits wait for one
-    counted (``wijkhub_commits_held_partitions``). Not while partitions move or tables recover:
-    Faust seeks every partition to its committed offset after those itself."""
+    counted (``wijkhub_commits_held_partitions``)."""
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # mode's timer decorator is unannotated
     async def rewind() -> None:
-        recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
         held = guard().held & app.consumer.assignment()
         metrics.commits_held.set(len(held))
-        if app.rebalancing or not recovery.completed.is_set():
-            return
         await reread(app, guard(), metrics, "timer")
 
 

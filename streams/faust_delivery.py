@@ -27,9 +27,11 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.types import TP
 
 from wijkhub.logs import get as get_logger
 
@@ -39,8 +41,15 @@ log = get_logger("wijkhub.streams")
 class Delivery:
     """Per stage, an inbox of input records; one fetch loop fills them."""
 
-    def __init__(self, app: faust.App, stage_of: dict[str, str], limit: int) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        stage_of: dict[str, str],
+        limit: int,
+        dropped: Callable[[TP, int], None],
+    ) -> None:
         self.app = app
+        self.dropped = dropped  # a stage input read while partitions move: read it again
         self.stage_of = stage_of  # full topic name → stage name
         self.limit = limit  # records an inbox holds before the fetch loop waits
         self.inbox: dict[str, deque[Any]] = {s: deque() for s in set(stage_of.values())}
@@ -61,9 +70,12 @@ class Delivery:
         sought ``raw.population`` back to offset 0 every 5 s for minutes. So a stage input
         is always delivered: a record twice is processed twice, which changes nothing
         (ADR 0002), and a rewind reads what it sought. While flow is suspended (partitions
-        moving) a stage input is not delivered: Faust seeks every partition back to its
-        committed offset afterwards, and
-        :class:`~wijkhub.streams.faust_adapter.Continuity` finds any hole left."""
+        moving) a stage input is not delivered, but it was read: ``dropped`` says so, and
+        the commit guard has it read again. Faust seeks a partition back afterwards only if
+        it has a committed offset above 0 (aiokafka's ``seek_to_committed``), and it
+        resumes fetching before it seeks. Measured: a worker that took over partitions
+        with nothing committed dropped their records in that moment and then waited
+        for them, silently, for good (``test_faults``, one run in three or four)."""
         consumer = self.app.consumer
         c: Any = consumer
         callback, getmany = c.callback, c.getmany
@@ -84,7 +96,9 @@ class Delivery:
                             read_offset[tp] = message.offset
                         continue
                     if suspended():
-                        continue  # partitions moving: read again from the committed offset
+                        read_offset[tp] = message.offset
+                        self.dropped(tp, message.offset)  # partitions moving: read again
+                        continue
                     read_offset[tp] = message.offset
                     message.tracked = True
                     c.track_message(message)  # in flight: a rebalance waits for its ack

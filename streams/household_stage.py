@@ -256,7 +256,11 @@ class HouseholdStage:
         ):
             result.counts["late_fact",] += 1
         state["watermark"] = max(state["watermark"], fact["day"])
-        result.received_at.append(fact["received"])
+        # Latency is the hub's at the fact's first link. A fact linked again (moved by a later
+        # record, or released when the person's BRP registration came) waited for that record:
+        # its age says how late the source was, not how fast the hub is.
+        first = linked["generation"] == 1 and known is None
+        (result.received_at if first else result.relinked_at).append(fact["received"])
         return True
 
     @staticmethod

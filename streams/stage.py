@@ -73,7 +73,10 @@ class Result(Generic[S]):
     outputs: list[Output] = field(default_factory=list)
     dirty: bool = False
     counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
-    received_at: list[float] = field(default_factory=list)  # of facts applied (latency)
+    # receipt times (epoch s) of facts applied: at their first link (latency), and again
+    # after a later record moved or released them (their age then: not a latency)
+    received_at: list[float] = field(default_factory=list)
+    relinked_at: list[float] = field(default_factory=list)
     observations: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
 
 

@@ -76,9 +76,18 @@ class Metrics:
         )
         self.processing_latency = Histogram(
             "wijkhub_processing_latency_seconds",
-            "From the connector accepting an event to the household stage having applied it.",
+            "From the connector accepting an event to the household stage having applied it "
+            "at its first link.",
             ["stage"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.relinked_fact_age = Histogram(
+            "wijkhub_relinked_fact_age_seconds",
+            "Age (since the connector accepted it) of a fact the household stage applied again: "
+            "moved by a later record, or released when the person's registration came.",
+            ["stage"],
+            buckets=(*LATENCY_BUCKETS, 300, 3600, 86400),
             registry=r,
         )
         self.alert_changes = Counter(

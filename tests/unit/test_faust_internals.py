@@ -323,3 +323,42 @@ def test_two_copies_of_one_record_in_a_batch_are_both_processed_not_skipped(app,
     assert guard._ack(first) is True
     assert guard._ack(again) is False  # already acknowledged once: not committable twice
     assert tp not in guard.skipped and not guard.done
+
+
+def test_a_record_read_while_partitions_move_is_read_again_where_nothing_is_committed(
+    app, monkeypatch
+):
+    # Faust resumes fetching before it seeks back, and seeks back only partitions with a
+    # committed offset above 0 (aiokafka seek_to_committed). What the fetch loop read in
+    # that moment and did not deliver was, before, waited for in silence for good.
+    worker, _ = app
+    guard, consumer, tp, sought = _offline_guard(app, monkeypatch, 17)
+    delivery = worker.consumer._drain_messages.__self__
+    monkeypatch.setattr(delivery, "dropped", guard.dropped)
+    consumer._committed_offset.pop(tp, None)
+    guard.rewound[tp] = (29, 0.0)  # a seek back to 29 made earlier: this read used it up
+    read = [(tp, ConsumerMessage(tp.topic, tp.partition, o, 0.0, 0, None, b"k", b"v", None))
+            for o in (30, 31)]  # fmt: skip
+
+    def getmany(timeout):
+        async def records():
+            for item in read:
+                yield item
+            consumer._stopped.set()  # one fetch, then the loop ends
+
+        return records()
+
+    monkeypatch.setattr(consumer, "getmany", getmany)
+    consumer.suspend_flow.set()  # partitions moving
+    try:
+        asyncio.run(delivery.drain(type("Fetcher", (), {"_stopped": asyncio.Event()})()))
+    finally:
+        consumer.suspend_flow.clear()
+        consumer._stopped.clear()
+    assert not any(delivery.inbox.values())  # not delivered while partitions move
+    assert guard.skipped[tp] == {30} and tp not in guard.rewound
+    consumer._acked[tp] = [32]
+    guard.begins({tp: 0})
+    assert guard._new_offset(tp) is None  # nothing committed past 30 until it comes
+    consumer._read_offset[tp] = None  # as perform_seek leaves a partition with no commit
+    assert asyncio.run(guard.rewind()) == {tp: 30} and sought == [(tp, 30)]
