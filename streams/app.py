@@ -75,6 +75,6 @@ def build_app(settings: Settings, metrics: Metrics | None = None) -> faust.App:
     faust_adapter.sweep(app, settings, tables[household.name], household)  # alert expiry
     pages.register(app, settings, catalog, metrics, tables[household.name], read_view)
     faust_adapter.measure_lag(app, settings, metrics)
-    faust_adapter.reread_skipped(app, metrics, processed)
+    faust_adapter.reread_skipped(app, metrics, processed, delivery)
     diagnostics.on_signal(app, delivery, processed)  # kill -USR1: what it waits for
     return app

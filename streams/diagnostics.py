@@ -26,9 +26,17 @@ STACK_FRAMES = 12  # innermost frames per task: enough to see what it awaits
 
 
 def _where(task: asyncio.Task[Any]) -> list[str]:
-    frames = task.get_stack(limit=STACK_FRAMES)
-    return [f"{f.f_code.co_filename.rsplit('/', 2)[-1]}:{f.f_lineno} {f.f_code.co_name}"
-            for f in frames]  # fmt: skip
+    """The task's await chain, outermost first: where each coroutine waits."""
+    found: list[str] = []
+    step: Any = task.get_coro()
+    while step is not None and len(found) < STACK_FRAMES:
+        frame = getattr(step, "cr_frame", None) or getattr(step, "gi_frame", None)
+        if frame is None:
+            break
+        name = frame.f_code.co_filename.rsplit("/", 2)[-1]
+        found.append(f"{name}:{frame.f_lineno} {frame.f_code.co_name}")
+        step = getattr(step, "cr_await", None) or getattr(step, "gi_yieldfrom", None)
+    return found
 
 
 def _tp(tp: Any) -> str:
@@ -56,7 +64,35 @@ def dump(app: faust.App, delivery: Delivery, guard: Callable[[], Processed]) -> 
         rewound={_tp(tp): at for tp, (at, _) in processed.rewound.items()},
         held=sorted(_tp(tp) for tp in processed.held),
         start={_tp(tp): o for tp, o in processed.start.items()},
+        active=sorted(_tp(tp) for tp in consumer._active_partitions or ()),
+        paused=sorted(_tp(tp) for tp in consumer._paused_partitions),
+        buffered=sorted(_tp(tp) for tp in consumer._buffered_partitions),
+        fetch=_fetch_state(consumer),
     )
+
+
+def _fetch_state(consumer: Any) -> dict[str, Any]:
+    """aiokafka's view per assigned partition (read from this thread: a snapshot, for the
+    eye only): its fetch position, whether it waits for an offset reset, and how many
+    fetched records it holds."""
+    try:
+        kafka = consumer._thread._consumer  # private (faust 0.15.3 / aiokafka)
+        assignment = kafka._subscription.subscription.assignment
+        records = kafka._fetcher._records
+    except AttributeError:
+        return {}
+    state: dict[str, Any] = {}
+    for tp in assignment.tps:
+        value = assignment.state_value(tp)
+        held = records.get(tp)
+        state[_tp(tp)] = {
+            "position": value.position if value.has_valid_position else None,
+            "reset": value.awaiting_reset,
+            "paused": value.paused,
+            "highwater": value.highwater,
+            "buffered": len(getattr(held, "_records", ()) or ()) if held is not None else 0,
+        }
+    return state
 
 
 def on_signal(app: faust.App, delivery: Delivery, guard: Callable[[], Processed]) -> None:

@@ -28,6 +28,7 @@ in pyproject.toml), and why:
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 import weakref
@@ -38,6 +39,7 @@ from typing import Any, cast
 
 import faust
 from aiokafka.errors import IllegalStateError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.serializers import codecs
 from faust.streams import (
     _current_event,  # private: see the module docstring
@@ -62,6 +64,7 @@ from wijkhub.streams.topics import (
 
 log = get_logger("wijkhub.streams")
 
+PARTITION_CACHE = 65_536  # keys whose partition hash is remembered
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # one state entry: a large building, a long history
 LINK_OUTCOMES = (
     # person stage, per input record: exactly one of these (or a dead letter)
@@ -100,6 +103,7 @@ def new_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=max(30.0, settings.session_timeout_seconds),
         consumer_group_instance_id=settings.worker_instance_id or None,
         producer_max_batch_size=512 * 1024,
+        producer_partitioner=partition_for,
         producer_max_request_size=MAX_RECORD_BYTES,
         stream_buffer_maxsize=4 * settings.batch_size,
         # Bind only where configured; never serve table contents over HTTP.
@@ -112,6 +116,20 @@ def new_app(settings: Settings) -> faust.App:
         web_stats_enabled=False,
         web_metrics_enabled=False,
     )
+
+
+@functools.lru_cache(maxsize=PARTITION_CACHE)
+def _key_hash(key: bytes) -> int:
+    return int(murmur2(key)) & 0x7FFFFFFF
+
+
+def partition_for(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Kafka's default partitioner (murmur2 of the key, as the Java client and aiokafka),
+    with each key's hash remembered: the same households and buildings are written again
+    and again, and aiokafka's pure-Python murmur2 took 1.7 % of a worker's time (issue 19)."""
+    if key is None:
+        return int(DefaultPartitioner()(key, all_partitions, available))
+    return all_partitions[_key_hash(key) % len(all_partitions)]
 
 
 class _Current:
@@ -371,6 +389,64 @@ class Processed:
         return sought
 
 
+STALL_SECONDS = 15.0  # records waiting in a partition and none delivered this long: read again
+
+
+class Stalls:
+    """A partition with records waiting that delivers none, while its stage waits for work,
+    is read again from where it stands: never waited for in silence.
+
+    Measured (``test_faults``, one run in eight): a worker that took over partitions with
+    nothing committed never received their records — Kafka's highwater showed them, the
+    read position and the committed offset stayed empty, no hole, no skip, no log line —
+    until the test gave up. Every guard above keys on a record that came; this one keys on
+    records that do not come. A seek on the consumer's thread (aiokafka then fetches the
+    partition anew) and resuming it in Faust's active set (from which Faust's fetch loop
+    takes records) make them come; a record read twice changes nothing (ADR 0002).
+    """
+
+    def __init__(self, consumer: Any, guard: Processed, delivery: Delivery) -> None:
+        self.consumer, self.guard, self.delivery = consumer, guard, delivery
+        self.seen: dict[TP, int | None] = {}  # read offset at the last look
+        self.since: dict[TP, float] = {}  # waiting with nothing delivered since
+
+    def _next(self, tp: TP) -> int:
+        read = self.consumer._read_offset.get(tp)  # private (faust 0.15.3)
+        if read is not None:
+            return int(read) + 1
+        committed = self.consumer._committed_offset.get(tp)
+        known = [o for o in (committed, self.guard.start.get(tp)) if o]
+        return max(known) if known else 0
+
+    async def check(self, now: float) -> dict[TP, int]:
+        """Read stalled partitions again; returns where each was sought to."""
+        consumer, sought = self.consumer, {}
+        for tp in [tp for tp in self.since if tp not in consumer.assignment()]:
+            self.since.pop(tp, None)
+        for tp in consumer.assignment():
+            stage = self.delivery.stage_of.get(tp.topic)
+            if stage is None:
+                continue
+            read, highwater = consumer._read_offset.get(tp), consumer.highwater(tp)
+            moved, self.seen[tp] = self.seen.get(tp) != read, read
+            waiting = highwater is not None and highwater > self._next(tp)
+            if moved or not waiting or self.delivery.inbox[stage]:
+                self.since.pop(tp, None)
+                continue
+            began = self.since.setdefault(tp, now)
+            if now - began < STALL_SECONDS:
+                continue
+            offset = self._next(tp)
+            try:
+                await consumer.seek_wait({tp: offset})  # on the consumer's thread (rewind)
+            except IllegalStateError:  # revoked meanwhile
+                continue
+            consumer.resume_partitions({tp})  # in Faust's active set: its records are taken
+            self.since.pop(tp, None)
+            sought[tp] = offset
+        return sought
+
+
 def keep_holes_uncommitted(consumer: Any) -> None:
     """Faust's consumer never commits past a record it did not process (see
     :class:`Continuity`): its gap bookkeeping (private, faust-streaming 0.15.3) is off for
@@ -406,12 +482,19 @@ class Outbox:
             self.pending.clear()
 
 
+def settled(app: faust.App) -> bool:
+    """Partitions placed, tables recovered, records flowing: the worker's steady state."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
+    return bool(
+        not app.rebalancing and recovery.completed.is_set() and app.flow_control.is_active()
+    )
+
+
 async def reread(app: faust.App, guard: Processed, metrics: Metrics, where: str) -> None:
     """Records Faust skipped, sought back to so that they come again (:class:`Processed`).
     Not while partitions move or tables recover: what is read then is not delivered, and
     Faust seeks partitions itself when that ends (the next batch or timer seeks the rest)."""
-    recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
-    if app.rebalancing or not recovery.completed.is_set() or not app.flow_control.is_active():
+    if not settled(app):
         return
     for tp, first in (await guard.rewind()).items():
         log.warning("input records skipped by Faust: reading them again", stage=where,
@@ -555,6 +638,10 @@ def run_stage(
             try:
                 await checkpoint(batch)
             except asyncio.CancelledError:
+                if not app.should_stop:  # nobody stops this task but the worker: never silent
+                    log.critical("stage cancelled while the worker runs: stopping before its "
+                                 "offsets are committed", stage=stage.name)  # fmt: skip
+                    os._exit(70)
                 raise  # the worker is stopping: the batch was not committed
             except BaseException as exc:
                 # Acknowledging the batch would let its offsets be committed without its
@@ -641,8 +728,7 @@ def sweep(app: faust.App, settings: Settings, table: TableT[bytes, Any], stage: 
     async def due() -> None:
         # Not while partitions move or tables recover: the owner is not settled, and the
         # store must not be read beside its recovery (the next sweep comes soon enough).
-        recovery = app.tables.recovery  # type: ignore[attr-defined]  # TableManagerT lacks it
-        if app.rebalancing or not recovery.completed.is_set():
+        if not settled(app):
             return
         now, out = time.time(), Outbox(app.producer)
         for n, (key, entry) in enumerate(table.items()):  # active partitions only
@@ -655,16 +741,29 @@ def sweep(app: faust.App, settings: Settings, table: TableT[bytes, Any], stage: 
             await out.delivered()
 
 
-def reread_skipped(app: faust.App, metrics: Metrics, guard: Callable[[], Processed]) -> None:
+def reread_skipped(
+    app: faust.App, metrics: Metrics, guard: Callable[[], Processed], delivery: Delivery
+) -> None:
     """Every second: skipped records sought back to also when no batch comes to do it (a
-    quiet worker right after a rebalance), and the partitions whose commits wait for one
-    counted (``wijkhub_commits_held_partitions``)."""
+    quiet worker right after a rebalance), stalled partitions read again (:class:`Stalls`),
+    and the partitions whose commits wait for a record counted
+    (``wijkhub_commits_held_partitions``)."""
+    stalls: list[Stalls] = []  # made with the guard, when the worker runs
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]  # mode's timer decorator is unannotated
     async def rewind() -> None:
         held = guard().held & app.consumer.assignment()
         metrics.commits_held.set(len(held))
         await reread(app, guard(), metrics, "timer")
+        if not settled(app):
+            return
+        if not stalls:
+            stalls.append(Stalls(app.consumer, guard(), delivery))
+        for tp, offset in (await stalls[0].check(time.monotonic())).items():
+            log.warning(f"input partition delivered nothing for {STALL_SECONDS:.0f} s with "
+                        "records waiting: reading it again", topic=tp.topic,
+                        partition=tp.partition, offset=offset)  # fmt: skip
+            metrics.skipped_reread.labels("stalled").inc()
 
 
 def measure_lag(app: faust.App, settings: Settings, metrics: Metrics) -> None:

@@ -362,3 +362,49 @@ def test_a_record_read_while_partitions_move_is_read_again_where_nothing_is_comm
     assert guard._new_offset(tp) is None  # nothing committed past 30 until it comes
     consumer._read_offset[tp] = None  # as perform_seek leaves a partition with no commit
     assert asyncio.run(guard.rewind()) == {tp: 30} and sought == [(tp, 30)]
+
+
+def test_the_workers_partitioner_is_kafkas_default_one(app):
+    # co-partitioning with every other Kafka client rests on it: murmur2 of the key
+    from aiokafka.partitioner import DefaultPartitioner
+
+    worker, _ = app
+    assert worker.conf.producer_partitioner is faust_adapter.partition_for
+    default, partitions = DefaultPartitioner(), list(range(12))
+    for n in range(2000):
+        key = f"H-{n:x}".encode() * (1 + n % 3)
+        for count in (1, 3, 4, 12):
+            assert faust_adapter.partition_for(key, partitions[:count], []) == default(
+                key, partitions[:count], []
+            )
+    assert faust_adapter.partition_for(None, [0, 1], [1]) == 1
+
+
+def test_a_partition_with_records_waiting_that_delivers_none_is_read_again(app, monkeypatch):
+    # measured (test_faults, one run in eight): partitions taken over with nothing
+    # committed never delivered their records; no guard saw it, as no record came
+    worker, _ = app
+    guard, consumer, tp, sought = _offline_guard(app, monkeypatch, 18)
+    delivery = worker.consumer._drain_messages.__self__
+    stage = delivery.stage_of[tp.topic]
+    monkeypatch.setattr(consumer, "highwater", lambda _: 19)  # 19 records in the log
+    consumer._committed_offset.pop(tp, None)
+    consumer._read_offset[tp] = None
+    consumer.pause_partitions({tp})  # out of Faust's active set: its records never taken
+    stalls = faust_adapter.Stalls(consumer, guard, delivery)
+    limit = faust_adapter.STALL_SECONDS
+    assert asyncio.run(stalls.check(0.0)) == {}
+    assert asyncio.run(stalls.check(limit - 1)) == {} and sought == []
+    assert asyncio.run(stalls.check(limit + 1)) == {tp: 0} and sought == [(tp, 0)]
+    assert tp in consumer._active_partitions and tp not in consumer._paused_partitions
+    # a partition that delivers, or whose stage is busy, or that has nothing waiting: left alone
+    consumer._read_offset[tp] = 4
+    assert asyncio.run(stalls.check(100.0)) == {}
+    delivery.inbox[stage].append(object())
+    try:
+        assert asyncio.run(stalls.check(200.0)) == {}
+    finally:
+        delivery.inbox[stage].clear()
+    consumer._read_offset[tp] = 18
+    assert asyncio.run(stalls.check(300.0)) == {} and asyncio.run(stalls.check(400.0)) == {}
+    assert sought == [(tp, 0)]
