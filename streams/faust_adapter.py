@@ -374,6 +374,8 @@ class Processed:
             if not (at is None or first < at or now - when > REWIND_RETRY_SECONDS):
                 continue
             read = self.consumer._read_offset.get(tp)  # private (faust 0.15.3): last read
+            # claimed before the await: another stage's rewind meanwhile does not seek too
+            self.rewound[tp] = (first, now)
             if read is None or first <= read:  # not yet read: it comes without a seek
                 try:
                     # On the consumer's own thread: Faust's ``seek`` changes aiokafka's
@@ -385,7 +387,6 @@ class Processed:
                     self._forget(tp)
                     continue
                 sought[tp] = first
-            self.rewound[tp] = (first, now)
         return sought
 
 

@@ -408,3 +408,22 @@ def test_a_partition_with_records_waiting_that_delivers_none_is_read_again(app, 
     consumer._read_offset[tp] = 18
     assert asyncio.run(stalls.check(300.0)) == {} and asyncio.run(stalls.check(400.0)) == {}
     assert sought == [(tp, 0)]
+
+
+def test_stages_rewinding_at_once_seek_a_partition_back_once(app, monkeypatch):
+    # measured: the timer and two stages each sought the same partition back, at once
+    guard, consumer, tp, sought = _offline_guard(app, monkeypatch, 19)
+    consumer._committed_offset[tp] = 100
+    consumer._read_offset[tp] = 130
+    guard.missing(tp, 125)
+
+    async def slow_seek(offsets):
+        await asyncio.sleep(0.01)
+        sought.extend(offsets.items())
+
+    monkeypatch.setattr(consumer, "seek_wait", slow_seek)
+
+    async def three():
+        return await asyncio.gather(guard.rewind(), guard.rewind(), guard.rewind())
+
+    assert sorted(map(len, asyncio.run(three()))) == [0, 0, 1] and sought == [(tp, 125)]
