@@ -18,7 +18,7 @@ import faust
 
 from wijkhub.logs import get as get_logger
 from wijkhub.streams.faust_adapter import Processed
-from wijkhub.streams.faust_delivery import Delivery
+from wijkhub.streams.faust_delivery import Delivery, fetch_state
 
 log = get_logger("wijkhub.streams")
 
@@ -67,32 +67,8 @@ def dump(app: faust.App, delivery: Delivery, guard: Callable[[], Processed]) -> 
         active=sorted(_tp(tp) for tp in consumer._active_partitions or ()),
         paused=sorted(_tp(tp) for tp in consumer._paused_partitions),
         buffered=sorted(_tp(tp) for tp in consumer._buffered_partitions),
-        fetch=_fetch_state(consumer),
+        fetch=fetch_state(consumer),
     )
-
-
-def _fetch_state(consumer: Any) -> dict[str, Any]:
-    """aiokafka's view per assigned partition (read from this thread: a snapshot, for the
-    eye only): its fetch position, whether it waits for an offset reset, and how many
-    fetched records it holds."""
-    try:
-        kafka = consumer._thread._consumer  # private (faust 0.15.3 / aiokafka)
-        assignment = kafka._subscription.subscription.assignment
-        records = kafka._fetcher._records
-    except AttributeError:
-        return {}
-    state: dict[str, Any] = {}
-    for tp in assignment.tps:
-        value = assignment.state_value(tp)
-        held = records.get(tp)
-        state[_tp(tp)] = {
-            "position": value.position if value.has_valid_position else None,
-            "reset": value.awaiting_reset,
-            "paused": value.paused,
-            "highwater": value.highwater,
-            "buffered": len(getattr(held, "_records", ()) or ()) if held is not None else 0,
-        }
-    return state
 
 
 def on_signal(app: faust.App, delivery: Delivery, guard: Callable[[], Processed]) -> None:

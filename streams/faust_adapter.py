@@ -52,7 +52,7 @@ from wijkhub.logs import get as get_logger
 from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 from wijkhub.streams.access import WORKER
-from wijkhub.streams.faust_delivery import Delivery
+from wijkhub.streams.faust_delivery import Delivery, fetch_state
 from wijkhub.streams.stage import Message, Result, Stage, Timed, plan, sealed
 from wijkhub.streams.topics import (
     DLQ_STREAMS,
@@ -409,6 +409,7 @@ class Stalls:
     def __init__(self, consumer: Any, guard: Processed, delivery: Delivery) -> None:
         self.consumer, self.guard, self.delivery = consumer, guard, delivery
         self.seen: dict[TP, int | None] = {}  # read offset at the last look
+        self.found: dict[TP, dict[str, Any]] = {}  # how the last stalled ones looked
         self.since: dict[TP, float] = {}  # waiting with nothing delivered since
 
     def _next(self, tp: TP) -> int:
@@ -438,6 +439,7 @@ class Stalls:
             if now - began < STALL_SECONDS:
                 continue
             offset = self._next(tp)
+            self.found[tp] = fetch_state(consumer, {tp})  # before the seek changes it
             try:
                 await consumer.seek_wait({tp: offset})  # on the consumer's thread (rewind)
             except IllegalStateError:  # revoked meanwhile
@@ -763,7 +765,8 @@ def reread_skipped(
         for tp, offset in (await stalls[0].check(time.monotonic())).items():
             log.warning(f"input partition delivered nothing for {STALL_SECONDS:.0f} s with "
                         "records waiting: reading it again", topic=tp.topic,
-                        partition=tp.partition, offset=offset)  # fmt: skip
+                        partition=tp.partition, offset=offset,
+                        fetch=stalls[0].found.pop(tp, {}))  # fmt: skip
             metrics.skipped_reread.labels("stalled").inc()
 
 

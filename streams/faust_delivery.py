@@ -171,3 +171,31 @@ class Delivery:
         for message in stale:
             app.consumer.ack(message)  # not marked processed: skipped, read again
         self.room[stage].set()
+
+
+def fetch_state(consumer: Any, only: set[TP] | None = None) -> dict[str, Any]:
+    """aiokafka's view per assigned partition (read from this thread: a snapshot, for the
+    eye only): its fetch position, whether it waits for an offset reset, and how many
+    fetched records it holds."""
+    try:
+        kafka = consumer._thread._consumer  # private (faust 0.15.3 / aiokafka)
+        assignment = kafka._subscription.subscription.assignment
+        records = kafka._fetcher._records
+    except AttributeError:
+        return {}
+    state: dict[str, Any] = {}
+    for tp in assignment.tps:
+        if only is not None and tp not in only:
+            continue
+        value = assignment.state_value(tp)
+        held = records.get(tp)
+        state[f"{tp.topic}/{tp.partition}"] = {
+            "position": value.position if value.has_valid_position else None,
+            "reset": value.awaiting_reset,
+            "paused": value.paused,
+            "highwater": value.highwater,
+            "buffered": len(getattr(held, "_records", ()) or ()) if held is not None else 0,
+            "active": tp in (consumer._active_partitions or ()),  # Faust takes its records
+            "paused_in_faust": tp in consumer._paused_partitions,
+        }
+    return state

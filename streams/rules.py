@@ -211,9 +211,12 @@ def income_loss_then_arrears(
 ) -> Iterator[Occurrence]:
     """A benefit ended or sanctioned, followed by any arrears within the window."""
     losses = [s for s in view["signals"] if s["type"] in {f"benefit-{c}" for c in changes}]
+    if not losses:
+        return
+    arrears = [(a, _day(a)) for a in _arrears(view, min_amount_cents)]  # once, not per loss
     for loss in sorted(losses, key=_day):
-        after = [a for a in _arrears(view, min_amount_cents)
-                 if 0 <= (_day(a) - _day(loss)).days <= window_days]  # fmt: skip
+        lost = _day(loss)
+        after = [a for a, day in arrears if 0 <= (day - lost).days <= window_days]
         if after:
             change = loss["type"].removeprefix("benefit-")
             description = f"Uitkering ({loss['category']}): {BENEFIT_CHANGES[change]}"
