@@ -763,8 +763,8 @@ def reread_skipped(
         if not stalls:
             stalls.append(Stalls(app.consumer, guard(), delivery))
         for tp, offset in (await stalls[0].check(time.monotonic())).items():
-            log.warning(f"input partition delivered nothing for {STALL_SECONDS:.0f} s with "
-                        "records waiting: reading it again", topic=tp.topic,
+            log.warning("input partition delivered nothing with records waiting: reading it "
+                        "again", waited_seconds=STALL_SECONDS, topic=tp.topic,
                         partition=tp.partition, offset=offset,
                         fetch=stalls[0].found.pop(tp, {}))  # fmt: skip
             metrics.skipped_reread.labels("stalled").inc()
