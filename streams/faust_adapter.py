@@ -394,59 +394,84 @@ STALL_SECONDS = 15.0  # records waiting in a partition and none delivered this l
 
 
 class Stalls:
-    """A partition with records waiting that delivers none, while its stage waits for work,
-    is read again from where it stands: never waited for in silence.
+    """A partition with records not yet processed that delivers none, while the worker is
+    settled and its stage waits for work, is read again from where it stands: never
+    waited for in silence.
 
-    Measured (``test_faults``, one run in eight): a worker that took over partitions with
-    nothing committed never received their records — Kafka's highwater showed them, the
-    read position and the committed offset stayed empty, no hole, no skip, no log line —
-    until the test gave up. Every guard above keys on a record that came; this one keys on
-    records that do not come. A seek on the consumer's thread (aiokafka then fetches the
-    partition anew) and resuming it in Faust's active set (from which Faust's fetch loop
-    takes records) make them come; a record read twice changes nothing (ADR 0002).
+    Measured (``test_faults``, one run in eight; ``linked`` partitions in a two-worker
+    bench): a worker that took over partitions with nothing committed never received their
+    records — Kafka's highwater showed them, the read position and the committed offset
+    stayed empty, no hole, no skip, no log line. Faust's ``Consumer.getmany`` drops the
+    rest of a fetch in hand when flow stops or the generation changes, and with nothing
+    committed aiokafka's ``seek_to_committed`` does not seek back. Every guard above keys
+    on a record that came; this one keys on records that do not come. It seeks on the
+    consumer's thread to the read position (Faust's ``_read_offset``: the last record
+    delivered, or the one sought to: read once more, never passed), or to where the
+    partition begins, and puts the partition back in Faust's active set. A record read
+    twice changes nothing (ADR 0002).
     """
 
-    def __init__(self, consumer: Any, guard: Processed, delivery: Delivery) -> None:
-        self.consumer, self.guard, self.delivery = consumer, guard, delivery
+    def __init__(self, app: faust.App, guard: Processed, delivery: Delivery) -> None:
+        self.app, self.guard, self.delivery = app, guard, delivery
+        self.consumer: Any = app.consumer
+        self.generation = -1
         self.seen: dict[TP, int | None] = {}  # read offset at the last look
+        self.since: dict[TP, float] = {}  # records waiting, none delivered, since
         self.found: dict[TP, dict[str, Any]] = {}  # how the last stalled ones looked
-        self.since: dict[TP, float] = {}  # waiting with nothing delivered since
 
-    def _next(self, tp: TP) -> int:
-        read = self.consumer._read_offset.get(tp)  # private (faust 0.15.3)
-        if read is not None:
-            return int(read) + 1
-        committed = self.consumer._committed_offset.get(tp)
-        known = [o for o in (committed, self.guard.start.get(tp)) if o]
-        return max(known) if known else 0
+    def _still(self, generation: int, tp: TP) -> bool:
+        """Nothing moved while a seek was awaited: same generation, settled, still ours."""
+        return bool(
+            settled(self.app)
+            and self.app.consumer_generation_id == generation
+            and tp in self.consumer.assignment()
+        )
 
     async def check(self, now: float) -> dict[TP, int]:
         """Read stalled partitions again; returns where each was sought to."""
-        consumer, sought = self.consumer, {}
-        for tp in [tp for tp in self.since if tp not in consumer.assignment()]:
-            self.since.pop(tp, None)
-        for tp in consumer.assignment():
+        consumer, generation = self.consumer, self.app.consumer_generation_id
+        if generation != self.generation or self.delivery.waiting_for_room:
+            # a new generation starts its clocks anew; a fetch loop waiting for a busy
+            # stage delivers nothing to any stage: not a stall
+            self.generation, self.seen, self.since = generation, {}, {}
+            return {}
+        sought: dict[TP, int] = {}
+        for tp in sorted(consumer.assignment()):
             stage = self.delivery.stage_of.get(tp.topic)
             if stage is None:
                 continue
             read, highwater = consumer._read_offset.get(tp), consumer.highwater(tp)
-            moved, self.seen[tp] = self.seen.get(tp) != read, read
-            waiting = highwater is not None and highwater > self._next(tp)
+            moved, self.seen[tp] = tp in self.seen and self.seen[tp] != read, read
+            committed = consumer._committed_offset.get(tp)  # private (faust 0.15.3)
+            done = max(committed or 0, self.guard.start.get(tp) or 0)
+            waiting = highwater is not None and highwater > done
             if moved or not waiting or self.delivery.inbox[stage]:
                 self.since.pop(tp, None)
                 continue
-            began = self.since.setdefault(tp, now)
-            if now - began < STALL_SECONDS:
+            if now - self.since.setdefault(tp, now) < STALL_SECONDS:
                 continue
-            offset = self._next(tp)
+            self.since.pop(tp, None)
+            target = read if read is not None else done
+            if read is None and not committed:  # where the partition begins, from Kafka
+                starts = await consumer.earliest_offsets(tp)
+                if not self._still(generation, tp):
+                    return sought
+                self.guard.begins(starts)
+                start = starts.get(tp) or 0
+                if start >= highwater:
+                    continue  # every record deleted by retention: nothing to read
+                target = max(target, start)
+            target = min([target, *self.guard.skipped.get(tp, ())])
             self.found[tp] = fetch_state(consumer, {tp})  # before the seek changes it
+            self.guard.rewound[tp] = (target, time.monotonic())  # the guard's seek too
             try:
-                await consumer.seek_wait({tp: offset})  # on the consumer's thread (rewind)
+                await consumer.seek_wait({tp: target})  # on the consumer's thread (rewind)
             except IllegalStateError:  # revoked meanwhile
                 continue
+            if not self._still(generation, tp):
+                return sought
             consumer.resume_partitions({tp})  # in Faust's active set: its records are taken
-            self.since.pop(tp, None)
-            sought[tp] = offset
+            sought[tp] = target
         return sought
 
 
@@ -761,7 +786,7 @@ def reread_skipped(
         if not settled(app):
             return
         if not stalls:
-            stalls.append(Stalls(app.consumer, guard(), delivery))
+            stalls.append(Stalls(app, guard(), delivery))
         for tp, offset in (await stalls[0].check(time.monotonic())).items():
             log.warning("input partition delivered nothing with records waiting: reading it "
                         "again", waited_seconds=STALL_SECONDS, topic=tp.topic,

@@ -55,6 +55,7 @@ class Delivery:
         self.inbox: dict[str, deque[Any]] = {s: deque() for s in set(stage_of.values())}
         self.ready = {s: asyncio.Event() for s in self.inbox}
         self.room = {s: asyncio.Event() for s in self.inbox}
+        self.waiting_for_room = False  # the fetch loop waits for a stage to take its batch
 
     def install(self, consumer: Any) -> None:
         """Replace the fetch loop of the worker's consumer (before its fetcher starts)."""
@@ -71,11 +72,11 @@ class Delivery:
         is always delivered: a record twice is processed twice, which changes nothing
         (ADR 0002), and a rewind reads what it sought. While flow is suspended (partitions
         moving) a stage input is not delivered, but it was read: ``dropped`` says so, and
-        the commit guard has it read again. Faust seeks a partition back afterwards only if
-        it has a committed offset above 0 (aiokafka's ``seek_to_committed``), and it
-        resumes fetching before it seeks. Measured: a worker that took over partitions
-        with nothing committed dropped their records in that moment and then waited
-        for them, silently, for good (``test_faults``, one run in three or four)."""
+        the commit guard has it read again (Faust seeks a partition back afterwards only
+        if it has a committed offset above 0: aiokafka's ``seek_to_committed``). Faust's
+        ``getmany`` itself stops yielding when flow stops and drops the rest of the fetch
+        in hand; a partition left waiting for those records is found by
+        :class:`~wijkhub.streams.faust_adapter.Stalls`."""
         consumer = self.app.consumer
         c: Any = consumer
         callback, getmany = c.callback, c.getmany
@@ -120,9 +121,13 @@ class Delivery:
         consumer: Any = self.app.consumer
         room = self.room[stage]
         room.clear()
-        while len(self.inbox[stage]) >= self.limit and not consumer.suspend_flow.is_set():
-            await consumer.wait_first(room.wait(), consumer.suspend_flow.wait())
-            room.clear()
+        self.waiting_for_room = True
+        try:
+            while len(self.inbox[stage]) >= self.limit and not consumer.suspend_flow.is_set():
+                await consumer.wait_first(room.wait(), consumer.suspend_flow.wait())
+                room.clear()
+        finally:
+            self.waiting_for_room = False
 
     async def take(self, stage: str, size: int, within: float) -> list[Any]:
         """The stage's next batch: up to ``size`` records, waiting at most ``within`` seconds
@@ -175,8 +180,8 @@ class Delivery:
 
 def fetch_state(consumer: Any, only: set[TP] | None = None) -> dict[str, Any]:
     """aiokafka's view per assigned partition (read from this thread: a snapshot, for the
-    eye only): its fetch position, whether it waits for an offset reset, and how many
-    fetched records it holds."""
+    eye only): its fetch position, whether it waits for an offset reset, whether a fetch
+    is held for it that Faust has not taken, and whether Faust's fetch loop takes it."""
     try:
         kafka = consumer._thread._consumer  # private (faust 0.15.3 / aiokafka)
         assignment = kafka._subscription.subscription.assignment
@@ -194,7 +199,7 @@ def fetch_state(consumer: Any, only: set[TP] | None = None) -> dict[str, Any]:
             "reset": value.awaiting_reset,
             "paused": value.paused,
             "highwater": value.highwater,
-            "buffered": len(getattr(held, "_records", ()) or ()) if held is not None else 0,
+            "fetched_not_taken": held is not None,  # aiokafka holds a fetch for it
             "active": tp in (consumer._active_partitions or ()),  # Faust takes its records
             "paused_in_faust": tp in consumer._paused_partitions,
         }
