@@ -445,7 +445,8 @@ class Stalls:
             committed = consumer._committed_offset.get(tp)  # private (faust 0.15.3)
             done = max(committed or 0, self.guard.start.get(tp) or 0)
             waiting = highwater is not None and highwater > done
-            if moved or not waiting or self.delivery.inbox[stage]:
+            idle = self.delivery.idle[stage] and not self.delivery.inbox[stage]
+            if moved or not waiting or not idle:  # a stage still on a batch: not a stall
                 self.since.pop(tp, None)
                 continue
             if now - self.since.setdefault(tp, now) < STALL_SECONDS:

@@ -56,6 +56,7 @@ class Delivery:
         self.ready = {s: asyncio.Event() for s in self.inbox}
         self.room = {s: asyncio.Event() for s in self.inbox}
         self.waiting_for_room = False  # the fetch loop waits for a stage to take its batch
+        self.idle = dict.fromkeys(self.inbox, False)  # the stage waits in take(), no batch
 
     def install(self, consumer: Any) -> None:
         """Replace the fetch loop of the worker's consumer (before its fetcher starts)."""
@@ -134,6 +135,13 @@ class Delivery:
         after the first for more (as ``take_events``). Records read in an earlier consumer
         generation, or while partitions move, are acknowledged unprocessed (skipped: read
         again, never committed) and left out."""
+        self.idle[stage] = True
+        try:
+            return await self._take(stage, size, within)
+        finally:
+            self.idle[stage] = False
+
+    async def _take(self, stage: str, size: int, within: float) -> list[Any]:
         inbox, ready = self.inbox[stage], self.ready[stage]
         while not inbox:
             ready.clear()

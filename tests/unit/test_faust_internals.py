@@ -394,6 +394,7 @@ def test_a_partition_with_records_waiting_that_delivers_none_is_read_again(app, 
     consumer.pause_partitions({tp})  # out of Faust's active set: its records never taken
     stalls = faust_adapter.Stalls(worker, guard, delivery)
     limit = faust_adapter.STALL_SECONDS
+    monkeypatch.setitem(delivery.idle, stage, True)  # the stage waits in take()
 
     def check(at):
         return asyncio.run(stalls.check(at))
@@ -408,7 +409,11 @@ def test_a_partition_with_records_waiting_that_delivers_none_is_read_again(app, 
     consumer._read_offset[tp] = 7
     assert check(100.0) == {}  # it moved (0 → 7)
     assert check(101.0) == {} and check(102.0 + limit) == {tp: 7}
-    # a stage that is busy, or a fetch loop waiting for another stage's room: no stall
+    # a stage on a batch (a broker outage holds its acknowledgements), records in its
+    # inbox, or a fetch loop waiting for another stage's room: no stall
+    delivery.idle[stage] = False
+    assert check(150.0) == {} and check(160.0 + limit) == {}
+    delivery.idle[stage] = True
     delivery.inbox[stage].append(object())
     try:
         assert check(200.0) == {} and check(300.0) == {}
