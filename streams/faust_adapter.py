@@ -245,6 +245,9 @@ class Processed:
         self.rewound: dict[TP, tuple[int, float]] = {}
         self.start: dict[TP, int] = {}  # where the log starts (read when it mattered)
         self.held: set[TP] = set()  # partitions whose commit waits for a record
+        # per partition: every record before this offset was processed by this worker or
+        # committed (a stage's :class:`Continuity`, after its batch): survives rebalances
+        self.reached: dict[TP, int] = {}
         self.inputs = inputs
         self.consumer = consumer
         self.ack, self.new_offset = consumer.ack, consumer._new_offset
@@ -262,6 +265,11 @@ class Processed:
                     del self.skipped[tp]
             if tp in self.rewound and self.rewound[tp][0] == offset:
                 del self.rewound[tp]  # read again from there: a later skip seeks anew
+
+    def carry(self, reached: Mapping[TP, int]) -> None:
+        """A stage processed every record of these partitions before these offsets."""
+        for tp, offset in reached.items():
+            self.reached[tp] = max(self.reached.get(tp, offset), offset)
 
     def missing(self, tp: TP, first: int) -> None:
         """Records from ``first`` never reached the stage (:class:`Continuity`): read them
@@ -404,7 +412,9 @@ class Stalls:
     stayed empty, no hole, no skip, no log line. Faust's ``Consumer.getmany`` drops the
     rest of a fetch in hand when flow stops or the generation changes, and with nothing
     committed aiokafka's ``seek_to_committed`` does not seek back. Every guard above keys
-    on a record that came; this one keys on records that do not come. It seeks on the
+    on a record that came; this one keys on records that do not come. (The mechanism
+    found since, a fetch dropped when a rebalance begins, is reported where it happens:
+    ``Delivery.fetch``; this stays as the backstop for any other.) It seeks on the
     consumer's thread to the read position (Faust's ``_read_offset``: the last record
     delivered, or the one sought to: read once more, never passed), or to where the
     partition begins, and puts the partition back in Faust's active set. A record read
@@ -474,6 +484,34 @@ class Stalls:
             consumer.resume_partitions({tp})  # in Faust's active set: its records are taken
             sought[tp] = target
         return sought
+
+
+async def commit_carried(app: faust.App, guard: Processed) -> dict[TP, int]:
+    """Commit what this worker processed of a partition it kept through a rebalance, when
+    Faust will not: it forgets acknowledged offsets when partitions are revoked
+    (``on_partitions_revoked`` pops ``_acked``). A partition processed to its end in the
+    seconds before a rebalance (commits go every 2 s) has no record left to acknowledge:
+    it would stay uncommitted, its lag would never reach 0, :class:`Stalls` would read it
+    again from its start, and so would the next owner or a restart. Only up to
+    :attr:`Processed.reached` (no hole before it), never past a skipped record, never back,
+    and only where Faust holds no acknowledgement of its own.
+    Returns what was committed."""
+    consumer = cast(Consumer, app.consumer)
+    committed = consumer._committed_offset  # private (faust 0.15.3), as below
+    todo: dict[TP, int] = {}
+    for tp in consumer.assignment():
+        reached = guard.reached.get(tp)
+        if reached is None or consumer._acked.get(tp):  # Faust commits those itself
+            continue
+        if (committed.get(tp) or 0) >= reached:
+            continue
+        if any(offset < reached for offset in guard.skipped.get(tp, ())):
+            continue  # a record before it must come again first
+        todo[tp] = reached
+    if todo:
+        guard.begins(todo)  # the stall watchdog's "done" too
+        await consumer._commit_offsets(todo)  # private (faust 0.15.3): drops revoked ones
+    return todo
 
 
 def keep_holes_uncommitted(consumer: Any) -> None:
@@ -654,6 +692,7 @@ def run_stage(
         await out.delivered()
         settle(todo.clears, last)  # 3. outboxes emptied, in the local store only
         processed().mark(batch)
+        processed().carry(continuity.next)  # no hole before these: committable as is
         # 4. offsets: committed by Faust on its interval, after flushing the producer
 
     async def batches() -> None:
@@ -786,6 +825,9 @@ def reread_skipped(
         await reread(app, guard(), metrics, "timer")
         if not settled(app):
             return
+        for tp, offset in (await commit_carried(app, guard())).items():
+            log.info("committed what this worker processed before the rebalance",
+                     topic=tp.topic, partition=tp.partition, offset=offset)  # fmt: skip
         if not stalls:
             stalls.append(Stalls(app, guard(), delivery))
         for tp, offset in (await stalls[0].check(time.monotonic())).items():

@@ -121,7 +121,9 @@ class Metrics:
         self.skipped_reread = Counter(
             "wijkhub_skipped_records_reread_total",
             "Input records the consumer skipped after a rebalance, found by their offsets and "
-            "read again (faust-streaming's fetcher; see streams/faust_adapter.Continuity).",
+            "read again (faust-streaming's fetcher; see streams/faust_adapter.Continuity). "
+            "stage: the stage that found them, 'timer', or 'stalled' (a partition that "
+            "delivered nothing).",
             ["stage"],
             registry=r,
         )
