@@ -42,6 +42,7 @@ from wijkhub.streams.stage import (
     decoder,
     digest,
     pack,
+    stamp,
     supersedes,
     unpack,
     version,
@@ -233,6 +234,8 @@ class AddressStage:
                 self._relink(state, reg, eid, result)
             if register_changed:
                 self._publish_members(state, reg, result)
+        causes = [m.caused_at for m in messages if m.caused_at is not None]
+        result.outputs = stamp(result.outputs, LINKED, max(causes, default=None))
         return result
 
     # -- facts ---------------------------------------------------------------------------

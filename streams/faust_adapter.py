@@ -53,7 +53,7 @@ from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 from wijkhub.streams.access import WORKER
 from wijkhub.streams.faust_delivery import Delivery, fetch_state
-from wijkhub.streams.stage import Message, Result, Stage, Timed, plan, sealed
+from wijkhub.streams.stage import Message, Result, Stage, Timed, caused_at, plan, sealed
 from wijkhub.streams.topics import (
     DLQ_STREAMS,
     WORKER_INPUTS,
@@ -91,6 +91,7 @@ def new_app(settings: Settings) -> faust.App:
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=0.005,
@@ -673,7 +674,9 @@ def run_stage(
             key = m.key or b""
             origin = f"{m.topic}/{m.partition}/{m.offset}"
             topic = logical_name(m.topic, prefix)
-            by_key.setdefault(key, []).append(Message(topic, key, m.value, origin))
+            by_key.setdefault(key, []).append(
+                Message(topic, key, m.value, origin, caused_at(m.headers))
+            )
             last[key] = m
         stored: dict[bytes, Any] = {}
         for key in by_key:
@@ -751,8 +754,8 @@ class _Observer:
                 m.dead_letters.labels(self.stage, h["dl_source"], h["dl_reason_code"]).inc()
                 log.warning("record dead-lettered", stage=self.stage, reason_code=h[
                     "dl_reason_code"], reason=h["dl_reason"], origin=h["dl_origin"])  # fmt: skip
-        for received in result.received_at:
-            self.latency.observe(max(0.0, now - received))
+        for caused in result.caused_at:
+            self.latency.observe(max(0.0, now - caused))
         for received in result.relinked_at:
             self.relinked_age.observe(max(0.0, now - received))
         for (metric, *labels), n in result.counts.items():

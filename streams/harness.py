@@ -34,7 +34,7 @@ from wijkhub.streams.ids import Ids
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.person_stage import PersonStage
 from wijkhub.streams.routing import Router
-from wijkhub.streams.stage import Message, Output, Stage, Timed, plan
+from wijkhub.streams.stage import Message, Output, Stage, Timed, caused_at, plan
 from wijkhub.streams.topics import ALERTS, UNMATCHED
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
 
@@ -101,7 +101,9 @@ class Harness:
         self.log.setdefault(out.topic, []).append(out)
         stage = self.consumers.get(out.topic)
         if stage is not None:
-            self.pending[stage.name].append(Message(out.topic, out.key, out.value, out.topic))
+            self.pending[stage.name].append(
+                Message(out.topic, out.key, out.value, out.topic, caused_at(out.headers))
+            )
 
     def step(self, shuffle: bool = False, crash: str = "") -> bool:
         """One batch of one stage; False when nothing is pending anywhere.

@@ -256,11 +256,17 @@ class HouseholdStage:
         ):
             result.counts["late_fact",] += 1
         state["watermark"] = max(state["watermark"], fact["day"])
-        # Latency is the hub's at the fact's first link. A fact linked again (moved by a later
-        # record, or released when the person's BRP registration came) waited for that record:
-        # its age says how late the source was, not how fast the hub is.
+        # Latency runs from the receipt of the source record that caused this link: the fact
+        # itself, or the later BRP record that moved or released it (its ``caused_at``
+        # header). A fact linked again waited for that record: its own age says how late the
+        # source was, not how fast the hub is, and is measured apart.
         first = linked["generation"] == 1 and known is None
-        (result.received_at if first else result.relinked_at).append(fact["received"])
+        if message.caused_at is not None:
+            result.caused_at.append(message.caused_at)
+        elif first:  # a record from before the header: the fact's own receipt
+            result.caused_at.append(fact["received"])
+        if not first:
+            result.relinked_at.append(fact["received"])
         return True
 
     @staticmethod

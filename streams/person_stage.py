@@ -41,6 +41,7 @@ from wijkhub.streams.stage import (
     decoder,
     digest,
     pack,
+    stamp,
     supersedes,
     unpack,
     version,
@@ -191,6 +192,7 @@ class PersonStage:
         result: Result[PersonState] = Result(state)
         erased: list[str] = []
         notices: list[tuple[str, str]] = []  # (building, packed registration): match features
+        newest: float | None = None  # the receipt of the newest record: what caused the sends
         for message in messages:
             if message.topic == ERASURES:
                 erased += self._erasure(state, message, result, notices)
@@ -205,10 +207,12 @@ class PersonStage:
                                                   "the event's kind or domain does not belong "
                                                   "on this topic"))  # fmt: skip
                 continue
+            received = raw["envelope"]["received_at"].timestamp()  # version(raw)[0]
+            newest = received if newest is None else max(newest, received)
             if raw["subject"]["person_ref"] is None:
                 self._address_only(raw, message, result)
                 continue
-            if version(raw)[0] <= state.get("erased_before", -1.0):
+            if received <= state.get("erased_before", -1.0):
                 result.counts["link_outcome", "erased"] += 1  # a copy of an erased fact
                 if raw["payload"][0] == PERSON_REGISTERED and raw["subject"]["address_ref"]:
                     # its building may hold signals naming them: tell it, whenever it comes
@@ -220,6 +224,7 @@ class PersonStage:
             result.dirty |= self._add_fact(state, raw, message.value or b"", result)
         if result.dirty:
             self._reroute(state, result, erased[0] if erased else None, notices)
+        result.outputs = stamp(result.outputs, BY_ADDRESS, newest)
         return result
 
     # -- erasure (AVG art. 17) -------------------------------------------------------------

@@ -48,6 +48,8 @@ class Message:
     key: bytes
     value: bytes | None
     origin: str = ""  # topic/partition/offset, for dead letters and logs
+    # when the hub received the source record behind this one (its ``caused_at`` header)
+    caused_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,37 @@ class Result(Generic[S]):
     outputs: list[Output] = field(default_factory=list)
     dirty: bool = False
     counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
-    # receipt times (epoch s) of facts applied: at their first link (latency), and again
-    # after a later record moved or released them (their age then: not a latency)
-    received_at: list[float] = field(default_factory=list)
+    # per fact applied: when the hub received the source record that caused its link
+    # (latency), and, for a fact linked again, when the fact itself came (its age)
+    caused_at: list[float] = field(default_factory=list)
     relinked_at: list[float] = field(default_factory=list)
     observations: list[tuple[str, tuple[str, ...], float]] = field(default_factory=list)
+
+
+CAUSED_AT = "caused_at"  # header: the receipt (epoch s) of the source record behind a record
+
+
+def caused_at(headers: Sequence[tuple[str, bytes]] | None) -> float | None:
+    """The ``caused_at`` header of a record, if it has a readable one."""
+    for name, value in headers or ():
+        if name == CAUSED_AT:
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def stamp(outputs: list[Output], topic: str, at: float | None) -> list[Output]:
+    """``outputs`` with the ``caused_at`` header on those to ``topic``: the receipt of the
+    newest source record the stage's decision saw (the record that completed it, when the
+    batch holds one record of the key). For the latency histogram only: never part of what
+    a stage decides, so the results stay a function of the set of records."""
+    if at is None:
+        return outputs
+    header = (CAUSED_AT, f"{at:.3f}".encode())
+    return [Output(o.topic, o.key, o.value, (*o.headers, header)) if o.topic == topic else o
+            for o in outputs]  # fmt: skip
 
 
 class Stage(Protocol[S]):

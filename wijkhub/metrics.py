@@ -76,8 +76,9 @@ class Metrics:
         )
         self.processing_latency = Histogram(
             "wijkhub_processing_latency_seconds",
-            "From the connector accepting an event to the household stage having applied it "
-            "at its first link.",
+            "From the connector accepting the source record that caused a fact's link (the "
+            "fact itself, or the BRP record that moved or released it) to the household stage "
+            "having applied it.",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,

@@ -155,6 +155,9 @@ class Settings:
     # Batches read by the stream processors: bigger amortises per-message cost.
     batch_size: int = 500
     batch_within_seconds: float = 0.2
+    # Standby copies of the other workers' tables (Faust's default is 1): a takeover finds
+    # them recovered, at the cost of reading every changelog record of the others.
+    standby_replicas: int = 1
     # Alert routing: district → team, specialised teams, fallback (empty: streams/routing.yaml).
     routing_file: str = ""
     ingest_tokens: str = field(default="", repr=False)
@@ -308,6 +311,7 @@ class Settings:
             batch_within_seconds=_float(
                 env, f"{p}BATCH_WITHIN_SECONDS", defaults.batch_within_seconds
             ),
+            standby_replicas=_int(env, f"{p}STANDBY_REPLICAS", defaults.standby_replicas),
             routing_file=env.get(f"{p}ROUTING_FILE", ""),
             ingest_tokens=_secret(env, f"{p}INGEST_TOKENS"),
             operator_tokens=_secret(env, f"{p}OPERATOR_TOKENS"),
@@ -425,6 +429,7 @@ class Settings:
             f"{p}ROCKSDB_BLOCK_CACHE_BYTES": str(self.rocksdb_block_cache_bytes),
             f"{p}BATCH_SIZE": str(self.batch_size),
             f"{p}BATCH_WITHIN_SECONDS": str(self.batch_within_seconds),
+            f"{p}STANDBY_REPLICAS": str(self.standby_replicas),
             f"{p}ROUTING_FILE": self.routing_file,
             f"{p}KAFKA_PORT": str(self.kafka_port),
             f"{p}KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,

@@ -441,8 +441,8 @@ def _live(
         "pipeline": {
             "p50": round(p50 * 1000, 1) if p50 is not None else None,
             "p99": round(p99 * 1000, 1) if p99 is not None else None,
-            "method": "worker histogram (connector accept → household applied at the fact's "
-            "first link), bucket-interpolated",
+            "method": "worker histogram (connector accept of the record that caused the "
+            "link → household applied), bucket-interpolated",
             "facts": round(max(hist.values(), default=0.0)),
             # facts applied again (moved by a later record): their age, not a latency
             "relinked_facts": round(max(relinked.values(), default=0.0)),
