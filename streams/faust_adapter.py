@@ -498,6 +498,8 @@ async def commit_carried(app: faust.App, guard: Processed) -> dict[TP, int]:
     and only where Faust holds no acknowledgement of its own.
     Returns what was committed."""
     consumer = cast(Consumer, app.consumer)
+    if consumer._commit_fut is not None:  # private (faust 0.15.3): Faust is committing
+        return {}  # its offsets may be higher; the next second looks again
     committed = consumer._committed_offset  # private (faust 0.15.3), as below
     todo: dict[TP, int] = {}
     for tp in consumer.assignment():
@@ -509,9 +511,19 @@ async def commit_carried(app: faust.App, guard: Processed) -> dict[TP, int]:
         if any(offset < reached for offset in guard.skipped.get(tp, ())):
             continue  # a record before it must come again first
         todo[tp] = reached
-    if todo:
-        guard.begins(todo)  # the stall watchdog's "done" too
-        await consumer._commit_offsets(todo)  # private (faust 0.15.3): drops revoked ones
+    if not todo:
+        return {}
+    before = {tp: committed.get(tp) for tp in todo}
+    # private (faust 0.15.3): drops revoked partitions; it records the offsets as committed
+    # even when Kafka refused them (a rebalance meanwhile): put back what was there then
+    if not await consumer._commit_offsets(todo):
+        for tp, offset in before.items():
+            if offset is None:
+                committed.pop(tp, None)
+            else:
+                committed[tp] = offset
+        return {}
+    guard.begins(todo)  # the stall watchdog's "done" too
     return todo
 
 

@@ -137,8 +137,12 @@ class Delivery:
             return  # stopping: nothing is committed past what a stage processed
         handed: dict[TP, int] = {}  # per partition, the offset after the last one handed on
         try:
-            if not c.flow_active:
-                await c.perform_seek()  # as Faust does: flow stopped since the fetch
+            if not c.flow_active:  # flow stopped since the fetch: as Faust does
+                try:
+                    await c.perform_seek()
+                except Exception as exc:  # partitions moving: Faust logs it and goes on
+                    log.warning("seek back to committed offsets failed while partitions "
+                                "move", error=type(exc).__name__)  # fmt: skip
                 return
             to_message = c._to_message
             for tp, record in c.scheduler.iterate(records):
@@ -149,9 +153,16 @@ class Delivery:
                     handed[tp] = record.offset + 1
                     yield tp, to_message(tp, record)
         finally:
-            self._report_dropped(records, handed)
+            self._report_dropped(records, handed, self.app.consumer_generation_id == generation)
 
-    def _report_dropped(self, records: dict[TP, list[Any]], handed: dict[TP, int]) -> None:
+    def _report_dropped(
+        self, records: dict[TP, list[Any]], handed: dict[TP, int], same_generation: bool
+    ) -> None:
+        """The guard reads the rest again. Within the generation (flow stopped) the read
+        offset moves up to the last record dropped, so that the guard seeks back (it seeks
+        only below it). After a generation change the read offset is Faust's again: none
+        (revoked; the guard seeks) or the committed offset it sought to (the records come
+        again without a seek): it is left as it is."""
         read_offset = self.app.consumer._read_offset  # type: ignore[attr-defined]  # private
         for tp, fetched in records.items():
             if tp.topic not in self.stage_of:
@@ -160,7 +171,7 @@ class Delivery:
             rest = [r.offset for r in fetched if after is None or r.offset >= after]
             if not rest:
                 continue
-            if read_offset.get(tp) is not None:  # not revoked meanwhile: read up to there
+            if same_generation and read_offset.get(tp) is not None:
                 read_offset[tp] = max(read_offset[tp], rest[-1])
             self.dropped(tp, rest[0])
 

@@ -208,9 +208,9 @@ class PersonStage:
                                                   "on this topic"))  # fmt: skip
                 continue
             received = raw["envelope"]["received_at"].timestamp()  # version(raw)[0]
-            newest = received if newest is None else max(newest, received)
             if raw["subject"]["person_ref"] is None:
                 self._address_only(raw, message, result)
+                newest = received if newest is None else max(newest, received)
                 continue
             if received <= state.get("erased_before", -1.0):
                 result.counts["link_outcome", "erased"] += 1  # a copy of an erased fact
@@ -221,7 +221,9 @@ class PersonStage:
                     erased.append(message.key.decode())
                     result.dirty = True
                 continue
-            result.dirty |= self._add_fact(state, raw, message.value or b"", result)
+            if self._add_fact(state, raw, message.value or b"", result):  # new to the state
+                result.dirty = True
+                newest = received if newest is None else max(newest, received)
         if result.dirty:
             self._reroute(state, result, erased[0] if erased else None, notices)
         result.outputs = stamp(result.outputs, BY_ADDRESS, newest)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import math
 import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -85,14 +86,16 @@ class Result(Generic[S]):
 CAUSED_AT = "caused_at"  # header: the receipt (epoch s) of the source record behind a record
 
 
-def caused_at(headers: Sequence[tuple[str, bytes]] | None) -> float | None:
-    """The ``caused_at`` header of a record, if it has a readable one."""
+def caused_at(headers: Sequence[tuple[str, bytes | None]] | None) -> float | None:
+    """The ``caused_at`` header of a record, if it has a readable one (a header is not
+    trusted: anything else, a null value too, is no stamp)."""
     for name, value in headers or ():
         if name == CAUSED_AT:
             try:
-                return float(value)
-            except ValueError:
+                at = float(value)  # type: ignore[arg-type]  # None: TypeError, handled
+            except (TypeError, ValueError):
                 return None
+            return at if math.isfinite(at) and at >= 0 else None
     return None
 
 

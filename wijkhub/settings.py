@@ -91,6 +91,13 @@ def _retention_days(env: Mapping[str, str]) -> dict[str, int]:
     return days
 
 
+def _not_negative(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default)
+    if value < 0:
+        raise SettingsError(f"{name} must be 0 or more, got {value}")
+    return value
+
+
 def _positive(env: Mapping[str, str], name: str, default: int) -> int:
     value = _int(env, name, default)
     if value < 1:
@@ -311,7 +318,7 @@ class Settings:
             batch_within_seconds=_float(
                 env, f"{p}BATCH_WITHIN_SECONDS", defaults.batch_within_seconds
             ),
-            standby_replicas=_int(env, f"{p}STANDBY_REPLICAS", defaults.standby_replicas),
+            standby_replicas=_not_negative(env, f"{p}STANDBY_REPLICAS", defaults.standby_replicas),
             routing_file=env.get(f"{p}ROUTING_FILE", ""),
             ingest_tokens=_secret(env, f"{p}INGEST_TOKENS"),
             operator_tokens=_secret(env, f"{p}OPERATOR_TOKENS"),

@@ -137,6 +137,18 @@ def test_every_table_has_the_capped_rocksdb_block_cache(app):
     assert rocksdb.DEFAULT_BLOCK_CACHE_SIZE == 2 * 1024**3  # what the cap protects against
 
 
+def test_the_worker_keeps_as_many_standby_table_copies_as_configured(app):
+    from wijkhub.settings import Settings, SettingsError
+
+    worker, settings = app
+    assert settings.standby_replicas == 1 == worker.conf.table_standby_replicas  # Faust's
+    none = faust_adapter.new_app(settings.with_(standby_replicas=0))
+    assert none.conf.table_standby_replicas == 0
+    assert Settings.from_env({"WIJKHUB_STANDBY_REPLICAS": "0"}).standby_replicas == 0
+    with pytest.raises(SettingsError, match="WIJKHUB_STANDBY_REPLICAS must be 0 or more"):
+        Settings.from_env({"WIJKHUB_STANDBY_REPLICAS": "-1"})
+
+
 def test_the_worker_runs_at_least_once(app):
     worker, _ = app
     assert (worker.conf.processing_guarantee.value, worker.conf.producer_acks) == (
@@ -293,6 +305,7 @@ def test_what_this_worker_processed_of_a_kept_partition_is_committed_after_a_reb
     async def commit_offsets(offsets):
         committed.append(dict(offsets))
         consumer._committed_offset.update(offsets)
+        return True
 
     monkeypatch.setattr(consumer, "_commit_offsets", commit_offsets)
     consumer._committed_offset.pop(tp, None)
@@ -310,6 +323,22 @@ def test_what_this_worker_processed_of_a_kept_partition_is_committed_after_a_reb
     consumer._acked[tp] = [3600]  # Faust holds an acknowledgement: it commits itself
     assert carried() == {}
     consumer._acked.pop(tp)
+    consumer._commit_fut = object()  # Faust's own commit in flight: not beside it
+    try:
+        assert carried() == {} and committed == []
+    finally:
+        consumer._commit_fut = None
+    refused: list[dict] = []
+
+    async def refuse(offsets):  # a rebalance meanwhile: Faust records them all the same
+        refused.append(dict(offsets))
+        consumer._committed_offset.update(offsets)
+        return False
+
+    monkeypatch.setattr(consumer, "_commit_offsets", refuse)
+    assert carried() == {} and refused == [{tp: 3500}]
+    assert consumer._committed_offset.get(tp) is None  # put back: tried again
+    monkeypatch.setattr(consumer, "_commit_offsets", commit_offsets)
     assert carried() == {tp: 3500} and committed == [{tp: 3500}]
     assert guard.start[tp] == 3500  # the stall watchdog sees nothing waiting below it
     assert carried() == {}  # committed: once
@@ -378,6 +407,60 @@ def test_records_fausts_fetch_drops_at_a_rebalance_are_read_again(app, monkeypat
     asyncio.run(take_some())
     assert [o for p, o in handed if p == tp] == list(range(100, 110))
     assert guard.skipped == {other: {7}}
+
+
+def test_a_fetch_dropped_within_a_generation_is_sought_back_and_never_past_a_seek(app, monkeypatch):
+    # flow stopped in the middle of a fetch, same generation: Faust's read offset still
+    # says "read up to 101", the fetch went to 109; the guard must seek back to 102. After a
+    # generation change Faust sought to the committed offset: left alone, no seek forward
+    from aiokafka.structs import ConsumerRecord
+
+    worker, _ = app
+    guard, consumer, tp, sought = _offline_guard(app, monkeypatch, 23)
+    delivery = worker.consumer._drain_messages.__self__
+    monkeypatch.setattr(delivery, "dropped", guard.dropped)
+    monkeypatch.setattr(consumer, "highwater", lambda _: 110)
+    fetched = {tp: [ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"k", b"v", None, 1, 1, ())
+                    for o in range(100, 110)]}  # fmt: skip
+
+    async def wait_next_records(timeout):
+        return fetched, {tp}
+
+    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    consumer._committed_offset[tp] = 90
+
+    async def take_two(stop):
+        async for _, message in delivery.fetch(1.0):
+            consumer._read_offset[tp] = message.offset  # as Delivery.drain does
+            if message.offset == 101:
+                stop()
+
+    asyncio.run(take_two(lambda: monkeypatch.setattr(consumer, "flow_active", False)))
+    monkeypatch.setattr(consumer, "flow_active", True)
+    assert guard.skipped[tp] == {102} and consumer._read_offset[tp] == 109
+    assert asyncio.run(guard.rewind()) == {tp: 102} and sought == [(tp, 102)]
+    guard.skipped.clear()
+    guard.rewound.clear()
+    generation = worker.consumer_generation_id
+
+    def rebalance():
+        monkeypatch.setattr(worker, "consumer_generation_id", generation + 1, raising=False)
+        consumer._read_offset[tp] = 90  # Faust's perform_seek: back to the committed offset
+
+    asyncio.run(take_two(rebalance))
+    assert guard.skipped[tp] == {102} and consumer._read_offset[tp] == 90
+    assert asyncio.run(guard.rewind()) == {} and sought == [(tp, 102)]  # 102 comes again
+    # flow stopped before the fetch was handed on: Faust's seek back, and its failure while
+    # partitions move, never stop the fetch loop; what was fetched is read again
+    guard.skipped.clear()
+    monkeypatch.setattr(consumer, "flow_active", False)
+
+    async def no_assignment():
+        raise AssertionError("No partitions are currently assigned")
+
+    monkeypatch.setattr(consumer, "perform_seek", no_assignment)
+    asyncio.run(take_two(lambda: None))
+    assert guard.skipped[tp] == {100}
 
 
 def test_a_rewind_never_seeks_forward_past_records_not_yet_read(app, monkeypatch):

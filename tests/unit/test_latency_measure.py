@@ -90,4 +90,21 @@ def test_a_fact_counts_as_latency_from_its_cause_and_as_age_when_linked_again(tm
 def test_the_cause_header_is_read_back_and_never_trusted_blindly():
     assert caused_at([(CAUSED_AT, b"1764500000.250")]) == 1764500000.25
     assert caused_at([("other", b"1")]) is None and caused_at(None) is None
-    assert caused_at([(CAUSED_AT, b"not a number")]) is None
+    for bad in (b"not a number", None, b"nan", b"inf", b"-5"):  # null: aiokafka gives None
+        assert caused_at([(CAUSED_AT, bad)]) is None, bad  # type: ignore[list-item]
+
+
+def test_a_replayed_copy_does_not_stamp_what_it_did_not_cause(tmp_path):
+    settings = offline_worker_settings(tmp_path).with_(pseudonym_key=b"p" * 32)
+    harness = Harness(build_stages(settings, CATALOG, clock=lambda: 0.0))
+    signal, brp = town(settings)
+    harness.feed(*brp[0])
+    harness.run()
+    sent = len(harness.records("by-address"))
+    topic, key, value = brp[0]
+    assert signal[0][1] == key  # one person: one batch of the person stage below
+    harness.feed(*signal[0])  # new: it causes the sends
+    harness.feed(topic, key, received(value, BRP_CAME + dt.timedelta(days=1)))  # a replay
+    harness.run()
+    routed = harness.records("by-address")[sent:]
+    assert routed and {caused_at(o.headers) for o in routed} == {FACT_CAME.timestamp()}
