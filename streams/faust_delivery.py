@@ -78,15 +78,15 @@ class Delivery:
         records come from :meth:`fetch`, which reports what it drops the same way."""
         consumer = self.app.consumer
         c: Any = consumer
-        callback, getmany = c.callback, self.fetch
+        callback, fetch = c.callback, self.fetch
         read_offset = c._read_offset  # private (faust 0.15.3)
         suspended = c.suspend_flow.is_set
         consumer_stopped, fetcher_stopped = c._stopped.is_set, fetcher._stopped.is_set
         stage_of, inbox, ready, limit = self.stage_of, self.inbox, self.ready, self.limit
         try:
             while not (consumer_stopped() or fetcher_stopped()):
-                records = getmany(1.0)
-                await asyncio.sleep(0)  # getmany can return at once, again and again
+                records = fetch(1.0)
+                await asyncio.sleep(0)  # a fetch can return at once, again and again
                 async for tp, message in records:
                     stage = stage_of.get(tp.topic)
                     if stage is None:  # a changelog in recovery: Faust's own path and rule

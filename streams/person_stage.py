@@ -192,7 +192,7 @@ class PersonStage:
         result: Result[PersonState] = Result(state)
         erased: list[str] = []
         notices: list[tuple[str, str]] = []  # (building, packed registration): match features
-        newest: float | None = None  # the receipt of the newest record: what caused the sends
+        applied: list[float] = []  # receipts of the records applied: they caused the sends
         for message in messages:
             if message.topic == ERASURES:
                 erased += self._erasure(state, message, result, notices)
@@ -210,7 +210,7 @@ class PersonStage:
             received = raw["envelope"]["received_at"].timestamp()  # version(raw)[0]
             if raw["subject"]["person_ref"] is None:
                 self._address_only(raw, message, result)
-                newest = received if newest is None else max(newest, received)
+                applied.append(received)
                 continue
             if received <= state.get("erased_before", -1.0):
                 result.counts["link_outcome", "erased"] += 1  # a copy of an erased fact
@@ -223,10 +223,10 @@ class PersonStage:
                 continue
             if self._add_fact(state, raw, message.value or b"", result):  # new to the state
                 result.dirty = True
-                newest = received if newest is None else max(newest, received)
+                applied.append(received)
         if result.dirty:
             self._reroute(state, result, erased[0] if erased else None, notices)
-        result.outputs = stamp(result.outputs, BY_ADDRESS, newest)
+        result.outputs = stamp(result.outputs, BY_ADDRESS, max(applied, default=None))
         return result
 
     # -- erasure (AVG art. 17) -------------------------------------------------------------

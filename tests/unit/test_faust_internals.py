@@ -344,31 +344,37 @@ def test_what_this_worker_processed_of_a_kept_partition_is_committed_after_a_reb
     assert carried() == {}  # committed: once
 
 
+def _offline_fetch(app, monkeypatch, fetched, active):
+    """The worker's fetch over ``fetched`` (partition → offsets), as aiokafka would hand
+    them with ``active`` partitions taken, dropped records reported to the guard."""
+    from aiokafka.structs import ConsumerRecord
+
+    worker, _ = app
+    guard, consumer, _, sought = _offline_guard(app, monkeypatch, min(fetched).partition)
+    delivery = worker.consumer._drain_messages.__self__
+    monkeypatch.setattr(delivery, "dropped", guard.dropped)
+    monkeypatch.setattr(consumer, "assignment", lambda: set(fetched))
+    monkeypatch.setattr(consumer, "highwater", lambda _: 110)
+    records = {at: [ConsumerRecord(at.topic, at.partition, o, 0, 0, b"k", b"v", None, 1, 1, ())
+                    for o in offsets] for at, offsets in fetched.items()}  # fmt: skip
+
+    async def wait_next_records(timeout):
+        return records, set(active)
+
+    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    return guard, consumer, delivery, sought, records
+
+
 def test_records_fausts_fetch_drops_at_a_rebalance_are_read_again(app, monkeypatch):
     # measured (100,000-event two-worker bench): a worker had fetched ten partitions to
     # their end when the second worker joined; Faust's getmany dropped the fetch in hand
     # (generation changed), aiokafka's position stayed at the end, nothing was committed:
     # not one record delivered until the stages went idle, a third of the run later
-    from aiokafka.structs import ConsumerRecord
-
-    worker, _ = app
-    guard, consumer, tp, sought = _offline_guard(app, monkeypatch, 21)
-    other = TP(tp.topic, 22)
-    delivery = worker.consumer._drain_messages.__self__
-    monkeypatch.setattr(delivery, "dropped", guard.dropped)
-    monkeypatch.setattr(consumer, "assignment", lambda: {tp, other})
-
-    def record(at, offset):
-        return ConsumerRecord(at.topic, at.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ())
-
-    fetched = {tp: [record(tp, o) for o in range(100, 110)],
-               other: [record(other, o) for o in range(7, 10)]}  # fmt: skip
-
-    async def wait_next_records(timeout):
-        return fetched, {tp, other}
-
-    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
-    monkeypatch.setattr(consumer, "highwater", lambda _: 110)
+    worker, settings = app
+    tp, other = (TP(full_name(WORKER_INPUTS[0], settings.topic_prefix), p) for p in (21, 22))
+    guard, consumer, delivery, sought, fetched = _offline_fetch(
+        app, monkeypatch, {tp: range(100, 110), other: range(7, 10)}, {tp, other}
+    )
     generation = worker.consumer_generation_id
     for partition in (tp, other):
         consumer._committed_offset.pop(partition, None)
@@ -402,7 +408,7 @@ def test_records_fausts_fetch_drops_at_a_rebalance_are_read_again(app, monkeypat
     async def only_tp_active(timeout):
         return fetched, {tp}
 
-    monkeypatch.setattr(consumer, "_wait_next_records", only_tp_active)
+    monkeypatch.setattr(consumer, "_wait_next_records", only_tp_active)  # the same records
     handed.clear()
     asyncio.run(take_some())
     assert [o for p, o in handed if p == tp] == list(range(100, 110))
@@ -413,20 +419,11 @@ def test_a_fetch_dropped_within_a_generation_is_sought_back_and_never_past_a_see
     # flow stopped in the middle of a fetch, same generation: Faust's read offset still
     # says "read up to 101", the fetch went to 109; the guard must seek back to 102. After a
     # generation change Faust sought to the committed offset: left alone, no seek forward
-    from aiokafka.structs import ConsumerRecord
-
-    worker, _ = app
-    guard, consumer, tp, sought = _offline_guard(app, monkeypatch, 23)
-    delivery = worker.consumer._drain_messages.__self__
-    monkeypatch.setattr(delivery, "dropped", guard.dropped)
-    monkeypatch.setattr(consumer, "highwater", lambda _: 110)
-    fetched = {tp: [ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"k", b"v", None, 1, 1, ())
-                    for o in range(100, 110)]}  # fmt: skip
-
-    async def wait_next_records(timeout):
-        return fetched, {tp}
-
-    monkeypatch.setattr(consumer, "_wait_next_records", wait_next_records)
+    worker, settings = app
+    tp = TP(full_name(WORKER_INPUTS[0], settings.topic_prefix), 23)
+    guard, consumer, delivery, sought, _ = _offline_fetch(
+        app, monkeypatch, {tp: range(100, 110)}, {tp}
+    )
     consumer._committed_offset[tp] = 90
 
     async def take_two(stop):

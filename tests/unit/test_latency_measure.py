@@ -53,10 +53,14 @@ def town(settings):
     return signal, brp
 
 
-def test_a_fact_that_waited_for_its_brp_record_is_measured_from_that_record(tmp_path):
+def town_in_harness(tmp_path):
+    """The town's records, and an empty in-memory pipeline to feed them to."""
     settings = offline_worker_settings(tmp_path).with_(pseudonym_key=b"p" * 32)
-    harness = Harness(build_stages(settings, CATALOG, clock=lambda: 0.0))
-    signal, brp = town(settings)
+    return Harness(build_stages(settings, CATALOG, clock=lambda: 0.0)), *town(settings)
+
+
+def test_a_fact_that_waited_for_its_brp_record_is_measured_from_that_record(tmp_path):
+    harness, signal, brp = town_in_harness(tmp_path)
     harness.feed(*signal[0])
     harness.run()
     assert not harness.records("linked")  # parked: the person's registration has not come
@@ -95,9 +99,7 @@ def test_the_cause_header_is_read_back_and_never_trusted_blindly():
 
 
 def test_a_replayed_copy_does_not_stamp_what_it_did_not_cause(tmp_path):
-    settings = offline_worker_settings(tmp_path).with_(pseudonym_key=b"p" * 32)
-    harness = Harness(build_stages(settings, CATALOG, clock=lambda: 0.0))
-    signal, brp = town(settings)
+    harness, signal, brp = town_in_harness(tmp_path)
     harness.feed(*brp[0])
     harness.run()
     sent = len(harness.records("by-address"))
