@@ -3,9 +3,10 @@
 It executes each batch's :class:`~wijkhub.streams.stage.Plan` in the order
 that plan documents (docs/adr/0001-checkpoint-order.md): the touched keys'
 state with its outbox written and the changelog flushed; then every output
-sent and acknowledged; then the outboxes emptied (in the local store: one
-changelog record per touched key and batch); then (Faust, on its interval,
-after flushing the producer) the offsets committed. A stage's decisions are
+sent and acknowledged; then the outboxes known as delivered (in memory:
+:class:`~wijkhub.streams.stage.Delivered`; one store write and one changelog
+record per touched key and batch); then (Faust, on its interval, after flushing
+the producer) the offsets committed. A stage's decisions are
 therefore never lost and never sent without the state knowing.
 
 Faust private APIs used here, checked against faust-streaming 0.15.3 (pinned
@@ -23,6 +24,8 @@ in pyproject.toml), and why:
   to RocksDB and its changelog record sent by this module, so that step 1 can
   wait for Kafka's acknowledgement; Faust's buffered ``send_soon`` cannot be
   awaited reliably (its flush gives up after a timeout).
+- ``Store._get`` and ``Store._encode_key``: a key's stored bytes as they are, so that
+  an entry whose outbox was delivered is known by them (:class:`Delivered`).
 """
 
 from __future__ import annotations
@@ -41,11 +44,12 @@ import faust
 from aiokafka.errors import IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.serializers import codecs
+from faust.stores.base import SerializedStore
 from faust.streams import (
     _current_event,  # private: see the module docstring
 )
 from faust.transport.consumer import Consumer
-from faust.types import TP, StoreT, TableT
+from faust.types import TP, TableT
 
 from wijkhub.kafka import connect
 from wijkhub.logs import get as get_logger
@@ -53,7 +57,16 @@ from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 from wijkhub.streams.access import WORKER
 from wijkhub.streams.faust_delivery import Delivery, fetch_state
-from wijkhub.streams.stage import Message, Result, Stage, Timed, caused_at, plan, sealed
+from wijkhub.streams.stage import (
+    Delivered,
+    Message,
+    Result,
+    Stage,
+    Timed,
+    caused_at,
+    plan,
+    sealed,
+)
 from wijkhub.streams.topics import (
     DLQ_STREAMS,
     WORKER_INPUTS,
@@ -625,16 +638,34 @@ def run_stage(
 
     changelog = table.changelog_topic.get_topic_name()
 
-    async def durably(writes: dict[bytes, Any], last: dict[bytes, Any]) -> None:
+    delivered = Delivered()
+
+    def store() -> SerializedStore[bytes, Any]:
+        """The table's store (``Collection.data``: made at its first use, not here)."""
+        return cast(SerializedStore[bytes, Any], table.data)
+
+    def read(keys: Mapping[bytes, Any]) -> dict[bytes, bytes]:
+        """Each key's stored entry as the store holds it (bytes), where there is one."""
+        found: dict[bytes, bytes] = {}
+        data = store()
+        for key, message in keys.items():
+            with _as_current_event(message):
+                value = data._get(data._encode_key(key))  # private (faust 0.15.3): above
+            if value is not None:
+                found[key] = value
+        return found
+
+    async def durably(writes: dict[bytes, Any], last: dict[bytes, Any]) -> dict[bytes, bytes]:
         """Write each key's entry to RocksDB and to its changelog partition, and wait until
         Kafka acknowledged every changelog record (Faust's own table writes go through a
-        buffer whose flush gives up after a timeout: not good enough for step 1)."""
-        sent = []
+        buffer whose flush gives up after a timeout: not good enough for step 1). Returns
+        what was written."""
+        sent, written = [], {}
         for key, entry in writes.items():
             message = last[key]
             # Encoded once, for the store and the changelog: a store keeps bytes as they are
             # (Faust's serializers pass bytes through), and reads them as JSON again.
-            value = codecs.dumps("json", entry)
+            value = written[key] = codecs.dumps("json", entry)
             with _as_current_event(message):
                 table.data[key] = value  # the store only; the changelog record follows
             partition = message.partition
@@ -643,18 +674,8 @@ def run_stage(
         for (partition, _), meta in zip(sent, await asyncio.gather(*(f for _, f in sent)),
                                              strict=True):  # fmt: skip
             # private (faust 0.15.3): where local recovery resumes reading the changelog
-            store = cast(StoreT[bytes, Any], table.data)  # Collection.data: the store
-            store.set_persisted_offset(TP(changelog, partition), meta.offset)
-
-    def settle(clears: dict[bytes, Any], last: dict[bytes, Any]) -> None:
-        """Step 3 without a changelog record: each key's state is written to the changelog
-        once per batch (step 1). The changelog keeps the outbox an emptied entry had, so
-        a worker that recovers the key from it (a lost disk, a partition moved) sends
-        that outbox once more when the key is next touched: the same records again, which
-        every receiver absorbs (ADR 0003). A local store is never behind its changelog."""
-        for key, entry in clears.items():
-            with _as_current_event(last[key]):
-                table.data[key] = entry
+            store().set_persisted_offset(TP(changelog, partition), meta.offset)
+        return written
 
     async def read_again(batch: Sequence[Any]) -> None:
         """Holes in this batch's offsets go to the guard, which seeks back to every record
@@ -690,22 +711,18 @@ def run_stage(
                 Message(topic, key, m.value, origin, caused_at(m.headers))
             )
             last[key] = m
-        stored: dict[bytes, Any] = {}
-        for key in by_key:
-            with _as_current_event(last[key]):
-                entry = table.get(key)
-            if entry is not None:
-                stored[key] = entry
-        todo = plan(stage, stored, by_key)
+        stored = read(last)
+        todo = plan(stage, {k: delivered.entry(k, v) for k, v in stored.items()}, by_key)
         for result in todo.results:
             observe.result(result)
         observe.consumed(batch)
-        await durably(todo.writes, last)  # 1. state with its outbox, acknowledged
+        stored.update(await durably(todo.writes, last))  # 1. state with its outbox, acked
         out = Outbox(app.producer)  # 2. every output sent and acknowledged
         for o in (sealed(o, settings.dead_letter_key) for o in todo.outputs):
             await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
         await out.delivered()
-        settle(todo.clears, last)  # 3. outboxes emptied, in the local store only
+        for key in todo.clears:  # 3. outboxes delivered: in memory (Delivered)
+            delivered.mark(key, stored[key])
         processed().mark(batch)
         processed().carry(continuity.next)  # no hole before these: committable as is
         # 4. offsets: committed by Faust on its interval, after flushing the producer

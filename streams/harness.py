@@ -9,9 +9,10 @@ or kept something JSON cannot hold, fails here as it would in the worker).
 A *crash* is simulated the way the adapter's ordering allows one to happen:
 at a step of the checkpoint (:class:`stage.Plan`), with the offsets not
 committed, so the same messages come again. Each stage's state is kept twice,
-as in the worker: the local store and its changelog, which step 3 (emptied
-outboxes) does not write; a ``disk-lost`` crash restores the store from the
-changelog, as a worker with a fresh disk (or a new owner of the partition) does.
+as in the worker: the local store and its changelog; a ``disk-lost`` crash
+restores the store from the changelog, as a worker with a fresh disk (or a new
+owner of the partition) does. Step 3 (outboxes delivered) is kept in memory
+(:class:`stage.Delivered`), which every crash forgets, as a worker's restart does.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from wijkhub.streams.ids import Ids
 from wijkhub.streams.matching import Weights
 from wijkhub.streams.person_stage import PersonStage
 from wijkhub.streams.routing import Router
-from wijkhub.streams.stage import Message, Output, Stage, Timed, caused_at, plan
+from wijkhub.streams.stage import Delivered, Message, Output, Stage, Timed, caused_at, plan
 from wijkhub.streams.topics import ALERTS, UNMATCHED
 from wijkhub.streams.topics import HOUSEHOLD_VIEW as VIEW_TOPIC
 
@@ -85,6 +86,7 @@ class Harness:
     state: dict[str, dict[bytes, str]] = field(default_factory=dict)  # the local stores
     changelog: dict[str, dict[bytes, str]] = field(default_factory=dict)  # their changelogs
     pending: dict[str, list[Message]] = field(default_factory=dict)
+    delivered: dict[str, Delivered] = field(default_factory=dict)  # step 3, in memory
 
     def __post_init__(self) -> None:
         self.consumers = {t: s for s in self.stages for t in s.inputs}
@@ -92,6 +94,7 @@ class Harness:
             self.state.setdefault(s.name, {})
             self.changelog.setdefault(s.name, {})
             self.pending.setdefault(s.name, [])
+            self.delivered.setdefault(s.name, Delivered())
 
     def feed(self, topic: str, key: bytes, value: bytes) -> None:
         """An input record arrives on ``topic`` (e.g. raw.debt, alert-actions)."""
@@ -125,8 +128,8 @@ class Harness:
         by_key: dict[bytes, list[Message]] = {}
         for m in batch:
             by_key.setdefault(m.key, []).append(m)
-        states = self.state[stage.name]
-        stored = {k: json.loads(states[k]) for k in by_key if k in states}
+        states, delivered = self.state[stage.name], self.delivered[stage.name]
+        stored = {k: delivered.entry(k, states[k].encode()) for k in by_key if k in states}
         todo = plan(stage, stored, by_key)
         if crash != "before-state":
             written = {k: json.dumps(v) for k, v in todo.writes.items()}
@@ -136,11 +139,14 @@ class Harness:
                 for out in todo.outputs:  # 2. sent and acknowledged
                     self._append(out)
                 if crash != "after-outputs":
-                    states.update({k: json.dumps(v) for k, v in todo.clears.items()})  # 3.
+                    for k in todo.clears:  # 3. delivered: what the store holds now
+                        delivered.mark(k, states[k].encode())
         if crash == "disk-lost":
             self.state[stage.name] = dict(self.changelog[stage.name])
-        if crash:  # offsets not committed (4.): the same records come again
+        if crash:  # offsets not committed (4.): the same records come again; the worker
+            # restarts, and what it knew of delivered outboxes is gone
             self.pending[stage.name] = batch + self.pending[stage.name]
+            self.delivered = {s.name: Delivered() for s in self.stages}
         return True
 
     def run(self, shuffle: bool = False, crash_rate: float = 0.0) -> None:

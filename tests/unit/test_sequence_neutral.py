@@ -24,6 +24,7 @@ from wijkhub.schemas.registry import ALERT, Catalog
 from wijkhub.settings import Settings
 from wijkhub.streams.harness import Harness, build_stages
 from wijkhub.streams.household_stage import WITHDRAWN
+from wijkhub.streams.stage import Delivered
 from wijkhub.testing import Scenario, tricky
 
 CATALOG = Catalog()
@@ -222,6 +223,29 @@ def test_a_late_move_withdraws_the_alert_it_no_longer_supports():
                for o in harness.records("alerts")]  # fmt: skip
     assert outcome(harness)[0] == {}
     assert changes == ["raised", WITHDRAWN]
+
+
+def test_a_restart_sends_each_last_outbox_once_more_as_identical_records():
+    harness = Harness(build_stages(SETTINGS, CATALOG, clock=lambda: 0.0))
+    for topic, key, value in by_date(RECORDS):
+        harness.feed(topic, key, value)
+    harness.run()
+    before = {t: list(harness.records(t)) for t in ("linked", "alerts", "household-view")}
+    sent = {t: {(o.key, o.value) for o in records} for t, records in before.items()}
+
+    for topic, key, value in RECORDS:  # every record again, with nothing forgotten
+        harness.feed(topic, key, value)
+    harness.run()
+    assert {t: list(harness.records(t)) for t in before} == before
+
+    harness.delivered = {s.name: Delivered() for s in harness.stages}  # a restart
+    for topic, key, value in RECORDS:
+        harness.feed(topic, key, value)
+    harness.run()
+    again = {t: harness.records(t)[len(before[t]) :] for t in before}
+    assert again["linked"] and again["household-view"]  # the last outboxes, sent again
+    assert all((o.key, o.value) in sent[t] for t, records in again.items() for o in records)
+    assert outcome(harness) == BASELINE
 
 
 @pytest.mark.parametrize(
