@@ -436,7 +436,10 @@ class AddressStage:
         return self._stripped(fact["value"], contact)
 
     def _strip(self, packed: str, contact: bool) -> bytes:
-        raw = self._raw(unpack(packed))
+        value = unpack(packed)
+        raw = self._raw(value)
+        if raw["subject"]["match"] is None and (contact or raw["subject"]["contact"] is None):
+            return value  # nothing to strip: the bytes as they came (and as decoded before)
         subject = {**raw["subject"], "match": None}
         if not contact:
             subject["contact"] = None

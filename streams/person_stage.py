@@ -523,6 +523,8 @@ class PersonStage:
         if not packed:
             return packed
         raw = self._raw(unpack(packed))
+        if raw["subject"]["match"] is None:
+            return packed
         stripped = {**raw, "subject": {**raw["subject"], "match": None}}
         return pack(self.catalog.encode(RAW_EVENT, stripped))
 
