@@ -175,3 +175,29 @@ def test_a_signal_without_the_toevoeging_still_finds_the_resident_of_the_buildin
     result = residence.decide_link(reg, "1011AB-5", signal("2026-01-05"), WEIGHTS, 0.99)
     assert result == residence.Unmatched("several households at the address on the signal date")
     assert residence.building("1011AB-5--2") == "1011AB-5" == residence.building("1011AB-5")
+
+
+def test_an_event_without_a_name_goes_on_as_it_came_and_one_with_a_name_goes_without_it(
+    monkeypatch,
+):
+    from wijkhub.schemas.registry import RAW_EVENT, Catalog
+    from wijkhub.streams.ids import Ids
+    from wijkhub.streams.stage import pack
+    from wijkhub.testing import tricky
+
+    catalog = Catalog()
+    stage = address_stage.AddressStage(
+        catalog, WEIGHTS, 0.99, Ids(b"linking-test-id-key-0123456789-abcdef")
+    )
+    values = [v for _, _, v in tricky().raw_records(b"linking-test-pseudonym-key-012345", catalog)]
+    named = [v for v in values if catalog.decode(v, RAW_EVENT)["subject"]["match"]]
+    plain = [v for v in values if not catalog.decode(v, RAW_EVENT)["subject"]["match"]
+             and not catalog.decode(v, RAW_EVENT)["subject"]["contact"]]  # fmt: skip
+    assert named and plain
+    for value in named:
+        stripped = catalog.decode(stage._strip(pack(value), contact=True), RAW_EVENT)
+        assert stripped["subject"]["match"] is None
+        assert stripped["envelope"] == catalog.decode(value, RAW_EVENT)["envelope"]
+    monkeypatch.setattr(catalog, "encode", None)  # nothing to strip: no copy encoded
+    for value in plain:
+        assert stage._strip(pack(value), contact=False) == value
