@@ -22,8 +22,10 @@ def test_each_partitions_records_arrive_in_the_order_sent_and_all_are_acknowledg
     admin = KafkaAdminClient(**as_admin(hub_settings))
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
     admin.close()
-    sent = [(f"key-{n % 7}".encode(), f"{n:05d}".encode() * 40, [("n", str(n).encode())])
-            for n in range(400)]  # 200 bytes each: a 4 KB batch fills after some twenty
+    sent = [
+        (f"key-{n % 7}".encode(), f"{n:05d}".encode() * 40, [("n", str(n).encode())])
+        for n in range(400)
+    ]  # 200 bytes each: a 4 KB batch fills after some twenty
 
     async def send() -> tuple[dict[tuple[str, int], int], int]:
         producer = AIOKafkaProducer(**as_admin(hub_settings), acks="all", max_batch_size=4096)
