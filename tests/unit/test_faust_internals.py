@@ -145,10 +145,10 @@ def test_the_worker_keeps_as_many_standby_table_copies_as_configured(app):
     from wijkhub.settings import Settings, SettingsError
 
     worker, settings = app
-    assert settings.standby_replicas == 1 == worker.conf.table_standby_replicas  # Faust's
-    none = faust_adapter.new_app(settings.with_(standby_replicas=0))
-    assert none.conf.table_standby_replicas == 0
-    assert Settings.from_env({"WIJKHUB_STANDBY_REPLICAS": "0"}).standby_replicas == 0
+    assert settings.standby_replicas == 0 == worker.conf.table_standby_replicas  # not Faust's 1
+    one = faust_adapter.new_app(settings.with_(standby_replicas=1))
+    assert one.conf.table_standby_replicas == 1
+    assert Settings.from_env({"WIJKHUB_STANDBY_REPLICAS": "1"}).standby_replicas == 1
     with pytest.raises(SettingsError, match="WIJKHUB_STANDBY_REPLICAS must be 0 or more"):
         Settings.from_env({"WIJKHUB_STANDBY_REPLICAS": "-1"})
 

@@ -311,6 +311,7 @@ def _run(
         "broker": "apache-kafka (local KRaft, single node)",
         "partitions": settings.topic_partitions,
         "batch_size": settings.batch_size,
+        "standby_replicas": settings.standby_replicas,
         "machine_cores": os.cpu_count(),
         "workers": workers,
         "pipeline": {
