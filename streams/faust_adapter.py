@@ -707,20 +707,23 @@ def run_stage(
         return found
 
     async def durably(writes: dict[bytes, Any], last: dict[bytes, Any]) -> dict[bytes, bytes]:
-        """Write each key's entry to RocksDB and to its changelog partition, and wait until
-        Kafka acknowledged every changelog record (Faust's own table writes go through a
-        buffer whose flush gives up after a timeout: not good enough for step 1). Returns
-        what was written."""
+        """Send each key's entry to its changelog partition, wait until Kafka acknowledged
+        every record, then write the entries to RocksDB (Faust's own table writes go
+        through a buffer whose flush gives up after a timeout: not good enough for step 1).
+        A store is never ahead of its changelog: a crash before the store writes leaves
+        them to Faust's recovery at the restart, which reads the changelog from the
+        store's persisted offset. Returns what was written."""
         out, written = Outbox(kafka_producer(app)), {}
         for key, entry in writes.items():
-            message = last[key]
             # Encoded once, for the store and the changelog: a store keeps bytes as they are
             # (Faust's serializers pass bytes through), and reads them as JSON again.
-            value = written[key] = codecs.dumps("json", entry)
-            with _as_current_event(message):
-                table.data[key] = value  # the store only; the changelog record follows
-            await out.send(changelog, key, value, None, message.partition)
-        for (topic, partition), offset in (await out.delivered()).items():
+            written[key] = codecs.dumps("json", entry)
+            await out.send(changelog, key, written[key], None, last[key].partition)
+        acknowledged = await out.delivered()
+        for key, value in written.items():
+            with _as_current_event(last[key]):
+                table.data[key] = value  # the store only: the changelog has the record
+        for (topic, partition), offset in acknowledged.items():
             # private (faust 0.15.3): where local recovery resumes reading the changelog
             store().set_persisted_offset(TP(topic, partition), offset)
         return written
@@ -769,7 +772,9 @@ def run_stage(
         for o in (sealed(o, settings.dead_letter_key) for o in todo.outputs):
             await out.send(full_name(o.topic, prefix), o.key, o.value, list(o.headers))
         await out.delivered()
-        for key in todo.clears:  # 3. outboxes delivered: in memory (Delivered)
+        if todo.purges:  # 3. an erasure's outbox: gone, durably
+            stored.update(await durably(todo.purges, last))
+        for key in todo.clears:  # and the outboxes delivered: in memory (Delivered)
             delivered.mark(key, stored[key])
         processed().mark(batch)
         processed().carry(continuity.next)  # no hole before these: committable as is

@@ -139,7 +139,10 @@ class Harness:
                 for out in todo.outputs:  # 2. sent and acknowledged
                     self._append(out)
                 if crash != "after-outputs":
-                    for k in todo.clears:  # 3. delivered: what the store holds now
+                    purged = {k: json.dumps(v) for k, v in todo.purges.items()}
+                    states.update(purged)  # 3. an erasure's outbox gone, durably
+                    self.changelog[stage.name].update(purged)
+                    for k in todo.clears:  # and delivered: what the store holds now
                         delivered.mark(k, states[k].encode())
         if crash == "disk-lost":
             self.state[stage.name] = dict(self.changelog[stage.name])

@@ -292,6 +292,7 @@ class PersonStage:
         and, by the registration's match features each notice carries, the signals naming
         them that it could not link (whenever those or the registration arrive)."""
         state["residency_gen"] += 1
+        result.purge = True  # the notices carry the registration: written, sent, then gone
         carried = {b: v for b, v in sorted(notices)}
         for b in sorted(buildings | carried.keys()):
             raw = unpack(carried[b]) if b in carried else b""

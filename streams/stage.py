@@ -28,7 +28,7 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypedDict, TypeVar, runtime_checkable
+from typing import Any, Generic, NotRequired, Protocol, TypedDict, TypeVar, runtime_checkable
 
 import orjson
 
@@ -68,13 +68,16 @@ class Result(Generic[S]):
     """What a stage returns for one key and one batch.
 
     ``dirty``: the state changed and must be written back (most batches of a
-    stateless route change nothing). ``counts``: what happened, for metrics,
-    keyed by tuples whose first element names the metric.
+    stateless route change nothing). ``purge``: the outputs carry personal data of a
+    person being erased, so the outbox must not outlive their delivery (:class:`Plan`).
+    ``counts``: what happened, for metrics, keyed by tuples whose first element names
+    the metric.
     """
 
     state: S
     outputs: list[Output] = field(default_factory=list)
     dirty: bool = False
+    purge: bool = False
     counts: Counter[tuple[str, ...]] = field(default_factory=Counter)
     # per fact applied: when the hub received the source record that caused its link
     # (latency), and, for a fact linked again, when the fact itself came (its age)
@@ -272,6 +275,8 @@ class Entry(TypedDict, Generic[S]):
 
     state: S
     outbox: list[PlainOutput]
+    # the outbox carries an erased person's data: once delivered, written away (Plan, 3.)
+    purge: NotRequired[bool]
 
 
 @dataclass
@@ -282,10 +287,14 @@ class Plan(Generic[S]):
        about to send), and make those writes durable (the changelog flushed);
     2. ``outputs``: send every output — outboxes left over from a batch that crashed after
        step 1, then this batch's — and wait until Kafka acknowledged them all;
-    3. ``clears``: those keys' outboxes are delivered: remembered in memory
-       (:class:`Delivered`), not written again (a second write per key and batch cost
-       more than anything else in the checkpoint; an outbox a restarted worker, or a store
-       recovered from the changelog, sends once more is absorbed by its receivers);
+    3. ``purges``: the keys of an erasure written again with an empty outbox, durably
+       like 1 (its outbox carries the person's registration to every building, and a
+       leftover outbox their earlier records: neither may stay in the store or the
+       changelog once delivered, AVG art. 17); then ``clears``: those keys' outboxes are
+       delivered: remembered in memory (:class:`Delivered`), not written again (a second
+       write per key and batch cost more than anything else in the checkpoint; an outbox
+       a restarted worker, or a store recovered from the changelog, sends once more is
+       absorbed by its receivers);
     4. commit the input offsets.
 
     A crash before 1 leaves nothing behind: the batch comes again. A crash after 1 leaves
@@ -298,6 +307,7 @@ class Plan(Generic[S]):
     writes: dict[bytes, Entry[S]] = field(default_factory=dict)
     outputs: list[Output] = field(default_factory=list)
     clears: dict[bytes, Entry[S]] = field(default_factory=dict)
+    purges: dict[bytes, Entry[S]] = field(default_factory=dict)
     results: list[Result[S]] = field(default_factory=list)
 
 
@@ -310,6 +320,7 @@ def plan(
         entry = stored.get(key)
         state = entry["state"] if entry is not None else stage.new_state()
         leftover = list(entry["outbox"]) if entry is not None else []
+        purging = bool(entry is not None and leftover and entry.get("purge"))
         try:
             result = stage.process(state, messages)
         except Exception as exc:  # a bug meets this input: its records, not the worker, stop
@@ -322,11 +333,15 @@ def plan(
         result_plan.outputs += [_output(o) for o in leftover]
         if result.dirty:  # the outbox keeps what a crashed batch had not sent yet
             outbox = leftover + [_plain_output(o) for o in result.outputs]
-            result_plan.writes[key] = {"state": result.state, "outbox": outbox}
+            purging |= result.purge and bool(outbox)
+            written: Entry[S] = {"state": result.state, "outbox": outbox}
+            result_plan.writes[key] = {**written, "purge": True} if purging else written
             if outbox:
                 result_plan.clears[key] = {"state": result.state, "outbox": []}
         elif leftover:
             result_plan.clears[key] = {"state": state, "outbox": []}
+        if purging:  # also when a crash came between its step 1 and 3: it is in the entry
+            result_plan.purges[key] = result_plan.clears[key]
         result_plan.outputs += result.outputs
     return result_plan
 
