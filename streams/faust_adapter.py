@@ -589,23 +589,22 @@ class Outbox:
             partitions = self._partitions[topic]
             partition = partition_for(key, partitions, partitions)
         tp = (topic, partition)
-        for _ in range(2):
-            if tp not in self._open:
-                self._open[tp] = (self.producer.create_batch(), [0])
-            builder, count = self._open[tp]
-            if builder.append(timestamp=None, key=key, value=value,
-                              headers=list(headers or ())) is not None:  # fmt: skip
-                count[0] += 1
-                self.records += 1
-                return
-            await self._close(tp)  # full: it goes, and a new batch takes the record
-        raise ValueError(f"a record of {len(value or b'')} bytes does not fit a batch for {topic}")
+        record = {"timestamp": None, "key": key, "value": value, "headers": list(headers or ())}
+        batch = self._open.get(tp)
+        if batch is not None and batch[0].append(**record) is not None:
+            batch[1][0] += 1
+        else:  # none open, or it is full (it goes): a new batch takes any record as its first
+            if batch is not None:
+                await self._close(tp)
+            builder = self.producer.create_batch()
+            builder.append(**record)
+            self._open[tp] = (builder, [1])
+        self.records += 1
 
     async def _close(self, tp: tuple[str, int]) -> None:
         builder, count = self._open.pop(tp)
-        if count[0]:
-            future = await self.producer.send_batch(builder, tp[0], partition=tp[1])
-            self._sent.append((tp, count[0], future))
+        future = await self.producer.send_batch(builder, tp[0], partition=tp[1])
+        self._sent.append((tp, count[0], future))
 
     async def delivered(self) -> dict[tuple[str, int], int]:
         """Send what is open and wait until Kafka acknowledged every record; the offset of
