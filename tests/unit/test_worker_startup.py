@@ -48,3 +48,23 @@ def test_plaintext_is_a_choice_and_a_warning(settings):
                                  district_table=str(DISTRICT_FIXTURE)))  # fmt: skip
     [warning] = [e for e in logs if e["log_level"] == "warning"]
     assert warning["event"].startswith("kafka without TLS or authentication")
+
+
+def test_a_worker_collects_garbage_less_often_and_skips_what_it_built_at_start():
+    """``WIJKHUB_GC_YOUNG_OBJECTS``: issue 19 measured 22 % more events/s with 50,000."""
+    import gc
+
+    from wijkhub.worker import tune_gc
+
+    assert Settings.from_env({}).gc_young_objects == 50_000
+    assert Settings.from_env({"WIJKHUB_GC_YOUNG_OBJECTS": "700"}).gc_young_objects == 700
+    with pytest.raises(SettingsError, match="WIJKHUB_GC_YOUNG_OBJECTS must be at least 1"):
+        Settings.from_env({"WIJKHUB_GC_YOUNG_OBJECTS": "0"})  # 0 would switch the GC off
+    before = gc.get_threshold()
+    try:
+        tune_gc(12_345)
+        assert gc.get_threshold() == (12_345, 10, 10)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
