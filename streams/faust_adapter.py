@@ -11,24 +11,20 @@ therefore never lost and never sent without the state knowing.
 
 Faust private APIs used here, checked against faust-streaming 0.15.3 (pinned
 in pyproject.toml), and why:
-- ``faust.streams._current_event``: table writes pick their partition from the
-  current event's message; no stream sets one for a batch task, so
-  :func:`_as_current_event` sets it to the record whose key is read or written.
 - ``Consumer._drain_messages`` and what it uses: replaced by
   :class:`~wijkhub.streams.faust_delivery.Delivery` (its module says why and what).
 - ``Consumer._committed_offset``: committed offsets, for the lag gauge and for where a
   partition resumes after a rebalance (no public accessor).
 - ``Consumer._add_gap``: replaced on the worker's consumer, so that offsets Faust never
   delivered are never committed (:class:`Continuity`).
-- ``Table.data`` (the store) and ``Store.set_persisted_offset``: state is written
-  to RocksDB and its changelog record sent by this module, so that step 1 can
-  wait for Kafka's acknowledgement; Faust's buffered ``send_soon`` cannot be
-  awaited reliably (its flush gives up after a timeout).
+- The table's store, read and written a batch at a time
+  (:class:`~wijkhub.streams.faust_store.LocalStore`: its module lists what it uses):
+  state is written to RocksDB and its changelog record sent by this module, so that
+  step 1 can wait for Kafka's acknowledgement; Faust's buffered ``send_soon`` cannot
+  be awaited reliably (its flush gives up after a timeout).
 - ``Producer._ensure_producer`` (Faust's driver): the aiokafka producer below it, whose
   public ``create_batch`` and ``send_batch`` send a batch's records per partition
   (:class:`Outbox`).
-- ``Store._get`` and ``Store._encode_key``: a key's stored bytes as they are, so that
-  an entry whose outbox was delivered is known by them (:class:`Delivered`).
 """
 
 from __future__ import annotations
@@ -37,10 +33,8 @@ import asyncio
 import functools
 import os
 import time
-import weakref
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -48,10 +42,6 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faust.serializers import codecs
-from faust.stores.base import SerializedStore
-from faust.streams import (
-    _current_event,  # private: see the module docstring
-)
 from faust.transport.consumer import Consumer
 from faust.types import TP, TableT
 
@@ -61,6 +51,7 @@ from wijkhub.metrics import Metrics
 from wijkhub.settings import Settings
 from wijkhub.streams.access import WORKER
 from wijkhub.streams.faust_delivery import Delivery, fetch_state
+from wijkhub.streams.faust_store import LocalStore
 from wijkhub.streams.stage import (
     Delivered,
     Message,
@@ -148,26 +139,6 @@ def partition_for(key: bytes | None, all_partitions: list[int], available: list[
     if key is None:
         return int(DefaultPartitioner()(key, all_partitions, available))
     return all_partitions[_key_hash(key) % len(all_partitions)]
-
-
-class _Current:
-    """What Faust's store reads from the current event: its message (the partition)."""
-
-    __slots__ = ("__weakref__", "message")
-
-    def __init__(self, message: Any) -> None:
-        self.message = message
-
-
-@contextmanager
-def _as_current_event(message: Any) -> Iterator[None]:
-    """Make ``message`` the current event's while its key's state is read or written."""
-    holder = _Current(message)
-    token = _current_event.set(weakref.ref(holder))  # type: ignore[arg-type]  # duck-typed
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 class Continuity:
@@ -688,22 +659,7 @@ def run_stage(
 
     changelog = table.changelog_topic.get_topic_name()
 
-    delivered = Delivered()
-
-    def store() -> SerializedStore[bytes, Any]:
-        """The table's store (``Collection.data``: made at its first use, not here)."""
-        return cast(SerializedStore[bytes, Any], table.data)
-
-    def read(keys: Mapping[bytes, Any]) -> dict[bytes, bytes]:
-        """Each key's stored entry as the store holds it (bytes), where there is one."""
-        found: dict[bytes, bytes] = {}
-        data = store()
-        for key, message in keys.items():
-            with _as_current_event(message):
-                value = data._get(data._encode_key(key))  # private (faust 0.15.3): above
-            if value is not None:
-                found[key] = value
-        return found
+    delivered, local = Delivered(), LocalStore(table)
 
     async def durably(writes: dict[bytes, Any], last: dict[bytes, Any]) -> dict[bytes, bytes]:
         """Send each key's entry to its changelog partition, wait until Kafka acknowledged
@@ -711,20 +667,16 @@ def run_stage(
         through a buffer whose flush gives up after a timeout: not good enough for step 1).
         A store is never ahead of its changelog: a crash before the store writes leaves
         them to Faust's recovery at the restart, which reads the changelog from the
-        store's persisted offset. Returns what was written."""
+        store's reached offset, written with the entries (:class:`LocalStore`). Returns
+        what was written."""
         out, written = Outbox(kafka_producer(app)), {}
         for key, entry in writes.items():
-            # Encoded once, for the store and the changelog: a store keeps bytes as they are
-            # (Faust's serializers pass bytes through), and reads them as JSON again.
+            # Encoded once, for the store and the changelog: the store keeps them as the
+            # changelog carries them (so does Faust's recovery), and reads them as JSON.
             written[key] = codecs.dumps("json", entry)
             await out.send(changelog, key, written[key], None, last[key].partition)
-        acknowledged = await out.delivered()
-        for key, value in written.items():
-            with _as_current_event(last[key]):
-                table.data[key] = value  # the store only: the changelog has the record
-        for (topic, partition), offset in acknowledged.items():
-            # private (faust 0.15.3): where local recovery resumes reading the changelog
-            store().set_persisted_offset(TP(topic, partition), offset)
+        reached = {partition: offset for (_, partition), offset in (await out.delivered()).items()}
+        local.write({key: (last[key].partition, value) for key, value in written.items()}, reached)
         return written
 
     async def read_again(batch: Sequence[Any]) -> None:
@@ -761,7 +713,7 @@ def run_stage(
                 Message(topic, key, m.value, origin, caused_at(m.headers))
             )
             last[key] = m
-        stored = read(last)
+        stored = local.read({key: m.partition for key, m in last.items()})
         todo = plan(stage, {k: delivered.entry(k, v) for k, v in stored.items()}, by_key)
         for result in todo.results:
             observe.result(result)

@@ -6,11 +6,11 @@ before the integration tier finds it on a real broker.
 """
 
 import asyncio
-import contextvars
 import inspect
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
+from types import SimpleNamespace
 
 import faust.streams
 import pytest
@@ -22,6 +22,7 @@ from faust.types.tuples import ConsumerMessage
 
 from wijkhub.streams import faust_adapter, faust_delivery
 from wijkhub.streams.app import build_app
+from wijkhub.streams.faust_store import LocalStore
 from wijkhub.streams.topics import WORKER_INPUTS, full_name, logical_name
 
 from builders import offline_worker_settings
@@ -47,7 +48,6 @@ def test_faust_and_its_kafka_client_are_pinned_exactly_and_installed_as_pinned()
 
 
 def test_the_private_faust_apis_the_adapter_calls_are_there():
-    assert isinstance(faust.streams._current_event, contextvars.ContextVar)
     assert "_committed_offset" in Consumer.__annotations__
     # the gap bookkeeping the worker turns off (streams/faust_adapter.keep_holes_uncommitted)
     assert list(inspect.signature(Consumer._add_gap).parameters) == [
@@ -68,15 +68,17 @@ def test_the_private_faust_apis_the_adapter_calls_are_there():
     assert "self._acked.pop(tp, None)" in inspect.getsource(Consumer.on_partitions_revoked)
     assert list(inspect.signature(Consumer._commit_offsets).parameters)[:2] == ["self", "offsets"]
     assert "if tp in assignment:" in inspect.getsource(Consumer._commit_offsets)
-    assert list(inspect.signature(rocksdb.Store.set_persisted_offset).parameters) == [
+    # streams/faust_store.LocalStore: a partition's database, the key of the offset a store
+    # reached, which Faust reads back as an int (where its changelog recovery resumes)
+    assert list(inspect.signature(rocksdb.Store._db_for_partition).parameters) == [
         "self",
-        "tp",
-        "offset",
+        "partition",
     ]
-    # the store picks the partition from the current event (why _as_current_event exists)
-    assert "current_event()" in inspect.getsource(rocksdb.Store._set)
-    assert "current_event()" in inspect.getsource(rocksdb.Store._get)
-    assert list(inspect.signature(rocksdb.Store._encode_key).parameters) == ["self", "key"]
+    assert rocksdb.Store.offset_key == b"__faust\0offset__"
+    assert "int(offset)" in inspect.getsource(rocksdb.Store.persisted_offset)
+    # recovery writes the changelog's key and value as they are, per partition, as we do
+    recovery = inspect.getsource(rocksdb.Store.apply_changelog_batch)
+    assert "batches[msg.partition].put(msg.key, msg.value)" in recovery
     # positional, as pages calls it
     assert list(inspect.signature(Producer.send_and_wait).parameters)[:7] == [
         "self", "topic", "key", "value", "partition", "timestamp", "headers"
@@ -187,10 +189,19 @@ def test_the_store_gives_back_the_bytes_a_checkpoint_wrote_as_they_are(app):
 
     worker, _ = app
     table = worker.tables["person-state"]
+    local = LocalStore(table)
     written = codecs.dumps("json", {"state": {"n": 1}, "outbox": []})
-    with faust_adapter._as_current_event(_message("wijkhub.raw.population", 3)):
-        table.data[b"k"] = written
-        assert table.data._get(table.data._encode_key(b"k")) == written
+    local.write({b"k": (3, written), b"j": (1, b"{}")}, {3: 41})
+    assert local.read({b"k": 3, b"j": 1, b"absent": 3}) == {b"k": written, b"j": b"{}"}
+    assert local.read({b"k": 1}) == {}  # a key lives in its own partition only
+    # the offset reached, written with the entries, is where Faust's recovery resumes
+    assert table.data.persisted_offset(TP("person-state-changelog", 3)) == 41
+    assert table.data.persisted_offset(TP("person-state-changelog", 1)) is None
+    # a store Faust restored from the changelog holds what a checkpoint writes
+    restored = _message("person-state-changelog", 42)
+    restored.partition, restored.key, restored.value = 2, b"r", written
+    table.data.apply_changelog_batch([SimpleNamespace(message=restored)], None, None)
+    assert local.read({b"r": 2}) == {b"r": written}
 
 
 def _message(topic: str, offset: int) -> ConsumerMessage:
