@@ -715,8 +715,7 @@ def run_stage(
             last[key] = m
         stored = local.read({key: m.partition for key, m in last.items()})
         todo = plan(stage, {k: delivered.entry(k, v) for k, v in stored.items()}, by_key)
-        for result in todo.results:
-            observe.result(result)
+        observe.results(todo.results)
         observe.consumed(batch)
         stored.update(await durably(todo.writes, last))  # 1. state with its outbox, acked
         out = Outbox(kafka_producer(app))  # 2. every output sent and acknowledged
@@ -770,6 +769,10 @@ class _Observer:
         self.outcomes = {o: metrics.link_outcomes.labels(o) for o in LINK_OUTCOMES}
         self.latency = metrics.processing_latency.labels(stage)
         self.relinked_age = metrics.relinked_fact_age.labels(stage)
+        self.histograms = {
+            "alert_latency": metrics.alert_latency,
+            "time_to_acknowledge": metrics.time_to_acknowledge,
+        }
 
     def consumed(self, batch: Sequence[Any]) -> None:
         per_topic: dict[str, int] = {}
@@ -778,10 +781,23 @@ class _Observer:
         for name, n in per_topic.items():
             self.m.events_consumed.labels(name, self.stage).inc(n)
 
-    def result(self, result: Result[Any]) -> None:
-        m, now = self.m, time.time()
+    def results(self, results: Sequence[Result[Any]]) -> None:
+        """A batch's results: the produced counter once per topic, the rest per result."""
+        produced: Counter[str] = Counter()
+        counts: Counter[tuple[str, ...]] = Counter()
+        now = time.time()
+        for result in results:
+            produced.update(o.topic for o in result.outputs)
+            counts.update(result.counts)
+            self.result(result, now)
+        for topic, n in produced.items():
+            self.m.events_produced.labels(full_name(topic, self.prefix), self.stage).inc(n)
+        self.counts(counts)
+
+    def result(self, result: Result[Any], now: float) -> None:
+        """What is observed per result: dead letters (each logged), latencies."""
+        m = self.m
         for o in result.outputs:
-            m.events_produced.labels(full_name(o.topic, self.prefix), self.stage).inc()
             if o.topic == DLQ_STREAMS:
                 h = {k: v.decode() for k, v in o.headers}
                 m.dead_letters.labels(self.stage, h["dl_source"], h["dl_reason_code"]).inc()
@@ -791,12 +807,19 @@ class _Observer:
             self.latency.observe(max(0.0, now - caused))
         for received in result.relinked_at:
             self.relinked_age.observe(max(0.0, now - received))
-        for (metric, *labels), n in result.counts.items():
+        for metric, observed, value in result.observations:
+            self.histograms[metric].labels(*observed).observe(value)
+
+    def counts(self, counts: Counter[tuple[str, ...]]) -> None:
+        """A batch's counts (``Result.counts``, added up), each counter incremented once."""
+        m = self.m
+        for (metric, *labels), n in counts.items():
             if metric == "link_outcome" and labels[0] in self.outcomes:
                 self.outcomes[labels[0]].inc(n)
             elif metric == "alert_change":
                 m.alert_changes.labels(*labels).inc(n)
-                log.info("alert changed", rule_id=labels[0], team=labels[2], change=labels[3])
+                log.info("alert changed", rule_id=labels[0], team=labels[2], change=labels[3],
+                         alerts=n)  # fmt: skip
             elif metric == "alert_outcome":
                 m.alert_outcomes.labels(*labels).inc(n)
             elif metric == "alert_raised":
@@ -807,12 +830,6 @@ class _Observer:
                 m.alert_actions.labels(*labels).inc(n)
             elif metric == "late_fact":
                 m.late_facts.labels(self.stage).inc(n)
-        histograms = {
-            "alert_latency": m.alert_latency,
-            "time_to_acknowledge": m.time_to_acknowledge,
-        }
-        for metric, observed, value in result.observations:
-            histograms[metric].labels(*observed).observe(value)
 
 
 SWEEP_YIELD_EVERY = 200  # keys between yields to the event loop: the stages keep running

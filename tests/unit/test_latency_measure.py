@@ -110,3 +110,29 @@ def test_a_replayed_copy_does_not_stamp_what_it_did_not_cause(tmp_path):
     harness.run()
     routed = harness.records("by-address")[sent:]
     assert routed and {caused_at(o.headers) for o in routed} == {FACT_CAME.timestamp()}
+
+
+def test_a_batch_is_counted_per_output_and_per_count_and_timed_per_fact():
+    # streams/faust_adapter._Observer adds a batch's results up before it touches a counter
+    from prometheus_client import generate_latest
+
+    from wijkhub.metrics import Metrics
+    from wijkhub.streams.faust_adapter import _Observer
+    from wijkhub.streams.stage import Output, Result
+
+    metrics = Metrics()
+    first: Result[dict] = Result({}, [Output("by-address", b"k", b"v"),
+                                      Output("alerts", b"a", None)])  # fmt: skip
+    first.counts["link_outcome", "routed"] += 2
+    first.caused_at.append(0.0)
+    second: Result[dict] = Result({}, [Output("by-address", b"j", b"w")])
+    second.counts["link_outcome", "routed"] += 1
+    second.counts["alert_raised", "R1", "signal", "team-a"] += 1
+    second.caused_at.append(0.0)
+    _Observer(metrics, "person", "t.").results([first, second])
+    text = generate_latest(metrics.registry).decode()
+    assert 'wijkhub_events_produced_total{stage="person",topic="t.by-address"} 2.0' in text
+    assert 'wijkhub_events_produced_total{stage="person",topic="t.alerts"} 1.0' in text
+    assert 'wijkhub_link_outcomes_total{outcome="routed"} 3.0' in text
+    assert 'wijkhub_alerts_raised_total{family="signal",rule="R1",team="team-a"} 1.0' in text
+    assert 'wijkhub_processing_latency_seconds_count{stage="person"} 2.0' in text
