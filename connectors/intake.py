@@ -116,6 +116,7 @@ def producer(settings: Settings, source: str, **overrides: Any) -> KafkaProducer
         "linger_ms": 5,
         "batch_size": 256 * 1024,
         "max_in_flight_requests_per_connection": 1,  # keep per-partition order on retry
+        "compression_type": settings.kafka_compression_type,
         "retries": 5,
         "client_id": f"{settings.app_id}-intake",
     }

@@ -112,6 +112,7 @@ def new_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=max(30.0, settings.session_timeout_seconds),
         consumer_group_instance_id=settings.worker_instance_id or None,
         producer_max_batch_size=512 * 1024,
+        producer_compression_type=settings.kafka_compression_type,
         producer_partitioner=partition_for,
         producer_max_request_size=MAX_RECORD_BYTES,
         stream_buffer_maxsize=4 * settings.batch_size,

@@ -68,3 +68,20 @@ def test_a_worker_collects_garbage_less_often_and_skips_what_it_built_at_start()
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_workers_and_the_intake_compress_what_they_produce_with_zstd_unless_told_otherwise(
+    settings,
+):
+    assert Settings.from_env({}).kafka_compression == "zstd"
+    assert Settings.from_env({"WIJKHUB_KAFKA_COMPRESSION": "none"}).kafka_compression_type is None
+    with pytest.raises(SettingsError, match="COMPRESSION must be one of zstd, gzip, none"):
+        Settings.from_env({"WIJKHUB_KAFKA_COMPRESSION": "lz4"})  # the sinks cannot read it
+    assert build_app(settings).conf.producer_compression_type == "zstd"
+    plain = settings.with_(kafka_compression="none")
+    assert build_app(plain).conf.producer_compression_type is None
+    # every client can read them: without its codec, aiokafka or kafka-python fails a fetch
+    import aiokafka.codec
+    import kafka.codec
+
+    assert aiokafka.codec.has_zstd() and kafka.codec.has_zstd()
