@@ -108,6 +108,8 @@ class Catalog:
         index = json.loads((directory / "catalog.json").read_text())
         self._by_id: dict[int, Version] = {}
         self._latest: dict[str, Version] = {}
+        # (schema id, subject) → (writer, reader) schemas: looked up once per pair
+        self._readers: dict[tuple[int, str], tuple[Any, Any]] = {}
         for subject, versions in index["subjects"].items():
             previous: list[Version] = []
             for entry in versions:
@@ -176,22 +178,28 @@ class Catalog:
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise DecodeError(f"unknown magic byte {magic}: not Confluent wire format")
-        writer = self.version(schema_id)
-        if writer.subject != subject:
-            raise DecodeError(f"schema id {schema_id} is {writer.subject}, expected {subject}")
-        reader = self._latest[subject]
+        schemas = self._readers.get((schema_id, subject))
+        if schemas is None:
+            schemas = self._readers[schema_id, subject] = self._reader(schema_id, subject)
+        body = io.BytesIO(data)
+        body.seek(_HEADER.size)
         try:
             record = schemaless_reader(
-                io.BytesIO(memoryview(data)[_HEADER.size :]),
-                writer.parsed,
-                None if reader is writer else reader.parsed,
-                return_record_name=True,
-                return_record_name_override=True,
+                body, *schemas, return_record_name=True, return_record_name_override=True
             )
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise DecodeError(f"corrupt Avro body for {subject}: {type(exc).__name__}") from None
         # fastavro types a datum as any Avro value; every subject is a record schema.
         return cast(dict[str, Any], record)
+
+    def _reader(self, schema_id: int, subject: str) -> tuple[Any, Any]:
+        """(writer, reader) schemas of records written with ``schema_id`` and read as the
+        latest version of ``subject`` (no reader schema when that is the writer's)."""
+        writer = self.version(schema_id)
+        if writer.subject != subject:
+            raise DecodeError(f"schema id {schema_id} is {writer.subject}, expected {subject}")
+        reader = self._latest[subject]
+        return writer.parsed, None if reader is writer else reader.parsed
 
 
 def register_changes(directory: Path = SCHEMA_DIR) -> list[str]:
