@@ -368,7 +368,8 @@ class Delivered:
     def entry(self, key: bytes, stored: bytes) -> Entry[Any]:
         """The stored entry of ``key``, its outbox empty when it was delivered."""
         entry: Entry[Any] = orjson.loads(stored)
-        if entry["outbox"] and self._marks.get(key) == _fingerprint(stored):
+        mark = self._marks.get(key)
+        if entry["outbox"] and mark is not None and mark == _fingerprint(stored):
             entry["outbox"] = []
         return entry
 
