@@ -38,6 +38,32 @@ from wijkhub.logs import get as get_logger
 log = get_logger("wijkhub.streams")
 
 
+FETCH_WAIT_MS = 100  # at most this long does the broker hold a fetch that finds nothing
+
+
+def shorten_fetch_wait(consumer: Any) -> None:
+    """The worker's aiokafka consumer asks the broker to hold an empty fetch for at most
+    ``FETCH_WAIT_MS``, not the 1,500 ms faust-streaming 0.15.3 fixes.
+
+    aiokafka keeps one fetch in flight per broker, and leaves out of it the partitions
+    whose records it holds that were not taken yet. Once those are taken, they wait for
+    the fetch in flight to come back, which the broker holds until one of *its*
+    partitions has a record, or for the whole wait: a stage's input can sit that long
+    with records on the broker (issue 19: the live p99). A shorter wait costs an empty
+    fetch now and then on a quiet worker. Faust creates the aiokafka consumer when its
+    consumer thread starts (``AIOKafkaConsumerThread._create_worker_consumer``, private);
+    aiokafka reads ``_fetch_max_wait_ms`` (private) when that consumer starts."""
+    thread = consumer._thread  # private (faust 0.15.3): docs/adr/0004
+    create = thread._create_worker_consumer
+
+    def created(transport: Any) -> Any:
+        kafka = create(transport)
+        kafka._fetch_max_wait_ms = FETCH_WAIT_MS  # private (aiokafka 0.14.0): docs/adr/0004
+        return kafka
+
+    thread._create_worker_consumer = created
+
+
 class Delivery:
     """Per stage, an inbox of input records; one fetch loop fills them."""
 
@@ -59,8 +85,10 @@ class Delivery:
         self.idle = dict.fromkeys(self.inbox, False)  # the stage waits in take(), no batch
 
     def install(self, consumer: Any) -> None:
-        """Replace the fetch loop of the worker's consumer (before its fetcher starts)."""
+        """Replace the fetch loop of the worker's consumer (before its fetcher starts), and
+        shorten the broker's wait on a fetch (:func:`shorten_fetch_wait`)."""
         consumer._drain_messages = self.drain  # private (faust 0.15.3): docs/adr/0004
+        shorten_fetch_wait(consumer)
 
     async def drain(self, fetcher: Any) -> None:
         """Faust's ``Consumer._drain_messages`` (0.15.3), with stage inputs put in an inbox.

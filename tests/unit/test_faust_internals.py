@@ -676,3 +676,25 @@ def test_stages_rewinding_at_once_seek_a_partition_back_once(app, monkeypatch):
         return await asyncio.gather(guard.rewind(), guard.rewind(), guard.rewind())
 
     assert sorted(map(len, asyncio.run(three()))) == [0, 0, 1] and sought == [(tp, 125)]
+
+
+def test_the_broker_holds_an_empty_fetch_of_the_worker_at_most_100_ms(app):
+    # streams/faust_delivery.shorten_fetch_wait: Faust fixes 1,500 ms, aiokafka reads the
+    # attribute when the consumer starts (it creates its fetcher then)
+    from aiokafka import AIOKafkaConsumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    worker, _ = app
+    assert faust_delivery.FETCH_WAIT_MS == 100
+
+    async def fetch_wait() -> int:  # aiokafka wants a running loop
+        kafka = worker.consumer._thread._create_worker_consumer(worker.consumer.transport)
+        try:
+            return int(kafka._fetch_max_wait_ms)
+        finally:
+            await kafka.stop()
+
+    assert asyncio.run(fetch_wait()) == 100
+    made = inspect.getsource(AIOKafkaConsumerThread._create_worker_consumer)
+    assert "fetch_max_wait_ms=1500" in made
+    assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)

@@ -445,6 +445,7 @@ def _live(
             "method": "worker histogram (connector accept of the record that caused the "
             "link → household applied), bucket-interpolated",
             "facts": round(max(hist.values(), default=0.0)),
+            "facts_over_1s": round(max(hist.values(), default=0.0) - hist.get(1.0, 0.0)),
             # facts applied again (moved by a later record): their age, not a latency
             "relinked_facts": round(max(relinked.values(), default=0.0)),
         },
