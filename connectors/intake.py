@@ -106,10 +106,15 @@ class IntakeReport:
 
 def producer(settings: Settings, source: str, **overrides: Any) -> KafkaProducer:
     """A producer, as the source's own intake principal (it may write only its raw topics
-    and the dead letters), that waits for the broker's acknowledgement of every record.
+    and the dead letters), that waits for the broker's acknowledgement of every record
+    (:func:`producer_options`)."""
+    return KafkaProducer(**producer_options(settings, source, **overrides))
 
-    ``overrides``: any KafkaProducer setting, replacing the defaults here (KafkaProducer
-    checks them); hence a dict of Any rather than its keyword list again."""
+
+def producer_options(settings: Settings, source: str, **overrides: Any) -> dict[str, Any]:
+    """The intake producer's settings. ``overrides``: any KafkaProducer setting, replacing
+    the defaults here (KafkaProducer checks them); hence a dict of Any rather than its
+    keyword list again."""
     options: dict[str, Any] = {
         **connect(settings, intake_service(source)).kafka_python(),
         "acks": "all",
@@ -121,7 +126,7 @@ def producer(settings: Settings, source: str, **overrides: Any) -> KafkaProducer
         "client_id": f"{settings.app_id}-intake",
     }
     options.update(overrides)
-    return KafkaProducer(**options)
+    return options
 
 
 class IntakeError(RuntimeError):

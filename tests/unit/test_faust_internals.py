@@ -194,6 +194,8 @@ def test_the_store_gives_back_the_bytes_a_checkpoint_wrote_as_they_are(app):
     local.write({b"k": (3, written), b"j": (1, b"{}")}, {3: 41})
     assert local.read({b"k": 3, b"j": 1, b"absent": 3}) == {b"k": written, b"j": b"{}"}
     assert local.read({b"k": 1}) == {}  # a key lives in its own partition only
+    # Faust's own reads find it too, outside a batch (the household view page), decoded
+    assert table.get(b"k") == {"state": {"n": 1}, "outbox": []}
     # the offset reached, written with the entries, is where Faust's recovery resumes
     assert table.data.persisted_offset(TP("person-state-changelog", 3)) == 41
     assert table.data.persisted_offset(TP("person-state-changelog", 1)) is None
@@ -697,4 +699,10 @@ def test_the_broker_holds_an_empty_fetch_of_the_worker_at_most_100_ms(app):
     assert asyncio.run(fetch_wait()) == 100
     made = inspect.getsource(AIOKafkaConsumerThread._create_worker_consumer)
     assert "fetch_max_wait_ms=1500" in made
+    # the worker's consumer thread creates its consumer through the method wrapped
+    dispatch = inspect.getsource(AIOKafkaConsumerThread._create_consumer)
+    assert "return self._create_worker_consumer(transport)" in dispatch
+    assert "self._consumer = self._create_consumer(" in inspect.getsource(
+        AIOKafkaConsumerThread.on_start
+    )
     assert "fetch_max_wait_ms=self._fetch_max_wait_ms" in inspect.getsource(AIOKafkaConsumer.start)

@@ -80,6 +80,13 @@ def test_workers_and_the_intake_compress_what_they_produce_with_zstd_unless_told
     assert build_app(settings).conf.producer_compression_type == "zstd"
     plain = settings.with_(kafka_compression="none")
     assert build_app(plain).conf.producer_compression_type is None
+    # the intake's producer too
+    from wijkhub.connectors.intake import producer_options
+
+    local = settings.with_(kafka_security_protocol="PLAINTEXT")  # no intake credential here
+    assert producer_options(local, "population")["compression_type"] == "zstd"
+    local = local.with_(kafka_compression="none")
+    assert producer_options(local, "population")["compression_type"] is None
     # every client can read them: without its codec, aiokafka or kafka-python fails a fetch
     import aiokafka.codec
     import kafka.codec
