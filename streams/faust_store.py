@@ -23,6 +23,7 @@ pyproject.toml), and why:
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,15 +55,11 @@ class LocalStore:
     def write(self, entries: Mapping[bytes, tuple[int, bytes]], reached: Mapping[int, int]) -> None:
         """Write each key's bytes (key → (partition, bytes)) and, per partition, the
         changelog offset they reach, together: one RocksDB write batch per partition."""
-        batches: dict[int, WriteBatch] = {}
+        batches: defaultdict[int, WriteBatch] = defaultdict(lambda: WriteBatch(raw_mode=True))
         for key, (partition, value) in entries.items():
-            if partition not in batches:
-                batches[partition] = WriteBatch(raw_mode=True)
             batches[partition].put(key, value)
         offset_key = self.table.data.offset_key  # type: ignore[attr-defined]  # private (faust 0.15.3): the module docstring
         for partition, offset in reached.items():
-            if partition not in batches:
-                batches[partition] = WriteBatch(raw_mode=True)
             batches[partition].put(offset_key, str(offset).encode())
         for partition, batch in batches.items():
             self._db(partition).write(batch)
