@@ -157,15 +157,20 @@ def memberships(reg: residence.AddressState) -> dict[str, tuple[str, list[Member
     """household → (unit, member periods), derived from the register at every change date."""
     result: dict[str, tuple[str, list[MemberPeriod]]] = {}
     for unit in sorted({r["unit"] for r in reg["residents"]}):
-        people = {r["person"] for r in reg["residents"] if r["unit"] == unit}
-        days = {r["from"] for r in reg["residents"] if r["unit"] == unit}
-        days |= {r["until"] for r in reg["residents"] if r["unit"] == unit and r["until"]}
-        days |= {d for rel in reg["relations"] if set(rel["pair"]) & people
-                 for d in (rel["from"], rel["until"]) if d}  # fmt: skip
+        # the unit's own register: what households_at reads of it (a building's units
+        # each scanned the whole building at every change date)
+        here = [r for r in reg["residents"] if r["unit"] == unit]  # in order of arrival
+        people = {r["person"] for r in here}
+        local: residence.AddressState = {
+            "residents": here,
+            "relations": [rel for rel in reg["relations"] if set(rel["pair"]) & people],
+        }
+        days = {r["from"] for r in here} | {r["until"] for r in here if r["until"]}
+        days |= {d for rel in local["relations"] for d in (rel["from"], rel["until"]) if d}
         open_: dict[tuple[str, str], str] = {}  # (household, person) → from
         periods: dict[str, list[MemberPeriod]] = {}
         for day in sorted(days):
-            now = {(h, p) for p, h in residence.households_at(reg, unit, day).items()}
+            now = {(h, p) for p, h in residence.households_at(local, unit, day).items()}
             for key in sorted(set(open_) - now):
                 periods.setdefault(key[0], []).append(
                     {"person_ref": key[1], "from": open_.pop(key), "until": day}

@@ -13,13 +13,16 @@ Pure: no Kafka.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wijkhub.settings import SettingsError
 
 MIN_KEY_LENGTH = 32
+ID_CACHE = 65_536  # ids remembered per key: a household's ref is made for every fact linked
 
 
 @dataclass(frozen=True)
@@ -27,15 +30,27 @@ class Ids:
     """The id key and the ids made with it."""
 
     key: bytes = field(repr=False)
+    _mac_of: Callable[[str], str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.key) < MIN_KEY_LENGTH:
             raise SettingsError(
                 f"WIJKHUB_ID_KEY must be set to a secret of at least {MIN_KEY_LENGTH} characters"
             )
+        # The key schedule once (hmac.new per id was most of its cost), and each id
+        # remembered: the same households and people come again and again (issue 19).
+        keyed = hmac.new(self.key, digestmod=hashlib.sha256)
+
+        @functools.lru_cache(maxsize=ID_CACHE)
+        def mac(message: str) -> str:
+            h = keyed.copy()
+            h.update(message.encode())
+            return h.hexdigest()[:24]
+
+        object.__setattr__(self, "_mac_of", mac)  # frozen: set once, here
 
     def _mac(self, kind: str, text: str) -> str:
-        return hmac.new(self.key, f"{kind}:{text}".encode(), hashlib.sha256).hexdigest()[:24]
+        return self._mac_of(f"{kind}:{text}")
 
     def household(self, base: str) -> str:
         """The published household_ref of an internal household base."""

@@ -149,3 +149,43 @@ def test_a_bench_without_a_broker_ends_with_the_reason_and_exit_code_2(monkeypat
     monkeypatch.setattr(linking, "run_bench", no_broker)
     result = CliRunner().invoke(cli.app, ["bench-linking"])
     assert (result.exit_code, result.output) == (2, "error: no local broker outside a checkout\n")
+
+
+class _Clock:
+    """time.monotonic and time.sleep of a bench that sleeps without waiting."""
+
+    def __init__(self) -> None:
+        self.now, self.slept = 0.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_the_bench_polls_the_lag_rarely_while_much_remains_and_often_near_the_end(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(pipeline.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(pipeline.time, "sleep", clock.sleep)
+    rate = 1000.0  # records a second drained
+
+    def lag() -> int:
+        return max(0, round(60_000 - rate * clock.now))
+
+    pipeline.drained(lag, 600, "the backlog")
+    assert 60.0 <= clock.now <= 60.25  # the end seen within a quarter of a second
+    assert clock.slept[0] == 0.25  # no drain rate known yet
+    assert max(clock.slept) == 2.0  # much left: the longest wait, no longer
+    assert clock.slept[-1] == 0.25  # near the end: the shortest
+    assert len(clock.slept) < 60 * 4 / 3  # far fewer polls than four a second
+
+
+def test_a_lag_that_does_not_drain_times_out_with_what_it_waited_for(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(pipeline.time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(pipeline.time, "sleep", clock.sleep)
+    with pytest.raises(TimeoutError, match="the live phase"):
+        pipeline.drained(lambda: 5, 10, "the live phase")
+    assert set(clock.slept) == {0.25}  # growing or standing still: polled as before

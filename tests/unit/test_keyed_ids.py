@@ -2,6 +2,7 @@
 address (issue 16), and the hub publishes no other kind of household or alert id."""
 
 import hashlib
+import hmac
 
 import pytest
 
@@ -34,6 +35,22 @@ def test_a_household_ref_depends_on_the_key_and_is_no_hash_of_the_address():
     assert one.alert("R", ref) != other.alert("R", ref) != one.alert("R2", ref)
     with pytest.raises(SettingsError, match="WIJKHUB_ID_KEY"):
         Ids(b"short")
+
+
+def test_ids_keep_their_published_form_whatever_the_worker_remembers():
+    # Published ids must not change with an upgrade (alerts in the inbox, links in e-mails):
+    # HMAC-SHA256 of "kind:text" under the id key, the first 24 hex digits, asked once or
+    # again (from the worker's memory of them).
+    ids = Ids(b"k" * 32)
+
+    def mac(text: str) -> str:
+        return hmac.new(b"k" * 32, text.encode(), hashlib.sha256).hexdigest()[:24]
+
+    for _ in range(2):
+        assert ids.household("1011AB-7") == "H-" + mac("household:1011AB-7")
+        assert ids.alert("R1", "H-x") == "A-" + mac("alert:R1|H-x")
+        assert ids.erased("P-1") == "E-" + mac("erased:P-1")
+    assert repr(ids) == "Ids()"  # neither the key nor what it made
 
 
 def test_every_published_household_and_alert_id_is_keyed(tmp_path):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from wijkhub.admin import prepare
-from wijkhub.bench.pipeline import fresh, metric_sum, wait_until
+from wijkhub.bench.pipeline import drained, fresh, metric_sum
 from wijkhub.bench.workers import Workers
 from wijkhub.broker import cluster
 from wijkhub.connectors.intake import Intake
@@ -57,7 +57,7 @@ def _run(settings: Settings, residents: int, workers: int, say: Callable[[str], 
         # goes to a topic the same group reads (alerts and views are acknowledged before
         # the commit): no lag left is the whole first load processed. Whether every planted
         # alert came is then a result to report, not a condition to wait for.
-        wait_until(lambda: pool.lag() == 0, 3600, "every record of every topic processed")
+        drained(pool.lag, 3600, "every record of every topic processed")
         seconds = time.perf_counter() - began
         text = pool.metrics_text()
         raised = int(metric_sum(text, "wijkhub_alerts_raised_total"))
