@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from wijkhub import broker, cli
 from wijkhub.bench import intake, linking, municipality, pipeline
 from wijkhub.connectors.intake import Intake
+from wijkhub.schemas.registry import RAW_EVENT
 from wijkhub.settings import Settings
 
 from builders import FakeKafka
@@ -123,6 +124,15 @@ def test_the_pipeline_bench_encodes_the_records_it_asks_for():
     items = [encode(source, record, now) for source, record in pipeline.source_records(40, 11)]
     assert len(items) == 40
     assert sorted({topic.split(".")[0] for topic, _key, _value in items}) == ["raw"]
+
+
+def test_live_records_are_stamped_with_when_they_are_due_not_when_they_were_encoded():
+    encode = pipeline.Encoder(SETTINGS)
+    start = dt.datetime(2026, 11, 1, 12, tzinfo=dt.UTC).timestamp()
+    due = pipeline.scheduled(encode, pipeline.source_records(40, 11), 1000, start)
+    accepted = [encode.catalog.decode(value, RAW_EVENT)["envelope"]["received_at"]
+                for _topic, _key, value in due]  # fmt: skip
+    assert [a.timestamp() for a in accepted] == [start + i / 1000 for i in range(40)]
 
 
 def test_the_linking_bench_links_in_memory(monkeypatch):
