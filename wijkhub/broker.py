@@ -15,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -61,10 +62,43 @@ class BrokerError(RuntimeError):
     """The local broker could not be fetched, started or reached."""
 
 
+# Ports for local servers are taken below the kernel's ephemeral range: a port the
+# kernel hands out (bind to 0) is also what it gives the next outgoing connection, so a
+# server started a moment later could find it taken ("address already in use").
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LISTEN_PORTS_FROM = 20_000
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, that outgoing connections do not
+    use, and that this process has not handed out before."""
+    top = _ephemeral_start()
+    span = top - LISTEN_PORTS_FROM
+    start = random.randrange(span)  # two test runs on one host seldom meet
+    for step in range(span):
+        candidate = LISTEN_PORTS_FROM + (start + step) % span
+        if candidate not in _handed_out and _can_bind(candidate):
+            _handed_out.add(candidate)
+            return candidate
+    raise BrokerError(f"no free port between {LISTEN_PORTS_FROM} and {top}")
+
+
+def _ephemeral_start() -> int:
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768  # Linux's default
+    return max(low, LISTEN_PORTS_FROM + 1_000)
+
+
+def _can_bind(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
