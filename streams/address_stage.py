@@ -241,6 +241,8 @@ class AddressStage:
                 self._publish_members(state, reg, result)
         causes = [m.caused_at for m in messages if m.caused_at is not None]
         result.outputs = stamp(result.outputs, LINKED, max(causes, default=None))
+        if result.dirty:  # the path's latency up to this hop
+            result.caused_at += causes
         return result
 
     # -- facts ---------------------------------------------------------------------------

@@ -227,6 +227,7 @@ class PersonStage:
         if result.dirty:
             self._reroute(state, result, erased[0] if erased else None, notices)
         result.outputs = stamp(result.outputs, BY_ADDRESS, max(applied, default=None))
+        result.caused_at += applied  # this hop's latency (wijkhub_processing_latency_seconds)
         return result
 
     # -- erasure (AVG art. 17) -------------------------------------------------------------

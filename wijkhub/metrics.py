@@ -78,8 +78,8 @@ class Metrics:
         self.processing_latency = Histogram(
             "wijkhub_processing_latency_seconds",
             "From the connector accepting the source record that caused a fact's link (the "
-            "fact itself, or the BRP record that moved or released it) to the household stage "
-            "having applied it.",
+            "fact itself, or the BRP record that moved or released it) to the stage having "
+            "applied it: stage=household is the whole path, person and address its first hops.",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,

@@ -199,3 +199,26 @@ def test_a_lag_that_does_not_drain_times_out_with_what_it_waited_for(monkeypatch
     with pytest.raises(TimeoutError, match="the live phase"):
         pipeline.drained(lambda: 5, 10, "the live phase")
     assert set(clock.slept) == {0.25}  # growing or standing still: polled as before
+
+
+def test_the_live_latency_is_read_per_hop_and_added_up_over_the_workers():
+    """The household's series is the whole path; person and address the hops before it.
+    Summed over every label once, the first hops would pull the path's quantiles down."""
+    from prometheus_client import generate_latest
+
+    from wijkhub.metrics import Metrics
+
+    pages = []
+    for _worker in range(2):
+        metrics = Metrics()
+        for stage, seconds in (("person", 0.02), ("address", 0.2), ("household", 0.7)):
+            for _ in range(10):
+                metrics.processing_latency.labels(stage).observe(seconds)
+        pages.append(generate_latest(metrics.registry).decode())
+    found = pipeline._live_histograms("\n".join(pages))
+    household = found["wijkhub_processing_latency_seconds", "household"]
+    assert max(household.values()) == 20  # both workers' facts
+    assert found["wijkhub_relinked_fact_age_seconds", "household"] == {}
+    medians = [pipeline._quantile(0.5, found["wijkhub_processing_latency_seconds", stage])
+               for stage in pipeline.HOPS]  # fmt: skip
+    assert medians[0] < 0.05 < medians[1] < 0.5 < medians[2] <= 1.0

@@ -149,10 +149,13 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def _buckets(text: str, name: str) -> dict[float, float]:
+def _buckets(text: str, name: str, stage: str = "household") -> dict[float, float]:
+    """A histogram's buckets, added up over the workers, of one stage's series."""
     out: dict[float, float] = {}
-    for le, value in re.findall(rf'^{name}_bucket{{.*le="([^"]+)".*}} (\S+)$', text, re.M):
-        out[float(le)] = out.get(float(le), 0.0) + float(value)
+    pattern = rf'^{name}_bucket{{(.*)le="([^"]+)"(.*)}} (\S+)$'
+    for before, le, after, value in re.findall(pattern, text, re.M):
+        if f'stage="{stage}"' in before + after:
+            out[float(le)] = out.get(float(le), 0.0) + float(value)
     return out
 
 
@@ -170,6 +173,19 @@ def _quantile(q: float, buckets: dict[float, float]) -> float | None:
             return lower + (edge - lower) * (rank - below) / max(buckets[edge] - below, 1e-9)
         lower, below = edge, buckets[edge]
     return lower
+
+
+HOPS = ("person", "address", "household")  # the stages, in the order a fact passes them
+
+
+def _live_histograms(text: str) -> dict[tuple[str, str], dict[float, float]]:
+    """The live phase's histograms, per (name, stage), as the workers report them now."""
+    return {(name, stage): _buckets(text, name, stage)
+            for name in LIVE_HISTOGRAMS for stage in HOPS}  # fmt: skip
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
 
 
 def drained(lag: Callable[[], int], timeout: float, what: str) -> None:
@@ -442,7 +458,7 @@ def _live(
     the bench encodes a second (the live records are encoded before they are due)."""
     live_n = min(LIVE_SECONDS * rate, len(items), len(coming))
     latencies = asyncio.run(_live_passthrough(kafka, *passthrough_topics, items[:live_n], rate))
-    before = {name: _buckets(pool.metrics_text(), name) for name in LIVE_HISTOGRAMS}
+    before = _live_histograms(pool.metrics_text())
     # Encoded before the clock starts, as the pass-through's records are: encoding them
     # while sending took the bench 0.4-0.6 cores at 1,000 events/s, which the workers
     # under test lost on 2 cores. Each is stamped with the moment it is due to be sent.
@@ -450,7 +466,7 @@ def _live(
     due = scheduled(Encoder(settings), coming[:live_n], rate, start)
     producer = KafkaProducer(**kafka, linger_ms=0)
     time.sleep(max(0.0, start - time.time()))
-    began = time.monotonic()
+    began, cpu = time.monotonic(), pool.cpu_seconds()
     for i, (topic, key, value) in enumerate(due):
         producer.send(full_name(topic, settings.topic_prefix), key=key, value=value)
         if (i + 1) % 50 == 0:
@@ -460,28 +476,33 @@ def _live(
     producer.close()
     sent_rate = live_n / (time.monotonic() - began)
     drained(pool.lag, 300, "the live phase")
-    after = {name: _buckets(pool.metrics_text(), name) for name in LIVE_HISTOGRAMS}
-    hist, relinked = (
-        {le: after[name][le] - before[name].get(le, 0.0) for le in after[name]}
-        for name in LIVE_HISTOGRAMS
-    )
+    # the workers' share of the machine while the live input came and was worked off
+    cores = _cores(cpu, pool.cpu_seconds(), time.monotonic() - began)
+    after = _live_histograms(pool.metrics_text())
+    grown = {series: {le: n - before[series].get(le, 0.0) for le, n in after[series].items()}
+             for series in after}  # fmt: skip
+    hist, relinked = grown[LIVE_HISTOGRAMS[0], "household"], grown[LIVE_HISTOGRAMS[1], "household"]
+    hops = {stage: [_ms(_quantile(q, grown[LIVE_HISTOGRAMS[0], stage])) for q in (0.5, 0.99)]
+            for stage in HOPS}  # fmt: skip
     latencies.sort()
 
     def pct(values: list[float], q: float) -> float:
         return round(values[min(len(values) - 1, int(q * len(values)))] * 1000, 1)
 
-    p50, p99 = _quantile(0.5, hist), _quantile(0.99, hist)
     return {
         "events": live_n,
         "pipeline": {
-            "p50": round(p50 * 1000, 1) if p50 is not None else None,
-            "p99": round(p99 * 1000, 1) if p99 is not None else None,
+            "p50": _ms(_quantile(0.5, hist)),
+            "p99": _ms(_quantile(0.99, hist)),
             "method": "worker histogram (connector accept of the record that caused the "
             "link → household applied), bucket-interpolated",
             "facts": round(max(hist.values(), default=0.0)),
             "facts_over_1s": round(max(hist.values(), default=0.0) - hist.get(1.0, 0.0)),
             # facts applied again (moved by a later record): their age, not a latency
             "relinked_facts": round(max(relinked.values(), default=0.0)),
+            "cores_used": {"workers": cores},
+            # where the time goes: connector accept → each hop applied (p50, p99 in ms)
+            "hops": hops,
         },
         "sent_per_second": round(sent_rate),
         "passthrough": {
